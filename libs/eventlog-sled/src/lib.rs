@@ -1,0 +1,409 @@
+//! The embedded default backend of the event log: one directory, no server, on sled 0.34.
+//!
+//! Appends go through two threads that form a pipeline:
+//! - the **writer** takes appends in arrival order, checks idempotency and expected
+//!   versions, assigns versions and positions, and applies each append as one sled batch
+//!   (a record plus its index entries, atomic across crashes; see [`keys`]);
+//! - the **flusher** makes everything applied so far durable in one go (group commit:
+//!   sled's `flush`, then an fdatasync of sled's data file and of any new blob file, since
+//!   sled's own flush only calls `sync_file_range`, which leaves the disk cache unflushed),
+//!   then publishes the new durable head and answers the callers.
+//!
+//! While the flusher syncs one group the writer applies the next. Readers and subscribers
+//! see nothing past the durable head, so no one ever observes an event that a crash could
+//! take back. A failed write or sync stops the log from accepting writes (fail-stop):
+//! reopening recovers the last durable state.
+//!
+//! On open every record is checked (checksum, position, gapless positions and stream
+//! versions, stream heads); a failure is [`eventlog::Error::Corruption`] with its position.
+#![forbid(unsafe_code)]
+
+mod keys;
+mod pipeline;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use eventlog::{
+    codec, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits, NewEvent,
+    Position, RecordedEvent, Result, StreamId, SystemClock, Version,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use verify::VerifyReport;
+
+/// How to open a sled event log.
+#[derive(Debug, Clone)]
+pub struct SledConfig {
+    /// The directory that holds the log (created if missing).
+    pub path: PathBuf,
+    /// Size bounds of appends.
+    pub limits: Limits,
+    /// Check every record on open (default). Off, only the last record is checked on open;
+    /// every record is still checked when it is read.
+    pub verify_on_open: bool,
+    /// sled's page cache, in bytes.
+    pub cache_capacity_bytes: u64,
+}
+
+impl SledConfig {
+    /// Defaults for a log in `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            limits: Limits::default(),
+            verify_on_open: true,
+            cache_capacity_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The sled event log. Cheap to clone; all clones share one log.
+#[derive(Clone)]
+pub struct SledEventLog {
+    inner: Arc<Inner>,
+}
+
+/// State shared by the handle, the writer and the flusher.
+pub(crate) struct Shared {
+    pub(crate) tree: sled::Db,
+    pub(crate) path: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Last durable position: readers never go past it.
+    pub(crate) durable: AtomicU64,
+    pub(crate) head_tx: watch::Sender<Position>,
+    /// Set when a write or sync failed; the log then refuses writes.
+    pub(crate) failure: Mutex<Option<String>>,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn fail(&self, reason: String) -> Error {
+        tracing::error!(%reason, "event log storage failure: refusing further writes");
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(reason.clone());
+        Error::Storage(reason)
+    }
+
+    pub(crate) fn failure(&self) -> Option<Error> {
+        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.clone().map(Error::Storage)
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    limits: Limits,
+    submit: Mutex<Option<mpsc::Sender<pipeline::AppendRequest>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the pipeline finish what it was given, so the directory lock is released
+        // when the last handle goes.
+        self.shutdown();
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        drop(self.submit.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+        // Wake subscribers so they see the log is closed.
+        self.shared.head_tx.send_modify(|_| {});
+    }
+}
+
+pub(crate) fn storage(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+impl SledEventLog {
+    /// Opens (or creates) the log in `config.path`, checking it, with the system clock.
+    pub fn open(config: SledConfig) -> Result<Self> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Opens (or creates) the log with an injected clock for `recorded_at`.
+    pub fn open_with_clock(config: SledConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let tree = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| storage(format!("cannot open {}: {e}", config.path.display())))?;
+        let tail = if config.verify_on_open {
+            verify::verify_tree(&tree)?.tail()
+        } else {
+            verify::read_tail(&tree)?
+        };
+        let sync = pipeline::Syncer::new(&config.path)?;
+        let (head_tx, _) = watch::channel(tail.position);
+        let shared = Arc::new(Shared {
+            tree,
+            path: config.path.clone(),
+            clock,
+            durable: AtomicU64::new(tail.position),
+            head_tx,
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let (submit, threads) = pipeline::start(shared.clone(), sync, tail)?;
+        tracing::info!(path = %config.path.display(), head = tail.position, "opened sled event log");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                limits: config.limits,
+                submit: Mutex::new(Some(submit)),
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// Checks every record of the log in `path` without opening it for writing.
+    pub fn verify(path: &Path) -> Result<VerifyReport> {
+        let tree = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+        verify::verify_tree(&tree)
+    }
+
+    /// The directory that holds the log.
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn durable(&self) -> Position {
+        self.inner.shared.durable.load(Ordering::Acquire)
+    }
+
+    fn tree(&self) -> &sled::Db {
+        &self.inner.shared.tree
+    }
+
+    fn record_at(&self, position: Position) -> Result<RecordedEvent> {
+        match self.tree().get(keys::event(position)).map_err(storage)? {
+            Some(value) => codec::decode(position, Bytes::copy_from_slice(&value)),
+            None => Err(Error::Corruption {
+                position,
+                reason: "missing record".into(),
+            }),
+        }
+    }
+
+    /// Positions of the durable entries of `stream`, in the order asked.
+    fn stream_positions(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<(Version, Position)>> {
+        let durable = self.durable();
+        let range = match direction {
+            Direction::Forward => {
+                keys::stream_entry(stream, from)..=keys::stream_entry(stream, u64::MAX)
+            }
+            Direction::Backward => keys::stream_entry(stream, 0)..=keys::stream_entry(stream, from),
+        };
+        let iter = self.tree().range(range);
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match direction {
+                Direction::Forward => Box::new(iter),
+                Direction::Backward => Box::new(iter.rev()),
+            };
+        let prefix_len = keys::stream_head(stream).len();
+        let mut out = Vec::new();
+        for entry in entries {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = entry.map_err(storage)?;
+            let (Some(version), Some(position)) =
+                (keys::u64_at(&key, prefix_len), keys::u64_at(&value, 0))
+            else {
+                return Err(Error::Corruption {
+                    position: 0,
+                    reason: format!("malformed index entry of stream {stream}"),
+                });
+            };
+            if position > durable {
+                // Not yet durable: nor is anything after it in this stream.
+                match direction {
+                    Direction::Forward => break,
+                    Direction::Backward => continue,
+                }
+            }
+            out.push((version, position));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for SledEventLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
+        self.check_open()?;
+        self.inner.limits.validate(stream.as_str().len(), &events)?;
+        let submit = self
+            .inner
+            .submit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let request = pipeline::AppendRequest {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        };
+        submit.send(request).await.map_err(|_| Error::Closed)?;
+        answer
+            .await
+            .map_err(|_| Error::Storage("the writer stopped before answering".into()))?
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
+        self.check_open()?;
+        let last = self.stream_positions(stream, Version::MAX, Direction::Backward, 1)?;
+        Ok(last.first().map_or(0, |(version, _)| *version))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.check_open()?;
+        let positions = self.stream_positions(stream, from, direction, limit)?;
+        let mut out = Vec::with_capacity(positions.len());
+        for (version, position) in positions {
+            let record = self.record_at(position)?;
+            if &record.stream != stream || record.version != version {
+                return Err(Error::Corruption {
+                    position,
+                    reason: format!(
+                        "index says {stream} version {version}, record is {} version {}",
+                        record.stream, record.version
+                    ),
+                });
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.check_open()?;
+        let durable = self.durable();
+        let mut out = Vec::with_capacity(limit.min(4096));
+        match direction {
+            Direction::Forward => {
+                let from = from.max(1);
+                if from > durable {
+                    return Ok(out);
+                }
+                let mut expected = from;
+                for entry in self.tree().range(keys::event(from)..=keys::event(durable)) {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let (key, value) = entry.map_err(storage)?;
+                    out.push(decode_at(expected, &key, &value)?);
+                    expected += 1;
+                }
+                if out.len() < limit && expected <= durable {
+                    return Err(Error::Corruption {
+                        position: expected,
+                        reason: "missing record".into(),
+                    });
+                }
+            }
+            Direction::Backward => {
+                let start = from.min(durable);
+                if start == 0 {
+                    return Ok(out);
+                }
+                let mut expected = start;
+                for entry in self.tree().range(keys::event(1)..=keys::event(start)).rev() {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let (key, value) = entry.map_err(storage)?;
+                    out.push(decode_at(expected, &key, &value)?);
+                    expected -= 1;
+                }
+                if out.len() < limit && expected >= 1 {
+                    return Err(Error::Corruption {
+                        position: expected,
+                        reason: "missing record".into(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn head(&self) -> Result<Position> {
+        self.check_open()?;
+        Ok(self.durable())
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.inner.shared.head_tx.subscribe()
+    }
+
+    async fn close(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.shutdown())
+            .await
+            .map_err(|e| Error::Storage(format!("shutdown failed: {e}")))?;
+        match self.inner.shared.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Decodes the record under `key`, which must be at position `expected`.
+fn decode_at(expected: Position, key: &[u8], value: &[u8]) -> Result<RecordedEvent> {
+    let position = keys::u64_at(key, 1).unwrap_or(0);
+    if position != expected {
+        return Err(Error::Corruption {
+            position: expected,
+            reason: format!("missing record (next stored is {position})"),
+        });
+    }
+    codec::decode(position, Bytes::copy_from_slice(value))
+}

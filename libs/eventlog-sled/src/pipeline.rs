@@ -1,0 +1,325 @@
+//! The append pipeline: writer thread -> flusher thread -> callers.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use eventlog::{
+    codec, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
+    StreamId, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::verify::Tail;
+use crate::{keys, storage, Shared};
+
+/// Appends waiting for the writer; callers wait (backpressure) when it is full.
+const SUBMIT_QUEUE: usize = 4096;
+/// Most appends the writer hands to the flusher as one unit.
+const MAX_GROUP: usize = 1024;
+
+pub(crate) struct AppendRequest {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<AppendResult>>,
+}
+
+/// Appends applied to sled, waiting to be made durable and answered.
+struct Applied {
+    /// Last position applied when this group was handed over.
+    up_to: Position,
+    replies: Vec<(oneshot::Sender<Result<AppendResult>>, Result<AppendResult>)>,
+}
+
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    sync: Syncer,
+    tail: Tail,
+) -> Result<(mpsc::Sender<AppendRequest>, Vec<JoinHandle<()>>)> {
+    let (submit, requests) = mpsc::channel(SUBMIT_QUEUE);
+    let (applied_tx, applied_rx) = std_mpsc::sync_channel(SUBMIT_QUEUE);
+    let writer = Writer {
+        shared: shared.clone(),
+        next_position: tail.position + 1,
+        last_recorded_at: tail.recorded_at,
+    };
+    let writer = std::thread::Builder::new()
+        .name("eventlog-writer".into())
+        .spawn(move || writer.run(requests, applied_tx))
+        .map_err(storage)?;
+    let flusher = std::thread::Builder::new()
+        .name("eventlog-flusher".into())
+        .spawn(move || flusher_loop(shared, sync, applied_rx))
+        .map_err(storage)?;
+    Ok((submit, vec![writer, flusher]))
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    next_position: Position,
+    last_recorded_at: Timestamp,
+}
+
+impl Writer {
+    fn run(
+        mut self,
+        mut requests: mpsc::Receiver<AppendRequest>,
+        applied: std_mpsc::SyncSender<Applied>,
+    ) {
+        while let Some(first) = requests.blocking_recv() {
+            let mut replies = Vec::new();
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                let result = match self.shared.failure() {
+                    Some(e) => Err(e),
+                    None => self.apply(&request),
+                };
+                replies.push((request.reply, result));
+                if replies.len() < MAX_GROUP {
+                    next = requests.try_recv().ok();
+                }
+            }
+            let group = Applied {
+                up_to: self.next_position - 1,
+                replies,
+            };
+            if applied.send(group).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Checks one append and applies it as one sled batch (not yet durable).
+    fn apply(&mut self, request: &AppendRequest) -> Result<AppendResult> {
+        let tree = &self.shared.tree;
+        if let Some(original) = self.find_original(request)? {
+            return Ok(original);
+        }
+        let actual = match tree
+            .get(keys::stream_head(&request.stream))
+            .map_err(storage)?
+        {
+            Some(v) => keys::u64_at(&v, 0).ok_or_else(|| Error::Corruption {
+                position: 0,
+                reason: format!("malformed head of stream {}", request.stream),
+            })?,
+            None => 0,
+        };
+        if !request.expected.admits(actual) {
+            return Err(Error::WrongExpectedVersion {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual,
+            });
+        }
+        // recorded_at never goes backwards, even if the clock does.
+        let recorded_at = self.shared.clock.now().max(self.last_recorded_at);
+        let mut batch = sled::Batch::default();
+        let first_position = self.next_position;
+        let first_version = actual + 1;
+        for (i, event) in request.events.iter().enumerate() {
+            let offset = i as u64;
+            let record = RecordedEvent {
+                id: event.id,
+                stream: request.stream.clone(),
+                version: first_version + offset,
+                position: first_position + offset,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                recorded_at,
+                actor: event.actor.clone(),
+                correlation_id: event.correlation_id.clone(),
+                causation_id: event.causation_id.clone(),
+                payload: event.payload.clone(),
+                checksum: 0,
+            };
+            let (bytes, _) = codec::encode(&record);
+            let position = record.position.to_be_bytes();
+            batch.insert(&keys::event(record.position)[..], bytes);
+            batch.insert(
+                keys::stream_entry(&request.stream, record.version),
+                &position[..],
+            );
+            batch.insert(&keys::event_id(&event.id)[..], &position[..]);
+        }
+        let count = request.events.len() as u64;
+        let last_version = actual + count;
+        batch.insert(
+            keys::stream_head(&request.stream),
+            &last_version.to_be_bytes()[..],
+        );
+        tree.apply_batch(batch)
+            .map_err(|e| self.shared.fail(format!("sled batch failed: {e}")))?;
+        self.next_position += count;
+        self.last_recorded_at = recorded_at;
+        Ok(AppendResult {
+            first_version,
+            last_version,
+            first_position,
+            last_position: first_position + count - 1,
+            deduplicated: false,
+        })
+    }
+
+    /// If the append's ids were all appended before, the original result; if none were,
+    /// `None`; anything in between, or other content under a known id, is a conflict.
+    fn find_original(&self, request: &AppendRequest) -> Result<Option<AppendResult>> {
+        let tree = &self.shared.tree;
+        let mut found: Vec<Position> = Vec::new();
+        for (i, event) in request.events.iter().enumerate() {
+            match tree.get(keys::event_id(&event.id)).map_err(storage)? {
+                Some(v) => {
+                    if found.len() != i {
+                        return Err(partial(event));
+                    }
+                    found.push(keys::u64_at(&v, 0).unwrap_or(0));
+                }
+                None if !found.is_empty() => return Err(partial(event)),
+                None => {}
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let mut originals = Vec::with_capacity(found.len());
+        for (event, position) in request.events.iter().zip(&found) {
+            let value = tree
+                .get(keys::event(*position))
+                .map_err(storage)?
+                .ok_or_else(|| Error::Corruption {
+                    position: *position,
+                    reason: format!("event id {} points at a missing record", event.id),
+                })?;
+            let original = codec::decode(*position, Bytes::copy_from_slice(&value))?;
+            if !original.same_content(&request.stream, event) {
+                return Err(Error::IdempotencyConflict {
+                    event_id: event.id,
+                    reason: "the same id was appended with different content".into(),
+                });
+            }
+            originals.push(original);
+        }
+        let consecutive = originals
+            .windows(2)
+            .all(|w| w[1].position == w[0].position + 1 && w[1].version == w[0].version + 1);
+        if !consecutive {
+            return Err(Error::IdempotencyConflict {
+                event_id: request.events[0].id,
+                reason: "the ids were appended before, but not together in this order".into(),
+            });
+        }
+        let (first, last) = (&originals[0], &originals[originals.len() - 1]);
+        Ok(Some(AppendResult {
+            first_version: first.version,
+            last_version: last.version,
+            first_position: first.position,
+            last_position: last.position,
+            deduplicated: true,
+        }))
+    }
+}
+
+fn partial(event: &NewEvent) -> Error {
+    Error::IdempotencyConflict {
+        event_id: event.id,
+        reason: "only part of this append repeats an earlier one".into(),
+    }
+}
+
+fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiver<Applied>) {
+    while let Ok(first) = applied.recv() {
+        let mut up_to = first.up_to;
+        let mut groups = vec![first];
+        while let Ok(group) = applied.try_recv() {
+            up_to = up_to.max(group.up_to);
+            groups.push(group);
+        }
+        let outcome = match shared.failure() {
+            Some(e) => Err(e),
+            None => sync
+                .commit(&shared.tree)
+                .map_err(|e| shared.fail(format!("durable commit failed: {e}"))),
+        };
+        if outcome.is_ok() {
+            shared.durable.fetch_max(up_to, Ordering::AcqRel);
+            shared.head_tx.send_if_modified(|head| {
+                let moved = up_to > *head;
+                *head = (*head).max(up_to);
+                moved
+            });
+        }
+        for group in groups {
+            for (reply, result) in group.replies {
+                let answer = match (&outcome, result) {
+                    (Err(e), Ok(_)) => Err(Error::Storage(e.to_string())),
+                    (_, result) => result,
+                };
+                // A caller that stopped waiting is no reason to stop.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Makes what sled has applied durable: sled's flush writes its buffers out (with
+/// `sync_file_range`, which does not flush the disk cache), then fdatasync of the data file
+/// and of every blob file sled wrote since the last commit (sled never syncs blobs).
+pub(crate) struct Syncer {
+    data_file: File,
+    blobs_dir: PathBuf,
+    synced_blobs: HashSet<OsString>,
+}
+
+impl Syncer {
+    pub(crate) fn new(path: &Path) -> Result<Self> {
+        let data_file = File::open(path.join("db")).map_err(storage)?;
+        let blobs_dir = path.join("blobs");
+        // Make the directory entries of a new log durable once.
+        sync_dir(path).map_err(storage)?;
+        sync_dir(&blobs_dir).map_err(storage)?;
+        let synced_blobs = blob_names(&blobs_dir).map_err(storage)?;
+        Ok(Self {
+            data_file,
+            blobs_dir,
+            synced_blobs,
+        })
+    }
+
+    pub(crate) fn commit(&mut self, tree: &sled::Db) -> std::io::Result<()> {
+        tree.flush().map_err(std::io::Error::other)?;
+        let names = blob_names(&self.blobs_dir)?;
+        let mut new_blob = false;
+        for name in names.difference(&self.synced_blobs) {
+            match File::open(self.blobs_dir.join(name)) {
+                Ok(file) => {
+                    file.sync_data()?;
+                    new_blob = true;
+                }
+                // Garbage-collected by sled in the meantime: nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if new_blob {
+            sync_dir(&self.blobs_dir)?;
+        }
+        self.synced_blobs = names;
+        self.data_file.sync_data()
+    }
+}
+
+fn blob_names(dir: &Path) -> std::io::Result<HashSet<OsString>> {
+    std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

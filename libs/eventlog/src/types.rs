@@ -1,0 +1,196 @@
+//! What goes into the log and what comes out.
+
+use std::fmt;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// A stream's version: the number of events in it, and the version of its last event.
+/// The first event of a stream has version 1; 0 means "no events yet".
+pub type Version = u64;
+
+/// A position in the global log. The first event has position 1; 0 means "before the start".
+pub type Position = u64;
+
+/// Longest stream id, in bytes.
+pub const MAX_STREAM_ID_BYTES: usize = 200;
+
+/// The id of a stream: 1 to 200 bytes of printable UTF-8 with no whitespace,
+/// e.g. `complaint-0192f2f0-...`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(String);
+
+impl StreamId {
+    /// Validates and wraps a stream id.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(Error::invalid("stream_id", "must not be empty"));
+        }
+        if id.len() > MAX_STREAM_ID_BYTES {
+            return Err(Error::invalid(
+                "stream_id",
+                format!("must be at most {MAX_STREAM_ID_BYTES} bytes"),
+            ));
+        }
+        if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::invalid(
+                "stream_id",
+                "must not contain whitespace or control characters",
+            ));
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The version a stream must be at for an append to go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream's last event must have exactly this version.
+    Exact(Version),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` satisfies this expectation.
+    pub fn admits(self, actual: Version) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Which way to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+/// A point in time: microseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From microseconds since the Unix epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+}
+
+/// An event to append. The log adds the stream, version, position and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Unique id; appending the same id again is idempotent.
+    pub id: Uuid,
+    /// Event type, e.g. `complaint.registered`.
+    pub event_type: String,
+    /// Version of the payload schema for this type.
+    pub schema_version: u32,
+    /// Who caused the event.
+    pub actor: String,
+    /// Groups the events of one business operation (may be empty).
+    pub correlation_id: String,
+    /// The event or command that caused this one (may be empty).
+    pub causation_id: String,
+    /// The payload, opaque to the log.
+    pub payload: Bytes,
+}
+
+impl NewEvent {
+    /// An event with a fresh id, schema version 1 and no correlation or causation.
+    pub fn new(event_type: impl Into<String>, actor: impl Into<String>, payload: Bytes) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            actor: actor.into(),
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            payload,
+        }
+    }
+}
+
+/// An event as stored in the log: the envelope and the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub id: Uuid,
+    pub stream: StreamId,
+    pub version: Version,
+    pub position: Position,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// When the log recorded it (from the log's injected clock); non-decreasing in
+    /// global order.
+    pub recorded_at: Timestamp,
+    pub actor: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub payload: Bytes,
+    /// CRC-32C of the stored envelope bytes, checked on every read.
+    pub checksum: u32,
+}
+
+impl RecordedEvent {
+    /// Whether this stored event carries the same content as `new` in `stream`: what an
+    /// idempotent retry must match.
+    pub fn same_content(&self, stream: &StreamId, new: &NewEvent) -> bool {
+        self.id == new.id
+            && &self.stream == stream
+            && self.event_type == new.event_type
+            && self.schema_version == new.schema_version
+            && self.actor == new.actor
+            && self.correlation_id == new.correlation_id
+            && self.causation_id == new.causation_id
+            && self.payload == new.payload
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Version of the first appended event.
+    pub first_version: Version,
+    /// Version of the last appended event: the stream's version after the append.
+    pub last_version: Version,
+    /// Global position of the first appended event.
+    pub first_position: Position,
+    /// Global position of the last appended event.
+    pub last_position: Position,
+    /// True when every event had been appended before: nothing was written.
+    pub deduplicated: bool,
+}
