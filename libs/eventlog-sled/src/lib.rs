@@ -18,23 +18,22 @@
 //! versions, stream heads); a failure is [`eventlog::Error::Corruption`] with its position.
 #![forbid(unsafe_code)]
 
+mod index;
 mod keys;
 mod pipeline;
-mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use eventlog::{
-    codec, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits, NewEvent,
-    Position, RecordedEvent, Result, StreamId, SystemClock, Version,
+    AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits, NewEvent, Position,
+    RecordedEvent, Result, StreamId, SystemClock, Version,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use verify::VerifyReport;
+pub use index::VerifyReport;
 
 /// How to open a sled event log.
 #[derive(Debug, Clone)]
@@ -43,9 +42,6 @@ pub struct SledConfig {
     pub path: PathBuf,
     /// Size bounds of appends.
     pub limits: Limits,
-    /// Check every record on open (default). Off, only the last record is checked on open;
-    /// every record is still checked when it is read.
-    pub verify_on_open: bool,
     /// sled's page cache, in bytes.
     pub cache_capacity_bytes: u64,
 }
@@ -56,7 +52,6 @@ impl SledConfig {
         Self {
             path: path.into(),
             limits: Limits::default(),
-            verify_on_open: true,
             cache_capacity_bytes: 256 << 20,
         }
     }
@@ -75,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     /// Last durable position: readers never go past it.
     pub(crate) durable: AtomicU64,
+    /// Event id and stream indexes, covering every applied event (durable or not).
+    pub(crate) index: RwLock<index::Index>,
     pub(crate) head_tx: watch::Sender<Position>,
     /// Set when a write or sync failed; the log then refuses writes.
     pub(crate) failure: Mutex<Option<String>>,
@@ -87,6 +84,14 @@ impl Shared {
         let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         failure.get_or_insert(reason.clone());
         Error::Storage(reason)
+    }
+
+    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, index::Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, index::Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn failure(&self) -> Option<Error> {
@@ -141,11 +146,8 @@ impl SledEventLog {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| storage(format!("cannot open {}: {e}", config.path.display())))?;
-        let tail = if config.verify_on_open {
-            verify::verify_tree(&tree)?.tail()
-        } else {
-            verify::read_tail(&tree)?
-        };
+        let index = index::Index::rebuild(&tree)?;
+        let tail = index.tail;
         let sync = pipeline::Syncer::new(&config.path)?;
         let (head_tx, _) = watch::channel(tail.position);
         let shared = Arc::new(Shared {
@@ -153,6 +155,7 @@ impl SledEventLog {
             path: config.path.clone(),
             clock,
             durable: AtomicU64::new(tail.position),
+            index: RwLock::new(index),
             head_tx,
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -175,7 +178,7 @@ impl SledEventLog {
             .path(path)
             .open()
             .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
-        verify::verify_tree(&tree)
+        Ok(index::Index::rebuild(&tree)?.report())
     }
 
     /// The directory that holds the log.
@@ -198,62 +201,22 @@ impl SledEventLog {
         &self.inner.shared.tree
     }
 
-    fn record_at(&self, position: Position) -> Result<RecordedEvent> {
-        match self.tree().get(keys::event(position)).map_err(storage)? {
-            Some(value) => codec::decode(position, Bytes::copy_from_slice(&value)),
-            None => Err(Error::Corruption {
-                position,
-                reason: "missing record".into(),
-            }),
-        }
-    }
-
-    /// Positions of the durable entries of `stream`, in the order asked.
+    /// Durable `(version, position)` pairs of `stream`, in the order asked.
     fn stream_positions(
         &self,
         stream: &StreamId,
         from: Version,
         direction: Direction,
         limit: usize,
-    ) -> Result<Vec<(Version, Position)>> {
-        let durable = self.durable();
-        let range = match direction {
-            Direction::Forward => {
-                keys::stream_entry(stream, from)..=keys::stream_entry(stream, u64::MAX)
-            }
-            Direction::Backward => keys::stream_entry(stream, 0)..=keys::stream_entry(stream, from),
-        };
-        let iter = self.tree().range(range);
-        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            match direction {
-                Direction::Forward => Box::new(iter),
-                Direction::Backward => Box::new(iter.rev()),
-            };
-        let prefix_len = keys::stream_head(stream).len();
-        let mut out = Vec::new();
-        for entry in entries {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, value) = entry.map_err(storage)?;
-            let (Some(version), Some(position)) =
-                (keys::u64_at(&key, prefix_len), keys::u64_at(&value, 0))
-            else {
-                return Err(Error::Corruption {
-                    position: 0,
-                    reason: format!("malformed index entry of stream {stream}"),
-                });
-            };
-            if position > durable {
-                // Not yet durable: nor is anything after it in this stream.
-                match direction {
-                    Direction::Forward => break,
-                    Direction::Backward => continue,
-                }
-            }
-            out.push((version, position));
-        }
-        Ok(out)
+    ) -> Vec<(Version, Position)> {
+        let forward = direction == Direction::Forward;
+        self.inner.shared.read_index().stream_positions(
+            stream,
+            from,
+            forward,
+            limit,
+            self.durable(),
+        )
     }
 }
 
@@ -289,7 +252,7 @@ impl EventLog for SledEventLog {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
         self.check_open()?;
-        let last = self.stream_positions(stream, Version::MAX, Direction::Backward, 1)?;
+        let last = self.stream_positions(stream, Version::MAX, Direction::Backward, 1);
         Ok(last.first().map_or(0, |(version, _)| *version))
     }
 
@@ -301,10 +264,10 @@ impl EventLog for SledEventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         self.check_open()?;
-        let positions = self.stream_positions(stream, from, direction, limit)?;
+        let positions = self.stream_positions(stream, from, direction, limit);
         let mut out = Vec::with_capacity(positions.len());
         for (version, position) in positions {
-            let record = self.record_at(position)?;
+            let record = read_record(self.tree(), position)?;
             if &record.stream != stream || record.version != version {
                 return Err(Error::Corruption {
                     position,
@@ -327,52 +290,10 @@ impl EventLog for SledEventLog {
     ) -> Result<Vec<RecordedEvent>> {
         self.check_open()?;
         let durable = self.durable();
-        let mut out = Vec::with_capacity(limit.min(4096));
         match direction {
-            Direction::Forward => {
-                let from = from.max(1);
-                if from > durable {
-                    return Ok(out);
-                }
-                let mut expected = from;
-                for entry in self.tree().range(keys::event(from)..=keys::event(durable)) {
-                    if out.len() >= limit {
-                        break;
-                    }
-                    let (key, value) = entry.map_err(storage)?;
-                    out.push(decode_at(expected, &key, &value)?);
-                    expected += 1;
-                }
-                if out.len() < limit && expected <= durable {
-                    return Err(Error::Corruption {
-                        position: expected,
-                        reason: "missing record".into(),
-                    });
-                }
-            }
-            Direction::Backward => {
-                let start = from.min(durable);
-                if start == 0 {
-                    return Ok(out);
-                }
-                let mut expected = start;
-                for entry in self.tree().range(keys::event(1)..=keys::event(start)).rev() {
-                    if out.len() >= limit {
-                        break;
-                    }
-                    let (key, value) = entry.map_err(storage)?;
-                    out.push(decode_at(expected, &key, &value)?);
-                    expected -= 1;
-                }
-                if out.len() < limit && expected >= 1 {
-                    return Err(Error::Corruption {
-                        position: expected,
-                        reason: "missing record".into(),
-                    });
-                }
-            }
+            Direction::Forward => read_forward(self.tree(), from.max(1), durable, limit),
+            Direction::Backward => read_backward(self.tree(), from.min(durable), limit),
         }
-        Ok(out)
     }
 
     async fn head(&self) -> Result<Position> {
@@ -396,14 +317,94 @@ impl EventLog for SledEventLog {
     }
 }
 
-/// Decodes the record under `key`, which must be at position `expected`.
-fn decode_at(expected: Position, key: &[u8], value: &[u8]) -> Result<RecordedEvent> {
-    let position = keys::u64_at(key, 1).unwrap_or(0);
-    if position != expected {
+/// The stored chunk holding `position`: its first position, and its records from
+/// `position` on.
+fn chunk_holding(tree: &sled::Db, position: Position) -> Result<(Position, keys::ChunkRecords)> {
+    let missing = || Error::Corruption {
+        position,
+        reason: "missing record".into(),
+    };
+    let (key, value) = tree
+        .range(keys::chunk(0)..=keys::chunk(position))
+        .next_back()
+        .ok_or_else(missing)?
+        .map_err(storage)?;
+    let first = keys::chunk_first(&key).ok_or_else(missing)?;
+    let mut records = keys::ChunkRecords::new(first, &value)?;
+    if records.end() <= position {
         return Err(Error::Corruption {
-            position: expected,
-            reason: format!("missing record (next stored is {position})"),
+            position,
+            reason: format!(
+                "missing record (chunk at {first} ends at {})",
+                records.end() - 1
+            ),
         });
     }
-    codec::decode(position, Bytes::copy_from_slice(value))
+    for _ in first..position {
+        records.skip_record()?;
+    }
+    Ok((first, records))
+}
+
+/// The record at `position`, checked.
+pub(crate) fn read_record(tree: &sled::Db, position: Position) -> Result<RecordedEvent> {
+    let (_, mut records) = chunk_holding(tree, position)?;
+    records.next().unwrap_or_else(|| {
+        Err(Error::Corruption {
+            position,
+            reason: "missing record".into(),
+        })
+    })
+}
+
+/// Up to `limit` records from `from` to `durable`, checking that positions are gapless.
+fn read_forward(
+    tree: &sled::Db,
+    from: Position,
+    durable: Position,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>> {
+    let mut out = Vec::with_capacity(limit.min((durable + 1).saturating_sub(from) as usize));
+    if from > durable || limit == 0 {
+        return Ok(out);
+    }
+    let (_, mut records) = chunk_holding(tree, from)?;
+    let mut later = tree.range(keys::chunk(records.end())..);
+    let mut expected = from;
+    loop {
+        for record in records.by_ref() {
+            if out.len() >= limit || expected > durable {
+                return Ok(out);
+            }
+            out.push(record?);
+            expected += 1;
+        }
+        if out.len() >= limit || expected > durable {
+            return Ok(out);
+        }
+        let missing = || Error::Corruption {
+            position: expected,
+            reason: "missing record".into(),
+        };
+        let (key, value) = later.next().ok_or_else(missing)?.map_err(storage)?;
+        if keys::chunk_first(&key) != Some(expected) {
+            return Err(missing());
+        }
+        records = keys::ChunkRecords::new(expected, &value)?;
+    }
+}
+
+/// Up to `limit` records from `start` down to 1.
+fn read_backward(tree: &sled::Db, start: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+    let mut out = Vec::with_capacity(limit.min(start as usize));
+    let mut end = start;
+    while end >= 1 && out.len() < limit {
+        let first = chunk_holding(tree, end)?.0;
+        let wanted = (limit - out.len()) as u64;
+        let from = first.max(end.saturating_sub(wanted - 1));
+        let records = read_forward(tree, from, end, usize::MAX)?;
+        out.extend(records.into_iter().rev());
+        end = from - 1;
+    }
+    Ok(out)
 }

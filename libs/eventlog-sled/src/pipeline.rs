@@ -8,15 +8,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use eventlog::{
     codec, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
     StreamId, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::verify::Tail;
-use crate::{keys, storage, Shared};
+use crate::index::Tail;
+use crate::keys::ChunkBuilder;
+use crate::{storage, Shared};
 
 /// Appends waiting for the writer; callers wait (backpressure) when it is full.
 const SUBMIT_QUEUE: usize = 4096;
@@ -48,6 +48,8 @@ pub(crate) fn start(
         shared: shared.clone(),
         next_position: tail.position + 1,
         last_recorded_at: tail.recorded_at,
+        chunk: ChunkBuilder::default(),
+        unwritten: Vec::new(),
     };
     let writer = std::thread::Builder::new()
         .name("eventlog-writer".into())
@@ -60,10 +62,18 @@ pub(crate) fn start(
     Ok((submit, vec![writer, flusher]))
 }
 
+/// A chunk is written once it holds this many bytes (appends are never split, so one
+/// large append makes a larger chunk). Below sled's blob threshold (segment size / 4).
+const CHUNK_TARGET_BYTES: usize = 96 * 1024;
+
 struct Writer {
     shared: Arc<Shared>,
     next_position: Position,
     last_recorded_at: Timestamp,
+    /// The chunk being filled.
+    chunk: ChunkBuilder,
+    /// Records in `chunk`, not yet in sled (for idempotent retries within a group).
+    unwritten: Vec<RecordedEvent>,
 }
 
 impl Writer {
@@ -85,6 +95,13 @@ impl Writer {
                     next = requests.try_recv().ok();
                 }
             }
+            if let Err(e) = self.write_chunk() {
+                for (_, result) in &mut replies {
+                    if result.is_ok() {
+                        *result = Err(Error::Storage(e.to_string()));
+                    }
+                }
+            }
             let group = Applied {
                 up_to: self.next_position - 1,
                 replies,
@@ -95,22 +112,24 @@ impl Writer {
         }
     }
 
-    /// Checks one append and applies it as one sled batch (not yet durable).
+    /// Inserts the chunk being filled into sled (not yet durable).
+    fn write_chunk(&mut self) -> Result<()> {
+        self.unwritten.clear();
+        if let Some((key, value)) = self.chunk.take() {
+            self.shared
+                .tree
+                .insert(key, value)
+                .map_err(|e| self.shared.fail(format!("sled insert failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Checks one append, assigns its versions and positions and adds it to the chunk.
     fn apply(&mut self, request: &AppendRequest) -> Result<AppendResult> {
-        let tree = &self.shared.tree;
         if let Some(original) = self.find_original(request)? {
             return Ok(original);
         }
-        let actual = match tree
-            .get(keys::stream_head(&request.stream))
-            .map_err(storage)?
-        {
-            Some(v) => keys::u64_at(&v, 0).ok_or_else(|| Error::Corruption {
-                position: 0,
-                reason: format!("malformed head of stream {}", request.stream),
-            })?,
-            None => 0,
-        };
+        let actual = self.shared.read_index().version(&request.stream);
         if !request.expected.admits(actual) {
             return Err(Error::WrongExpectedVersion {
                 stream: request.stream.clone(),
@@ -120,16 +139,17 @@ impl Writer {
         }
         // recorded_at never goes backwards, even if the clock does.
         let recorded_at = self.shared.clock.now().max(self.last_recorded_at);
-        let mut batch = sled::Batch::default();
         let first_position = self.next_position;
         let first_version = actual + 1;
-        for (i, event) in request.events.iter().enumerate() {
-            let offset = i as u64;
-            let record = RecordedEvent {
+        let records: Vec<RecordedEvent> = request
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| RecordedEvent {
                 id: event.id,
                 stream: request.stream.clone(),
-                version: first_version + offset,
-                position: first_position + offset,
+                version: first_version + i as u64,
+                position: first_position + i as u64,
                 event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
                 recorded_at,
@@ -138,65 +158,70 @@ impl Writer {
                 causation_id: event.causation_id.clone(),
                 payload: event.payload.clone(),
                 checksum: 0,
-            };
-            let (bytes, _) = codec::encode(&record);
-            let position = record.position.to_be_bytes();
-            batch.insert(&keys::event(record.position)[..], bytes);
-            batch.insert(
-                keys::stream_entry(&request.stream, record.version),
-                &position[..],
-            );
-            batch.insert(&keys::event_id(&event.id)[..], &position[..]);
+            })
+            .collect();
+        let encoded: Vec<Vec<u8>> = records.iter().map(|r| codec::encode(r).0).collect();
+        let size: usize = encoded.iter().map(|e| e.len() + 4).sum();
+        if self.chunk.len() > 0 && self.chunk.len() + size > CHUNK_TARGET_BYTES {
+            self.write_chunk()?;
         }
-        let count = request.events.len() as u64;
-        let last_version = actual + count;
-        batch.insert(
-            keys::stream_head(&request.stream),
-            &last_version.to_be_bytes()[..],
-        );
-        tree.apply_batch(batch)
-            .map_err(|e| self.shared.fail(format!("sled batch failed: {e}")))?;
+        for (record, bytes) in records.iter().zip(&encoded) {
+            self.chunk.push(record.position, bytes);
+        }
+        {
+            let mut index = self.shared.write_index();
+            for record in &records {
+                index.add(&request.stream, record.id, record.position);
+            }
+        }
+        let count = records.len() as u64;
+        self.unwritten.extend(records);
         self.next_position += count;
         self.last_recorded_at = recorded_at;
         Ok(AppendResult {
             first_version,
-            last_version,
+            last_version: actual + count,
             first_position,
             last_position: first_position + count - 1,
             deduplicated: false,
         })
     }
 
+    /// The record at `position`, whether still in the chunk being filled or in sled.
+    fn record(&self, position: Position) -> Result<RecordedEvent> {
+        match self.unwritten.first() {
+            Some(first) if position >= first.position => {
+                Ok(self.unwritten[(position - first.position) as usize].clone())
+            }
+            _ => crate::read_record(&self.shared.tree, position),
+        }
+    }
+
     /// If the append's ids were all appended before, the original result; if none were,
     /// `None`; anything in between, or other content under a known id, is a conflict.
     fn find_original(&self, request: &AppendRequest) -> Result<Option<AppendResult>> {
-        let tree = &self.shared.tree;
-        let mut found: Vec<Position> = Vec::new();
-        for (i, event) in request.events.iter().enumerate() {
-            match tree.get(keys::event_id(&event.id)).map_err(storage)? {
-                Some(v) => {
-                    if found.len() != i {
-                        return Err(partial(event));
-                    }
-                    found.push(keys::u64_at(&v, 0).unwrap_or(0));
-                }
-                None if !found.is_empty() => return Err(partial(event)),
-                None => {}
-            }
-        }
-        if found.is_empty() {
+        let found: Vec<Option<Position>> = {
+            let index = self.shared.read_index();
+            request
+                .events
+                .iter()
+                .map(|e| index.position_of(&e.id))
+                .collect()
+        };
+        let known = found.iter().filter(|p| p.is_some()).count();
+        if known == 0 {
             return Ok(None);
         }
+        if known < found.len() {
+            let event = &request.events[found.iter().position(Option::is_none).unwrap_or(0)];
+            return Err(Error::IdempotencyConflict {
+                event_id: event.id,
+                reason: "only part of this append repeats an earlier one".into(),
+            });
+        }
         let mut originals = Vec::with_capacity(found.len());
-        for (event, position) in request.events.iter().zip(&found) {
-            let value = tree
-                .get(keys::event(*position))
-                .map_err(storage)?
-                .ok_or_else(|| Error::Corruption {
-                    position: *position,
-                    reason: format!("event id {} points at a missing record", event.id),
-                })?;
-            let original = codec::decode(*position, Bytes::copy_from_slice(&value))?;
+        for (event, position) in request.events.iter().zip(found.into_iter().flatten()) {
+            let original = self.record(position)?;
             if !original.same_content(&request.stream, event) {
                 return Err(Error::IdempotencyConflict {
                     event_id: event.id,
@@ -222,13 +247,6 @@ impl Writer {
             last_position: last.position,
             deduplicated: true,
         }))
-    }
-}
-
-fn partial(event: &NewEvent) -> Error {
-    Error::IdempotencyConflict {
-        event_id: event.id,
-        reason: "only part of this append repeats an earlier one".into(),
     }
 }
 
