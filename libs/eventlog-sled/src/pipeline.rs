@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use eventlog::{
     codec, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
@@ -250,14 +251,34 @@ impl Writer {
     }
 }
 
+/// Longest a commit waits for more appends to join it.
+const MAX_COMMIT_DELAY: Duration = Duration::from_micros(250);
+
 fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiver<Applied>) {
+    // Size of the previous commit, in appends: under steady concurrency the callers answered
+    // by one commit come back for the next. If only a few have when a commit could start,
+    // wait briefly for the rest rather than pay a whole sync for a few (as PostgreSQL's
+    // commit_delay does). A lone writer (commits of one) never waits.
+    let mut last_size = 0usize;
     while let Ok(first) = applied.recv() {
         let mut up_to = first.up_to;
+        let mut size = first.replies.len();
         let mut groups = vec![first];
-        while let Ok(group) = applied.try_recv() {
+        let deadline = Instant::now() + MAX_COMMIT_DELAY;
+        loop {
+            let next = if size * 2 < last_size {
+                applied
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
+            } else {
+                applied.try_recv().ok()
+            };
+            let Some(group) = next else { break };
             up_to = up_to.max(group.up_to);
+            size += group.replies.len();
             groups.push(group);
         }
+        last_size = size;
         let outcome = match shared.failure() {
             Some(e) => Err(e),
             None => sync
