@@ -33,8 +33,8 @@ async fn main() -> anyhow::Result<()> {
             loop {
                 n += 1;
                 // Mostly single events, sometimes several, sometimes a large one.
-                let count = if n % 5 == 0 { 3 } else { 1 };
-                let size = if n % 97 == 0 { 200_000 } else { 300 };
+                let count = if n.is_multiple_of(5) { 3 } else { 1 };
+                let size = if n.is_multiple_of(97) { 200_000 } else { 300 };
                 let events: Vec<NewEvent> = (0..count)
                     .map(|_| {
                         NewEvent::new("test.happened", "user:crash", Bytes::from(vec![b'x'; size]))
