@@ -51,6 +51,23 @@ fn open_err(path: &Path) -> Error {
     }
 }
 
+/// Makes the test log, applies `change` to its raw store, and returns the error of opening
+/// it (and of verifying it offline, which must agree).
+async fn open_after(change: impl FnOnce(&sled::Db)) -> Error {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    make_log(&path).await;
+    tamper(&path, change);
+    let err = open_err(&path);
+    let offline = SledEventLog::verify(&path).unwrap_err();
+    assert_eq!(
+        offline.to_string(),
+        err.to_string(),
+        "offline verification agrees"
+    );
+    err
+}
+
 /// The record of a one-record chunk value.
 fn only_record(value: &[u8]) -> RecordedEvent {
     let len = u32::from_le_bytes(value[4..8].try_into().unwrap()) as usize;
@@ -71,36 +88,25 @@ fn one_record_chunk(record: &RecordedEvent) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_flipped_byte_is_caught_at_its_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         let mut value = db.get(chunk_key(3)).unwrap().unwrap().to_vec();
         let last = value.len() - 1;
         value[last] ^= 0x01;
         db.insert(chunk_key(3), value).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 3, ref reason } if reason.contains("checksum")),
-        "{err:?}"
-    );
-    let err = SledEventLog::verify(&path).unwrap_err();
-    assert!(
-        matches!(err, Error::Corruption { position: 3, .. }),
         "{err:?}"
     );
 }
 
 #[tokio::test]
 async fn a_deleted_record_is_a_gap_at_its_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         db.remove(chunk_key(2)).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 2, ref reason } if reason.contains("missing")),
         "{err:?}"
@@ -109,16 +115,13 @@ async fn a_deleted_record_is_a_gap_at_its_position() {
 
 #[tokio::test]
 async fn swapped_records_are_caught_at_the_first_of_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         let two = db.get(chunk_key(2)).unwrap().unwrap();
         let three = db.get(chunk_key(3)).unwrap().unwrap();
         db.insert(chunk_key(2), three).unwrap();
         db.insert(chunk_key(3), two).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 2, ref reason } if reason.contains("position 3")),
         "{err:?}"
@@ -127,14 +130,11 @@ async fn swapped_records_are_caught_at_the_first_of_them() {
 
 #[tokio::test]
 async fn a_record_cut_short_is_caught_at_its_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         let value = db.get(chunk_key(4)).unwrap().unwrap();
         db.insert(chunk_key(4), &value[..value.len() - 10]).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 4, ref reason } if reason.contains("past the end")),
         "{err:?}"
@@ -143,10 +143,7 @@ async fn a_record_cut_short_is_caught_at_its_position() {
 
 #[tokio::test]
 async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         // Position 5 (complaint-b version 2) replaced by a copy of position 1's event,
         // re-encoded so that its checksum is right: the repeated event id gives it away.
         let replaced = only_record(&db.get(chunk_key(5)).unwrap().unwrap());
@@ -156,23 +153,20 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
         record.stream = StreamId::new("complaint-b").unwrap();
         record.version = 2;
         db.insert(chunk_key(5), one_record_chunk(&record)).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 5, ref reason } if reason.contains("also at position 1")),
         "{err:?}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    make_log(&path).await;
-    tamper(&path, |db| {
+    let err = open_after(|db| {
         // Position 4 claims complaint-a version 5, skipping version 4.
         let mut record = only_record(&db.get(chunk_key(4)).unwrap().unwrap());
         record.version = 5;
         db.insert(chunk_key(4), one_record_chunk(&record)).unwrap();
-    });
-    let err = open_err(&path);
+    })
+    .await;
     assert!(
         matches!(err, Error::Corruption { position: 4, ref reason } if reason.contains("jumps")),
         "{err:?}"
