@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use eventlog::{
     AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits, NewEvent, Position,
@@ -140,12 +141,7 @@ impl SledEventLog {
 
     /// Opens (or creates) the log with an injected clock for `recorded_at`.
     pub fn open_with_clock(config: SledConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        let tree = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| storage(format!("cannot open {}: {e}", config.path.display())))?;
+        let tree = open_tree(&config.path, config.cache_capacity_bytes)?;
         let index = index::Index::rebuild(&tree)?;
         let tail = index.tail;
         let sync = pipeline::Syncer::new(&config.path)?;
@@ -174,10 +170,7 @@ impl SledEventLog {
 
     /// Checks every record of the log in `path` without opening it for writing.
     pub fn verify(path: &Path) -> Result<VerifyReport> {
-        let tree = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+        let tree = open_tree(path, 64 << 20)?;
         Ok(index::Index::rebuild(&tree)?.report())
     }
 
@@ -313,6 +306,41 @@ impl EventLog for SledEventLog {
         match self.inner.shared.failure() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Opens sled in `path`. sled 0.34 releases its directory lock only some time after the
+/// last handle is dropped (its internal threads let go later: spacejam/sled#1234), so a
+/// reopen in the same process can briefly find it taken. Lock conflicts are retried with
+/// backoff for about two seconds; after that, another owner really holds the log.
+fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
+    let mut wait = Duration::from_millis(2);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            // Every commit flushes; sled's periodic flusher would only add I/O.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Ok(tree) => return Ok(tree),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                return Err(storage(format!(
+                    "{} is in use by another process (or another open log in this one)",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(storage(format!("cannot open {}: {e}", path.display()))),
         }
     }
 }
