@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eventlog::{Direction, EventLog, ExpectedVersion, NewEvent, StreamId};
-use eventlog_sled::{SledConfig, SledEventLog};
+use eventlog_sled::{CommitStats, SledConfig, SledEventLog};
 use futures::StreamExt;
 
 const EVENT_BYTES: usize = 300;
@@ -38,6 +38,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// Prints how the commits of one scenario went, and returns it as JSON.
+fn commits(label: &str, stats: CommitStats) -> serde_json::Value {
+    let per = |d: Duration| micros(d) / stats.commits.max(1) as f64;
+    let share = stats.fdatasync.as_secs_f64()
+        / (stats.fdatasync + stats.sled_flush)
+            .as_secs_f64()
+            .max(1e-12);
+    println!("    {label}: {} commits, {:.1} appends/commit; per commit sled flush {:.0} us, fdatasync {:.0} us ({:.0}% of the sync time)",
+        stats.commits, stats.appends as f64 / stats.commits.max(1) as f64, per(stats.sled_flush), per(stats.fdatasync), share * 100.0);
+    serde_json::json!({
+        "commits": stats.commits,
+        "appends_per_commit": stats.appends as f64 / stats.commits.max(1) as f64,
+        "sled_flush_us_per_commit": per(stats.sled_flush),
+        "fdatasync_us_per_commit": per(stats.fdatasync),
+        "fdatasync_share": share,
+    })
 }
 
 fn event() -> NewEvent {
@@ -126,6 +144,7 @@ async fn run(dir: &Path) -> serde_json::Value {
 
     // (a) one writer, one event per append.
     let n = scaled(2000);
+    let before = log.commit_stats();
     let stream = StreamId::new("complaint-single").unwrap();
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
@@ -141,9 +160,11 @@ async fn run(dir: &Path) -> serde_json::Value {
     let a_ratio = a_median.as_secs_f64() / raw_median.as_secs_f64();
     println!("(a) 1 writer, 1 event/append: median {:.0} us, p99 {:.0} us, {:.0} events/s; median = {a_ratio:.2}x raw (target <= 2x)",
         micros(a_median), micros(a_p99), n as f64 / latencies.iter().sum::<Duration>().as_secs_f64());
+    let a_commits = commits("(a)", log.commit_stats().since(&before));
 
     // (b) 64 concurrent writers, one event per append, each on its own stream.
     let per_writer = scaled(4000);
+    let before = log.commit_stats();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..64 {
@@ -169,9 +190,11 @@ async fn run(dir: &Path) -> serde_json::Value {
     b_latencies.sort();
     println!("(b) 64 writers, 1 event/append: {b_rate:.0} durable events/s (target >= 100,000), p50 {:.0} us, p99 {:.0} us; {:.2}x raw group commit",
         micros(percentile(&b_latencies, 0.5)), micros(percentile(&b_latencies, 0.99)), b_rate / raw_group);
+    let b_commits = commits("(b)", log.commit_stats().since(&before));
 
     // (c) one writer, 100 events per append.
     let appends = scaled(1000);
+    let before = log.commit_stats();
     let stream = StreamId::new("complaint-batch").unwrap();
     let start = Instant::now();
     for _ in 0..appends {
@@ -188,6 +211,7 @@ async fn run(dir: &Path) -> serde_json::Value {
         "(c) 1 writer, 100 events/append: {c_rate:.0} durable events/s; {:.2}x raw group commit",
         c_rate / raw_group
     );
+    let c_commits = commits("(c)", log.commit_stats().since(&before));
 
     // (d) replay the whole global log: pages, then a subscription.
     let head = log.head().await.unwrap();
@@ -231,5 +255,6 @@ async fn run(dir: &Path) -> serde_json::Value {
         "d_replay_events": count,
         "d_replay_pages_events_per_s": d_rate,
         "d_replay_subscription_events_per_s": d_sub_rate,
+        "commits": { "a": a_commits, "b": b_commits, "c": c_commits },
     })
 }

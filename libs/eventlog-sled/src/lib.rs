@@ -35,6 +35,7 @@ use eventlog::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use index::VerifyReport;
+pub use pipeline::CommitStats;
 
 /// How to open a sled event log.
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub(crate) struct Shared {
     /// Event id and stream indexes, covering every applied event (durable or not).
     pub(crate) index: RwLock<index::Index>,
     pub(crate) head_tx: watch::Sender<Position>,
+    pub(crate) stats: pipeline::Stats,
     /// Set when a write or sync failed; the log then refuses writes.
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) closed: AtomicBool,
@@ -153,6 +155,7 @@ impl SledEventLog {
             durable: AtomicU64::new(tail.position),
             index: RwLock::new(index),
             head_tx,
+            stats: pipeline::Stats::default(),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
         });
@@ -172,6 +175,12 @@ impl SledEventLog {
     pub fn verify(path: &Path) -> Result<VerifyReport> {
         let tree = open_tree(path, 64 << 20)?;
         Ok(index::Index::rebuild(&tree)?.report())
+    }
+
+    /// What the durable commits have cost since the log was opened: how many, how many
+    /// appends they answered, and the time spent in sled's flush and in fdatasync.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.shared.stats.snapshot()
     }
 
     /// The directory that holds the log.

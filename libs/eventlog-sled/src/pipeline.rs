@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -279,10 +279,14 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
             groups.push(group);
         }
         last_size = size;
+        shared
+            .stats
+            .appends
+            .fetch_add(size as u64, Ordering::Relaxed);
         let outcome = match shared.failure() {
             Some(e) => Err(e),
             None => sync
-                .commit(&shared.tree)
+                .commit(&shared.tree, &shared.stats)
                 .map_err(|e| shared.fail(format!("durable commit failed: {e}"))),
         };
         if outcome.is_ok() {
@@ -330,8 +334,10 @@ impl Syncer {
         })
     }
 
-    pub(crate) fn commit(&mut self, tree: &sled::Db) -> std::io::Result<()> {
+    pub(crate) fn commit(&mut self, tree: &sled::Db, stats: &Stats) -> std::io::Result<()> {
+        let start = Instant::now();
         tree.flush().map_err(std::io::Error::other)?;
+        let flushed = Instant::now();
         let names = blob_names(&self.blobs_dir)?;
         let mut new_blob = false;
         for name in names.difference(&self.synced_blobs) {
@@ -349,7 +355,9 @@ impl Syncer {
             sync_dir(&self.blobs_dir)?;
         }
         self.synced_blobs = names;
-        self.data_file.sync_data()
+        self.data_file.sync_data()?;
+        stats.record(flushed - start, flushed.elapsed());
+        Ok(())
     }
 }
 
@@ -361,4 +369,58 @@ fn blob_names(dir: &Path) -> std::io::Result<HashSet<OsString>> {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// What the commits have cost so far: counters the flusher keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    commits: AtomicU64,
+    appends: AtomicU64,
+    sled_flush_nanos: AtomicU64,
+    fdatasync_nanos: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, sled_flush: Duration, fdatasync: Duration) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.sled_flush_nanos
+            .fetch_add(nanos(sled_flush), Ordering::Relaxed);
+        self.fdatasync_nanos
+            .fetch_add(nanos(fdatasync), Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> CommitStats {
+        CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            appends: self.appends.load(Ordering::Relaxed),
+            sled_flush: Duration::from_nanos(self.sled_flush_nanos.load(Ordering::Relaxed)),
+            fdatasync: Duration::from_nanos(self.fdatasync_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Totals of the durable commits since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Durable commits (each one sled flush and one fdatasync).
+    pub commits: u64,
+    /// Appends answered by those commits (including refused and deduplicated ones).
+    pub appends: u64,
+    /// Time in sled's flush (its write-out with `sync_file_range`).
+    pub sled_flush: Duration,
+    /// Time in the fdatasync calls that follow it (data file and new blobs).
+    pub fdatasync: Duration,
+}
+
+impl CommitStats {
+    /// The counts and times since `earlier`.
+    pub fn since(&self, earlier: &CommitStats) -> CommitStats {
+        CommitStats {
+            commits: self.commits - earlier.commits,
+            appends: self.appends - earlier.appends,
+            sled_flush: self.sled_flush.saturating_sub(earlier.sled_flush),
+            fdatasync: self.fdatasync.saturating_sub(earlier.fdatasync),
+        }
+    }
 }

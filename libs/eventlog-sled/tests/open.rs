@@ -61,3 +61,23 @@ async fn a_closed_log_reopens_at_once_every_time() {
         spinner.join().unwrap();
     }
 }
+
+#[tokio::test]
+async fn every_answered_append_went_through_a_counted_durable_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledEventLog::open(SledConfig::new(dir.path().join("log"))).unwrap();
+    let stream = StreamId::new("complaint-1").unwrap();
+    assert_eq!(log.commit_stats().commits, 0);
+    for i in 0..5 {
+        let event = NewEvent::new("test.happened", "user:t", Bytes::from_static(b"x"));
+        log.append(&stream, ExpectedVersion::Exact(i), vec![event])
+            .await
+            .unwrap();
+    }
+    // One after another, each append waits for its own commit.
+    let stats = log.commit_stats();
+    assert_eq!((stats.commits, stats.appends), (5, 5));
+    assert!(stats.fdatasync > std::time::Duration::ZERO);
+    assert!(stats.sled_flush > std::time::Duration::ZERO);
+    log.close().await.unwrap();
+}
