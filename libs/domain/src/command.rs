@@ -1,0 +1,176 @@
+//! What callers ask for, and the context a decision is made in.
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::model::*;
+
+/// Everything a decision needs besides the state and the command: time, the acting
+/// principal and its roles, and the rules in force. Never read from the environment.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now: Timestamp,
+    /// The authenticated principal.
+    pub actor: String,
+    pub roles: BTreeSet<Role>,
+    pub rules: Rules,
+}
+
+/// Tunable business rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long after the answer a complainant may ask for a review (CN-CBIRC: 30 days).
+    pub review_window: SignedDuration,
+    /// How far in the future a caller-supplied time may be, for clock differences.
+    pub clock_skew: SignedDuration,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            review_window: SignedDuration::from_hours(30 * 24),
+            clock_skew: SignedDuration::from_mins(5),
+        }
+    }
+}
+
+/// Registering a new complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    pub id: ComplaintId,
+    pub channel: Channel,
+    pub complainant: Complainant,
+    /// The firm's unit complained about.
+    pub unit: String,
+    /// The employee complained about, if any (may then not handle it).
+    pub employee: Option<String>,
+    pub product: String,
+    pub category: String,
+    /// What the complainant asks for.
+    pub claim: String,
+    pub facts: String,
+    pub received_at: Timestamp,
+    /// The deadline regime, e.g. `UK-FCA-DISP`, `CN-CBIRC`.
+    pub regime: String,
+    /// The region whose calendar applies, e.g. `GB-ENG`, `GB-NIR`, `CN`.
+    pub region: String,
+    /// Set exactly when the channel is `RegulatorTransfer`.
+    pub regulator: Option<RegulatorTransfer>,
+}
+
+/// A step in a complaint's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Register(Box<Register>),
+    Acknowledge,
+    /// Not a complaint: declined with a reason.
+    Decline {
+        reason: String,
+    },
+    /// A duplicate of an open complaint (the caller checks that `into` is open).
+    Merge {
+        into: ComplaintId,
+        reason: String,
+    },
+    /// Assign (or reassign) to a unit and handler.
+    Assign {
+        unit: String,
+        handler: String,
+    },
+    /// The firm classifies the complaint as complex (a longer deadline under some regimes).
+    ClassifyComplex {
+        reason: String,
+    },
+    RecordFindings {
+        findings: String,
+        root_cause: RootCause,
+        evidence: Vec<String>,
+    },
+    ProposeRedress {
+        redress: Vec<Redress>,
+        rationale: String,
+    },
+    Answer {
+        decision: Decision,
+        redress: Vec<Redress>,
+        delivery: DeliveryMethod,
+        summary: String,
+    },
+    SendHoldingResponse {
+        reason: String,
+        delivery: DeliveryMethod,
+    },
+    RequestExtension {
+        days: u32,
+        reason: String,
+    },
+    /// Only a supervisor, and only once the complainant was told (when, is given).
+    ApproveExtension {
+        complainant_notified_at: Option<Timestamp>,
+    },
+    /// Statutory pauses need the complainant told; `AwaitingCustomer` does not.
+    PauseClock {
+        reason: PauseReason,
+        complainant_notified_at: Option<Timestamp>,
+    },
+    ResumeClock,
+    /// New facts: restarts the handling clock under some regimes.
+    AddNewFacts {
+        facts: String,
+    },
+    Withdraw {
+        reason: String,
+    },
+    RequestReview {
+        reason: String,
+    },
+    AnswerReview {
+        outcome: ReviewOutcome,
+        summary: String,
+    },
+    ReferToRegulator {
+        body: String,
+        reason: ReferralReason,
+        reference: String,
+    },
+    RecordRegulatorOutcome {
+        body: String,
+        outcome: RegulatorOutcome,
+        reference: String,
+    },
+    Close,
+    Reopen {
+        reason: String,
+    },
+}
+
+impl Command {
+    /// A stable name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Register(_) => "register",
+            Command::Acknowledge => "acknowledge",
+            Command::Decline { .. } => "decline",
+            Command::Merge { .. } => "merge",
+            Command::Assign { .. } => "assign",
+            Command::ClassifyComplex { .. } => "classify_complex",
+            Command::RecordFindings { .. } => "record_findings",
+            Command::ProposeRedress { .. } => "propose_redress",
+            Command::Answer { .. } => "answer",
+            Command::SendHoldingResponse { .. } => "send_holding_response",
+            Command::RequestExtension { .. } => "request_extension",
+            Command::ApproveExtension { .. } => "approve_extension",
+            Command::PauseClock { .. } => "pause_clock",
+            Command::ResumeClock => "resume_clock",
+            Command::AddNewFacts { .. } => "add_new_facts",
+            Command::Withdraw { .. } => "withdraw",
+            Command::RequestReview { .. } => "request_review",
+            Command::AnswerReview { .. } => "answer_review",
+            Command::ReferToRegulator { .. } => "refer_to_regulator",
+            Command::RecordRegulatorOutcome { .. } => "record_regulator_outcome",
+            Command::Close => "close",
+            Command::Reopen { .. } => "reopen",
+        }
+    }
+}

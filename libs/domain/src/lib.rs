@@ -1,0 +1,34 @@
+//! The complaint lifecycle as pure functions, with no I/O and no clock.
+//!
+//! - [`decide`]: `(state, command, context) -> events | refusal`. Fields are checked first
+//!   (every bad field reported at once), then the state and the rules.
+//! - [`evolve`]: `(state, event) -> state`; a complaint's state is the fold of its events.
+//! - [`model`]: the values (ids, channels, statuses, money, roles...).
+//! - [`Command`] and [`Context`] (time, actor, roles and rules are inputs), [`Event`] and
+//!   [`Change`], [`DomainError`].
+//!
+//! The lifecycle, from `LIFECYCLE.md`: register -> acknowledge (or decline, or merge into a
+//! duplicate) -> assign (never to the employee complained about) -> findings and redress
+//! -> answer (holding responses, complex classification, extensions approved by a
+//! supervisor once the complainant is told, clock pauses for permitted reasons and new
+//! facts on the way) -> review within the window -> close; withdraw at any time; refer to
+//! a regulator or ombudsman and record its outcome; reopen (supervisor).
+#![forbid(unsafe_code)]
+
+mod command;
+mod decide;
+mod error;
+mod event;
+pub mod model;
+mod state;
+
+pub use command::{Command, Context, Register, Rules};
+pub use decide::{decide, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS, MAX_SHORT};
+pub use error::{DomainError, FieldViolation, Result};
+pub use event::{Change, Event};
+pub use state::{evolve, Complaint, Pause, PendingExtension, Referral, Review};
+
+/// Folds a whole history into a state.
+pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Complaint> {
+    events.into_iter().fold(None, evolve)
+}

@@ -1,0 +1,254 @@
+//! A complaint's current state, folded from its events by [`evolve`].
+
+use jiff::Timestamp;
+
+use crate::command::Register;
+use crate::event::{Change, Event};
+use crate::model::*;
+
+/// An extension that was asked for and not yet approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExtension {
+    pub days: u32,
+    pub reason: String,
+    pub requested_at: Timestamp,
+}
+
+/// A clock pause, open while `until` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    pub reason: PauseReason,
+    pub from: Timestamp,
+    pub until: Option<Timestamp>,
+}
+
+/// A referral to a regulator or ombudsman.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referral {
+    pub body: String,
+    pub reason: ReferralReason,
+    pub reference: String,
+    pub referred_at: Timestamp,
+    pub outcome: Option<(RegulatorOutcome, Timestamp)>,
+}
+
+/// A review (核查) asked for by the complainant after the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub reason: String,
+    pub requested_at: Timestamp,
+    pub answer: Option<(ReviewOutcome, Timestamp)>,
+}
+
+/// The state of one complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Complaint {
+    /// What was registered.
+    pub registration: Register,
+    pub status: Status,
+    pub acknowledged_at: Option<Timestamp>,
+    /// Current unit and handler.
+    pub assignment: Option<(String, String)>,
+    pub complex: bool,
+    pub findings: Option<(String, RootCause)>,
+    pub proposed_redress: Vec<Redress>,
+    pub decision: Option<Decision>,
+    pub redress: Vec<Redress>,
+    pub answered_at: Option<Timestamp>,
+    pub holding_responses: Vec<Timestamp>,
+    pub pending_extension: Option<PendingExtension>,
+    /// Approved extensions: days and when approved.
+    pub extensions: Vec<(u32, Timestamp)>,
+    pub pauses: Vec<Pause>,
+    /// When new facts were added (each may restart the handling clock).
+    pub new_facts_at: Vec<Timestamp>,
+    pub reviews: Vec<Review>,
+    pub referrals: Vec<Referral>,
+    pub merged_into: Option<ComplaintId>,
+    pub ended_at: Option<Timestamp>,
+    pub reopened: u32,
+    /// When the latest event happened.
+    pub updated_at: Timestamp,
+}
+
+impl Complaint {
+    pub fn id(&self) -> ComplaintId {
+        self.registration.id
+    }
+
+    /// The open pause, if a clock is paused.
+    pub fn open_pause(&self) -> Option<&Pause> {
+        self.pauses.last().filter(|p| p.until.is_none())
+    }
+
+    /// The review in progress, if any.
+    pub fn open_review(&self) -> Option<&Review> {
+        self.reviews.last().filter(|r| r.answer.is_none())
+    }
+
+    /// The open referral to `body`, if any.
+    pub fn open_referral(&self, body: &str) -> Option<&Referral> {
+        self.referrals
+            .iter()
+            .rev()
+            .find(|r| r.body == body && r.outcome.is_none())
+    }
+}
+
+/// Folds one event into the state. Pure and total: an event that does not fit the state
+/// (which `decide` never produces) leaves the state as it was.
+pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
+    let at = event.at;
+    let Some(mut c) = state else {
+        return match &event.change {
+            Change::Registered(registration) => Some(Complaint {
+                registration: (**registration).clone(),
+                status: Status::Received,
+                acknowledged_at: None,
+                assignment: None,
+                complex: false,
+                findings: None,
+                proposed_redress: Vec::new(),
+                decision: None,
+                redress: Vec::new(),
+                answered_at: None,
+                holding_responses: Vec::new(),
+                pending_extension: None,
+                extensions: Vec::new(),
+                pauses: Vec::new(),
+                new_facts_at: Vec::new(),
+                reviews: Vec::new(),
+                referrals: Vec::new(),
+                merged_into: None,
+                ended_at: None,
+                reopened: 0,
+                updated_at: at,
+            }),
+            _ => None,
+        };
+    };
+    c.updated_at = at;
+    match &event.change {
+        Change::Registered(_) => {}
+        Change::Acknowledged => {
+            c.acknowledged_at = Some(at);
+            if c.status == Status::Received {
+                c.status = Status::Acknowledged;
+            }
+        }
+        Change::Declined { .. } => end(&mut c, Status::Declined, at),
+        Change::Merged { into, .. } => {
+            c.merged_into = Some(*into);
+            end(&mut c, Status::Merged, at);
+        }
+        Change::Assigned { unit, handler } => {
+            c.assignment = Some((unit.clone(), handler.clone()));
+            c.status = Status::InProgress;
+        }
+        Change::ClassifiedComplex { .. } => c.complex = true,
+        Change::FindingsRecorded {
+            findings,
+            root_cause,
+            ..
+        } => {
+            c.findings = Some((findings.clone(), *root_cause));
+        }
+        Change::RedressProposed { redress, .. } => c.proposed_redress = redress.clone(),
+        Change::Answered {
+            decision, redress, ..
+        } => {
+            c.decision = Some(*decision);
+            c.redress = redress.clone();
+            c.answered_at = Some(at);
+            c.pending_extension = None;
+            close_pause(&mut c, at);
+            c.status = Status::Answered;
+        }
+        Change::HoldingResponseSent { .. } => c.holding_responses.push(at),
+        Change::ExtensionRequested { days, reason } => {
+            c.pending_extension = Some(PendingExtension {
+                days: *days,
+                reason: reason.clone(),
+                requested_at: at,
+            });
+        }
+        Change::ExtensionApproved { days, .. } => {
+            c.pending_extension = None;
+            c.extensions.push((*days, at));
+        }
+        Change::ClockPaused { reason, .. } => c.pauses.push(Pause {
+            reason: *reason,
+            from: at,
+            until: None,
+        }),
+        Change::ClockResumed { .. } => close_pause(&mut c, at),
+        Change::NewFactsAdded { .. } => c.new_facts_at.push(at),
+        Change::Withdrawn { .. } => {
+            close_pause(&mut c, at);
+            end(&mut c, Status::Withdrawn, at);
+        }
+        Change::ReviewRequested { reason } => {
+            c.reviews.push(Review {
+                reason: reason.clone(),
+                requested_at: at,
+                answer: None,
+            });
+            c.ended_at = None;
+            c.status = Status::UnderReview;
+        }
+        Change::ReviewAnswered { outcome, .. } => {
+            if let Some(review) = c.reviews.last_mut() {
+                review.answer = Some((*outcome, at));
+            }
+            c.status = Status::Answered;
+        }
+        Change::ReferredToRegulator {
+            body,
+            reason,
+            reference,
+        } => c.referrals.push(Referral {
+            body: body.clone(),
+            reason: *reason,
+            reference: reference.clone(),
+            referred_at: at,
+            outcome: None,
+        }),
+        Change::RegulatorOutcomeRecorded {
+            body,
+            outcome,
+            reference,
+        } => {
+            if let Some(referral) = c
+                .referrals
+                .iter_mut()
+                .rev()
+                .find(|r| &r.body == body && r.outcome.is_none())
+            {
+                referral.outcome = Some((*outcome, at));
+                if !reference.is_empty() {
+                    referral.reference = reference.clone();
+                }
+            }
+        }
+        Change::Closed => end(&mut c, Status::Closed, at),
+        Change::Reopened { .. } => {
+            c.reopened += 1;
+            c.ended_at = None;
+            c.status = Status::InProgress;
+        }
+    }
+    Some(c)
+}
+
+fn end(c: &mut Complaint, status: Status, at: Timestamp) {
+    c.status = status;
+    c.ended_at = Some(at);
+}
+
+fn close_pause(c: &mut Complaint, at: Timestamp) {
+    if let Some(pause) = c.pauses.last_mut() {
+        if pause.until.is_none() {
+            pause.until = Some(at);
+        }
+    }
+}
