@@ -26,7 +26,7 @@ pub use command::{Command, Context, Register, Rules};
 pub use decide::{decide, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS, MAX_SHORT};
 pub use error::{DomainError, FieldViolation, Result};
 pub use event::{Change, Event};
-pub use state::{evolve, Complaint, Pause, PendingExtension, Referral, Review};
+pub use state::{evolve, status_after, Complaint, Pause, PendingExtension, Referral, Review};
 
 /// Folds a whole history into a state.
 pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Complaint> {

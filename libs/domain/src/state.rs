@@ -95,6 +95,24 @@ impl Complaint {
     }
 }
 
+/// The status a complaint in `current` has after `change`: the one place the lifecycle's
+/// status transitions are written down (used by [`evolve`] and by projections that keep
+/// only a summary).
+pub fn status_after(current: Status, change: &Change) -> Status {
+    match change {
+        Change::Registered(_) => Status::Received,
+        Change::Acknowledged if current == Status::Received => Status::Acknowledged,
+        Change::Declined { .. } => Status::Declined,
+        Change::Merged { .. } => Status::Merged,
+        Change::Assigned { .. } | Change::Reopened { .. } => Status::InProgress,
+        Change::Answered { .. } | Change::ReviewAnswered { .. } => Status::Answered,
+        Change::Withdrawn { .. } => Status::Withdrawn,
+        Change::ReviewRequested { .. } => Status::UnderReview,
+        Change::Closed => Status::Closed,
+        _ => current,
+    }
+}
+
 /// Folds one event into the state. Pure and total: an event that does not fit the state
 /// (which `decide` never produces) leaves the state as it was.
 pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
@@ -128,22 +146,19 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
         };
     };
     c.updated_at = at;
+    c.status = status_after(c.status, &event.change);
+    match (c.status.is_ended(), c.ended_at) {
+        (true, None) => c.ended_at = Some(at),
+        (false, Some(_)) => c.ended_at = None,
+        _ => {}
+    }
     match &event.change {
         Change::Registered(_) => {}
-        Change::Acknowledged => {
-            c.acknowledged_at = Some(at);
-            if c.status == Status::Received {
-                c.status = Status::Acknowledged;
-            }
-        }
-        Change::Declined { .. } => end(&mut c, Status::Declined, at),
-        Change::Merged { into, .. } => {
-            c.merged_into = Some(*into);
-            end(&mut c, Status::Merged, at);
-        }
+        Change::Acknowledged => c.acknowledged_at = Some(at),
+        Change::Declined { .. } => {}
+        Change::Merged { into, .. } => c.merged_into = Some(*into),
         Change::Assigned { unit, handler } => {
             c.assignment = Some((unit.clone(), handler.clone()));
-            c.status = Status::InProgress;
         }
         Change::ClassifiedComplex { .. } => c.complex = true,
         Change::FindingsRecorded {
@@ -162,7 +177,6 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
             c.answered_at = Some(at);
             c.pending_extension = None;
             close_pause(&mut c, at);
-            c.status = Status::Answered;
         }
         Change::HoldingResponseSent { .. } => c.holding_responses.push(at),
         Change::ExtensionRequested { days, reason } => {
@@ -183,24 +197,18 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
         }),
         Change::ClockResumed { .. } => close_pause(&mut c, at),
         Change::NewFactsAdded { .. } => c.new_facts_at.push(at),
-        Change::Withdrawn { .. } => {
-            close_pause(&mut c, at);
-            end(&mut c, Status::Withdrawn, at);
-        }
+        Change::Withdrawn { .. } => close_pause(&mut c, at),
         Change::ReviewRequested { reason } => {
             c.reviews.push(Review {
                 reason: reason.clone(),
                 requested_at: at,
                 answer: None,
             });
-            c.ended_at = None;
-            c.status = Status::UnderReview;
         }
         Change::ReviewAnswered { outcome, .. } => {
             if let Some(review) = c.reviews.last_mut() {
                 review.answer = Some((*outcome, at));
             }
-            c.status = Status::Answered;
         }
         Change::ReferredToRegulator {
             body,
@@ -230,19 +238,10 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
                 }
             }
         }
-        Change::Closed => end(&mut c, Status::Closed, at),
-        Change::Reopened { .. } => {
-            c.reopened += 1;
-            c.ended_at = None;
-            c.status = Status::InProgress;
-        }
+        Change::Closed => {}
+        Change::Reopened { .. } => c.reopened += 1,
     }
     Some(c)
-}
-
-fn end(c: &mut Complaint, status: Status, at: Timestamp) {
-    c.status = status;
-    c.ended_at = Some(at);
 }
 
 fn close_pause(c: &mut Complaint, at: Timestamp) {

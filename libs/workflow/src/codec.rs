@@ -1,0 +1,368 @@
+//! Domain events <-> the stored-event schema (`complaints.events.v1`), explicitly, at the
+//! boundary. Encoding is total; decoding checks every name and number and reports what
+//! does not fit as [`DecodeError`] (a stored event the code cannot read is never guessed).
+
+use bytes::Bytes;
+use complaints_domain::model::*;
+use complaints_domain::{Change, Event, Register};
+use complaints_proto::complaints::events::v1 as pb;
+use jiff::Timestamp;
+use prost::Message;
+use uuid::Uuid;
+
+/// Schema version of the payloads written now (the envelope's `schema_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A stored event that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable stored event: {0}")]
+pub struct DecodeError(pub String);
+
+type Decoded<T> = Result<T, DecodeError>;
+
+fn bad(what: impl Into<String>) -> DecodeError {
+    DecodeError(what.into())
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn from_micros(field: &str, m: i64) -> Decoded<Timestamp> {
+    Timestamp::from_microsecond(m).map_err(|_| bad(format!("{field} out of range")))
+}
+
+fn name<T: std::str::FromStr>(field: &str, s: &str) -> Decoded<T> {
+    s.parse().map_err(|_| bad(format!("unknown {field} {s:?}")))
+}
+
+fn money_to(m: &Money) -> pb::Money {
+    pb::Money {
+        minor_units: m.minor_units,
+        currency: m.currency.code().to_owned(),
+    }
+}
+
+fn redress_to(items: &[Redress]) -> Vec<pb::Redress> {
+    items
+        .iter()
+        .map(|r| pb::Redress {
+            kind: r.kind.as_str().to_owned(),
+            amount: Some(money_to(&r.amount)),
+        })
+        .collect()
+}
+
+fn redress_from(items: Vec<pb::Redress>) -> Decoded<Vec<Redress>> {
+    items
+        .into_iter()
+        .map(|r| {
+            let amount = r.amount.ok_or_else(|| bad("redress without an amount"))?;
+            let currency = iso_currency::Currency::from_code(&amount.currency)
+                .ok_or_else(|| bad(format!("unknown currency {:?}", amount.currency)))?;
+            Ok(Redress {
+                kind: name("redress kind", &r.kind)?,
+                amount: Money {
+                    minor_units: amount.minor_units,
+                    currency,
+                },
+            })
+        })
+        .collect()
+}
+
+fn plain(person_id: &str, fields: pb::PersonalFields) -> pb::PersonalData {
+    pb::PersonalData {
+        person_id: person_id.to_owned(),
+        form: Some(pb::personal_data::Form::Plain(fields)),
+    }
+}
+
+fn personal_from(data: Option<pb::PersonalData>) -> Decoded<(String, pb::PersonalFields)> {
+    let data = data.ok_or_else(|| bad("missing personal data"))?;
+    match data.form {
+        Some(pb::personal_data::Form::Plain(fields)) => Ok((data.person_id, fields)),
+        // Sealed data is opened by the key store before decoding (security design).
+        Some(pb::personal_data::Form::Sealed(_)) => Err(bad("sealed personal data needs its key")),
+        None => Err(bad("personal data without a form")),
+    }
+}
+
+fn reason(reason: &str) -> pb::Reason {
+    pb::Reason {
+        reason: reason.to_owned(),
+    }
+}
+
+/// Encodes an event as the log's payload; returns the event type and bytes.
+pub fn encode(event: &Event) -> (&'static str, Bytes) {
+    use pb::complaint_event::Change as C;
+    let change = match &event.change {
+        Change::Registered(r) => C::Registered(Box::new(pb::Registered {
+            complaint_id: r.id.uuid().to_string(),
+            channel: r.channel.as_str().to_owned(),
+            personal: Some(plain(
+                &r.complainant.person_id,
+                pb::PersonalFields {
+                    name: r.complainant.name.clone(),
+                    contact: r.complainant.contact.clone(),
+                    id_number: r.complainant.id_number.clone(),
+                    facts: r.facts.clone(),
+                    claim: r.claim.clone(),
+                },
+            )),
+            unit: r.unit.clone(),
+            employee: r.employee.clone(),
+            product: r.product.clone(),
+            category: r.category.clone(),
+            received_at_micros: micros(r.received_at),
+            regime: r.regime.clone(),
+            region: r.region.clone(),
+            regulator: r.regulator.as_ref().map(|t| pb::RegulatorTransfer {
+                regulator: t.regulator.clone(),
+                reference: t.reference.clone(),
+                deadline_micros: micros(t.deadline),
+            }),
+        })),
+        Change::Acknowledged => C::Acknowledged(pb::Empty {}),
+        Change::Declined { reason: r } => C::Declined(reason(r)),
+        Change::Merged { into, reason } => C::Merged(pb::Merged {
+            into_complaint_id: into.uuid().to_string(),
+            reason: reason.clone(),
+        }),
+        Change::Assigned { unit, handler } => C::Assigned(pb::Assigned {
+            unit: unit.clone(),
+            handler: handler.clone(),
+        }),
+        Change::ClassifiedComplex { reason: r } => C::ClassifiedComplex(reason(r)),
+        Change::FindingsRecorded {
+            findings,
+            root_cause,
+            evidence,
+        } => C::FindingsRecorded(pb::FindingsRecorded {
+            findings: findings.clone(),
+            root_cause: root_cause.as_str().to_owned(),
+            evidence: evidence.clone(),
+        }),
+        Change::RedressProposed { redress, rationale } => C::RedressProposed(pb::RedressProposed {
+            redress: redress_to(redress),
+            rationale: rationale.clone(),
+        }),
+        Change::Answered {
+            decision,
+            redress,
+            delivery,
+            summary,
+        } => C::Answered(pb::Answered {
+            decision: decision.as_str().to_owned(),
+            redress: redress_to(redress),
+            delivery: delivery.as_str().to_owned(),
+            summary: summary.clone(),
+        }),
+        Change::HoldingResponseSent { reason, delivery } => {
+            C::HoldingResponseSent(pb::HoldingResponseSent {
+                reason: reason.clone(),
+                delivery: delivery.as_str().to_owned(),
+            })
+        }
+        Change::ExtensionRequested { days, reason } => {
+            C::ExtensionRequested(pb::ExtensionRequested {
+                days: *days,
+                reason: reason.clone(),
+            })
+        }
+        Change::ExtensionApproved {
+            days,
+            complainant_notified_at,
+        } => C::ExtensionApproved(pb::ExtensionApproved {
+            days: *days,
+            complainant_notified_at_micros: micros(*complainant_notified_at),
+        }),
+        Change::ClockPaused {
+            reason,
+            complainant_notified_at,
+        } => C::ClockPaused(pb::ClockPaused {
+            reason: reason.as_str().to_owned(),
+            complainant_notified_at_micros: complainant_notified_at.map(micros),
+        }),
+        Change::ClockResumed { reason } => C::ClockResumed(pb::ClockResumed {
+            reason: reason.as_str().to_owned(),
+        }),
+        Change::NewFactsAdded { facts } => C::NewFactsAdded(pb::NewFactsAdded {
+            // The person is the stream's complainant; the key owner is resolved with it.
+            personal: Some(plain(
+                "",
+                pb::PersonalFields {
+                    facts: facts.clone(),
+                    ..Default::default()
+                },
+            )),
+        }),
+        Change::Withdrawn { reason: r } => C::Withdrawn(reason(r)),
+        Change::ReviewRequested { reason: r } => C::ReviewRequested(reason(r)),
+        Change::ReviewAnswered { outcome, summary } => C::ReviewAnswered(pb::ReviewAnswered {
+            outcome: outcome.as_str().to_owned(),
+            summary: summary.clone(),
+        }),
+        Change::ReferredToRegulator {
+            body,
+            reason,
+            reference,
+        } => C::ReferredToRegulator(pb::ReferredToRegulator {
+            body: body.clone(),
+            reason: reason.as_str().to_owned(),
+            reference: reference.clone(),
+        }),
+        Change::RegulatorOutcomeRecorded {
+            body,
+            outcome,
+            reference,
+        } => C::RegulatorOutcomeRecorded(pb::RegulatorOutcomeRecorded {
+            body: body.clone(),
+            outcome: outcome.as_str().to_owned(),
+            reference: reference.clone(),
+        }),
+        Change::Closed => C::Closed(pb::Empty {}),
+        Change::Reopened { reason: r } => C::Reopened(reason(r)),
+    };
+    let stored = pb::ComplaintEvent {
+        at_micros: micros(event.at),
+        actor: event.actor.clone(),
+        change: Some(change),
+    };
+    (
+        event.change.event_type(),
+        Bytes::from(stored.encode_to_vec()),
+    )
+}
+
+fn complaint_id(field: &str, s: &str) -> Decoded<ComplaintId> {
+    Uuid::parse_str(s)
+        .map(ComplaintId::new)
+        .map_err(|_| bad(format!("{field} is not a uuid")))
+}
+
+/// Decodes a stored payload of type `event_type`.
+pub fn decode(event_type: &str, payload: &[u8]) -> Decoded<Event> {
+    use pb::complaint_event::Change as C;
+    let stored = pb::ComplaintEvent::decode(payload).map_err(|e| bad(e.to_string()))?;
+    let change = stored.change.ok_or_else(|| bad("no change"))?;
+    let change = match change {
+        C::Registered(r) => {
+            let r = *r;
+            let (person_id, fields) = personal_from(r.personal)?;
+            Change::Registered(Box::new(Register {
+                id: complaint_id("complaint_id", &r.complaint_id)?,
+                channel: name("channel", &r.channel)?,
+                complainant: Complainant {
+                    person_id,
+                    name: fields.name,
+                    contact: fields.contact,
+                    id_number: fields.id_number,
+                },
+                unit: r.unit,
+                employee: r.employee,
+                product: r.product,
+                category: r.category,
+                claim: fields.claim,
+                facts: fields.facts,
+                received_at: from_micros("received_at", r.received_at_micros)?,
+                regime: r.regime,
+                region: r.region,
+                regulator: r
+                    .regulator
+                    .map(|t| {
+                        Ok::<_, DecodeError>(RegulatorTransfer {
+                            regulator: t.regulator,
+                            reference: t.reference,
+                            deadline: from_micros("regulator.deadline", t.deadline_micros)?,
+                        })
+                    })
+                    .transpose()?,
+            }))
+        }
+        C::Acknowledged(_) => Change::Acknowledged,
+        C::Declined(r) => Change::Declined { reason: r.reason },
+        C::Merged(m) => Change::Merged {
+            into: complaint_id("into_complaint_id", &m.into_complaint_id)?,
+            reason: m.reason,
+        },
+        C::Assigned(a) => Change::Assigned {
+            unit: a.unit,
+            handler: a.handler,
+        },
+        C::ClassifiedComplex(r) => Change::ClassifiedComplex { reason: r.reason },
+        C::FindingsRecorded(f) => Change::FindingsRecorded {
+            findings: f.findings,
+            root_cause: name("root cause", &f.root_cause)?,
+            evidence: f.evidence,
+        },
+        C::RedressProposed(r) => Change::RedressProposed {
+            redress: redress_from(r.redress)?,
+            rationale: r.rationale,
+        },
+        C::Answered(a) => Change::Answered {
+            decision: name("decision", &a.decision)?,
+            redress: redress_from(a.redress)?,
+            delivery: name("delivery", &a.delivery)?,
+            summary: a.summary,
+        },
+        C::HoldingResponseSent(h) => Change::HoldingResponseSent {
+            reason: h.reason,
+            delivery: name("delivery", &h.delivery)?,
+        },
+        C::ExtensionRequested(e) => Change::ExtensionRequested {
+            days: e.days,
+            reason: e.reason,
+        },
+        C::ExtensionApproved(e) => Change::ExtensionApproved {
+            days: e.days,
+            complainant_notified_at: from_micros(
+                "complainant_notified_at",
+                e.complainant_notified_at_micros,
+            )?,
+        },
+        C::ClockPaused(p) => Change::ClockPaused {
+            reason: name("pause reason", &p.reason)?,
+            complainant_notified_at: p
+                .complainant_notified_at_micros
+                .map(|m| from_micros("complainant_notified_at", m))
+                .transpose()?,
+        },
+        C::ClockResumed(r) => Change::ClockResumed {
+            reason: name("pause reason", &r.reason)?,
+        },
+        C::NewFactsAdded(n) => Change::NewFactsAdded {
+            facts: personal_from(n.personal)?.1.facts,
+        },
+        C::Withdrawn(r) => Change::Withdrawn { reason: r.reason },
+        C::ReviewRequested(r) => Change::ReviewRequested { reason: r.reason },
+        C::ReviewAnswered(r) => Change::ReviewAnswered {
+            outcome: name("review outcome", &r.outcome)?,
+            summary: r.summary,
+        },
+        C::ReferredToRegulator(r) => Change::ReferredToRegulator {
+            body: r.body,
+            reason: name("referral reason", &r.reason)?,
+            reference: r.reference,
+        },
+        C::RegulatorOutcomeRecorded(r) => Change::RegulatorOutcomeRecorded {
+            body: r.body,
+            outcome: name("regulator outcome", &r.outcome)?,
+            reference: r.reference,
+        },
+        C::Closed(_) => Change::Closed,
+        C::Reopened(r) => Change::Reopened { reason: r.reason },
+    };
+    if change.event_type() != event_type {
+        return Err(bad(format!(
+            "envelope says {event_type}, payload is {}",
+            change.event_type()
+        )));
+    }
+    Ok(Event {
+        at: from_micros("at", stored.at_micros)?,
+        actor: stored.actor,
+        change,
+    })
+}

@@ -1,0 +1,258 @@
+//! Runs complaint commands against the event log: the application layer between the pure
+//! domain and the transports (gRPC, CLI). No tonic here.
+//!
+//! - [`Workflow`]: load a complaint's stream, decide, append; request ids make retries
+//!   return the first result; an expected version gives optimistic concurrency.
+//! - [`codec`]: domain events <-> the stored-event schema.
+//! - [`projection`]: the in-memory complaint list, fed by a log subscription.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod projection;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use complaints_domain::model::{ComplaintId, Role};
+use complaints_domain::{decide, evolve, Command, Complaint, Context, DomainError, Event, Rules};
+use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, StreamId, Version};
+use uuid::Uuid;
+
+pub use codec::DecodeError;
+
+/// Who is acting: the authenticated principal and its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub roles: BTreeSet<Role>,
+}
+
+/// A command for one complaint, with its request id and optional expected version.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub complaint: ComplaintId,
+    pub command: Command,
+    /// Retrying with the same request id returns the first result and appends nothing.
+    pub request_id: Uuid,
+    /// If set, the complaint must be at exactly this version.
+    pub expected_version: Option<Version>,
+    pub principal: Principal,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The complaint after the command.
+    pub complaint: Complaint,
+    /// Its version after the command.
+    pub version: Version,
+    /// True when this was a retry of an earlier request: nothing new was recorded.
+    pub replayed: bool,
+}
+
+/// Why a command or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No complaint has this id.
+    #[error("{0} not found")]
+    NotFound(ComplaintId),
+    /// The complaint is not at the version the caller expected.
+    #[error("{complaint} is at version {actual}, expected {expected}")]
+    Conflict {
+        complaint: ComplaintId,
+        expected: Version,
+        actual: Version,
+    },
+    /// Other writers kept changing the complaint; try again.
+    #[error("{0} changed concurrently too often; try again")]
+    Contended(ComplaintId),
+    /// A stored event could not be read.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] eventlog::Error),
+}
+
+/// The workflow's result type.
+pub type Result<T, E = WorkflowError> = std::result::Result<T, E>;
+
+/// How often a command without an expected version is re-decided after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Namespace of the ids derived from request ids (UUID v5).
+const REQUEST_NAMESPACE: Uuid = Uuid::from_u128(0x5b0c_7f4e_2d1a_4c3b_9e8f_6a5d_4c3b_2a19);
+
+/// The id of the complaint a registration with `request_id` creates, when the caller
+/// does not choose one: a retried registration finds the same complaint.
+pub fn complaint_id_for(request_id: Uuid) -> ComplaintId {
+    ComplaintId::new(Uuid::new_v5(&REQUEST_NAMESPACE, request_id.as_bytes()))
+}
+
+fn event_id(complaint: ComplaintId, request_id: Uuid, index: usize) -> Uuid {
+    let mut name = Vec::with_capacity(40);
+    name.extend_from_slice(complaint.uuid().as_bytes());
+    name.extend_from_slice(request_id.as_bytes());
+    name.extend_from_slice(&(index as u64).to_be_bytes());
+    Uuid::new_v5(&REQUEST_NAMESPACE, &name)
+}
+
+/// One stored event of a complaint, decoded, with the request that caused it.
+struct Loaded {
+    version: Version,
+    request_id: String,
+    event: Event,
+}
+
+/// Runs commands and reads complaints.
+#[derive(Clone)]
+pub struct Workflow {
+    log: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    rules: Rules,
+}
+
+impl Workflow {
+    /// A workflow over `log`, taking "now" from `clock`.
+    pub fn new(log: Arc<dyn EventLog>, clock: Arc<dyn Clock>, rules: Rules) -> Self {
+        Self { log, clock, rules }
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    fn stream(id: ComplaintId) -> StreamId {
+        StreamId::new(id.stream()).expect("a uuid stream id is valid")
+    }
+
+    async fn load(&self, id: ComplaintId) -> Result<Vec<Loaded>> {
+        let stream = Self::stream(id);
+        let mut out = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self
+                .log
+                .read_stream(&stream, from, Direction::Forward, 512)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.version + 1;
+            for record in page {
+                let event = codec::decode(&record.event_type, &record.payload)?;
+                out.push(Loaded {
+                    version: record.version,
+                    request_id: record.correlation_id,
+                    event,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The complaint and its version.
+    pub async fn get(&self, id: ComplaintId) -> Result<(Complaint, Version)> {
+        let loaded = self.load(id).await?;
+        let version = loaded.last().map_or(0, |l| l.version);
+        fold(&loaded)
+            .map(|c| (c, version))
+            .ok_or(WorkflowError::NotFound(id))
+    }
+
+    /// The complaint's events, in order, with their versions.
+    pub async fn history(&self, id: ComplaintId) -> Result<Vec<(Version, Event)>> {
+        let loaded = self.load(id).await?;
+        if loaded.is_empty() {
+            return Err(WorkflowError::NotFound(id));
+        }
+        Ok(loaded.into_iter().map(|l| (l.version, l.event)).collect())
+    }
+
+    /// Runs a command: decides on the current state and appends the events, durably.
+    #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name()))]
+    pub async fn execute(&self, request: CommandRequest) -> Result<Outcome> {
+        let id = request.complaint;
+        let request_key = request.request_id.to_string();
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.load(id).await?;
+            let version = loaded.last().map_or(0, |l| l.version);
+            // A retry: answer with the state as the first attempt left it.
+            if let Some(done) = loaded.iter().rposition(|l| l.request_id == request_key) {
+                let complaint = fold(&loaded[..=done]).ok_or(WorkflowError::NotFound(id))?;
+                return Ok(Outcome {
+                    complaint,
+                    version: loaded[done].version,
+                    replayed: true,
+                });
+            }
+            if let Some(expected) = request.expected_version {
+                if expected != version {
+                    return Err(WorkflowError::Conflict {
+                        complaint: id,
+                        expected,
+                        actual: version,
+                    });
+                }
+            }
+            let state = fold(&loaded);
+            if state.is_none() && !matches!(request.command, Command::Register(_)) {
+                return Err(WorkflowError::NotFound(id));
+            }
+            let ctx = Context {
+                now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                actor: request.principal.id.clone(),
+                roles: request.principal.roles.clone(),
+                rules: self.rules,
+            };
+            let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
+            let new: Vec<NewEvent> = events
+                .iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    let (event_type, payload) = codec::encode(event);
+                    NewEvent {
+                        id: event_id(id, request.request_id, i),
+                        event_type: event_type.to_owned(),
+                        schema_version: codec::SCHEMA_VERSION,
+                        actor: request.principal.id.clone(),
+                        correlation_id: request_key.clone(),
+                        causation_id: String::new(),
+                        payload,
+                    }
+                })
+                .collect();
+            let expected = if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
+            match self.log.append(&Self::stream(id), expected, new).await {
+                Ok(result) => {
+                    let complaint = events
+                        .iter()
+                        .fold(state, evolve)
+                        .ok_or(WorkflowError::NotFound(id))?;
+                    return Ok(Outcome {
+                        complaint,
+                        version: result.last_version,
+                        replayed: result.deduplicated,
+                    });
+                }
+                // Someone else changed the complaint (or the same request raced itself):
+                // load again; the checks above settle it.
+                Err(eventlog::Error::WrongExpectedVersion { .. })
+                | Err(eventlog::Error::IdempotencyConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WorkflowError::Contended(id))
+    }
+}
+
+fn fold(loaded: &[Loaded]) -> Option<Complaint> {
+    loaded.iter().map(|l| &l.event).fold(None, evolve)
+}

@@ -1,0 +1,536 @@
+//! The workflow over a real (sled) event log.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use complaints_domain::model::*;
+use complaints_domain::{Change, Command, DomainError, Event, Register, Rules};
+use complaints_workflow::projection::{ComplaintList, ListQuery};
+use complaints_workflow::{
+    codec, complaint_id_for, CommandRequest, Principal, Workflow, WorkflowError,
+};
+use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
+use eventlog_sled::{SledConfig, SledEventLog};
+use iso_currency::Currency;
+use jiff::Timestamp;
+use uuid::Uuid;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn registration(id: ComplaintId, unit: &str, category: &str, received: &str) -> Register {
+    Register {
+        id,
+        channel: Channel::Web,
+        complainant: Complainant {
+            person_id: "person-1".into(),
+            name: "Ada Lovelace".into(),
+            contact: "ada@example.org".into(),
+            id_number: "QQ123456C".into(),
+        },
+        unit: unit.into(),
+        employee: None,
+        product: "current account".into(),
+        category: category.into(),
+        claim: "refund".into(),
+        facts: "charged twice".into(),
+        received_at: t(received),
+        regime: "UK-FCA-DISP".into(),
+        region: "GB-ENG".into(),
+        regulator: None,
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    log: Arc<SledEventLog>,
+    workflow: Workflow,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        t("2026-03-02T12:00:00Z").as_microsecond(),
+    )));
+    let log = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    let workflow = Workflow::new(log.clone(), clock, Rules::default());
+    Harness {
+        _dir: dir,
+        log,
+        workflow,
+    }
+}
+
+fn principal(roles: &[Role]) -> Principal {
+    Principal {
+        id: "user:bob".into(),
+        roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+    }
+}
+
+fn request(complaint: ComplaintId, command: Command) -> CommandRequest {
+    CommandRequest {
+        complaint,
+        command,
+        request_id: Uuid::new_v4(),
+        expected_version: None,
+        principal: principal(&[Role::Handler]),
+    }
+}
+
+fn every_change() -> Vec<Change> {
+    let gbp = |minor| Redress {
+        kind: RedressKind::Goodwill,
+        amount: Money {
+            minor_units: minor,
+            currency: Currency::GBP,
+        },
+    };
+    let mut transfer = registration(
+        ComplaintId::new(Uuid::from_u128(1)),
+        "u",
+        "c",
+        "2026-03-01T00:00:00Z",
+    );
+    transfer.channel = Channel::RegulatorTransfer;
+    transfer.employee = Some("emp-1".into());
+    transfer.regulator = Some(RegulatorTransfer {
+        regulator: "FCA".into(),
+        reference: "R-1".into(),
+        deadline: t("2026-04-01T00:00:00Z"),
+    });
+    vec![
+        Change::Registered(Box::new(transfer)),
+        Change::Acknowledged,
+        Change::Declined {
+            reason: "not a complaint".into(),
+        },
+        Change::Merged {
+            into: ComplaintId::new(Uuid::from_u128(2)),
+            reason: "dup".into(),
+        },
+        Change::Assigned {
+            unit: "u".into(),
+            handler: "h".into(),
+        },
+        Change::ClassifiedComplex { reason: "r".into() },
+        Change::FindingsRecorded {
+            findings: "f".into(),
+            root_cause: RootCause::ProcessFailure,
+            evidence: vec!["e1".into(), "e2".into()],
+        },
+        Change::RedressProposed {
+            redress: vec![gbp(100), gbp(200)],
+            rationale: "r".into(),
+        },
+        Change::Answered {
+            decision: Decision::PartlyUpheld,
+            redress: vec![gbp(5)],
+            delivery: DeliveryMethod::InPerson,
+            summary: "s".into(),
+        },
+        Change::HoldingResponseSent {
+            reason: "r".into(),
+            delivery: DeliveryMethod::App,
+        },
+        Change::ExtensionRequested {
+            days: 30,
+            reason: "r".into(),
+        },
+        Change::ExtensionApproved {
+            days: 30,
+            complainant_notified_at: t("2026-03-01T10:00:00Z"),
+        },
+        Change::ClockPaused {
+            reason: PauseReason::ExternalTesting,
+            complainant_notified_at: Some(t("2026-03-01T11:00:00Z")),
+        },
+        Change::ClockPaused {
+            reason: PauseReason::AwaitingCustomer,
+            complainant_notified_at: None,
+        },
+        Change::ClockResumed {
+            reason: PauseReason::ExternalTesting,
+        },
+        Change::NewFactsAdded {
+            facts: "more".into(),
+        },
+        Change::Withdrawn { reason: "".into() },
+        Change::ReviewRequested { reason: "r".into() },
+        Change::ReviewAnswered {
+            outcome: ReviewOutcome::Changed,
+            summary: "s".into(),
+        },
+        Change::ReferredToRegulator {
+            body: "FOS".into(),
+            reason: ReferralReason::RuleRequired,
+            reference: "".into(),
+        },
+        Change::RegulatorOutcomeRecorded {
+            body: "FOS".into(),
+            outcome: RegulatorOutcome::Settled,
+            reference: "F-9".into(),
+        },
+        Change::Closed,
+        Change::Reopened { reason: "r".into() },
+    ]
+}
+
+#[test]
+fn every_event_kind_round_trips_through_the_stored_schema() {
+    for change in every_change() {
+        let event = Event {
+            at: t("2026-03-02T12:00:00.123456Z"),
+            actor: "user:x".into(),
+            change,
+        };
+        let (event_type, bytes) = codec::encode(&event);
+        assert_eq!(
+            codec::decode(event_type, &bytes).unwrap(),
+            event,
+            "{event_type}"
+        );
+    }
+}
+
+#[test]
+fn a_stored_event_that_does_not_fit_is_an_error_not_a_guess() {
+    let event = Event {
+        at: t("2026-03-02T12:00:00Z"),
+        actor: "a".into(),
+        change: Change::Closed,
+    };
+    let (_, bytes) = codec::encode(&event);
+    assert!(
+        codec::decode("complaint.reopened", &bytes).is_err(),
+        "type mismatch"
+    );
+    assert!(
+        codec::decode("complaint.closed", b"\xff\xff\xff").is_err(),
+        "garbage"
+    );
+    let answered = Event {
+        at: t("2026-03-02T12:00:00Z"),
+        actor: "a".into(),
+        change: Change::Answered {
+            decision: Decision::Upheld,
+            redress: vec![],
+            delivery: DeliveryMethod::Letter,
+            summary: "s".into(),
+        },
+    };
+    let (ty, bytes) = codec::encode(&answered);
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"upheld")
+        .expect("the decision name is stored");
+    let mut tampered = bytes.to_vec();
+    tampered[at + 5] = b'x';
+    let err = codec::decode(ty, &tampered).unwrap_err();
+    assert!(err.to_string().contains("unknown decision"), "{err}");
+}
+
+#[tokio::test]
+async fn a_registered_complaint_is_read_back_with_its_version() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    let outcome = h
+        .workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.version, outcome.replayed, outcome.complaint.status),
+        (1, false, Status::Received)
+    );
+    let (state, version) = h.workflow.get(id).await.unwrap();
+    assert_eq!((version, state), (1, outcome.complaint));
+    let stored = h
+        .log
+        .read_all(1, eventlog::Direction::Forward, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].event_type, "complaint.registered");
+    assert_eq!(stored[0].actor, "user:bob");
+    assert_eq!(
+        stored[0].stream.as_str(),
+        format!("complaint-{}", id.uuid())
+    );
+}
+
+#[tokio::test]
+async fn commands_on_an_unknown_complaint_are_not_found() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    assert!(
+        matches!(h.workflow.execute(request(id, Command::Acknowledge)).await, Err(WorkflowError::NotFound(x)) if x == id)
+    );
+    assert!(matches!(
+        h.workflow.get(id).await,
+        Err(WorkflowError::NotFound(_))
+    ));
+    assert_eq!(h.log.head().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_retried_request_returns_the_first_result_and_records_nothing() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    h.workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    let ack = request(id, Command::Acknowledge);
+    let first = h.workflow.execute(ack.clone()).await.unwrap();
+    h.workflow
+        .execute(request(
+            id,
+            Command::Assign {
+                unit: "cards".into(),
+                handler: "h1".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let head = h.log.head().await.unwrap();
+    // Acknowledging again would be refused; the retry gets the first answer instead.
+    let retry = h.workflow.execute(ack).await.unwrap();
+    assert_eq!(
+        (retry.version, retry.replayed, &retry.complaint),
+        (first.version, true, &first.complaint)
+    );
+    assert_eq!(retry.complaint.status, Status::Acknowledged);
+    assert_eq!(h.log.head().await.unwrap(), head);
+    // A genuinely new acknowledge is refused.
+    let refused = h.workflow.execute(request(id, Command::Acknowledge)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(WorkflowError::Domain(DomainError::WrongState(_)))
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_registration_without_an_id_finds_the_same_complaint() {
+    let h = harness();
+    let request_id = Uuid::new_v4();
+    let id = complaint_id_for(request_id);
+    assert_eq!(id, complaint_id_for(request_id));
+    let mut register = request(
+        id,
+        Command::Register(Box::new(registration(
+            id,
+            "cards",
+            "fees",
+            "2026-03-02T09:00:00Z",
+        ))),
+    );
+    register.request_id = request_id;
+    let first = h.workflow.execute(register.clone()).await.unwrap();
+    let again = h.workflow.execute(register).await.unwrap();
+    assert_eq!((again.version, again.replayed), (first.version, true));
+    assert_eq!(h.log.head().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_expected_version_gives_optimistic_concurrency() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    h.workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    let mut stale = request(id, Command::Acknowledge);
+    stale.expected_version = Some(0);
+    match h.workflow.execute(stale).await {
+        Err(WorkflowError::Conflict {
+            expected: 0,
+            actual: 1,
+            ..
+        }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let mut current = request(id, Command::Acknowledge);
+    current.expected_version = Some(1);
+    assert_eq!(h.workflow.execute(current).await.unwrap().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_without_expected_versions_all_land() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    h.workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let workflow = h.workflow.clone();
+            tokio::spawn(async move {
+                workflow
+                    .execute(request(
+                        id,
+                        Command::AddNewFacts {
+                            facts: format!("fact {i}"),
+                        },
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
+    for task in tasks {
+        versions.insert(task.await.unwrap().unwrap().version);
+    }
+    assert_eq!(versions, (2..=7).collect());
+    assert_eq!(h.workflow.get(id).await.unwrap().0.new_facts_at.len(), 6);
+}
+
+#[tokio::test]
+async fn a_refused_command_records_nothing() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    let mut bad = registration(id, "cards", "fees", "2026-03-02T09:00:00Z");
+    bad.complainant.name.clear();
+    match h
+        .workflow
+        .execute(request(id, Command::Register(Box::new(bad))))
+        .await
+    {
+        Err(WorkflowError::Domain(DomainError::Invalid(v))) => {
+            assert_eq!(v[0].field, "complainant.name")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.log.head().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_list_follows_the_log_with_filters_and_pages() {
+    let h = harness();
+    let (list, _task) = ComplaintList::spawn(h.log.clone());
+    let mut ids = Vec::new();
+    for (i, (unit, category)) in [
+        ("cards", "fees"),
+        ("loans", "fees"),
+        ("cards", "service"),
+        ("cards", "fees"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = ComplaintId::new(Uuid::from_u128(100 + i as u128));
+        let received = format!("2026-02-0{}T09:00:00Z", i + 1);
+        h.workflow
+            .execute(request(
+                id,
+                Command::Register(Box::new(registration(id, unit, category, &received))),
+            ))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    h.workflow
+        .execute(request(
+            ids[3],
+            Command::Assign {
+                unit: "escalations".into(),
+                handler: "h9".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    list.wait_for(h.log.head().await.unwrap()).await;
+
+    let all = list.query(&ListQuery {
+        page_size: 10,
+        ..Default::default()
+    });
+    assert_eq!(
+        all.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        ids,
+        "ordered by receipt"
+    );
+    assert!(all.next.is_none());
+    let cards = list.query(&ListQuery {
+        unit: Some("cards".into()),
+        page_size: 10,
+        ..Default::default()
+    });
+    assert_eq!(
+        cards.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]]
+    );
+    let in_progress = list.query(&ListQuery {
+        status: Some(Status::InProgress),
+        page_size: 10,
+        ..Default::default()
+    });
+    assert_eq!(in_progress.items.len(), 1);
+    assert_eq!(
+        (
+            in_progress.items[0].unit.as_str(),
+            in_progress.items[0].version
+        ),
+        ("escalations", 2)
+    );
+    let fees = list.query(&ListQuery {
+        category: Some("fees".into()),
+        regime: Some("UK-FCA-DISP".into()),
+        page_size: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        fees.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[1]]
+    );
+    let rest = list.query(&ListQuery {
+        category: Some("fees".into()),
+        page_size: 2,
+        after: fees.next,
+        ..Default::default()
+    });
+    assert_eq!(
+        rest.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[3]]
+    );
+    assert!(rest.next.is_none());
+}
