@@ -1,20 +1,31 @@
-//! Compiles every `.proto` under the workspace's `proto/` with protox (pure Rust, no `protoc`).
+//! Compiles every `.proto` under the workspace's `proto/` with protox (pure Rust, no
+//! `protoc`): messages with prost, the API's services with tonic, and a file descriptor
+//! set for gRPC server reflection.
 
 use std::path::PathBuf;
+
+use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
         root.join("eventlog/v1/envelope.proto"),
         root.join("complaints/events/v1/events.proto"),
+        root.join("complaints/v1/complaints.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     let descriptors = protox::compile(&files, [&root])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .boxed(".complaints.events.v1.ComplaintEvent.change.registered")
-        .compile_fds(descriptors)?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
+    let mut config = prost_build::Config::new();
+    config
+        .bytes([".eventlog", ".complaints.events"])
+        .boxed(".complaints.events.v1.ComplaintEvent.change.registered");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`eventlog::v1`]: the stored record (envelope) of the event log, shared by every backend.
 //! - [`complaints::events::v1`]: the stored-event schema (payloads) of complaints.
+//! - [`complaints::v1`]: the gRPC API (`ComplaintService`), server and client.
+//! - [`FILE_DESCRIPTOR_SET`]: every file, for gRPC server reflection.
 #![forbid(unsafe_code)]
 
 /// The event log's stored formats.
@@ -12,8 +14,16 @@ pub mod eventlog {
     }
 }
 
+/// The encoded descriptors of every proto file, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 /// The complaint service's contracts.
 pub mod complaints {
+    /// Version 1 of the API.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/complaints.v1.rs"));
+    }
+
     /// Stored events.
     pub mod events {
         /// Version 1 of the stored-event schema.

@@ -1,0 +1,119 @@
+//! complaintd's configuration: defaults, then an optional TOML file, then environment
+//! variables; checked in one step that reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Trust the x-principal and x-roles headers (development only).
+    DevHeaders,
+}
+
+/// The server's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on (`COMPLAINTD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory of the sled event log (`COMPLAINTD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `text` or `json` (`COMPLAINTD_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// How callers are authenticated (`COMPLAINTD_AUTH`).
+    pub auth: AuthMode,
+    /// Allow development authentication on a non-loopback address. Dangerous.
+    pub allow_dev_auth_on_network: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            auth: AuthMode::DevHeaders,
+            allow_dev_auth_on_network: false,
+        }
+    }
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Defaults, overridden by the file at `path` (if any), then by `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match toml::from_str(&text) {
+                    Ok(config) => config,
+                    Err(e) => return Err(ConfigError(vec![format!("{}: {e}", path.display())])),
+                },
+                Err(e) => return Err(ConfigError(vec![format!("{}: {e}", path.display())])),
+            },
+        };
+        if let Some(listen) = env("COMPLAINTD_LISTEN") {
+            match listen.parse() {
+                Ok(addr) => config.listen = addr,
+                Err(_) => problems.push(format!(
+                    "COMPLAINTD_LISTEN={listen:?} is not an address like 127.0.0.1:50051"
+                )),
+            }
+        }
+        if let Some(dir) = env("COMPLAINTD_DATA_DIR") {
+            if dir.is_empty() {
+                problems.push("COMPLAINTD_DATA_DIR is empty".to_owned());
+            }
+            config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(format) = env("COMPLAINTD_LOG_FORMAT") {
+            match format.as_str() {
+                "text" => config.log_format = LogFormat::Text,
+                "json" => config.log_format = LogFormat::Json,
+                _ => problems.push(format!(
+                    "COMPLAINTD_LOG_FORMAT={format:?} is not text or json"
+                )),
+            }
+        }
+        if let Some(auth) = env("COMPLAINTD_AUTH") {
+            match auth.as_str() {
+                "dev_headers" => config.auth = AuthMode::DevHeaders,
+                _ => problems.push(format!("COMPLAINTD_AUTH={auth:?} is not dev_headers")),
+            }
+        }
+        if config.auth == AuthMode::DevHeaders
+            && !config.listen.ip().is_loopback()
+            && !config.allow_dev_auth_on_network
+        {
+            problems.push(format!(
+                "development authentication trusts headers; refusing to listen on {} (a non-loopback address) unless allow_dev_auth_on_network = true",
+                config.listen
+            ));
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}

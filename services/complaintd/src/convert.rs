@@ -1,0 +1,536 @@
+//! API messages <-> domain values. Every problem with a field is collected as a violation
+//! named by its API path, so one reply lists them all.
+
+use complaints_domain::model::{self as m, ComplaintId};
+use complaints_domain::{Command, Complaint, FieldViolation, Register};
+use complaints_proto::complaints::v1 as api;
+use complaints_workflow::projection::Summary;
+use jiff::Timestamp;
+use uuid::Uuid;
+
+/// Collects field violations.
+#[derive(Default)]
+pub struct Violations(pub Vec<FieldViolation>);
+
+impl Violations {
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The API path of a field the domain named (the domain's names follow its own types).
+pub fn api_field(domain: &str) -> String {
+    let renamed = domain
+        .replace("received_at", "receive_time")
+        .replace("complainant_notified_at", "complainant_notify_time");
+    if renamed.ends_with(".amount") {
+        format!("{renamed}.minor_units")
+    } else {
+        renamed
+    }
+}
+
+pub fn complaint_name(v: &mut Violations, field: &str, name: &str) -> Option<ComplaintId> {
+    match name
+        .strip_prefix("complaints/")
+        .and_then(ComplaintId::parse_name)
+    {
+        Some(id) => Some(id),
+        None => {
+            v.add(field, "must be a complaint name: complaints/{uuid}");
+            None
+        }
+    }
+}
+
+pub fn request_id(v: &mut Violations, id: &str) -> Option<Uuid> {
+    match Uuid::parse_str(id) {
+        Ok(u) if !u.is_nil() => Some(u),
+        _ => {
+            v.add(
+                "request_id",
+                "must be a UUID, unique per request and reused on retries",
+            );
+            None
+        }
+    }
+}
+
+pub fn timestamp(
+    v: &mut Violations,
+    field: &str,
+    t: Option<prost_types::Timestamp>,
+) -> Option<Timestamp> {
+    let t = t?;
+    match Timestamp::new(t.seconds, t.nanos) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            v.add(field, "is not a valid timestamp");
+            None
+        }
+    }
+}
+
+fn required_time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<prost_types::Timestamp>,
+) -> Option<Timestamp> {
+    if t.is_none() {
+        v.add(field, "is required");
+    }
+    timestamp(v, field, t)
+}
+
+pub fn to_timestamp(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+fn opt_time(t: Option<Timestamp>) -> Option<prost_types::Timestamp> {
+    t.map(to_timestamp)
+}
+
+/// Maps an API enum to a domain one; UNSPECIFIED and unknown numbers are violations.
+macro_rules! enum_map {
+    ($fn_in:ident, $fn_out:ident, $api:ty, $dom:ty, { $($a:ident <=> $d:ident),* $(,)? }) => {
+        pub fn $fn_in(v: &mut Violations, field: &str, value: i32) -> Option<$dom> {
+            match <$api>::try_from(value) {
+                $(Ok(<$api>::$a) => Some(<$dom>::$d),)*
+                _ => {
+                    v.add(field, "must be one of the listed values (not unspecified)");
+                    None
+                }
+            }
+        }
+
+        pub fn $fn_out(value: $dom) -> $api {
+            match value {
+                $(<$dom>::$d => <$api>::$a,)*
+            }
+        }
+    };
+}
+
+enum_map!(channel, channel_out, api::Channel, m::Channel, {
+    Hotline <=> Hotline, Branch <=> Branch, Web <=> Web, Email <=> Email, Letter <=> Letter,
+    App <=> App, RegulatorTransfer <=> RegulatorTransfer,
+});
+enum_map!(status, status_out, api::Status, m::Status, {
+    Received <=> Received, Acknowledged <=> Acknowledged, InProgress <=> InProgress,
+    Answered <=> Answered, UnderReview <=> UnderReview, Withdrawn <=> Withdrawn,
+    Declined <=> Declined, Merged <=> Merged, Closed <=> Closed,
+});
+enum_map!(decision, decision_out, api::Decision, m::Decision, {
+    Upheld <=> Upheld, PartlyUpheld <=> PartlyUpheld, Rejected <=> Rejected,
+});
+enum_map!(redress_kind, redress_kind_out, api::RedressKind, m::RedressKind, {
+    Compensation <=> Compensation, Refund <=> Refund, Goodwill <=> Goodwill, Interest <=> Interest,
+});
+enum_map!(delivery, delivery_out, api::DeliveryMethod, m::DeliveryMethod, {
+    DeliveryLetter <=> Letter, DeliveryEmail <=> Email, DeliveryPhone <=> Phone,
+    DeliveryInPerson <=> InPerson, DeliveryApp <=> App,
+});
+enum_map!(root_cause, root_cause_out, api::RootCause, m::RootCause, {
+    ProductDesign <=> ProductDesign, ProcessFailure <=> ProcessFailure, StaffConduct <=> StaffConduct,
+    SystemError <=> SystemError, Communication <=> Communication, ThirdParty <=> ThirdParty,
+    Pricing <=> Pricing, NoFault <=> NoFault, Other <=> Other,
+});
+enum_map!(pause_reason, pause_reason_out, api::PauseReason, m::PauseReason, {
+    ExternalAppraisal <=> ExternalAppraisal, ExternalTesting <=> ExternalTesting,
+    ExternalAssessment <=> ExternalAssessment, AwaitingCustomer <=> AwaitingCustomer,
+});
+enum_map!(referral_reason, referral_reason_out, api::ReferralReason, m::ReferralReason, {
+    ComplainantReferred <=> ComplainantReferred, RuleRequired <=> RuleRequired,
+});
+enum_map!(review_outcome, review_outcome_out, api::ReviewOutcome, m::ReviewOutcome, {
+    Confirmed <=> Confirmed, Changed <=> Changed,
+});
+enum_map!(regulator_outcome, regulator_outcome_out, api::RegulatorOutcome, m::RegulatorOutcome, {
+    UpheldForComplainant <=> UpheldForComplainant, UpheldForFirm <=> UpheldForFirm,
+    Settled <=> Settled, Dismissed <=> Dismissed,
+});
+
+fn redress(v: &mut Violations, field: &str, items: Vec<api::Redress>) -> Vec<m::Redress> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        let kind = redress_kind(v, &format!("{path}.kind"), item.kind);
+        let Some(amount) = item.amount else {
+            v.add(format!("{path}.amount"), "is required");
+            continue;
+        };
+        let currency = iso_currency::Currency::from_code(&amount.currency_code);
+        if currency.is_none() {
+            v.add(
+                format!("{path}.amount.currency_code"),
+                "must be an ISO 4217 currency code",
+            );
+        }
+        if let (Some(kind), Some(currency)) = (kind, currency) {
+            out.push(m::Redress {
+                kind,
+                amount: m::Money {
+                    minor_units: amount.minor_units,
+                    currency,
+                },
+            });
+        }
+    }
+    out
+}
+
+fn redress_out(items: &[m::Redress]) -> Vec<api::Redress> {
+    items
+        .iter()
+        .map(|r| api::Redress {
+            kind: redress_kind_out(r.kind) as i32,
+            amount: Some(api::Money {
+                minor_units: r.amount.minor_units,
+                currency_code: r.amount.currency.code().to_owned(),
+            }),
+        })
+        .collect()
+}
+
+/// The registration in a request; `id` is the complaint to create.
+pub fn register(
+    v: &mut Violations,
+    id: ComplaintId,
+    r: api::RegisterComplaintRequest,
+) -> Option<Command> {
+    let channel = channel(v, "channel", r.channel);
+    let received_at = required_time(v, "receive_time", r.receive_time);
+    let complainant = r.complainant.unwrap_or_default();
+    let regulator = match r.regulator {
+        Some(t) => {
+            let deadline = required_time(v, "regulator.deadline", t.deadline);
+            deadline.map(|deadline| m::RegulatorTransfer {
+                regulator: t.regulator,
+                reference: t.reference,
+                deadline,
+            })
+        }
+        None => None,
+    };
+    Some(Command::Register(Box::new(Register {
+        id,
+        channel: channel?,
+        complainant: m::Complainant {
+            person_id: complainant.person_id,
+            name: complainant.name,
+            contact: complainant.contact,
+            id_number: complainant.id_number,
+        },
+        unit: r.unit,
+        employee: Some(r.employee).filter(|e| !e.is_empty()),
+        product: r.product,
+        category: r.category,
+        claim: r.claim,
+        facts: r.facts,
+        received_at: received_at?,
+        regime: r.regime,
+        region: r.region,
+        regulator,
+    })))
+}
+
+/// The common head of a step request: the complaint, request id and expected version.
+pub trait StepRequest {
+    fn name(&self) -> &str;
+    fn request_id(&self) -> &str;
+    fn expected_version(&self) -> Option<u64>;
+    /// The domain command, or `None` with violations recorded.
+    fn command(self, v: &mut Violations) -> Option<Command>;
+}
+
+macro_rules! step {
+    ($request:ty, |$r:ident, $v:ident| $body:expr) => {
+        impl StepRequest for $request {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn expected_version(&self) -> Option<u64> {
+                self.expected_version
+            }
+            #[allow(unused_variables)]
+            fn command(self, $v: &mut Violations) -> Option<Command> {
+                let $r = self;
+                $body
+            }
+        }
+    };
+}
+
+step!(api::AcknowledgeComplaintRequest, |r, v| Some(
+    Command::Acknowledge
+));
+step!(api::DeclineComplaintRequest, |r, v| Some(
+    Command::Decline { reason: r.reason }
+));
+step!(api::MergeComplaintRequest, |r, v| {
+    let into = complaint_name(v, "into", &r.into);
+    Some(Command::Merge {
+        into: into?,
+        reason: r.reason,
+    })
+});
+step!(api::AssignComplaintRequest, |r, v| Some(Command::Assign {
+    unit: r.unit,
+    handler: r.handler
+}));
+step!(api::ClassifyComplexRequest, |r, v| Some(
+    Command::ClassifyComplex { reason: r.reason }
+));
+step!(api::RecordFindingsRequest, |r, v| {
+    let root_cause = root_cause(v, "root_cause", r.root_cause);
+    Some(Command::RecordFindings {
+        findings: r.findings,
+        root_cause: root_cause?,
+        evidence: r.evidence,
+    })
+});
+step!(api::ProposeRedressRequest, |r, v| {
+    let count = r.redress.len();
+    let items = redress(v, "redress", r.redress);
+    (items.len() == count).then_some(Command::ProposeRedress {
+        redress: items,
+        rationale: r.rationale,
+    })
+});
+step!(api::AnswerComplaintRequest, |r, v| {
+    let decision = decision(v, "decision", r.decision);
+    let delivery = delivery(v, "delivery", r.delivery);
+    let count = r.redress.len();
+    let items = redress(v, "redress", r.redress);
+    if items.len() != count {
+        return None;
+    }
+    Some(Command::Answer {
+        decision: decision?,
+        redress: items,
+        delivery: delivery?,
+        summary: r.summary,
+    })
+});
+step!(api::SendHoldingResponseRequest, |r, v| {
+    let delivery = delivery(v, "delivery", r.delivery);
+    Some(Command::SendHoldingResponse {
+        reason: r.reason,
+        delivery: delivery?,
+    })
+});
+step!(api::RequestExtensionRequest, |r, v| Some(
+    Command::RequestExtension {
+        days: r.days,
+        reason: r.reason
+    }
+));
+step!(api::ApproveExtensionRequest, |r, v| {
+    let at = timestamp(v, "complainant_notify_time", r.complainant_notify_time);
+    v.is_empty().then_some(Command::ApproveExtension {
+        complainant_notified_at: at,
+    })
+});
+step!(api::PauseClockRequest, |r, v| {
+    let reason = pause_reason(v, "reason", r.reason);
+    let at = timestamp(v, "complainant_notify_time", r.complainant_notify_time);
+    Some(Command::PauseClock {
+        reason: reason?,
+        complainant_notified_at: at,
+    })
+});
+step!(api::ResumeClockRequest, |r, v| Some(Command::ResumeClock));
+step!(api::AddNewFactsRequest, |r, v| Some(Command::AddNewFacts {
+    facts: r.facts
+}));
+step!(api::WithdrawComplaintRequest, |r, v| Some(
+    Command::Withdraw { reason: r.reason }
+));
+step!(api::RequestReviewRequest, |r, v| Some(
+    Command::RequestReview { reason: r.reason }
+));
+step!(api::AnswerReviewRequest, |r, v| {
+    let outcome = review_outcome(v, "outcome", r.outcome);
+    Some(Command::AnswerReview {
+        outcome: outcome?,
+        summary: r.summary,
+    })
+});
+step!(api::ReferToRegulatorRequest, |r, v| {
+    let reason = referral_reason(v, "reason", r.reason);
+    Some(Command::ReferToRegulator {
+        body: r.body,
+        reason: reason?,
+        reference: r.reference,
+    })
+});
+step!(api::RecordRegulatorOutcomeRequest, |r, v| {
+    let outcome = regulator_outcome(v, "outcome", r.outcome);
+    Some(Command::RecordRegulatorOutcome {
+        body: r.body,
+        outcome: outcome?,
+        reference: r.reference,
+    })
+});
+step!(api::CloseComplaintRequest, |r, v| Some(Command::Close));
+step!(api::ReopenComplaintRequest, |r, v| Some(Command::Reopen {
+    reason: r.reason
+}));
+
+/// The API view of a complaint.
+pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
+    let r = &c.registration;
+    api::Complaint {
+        name: c.id().name(),
+        version,
+        status: status_out(c.status) as i32,
+        channel: channel_out(r.channel) as i32,
+        complainant: Some(api::Complainant {
+            person_id: r.complainant.person_id.clone(),
+            name: r.complainant.name.clone(),
+            contact: r.complainant.contact.clone(),
+            id_number: r.complainant.id_number.clone(),
+        }),
+        unit: r.unit.clone(),
+        employee: r.employee.clone().unwrap_or_default(),
+        product: r.product.clone(),
+        category: r.category.clone(),
+        claim: r.claim.clone(),
+        facts: r.facts.clone(),
+        receive_time: Some(to_timestamp(r.received_at)),
+        regime: r.regime.clone(),
+        region: r.region.clone(),
+        regulator: r.regulator.as_ref().map(|t| api::RegulatorTransfer {
+            regulator: t.regulator.clone(),
+            reference: t.reference.clone(),
+            deadline: Some(to_timestamp(t.deadline)),
+        }),
+        acknowledge_time: opt_time(c.acknowledged_at),
+        assignment: c
+            .assignment
+            .as_ref()
+            .map(|(unit, handler)| api::Assignment {
+                unit: unit.clone(),
+                handler: handler.clone(),
+            }),
+        complex: c.complex,
+        findings: c.findings.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
+        root_cause: c
+            .findings
+            .as_ref()
+            .map_or(0, |f| root_cause_out(f.1) as i32),
+        proposed_redress: redress_out(&c.proposed_redress),
+        decision: c.decision.map_or(0, |d| decision_out(d) as i32),
+        redress: redress_out(&c.redress),
+        answer_time: opt_time(c.answered_at),
+        holding_response_times: c
+            .holding_responses
+            .iter()
+            .copied()
+            .map(to_timestamp)
+            .collect(),
+        pending_extension: c.pending_extension.as_ref().map(|p| api::Extension {
+            days: p.days,
+            reason: p.reason.clone(),
+            requested_time: Some(to_timestamp(p.requested_at)),
+            approved_time: None,
+        }),
+        extensions: c
+            .extensions
+            .iter()
+            .map(|(days, at)| api::Extension {
+                days: *days,
+                reason: String::new(),
+                requested_time: None,
+                approved_time: Some(to_timestamp(*at)),
+            })
+            .collect(),
+        pauses: c
+            .pauses
+            .iter()
+            .map(|p| api::Pause {
+                reason: pause_reason_out(p.reason) as i32,
+                start_time: Some(to_timestamp(p.from)),
+                end_time: opt_time(p.until),
+            })
+            .collect(),
+        new_facts_times: c.new_facts_at.iter().copied().map(to_timestamp).collect(),
+        reviews: c
+            .reviews
+            .iter()
+            .map(|r| api::Review {
+                reason: r.reason.clone(),
+                request_time: Some(to_timestamp(r.requested_at)),
+                outcome: r.answer.map_or(0, |(o, _)| review_outcome_out(o) as i32),
+                answer_time: r.answer.map(|(_, at)| to_timestamp(at)),
+            })
+            .collect(),
+        referrals: c
+            .referrals
+            .iter()
+            .map(|r| api::Referral {
+                body: r.body.clone(),
+                reason: referral_reason_out(r.reason) as i32,
+                reference: r.reference.clone(),
+                referral_time: Some(to_timestamp(r.referred_at)),
+                outcome: r
+                    .outcome
+                    .map_or(0, |(o, _)| regulator_outcome_out(o) as i32),
+                outcome_time: r.outcome.map(|(_, at)| to_timestamp(at)),
+            })
+            .collect(),
+        merged_into: c.merged_into.map(|id| id.name()).unwrap_or_default(),
+        end_time: opt_time(c.ended_at),
+        reopen_count: c.reopened,
+        update_time: Some(to_timestamp(c.updated_at)),
+    }
+}
+
+/// The API view of a list entry.
+pub fn summary_out(s: &Summary) -> api::ComplaintSummary {
+    api::ComplaintSummary {
+        name: s.id.name(),
+        version: s.version,
+        status: status_out(s.status) as i32,
+        unit: s.unit.clone(),
+        handler: s.handler.clone().unwrap_or_default(),
+        category: s.category.clone(),
+        regime: s.regime.clone(),
+        region: s.region.clone(),
+        receive_time: Some(to_timestamp(s.received_at)),
+        update_time: Some(to_timestamp(s.updated_at)),
+    }
+}
+
+/// Page tokens: `v1.<receive time in microseconds>.<uuid>`, opaque to clients.
+pub fn page_token_out(after: (Timestamp, ComplaintId)) -> String {
+    format!("v1.{}.{}", after.0.as_microsecond(), after.1.uuid())
+}
+
+pub fn page_token(v: &mut Violations, token: &str) -> Option<(Timestamp, ComplaintId)> {
+    if token.is_empty() {
+        return None;
+    }
+    let parsed = token.strip_prefix("v1.").and_then(|rest| {
+        let (micros, id) = rest.split_once('.')?;
+        let at = Timestamp::from_microsecond(micros.parse().ok()?).ok()?;
+        Some((at, ComplaintId::parse_name(id)?))
+    });
+    if parsed.is_none() {
+        v.add("page_token", "is not a token this service returned");
+    }
+    parsed
+}

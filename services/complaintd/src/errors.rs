@@ -1,0 +1,78 @@
+//! The one place where failures become gRPC statuses. Messages are lowercase with no
+//! trailing punctuation, carry no personal data, and internal details go to the log.
+
+use complaints_domain::{DomainError, FieldViolation};
+use complaints_workflow::WorkflowError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::convert::api_field;
+
+/// INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field.
+pub fn invalid(violations: Vec<FieldViolation>) -> Status {
+    let mut details = ErrorDetails::new();
+    let mut fields = Vec::with_capacity(violations.len());
+    for v in &violations {
+        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+        fields.push(v.field.as_str());
+    }
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid fields: {}", fields.join(", ")),
+        details,
+    )
+}
+
+/// The status for a failed command or read.
+pub fn status(error: WorkflowError) -> Status {
+    match error {
+        WorkflowError::Domain(DomainError::Invalid(violations)) => invalid(
+            violations
+                .into_iter()
+                .map(|v| FieldViolation {
+                    field: api_field(&v.field),
+                    description: v.description,
+                })
+                .collect(),
+        ),
+        WorkflowError::Domain(DomainError::WrongState(reason)) => Status::failed_precondition(reason),
+        WorkflowError::Domain(DomainError::NotPermitted(reason)) => Status::permission_denied(reason),
+        WorkflowError::NotFound(id) => Status::not_found(format!("{id} not found")),
+        WorkflowError::Conflict { complaint, expected, actual } => Status::aborted(format!(
+            "{complaint} is at version {actual}, not the expected {expected}: read it again and retry"
+        )),
+        WorkflowError::Contended(complaint) => {
+            Status::aborted(format!("{complaint} is being changed by others: retry"))
+        }
+        WorkflowError::Decode(e) => {
+            tracing::error!(error = %e, "stored event could not be read");
+            Status::data_loss("a stored event could not be read")
+        }
+        WorkflowError::Log(e) => log_status(e),
+    }
+}
+
+fn log_status(error: eventlog::Error) -> Status {
+    match error {
+        eventlog::Error::InvalidArgument { field, reason } => invalid(vec![FieldViolation {
+            field,
+            description: reason,
+        }]),
+        eventlog::Error::EventTooLarge { size, limit, .. } => Status::invalid_argument(format!(
+            "the change is {size} bytes, over the limit of {limit} bytes"
+        )),
+        eventlog::Error::WrongExpectedVersion { .. }
+        | eventlog::Error::IdempotencyConflict { .. } => {
+            Status::aborted("the complaint changed concurrently: retry")
+        }
+        eventlog::Error::Corruption { position, reason } => {
+            tracing::error!(position, %reason, "event log corruption");
+            Status::data_loss("the event log is damaged")
+        }
+        eventlog::Error::Storage(reason) => {
+            tracing::error!(%reason, "event log storage failure");
+            Status::unavailable("storage is failing")
+        }
+        eventlog::Error::Closed => Status::unavailable("the server is shutting down"),
+    }
+}

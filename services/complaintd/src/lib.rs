@@ -1,0 +1,17 @@
+//! complaintd: the complaint workflow server. Wiring only: configuration, authentication,
+//! the gRPC service over [`complaints_workflow`], and the server's start and stop.
+//!
+//! - [`config`]: defaults, TOML file, environment; every problem reported at once.
+//! - [`auth`]: the pluggable authentication layer (development headers for now).
+//! - [`convert`]: API messages <-> domain values, with field violations.
+//! - [`errors`]: the one mapping from failures to gRPC statuses.
+//! - [`service`]: the `complaints.v1.ComplaintService` implementation.
+//! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod errors;
+pub mod server;
+pub mod service;

@@ -1,0 +1,99 @@
+//! Starting and stopping the server: open the log, start the projections, serve gRPC
+//! (with health and reflection) until told to stop, then close the log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use complaints_domain::Rules;
+use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
+use complaints_workflow::projection::ComplaintList;
+use complaints_workflow::Workflow;
+use eventlog::{Clock, EventLog, SystemClock};
+use eventlog_sled::{SledConfig, SledEventLog};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{Authenticator, DevHeaders};
+use crate::config::{AuthMode, Config};
+use crate::service::Api;
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting calls, lets the ones in flight finish, and closes the log.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("server task")?
+    }
+}
+
+/// Starts the server described by `config`, with the system clock.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Starts the server with an injected clock (for tests).
+pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let log_path = config.data_dir.join("log");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let log = SledEventLog::open_with_clock(SledConfig::new(&log_path), clock.clone())
+        .with_context(|| format!("cannot open the event log in {}", log_path.display()))?;
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let auth: Arc<dyn Authenticator> = match config.auth {
+        AuthMode::DevHeaders => {
+            tracing::warn!(
+                "DEVELOPMENT AUTHENTICATION: callers are trusted to name themselves in x-principal and x-roles; never use this in production"
+            );
+            Arc::new(DevHeaders)
+        }
+    };
+    let (list, list_task) = ComplaintList::spawn(log.clone());
+    let workflow = Workflow::new(log.clone(), clock, Rules::default());
+    let api = Api::new(workflow, list, auth);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ComplaintServiceServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(ComplaintServiceServer::new(api))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await;
+        health
+            .set_not_serving::<ComplaintServiceServer<Api>>()
+            .await;
+        list_task.abort();
+        let closed = log.close().await;
+        served.context("grpc server")?;
+        closed.context("closing the event log")?;
+        tracing::info!("stopped; every acknowledged event is on disk");
+        Ok(())
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "complaintd ready");
+    Ok(Running { addr, stop, task })
+}

@@ -1,0 +1,236 @@
+//! The `complaints.v1.ComplaintService` implementation: authenticate, convert, run the
+//! workflow, convert back. No business rules here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_server::ComplaintService;
+use complaints_workflow::projection::{ComplaintList, ListQuery};
+use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
+use tonic::{Request, Response, Status};
+
+use crate::auth::Authenticator;
+use crate::convert::{self, StepRequest, Violations};
+use crate::errors;
+
+/// Largest list page.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// List page when the caller gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// How long a list waits for the projection to reach the writes made before it.
+const LIST_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct Api {
+    workflow: Workflow,
+    list: Arc<ComplaintList>,
+    auth: Arc<dyn Authenticator>,
+}
+
+/// Header set on a response that replays an earlier request's result.
+pub const REPLAYED_HEADER: &str = "x-replayed";
+
+impl Api {
+    pub fn new(workflow: Workflow, list: Arc<ComplaintList>, auth: Arc<dyn Authenticator>) -> Self {
+        Self {
+            workflow,
+            list,
+            auth,
+        }
+    }
+
+    async fn step<R: StepRequest>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<api::Complaint>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let id = convert::complaint_name(&mut v, "name", r.name());
+        let request_id = convert::request_id(&mut v, r.request_id());
+        let expected_version = r.expected_version();
+        let command = r.command(&mut v);
+        let (Some(complaint), Some(request_id), Some(command), true) =
+            (id, request_id, command, v.is_empty())
+        else {
+            return Err(errors::invalid(v.0));
+        };
+        self.run(CommandRequest {
+            complaint,
+            command,
+            request_id,
+            expected_version,
+            principal,
+        })
+        .await
+    }
+
+    async fn run(&self, request: CommandRequest) -> Result<Response<api::Complaint>, Status> {
+        let outcome = self
+            .workflow
+            .execute(request)
+            .await
+            .map_err(errors::status)?;
+        let mut response =
+            Response::new(convert::complaint_out(&outcome.complaint, outcome.version));
+        if outcome.replayed {
+            response
+                .metadata_mut()
+                .insert(REPLAYED_HEADER, "true".parse().expect("ascii"));
+        }
+        Ok(response)
+    }
+}
+
+impl Api {
+    pub async fn register_complaint(
+        &self,
+        request: Request<api::RegisterComplaintRequest>,
+    ) -> Result<Response<api::Complaint>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = convert::request_id(&mut v, &r.request_id);
+        let chosen = if r.complaint_id.is_empty() {
+            None
+        } else {
+            convert::complaint_name(&mut v, "complaint_id", &r.complaint_id)
+        };
+        let complaint = chosen.or(request_id.map(complaint_id_for));
+        let command = complaint.and_then(|id| convert::register(&mut v, id, r));
+        let (Some(complaint), Some(request_id), Some(command), true) =
+            (complaint, request_id, command, v.is_empty())
+        else {
+            return Err(errors::invalid(v.0));
+        };
+        self.run(CommandRequest {
+            complaint,
+            command,
+            request_id,
+            expected_version: None,
+            principal,
+        })
+        .await
+    }
+
+    pub async fn get_complaint(
+        &self,
+        request: Request<api::GetComplaintRequest>,
+    ) -> Result<Response<api::Complaint>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let mut v = Violations::default();
+        let Some(id) = convert::complaint_name(&mut v, "name", &request.get_ref().name) else {
+            return Err(errors::invalid(v.0));
+        };
+        let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
+        Ok(Response::new(convert::complaint_out(&complaint, version)))
+    }
+
+    pub async fn list_complaints(
+        &self,
+        request: Request<api::ListComplaintsRequest>,
+    ) -> Result<Response<api::ListComplaintsResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        if r.page_size < 0 {
+            v.add("page_size", "must not be negative");
+        }
+        let status = (r.status != 0)
+            .then(|| convert::status(&mut v, "status", r.status))
+            .flatten();
+        let after = convert::page_token(&mut v, &r.page_token);
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let page_size = match r.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => (n as usize).min(MAX_PAGE_SIZE),
+        };
+        // Show every write acknowledged before this call.
+        let head = self
+            .workflow
+            .log()
+            .head()
+            .await
+            .map_err(|e| errors::status(e.into()))?;
+        tokio::time::timeout(LIST_CATCH_UP, self.list.wait_for(head))
+            .await
+            .map_err(|_| Status::unavailable("the complaint list is catching up: retry"))?;
+        let filter = |s: String| Some(s).filter(|s| !s.is_empty());
+        let page = self.list.query(&ListQuery {
+            status,
+            unit: filter(r.unit),
+            category: filter(r.category),
+            regime: filter(r.regime),
+            page_size,
+            after,
+        });
+        Ok(Response::new(api::ListComplaintsResponse {
+            complaints: page.items.iter().map(convert::summary_out).collect(),
+            next_page_token: page.next.map(convert::page_token_out).unwrap_or_default(),
+        }))
+    }
+}
+
+/// Emits the service impl: the read and register methods delegate to [`Api`]'s own, and
+/// every step goes through [`Api::step`].
+macro_rules! service {
+    ($($method:ident($request:ty)),* $(,)?) => {
+        #[tonic::async_trait]
+        impl ComplaintService for Api {
+            async fn register_complaint(
+                &self,
+                request: Request<api::RegisterComplaintRequest>,
+            ) -> Result<Response<api::Complaint>, Status> {
+                Api::register_complaint(self, request).await
+            }
+
+            async fn get_complaint(
+                &self,
+                request: Request<api::GetComplaintRequest>,
+            ) -> Result<Response<api::Complaint>, Status> {
+                Api::get_complaint(self, request).await
+            }
+
+            async fn list_complaints(
+                &self,
+                request: Request<api::ListComplaintsRequest>,
+            ) -> Result<Response<api::ListComplaintsResponse>, Status> {
+                Api::list_complaints(self, request).await
+            }
+
+            $(
+                async fn $method(&self, request: Request<$request>) -> Result<Response<api::Complaint>, Status> {
+                    self.step(request).await
+                }
+            )*
+        }
+    };
+}
+
+service! {
+    acknowledge_complaint(api::AcknowledgeComplaintRequest),
+    decline_complaint(api::DeclineComplaintRequest),
+    merge_complaint(api::MergeComplaintRequest),
+    assign_complaint(api::AssignComplaintRequest),
+    classify_complex(api::ClassifyComplexRequest),
+    record_findings(api::RecordFindingsRequest),
+    propose_redress(api::ProposeRedressRequest),
+    answer_complaint(api::AnswerComplaintRequest),
+    send_holding_response(api::SendHoldingResponseRequest),
+    request_extension(api::RequestExtensionRequest),
+    approve_extension(api::ApproveExtensionRequest),
+    pause_clock(api::PauseClockRequest),
+    resume_clock(api::ResumeClockRequest),
+    add_new_facts(api::AddNewFactsRequest),
+    withdraw_complaint(api::WithdrawComplaintRequest),
+    request_review(api::RequestReviewRequest),
+    answer_review(api::AnswerReviewRequest),
+    refer_to_regulator(api::ReferToRegulatorRequest),
+    record_regulator_outcome(api::RecordRegulatorOutcomeRequest),
+    close_complaint(api::CloseComplaintRequest),
+    reopen_complaint(api::ReopenComplaintRequest),
+}
