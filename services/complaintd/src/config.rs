@@ -117,3 +117,75 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| vars.get(key).cloned()
+    }
+
+    #[test]
+    fn with_nothing_set_the_defaults_apply() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_file_then_the_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("complaintd.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:6000\"\ndata_dir = \"/var/lib/complaints\"\nlog_format = \"json\"\n").unwrap();
+        let config =
+            Config::load(Some(&path), env(&[("COMPLAINTD_LISTEN", "127.0.0.1:7000")])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/complaints"));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("COMPLAINTD_LISTEN", "nowhere"),
+                ("COMPLAINTD_LOG_FORMAT", "xml"),
+                ("COMPLAINTD_AUTH", "magic"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("complaintd.toml");
+        std::fs::write(&path, "listen_address = \"127.0.0.1:6000\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("listen_address"), "{err}");
+    }
+
+    #[test]
+    fn development_authentication_stays_on_loopback_unless_forced() {
+        let err = Config::load(None, env(&[("COMPLAINTD_LISTEN", "0.0.0.0:50051")])).unwrap_err();
+        assert!(err.to_string().contains("non-loopback"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("complaintd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:50051\"\nallow_dev_auth_on_network = true\n",
+        )
+        .unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_ok());
+    }
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use complaints_domain::model::ComplaintId;
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintService;
 use complaints_workflow::projection::{ComplaintList, ListQuery};
@@ -99,7 +100,9 @@ impl Api {
             convert::complaint_name(&mut v, "complaint_id", &r.complaint_id)
         };
         let complaint = chosen.or(request_id.map(complaint_id_for));
-        let command = complaint.and_then(|id| convert::register(&mut v, id, r));
+        // Check every field even when the id is unusable, so one reply lists them all.
+        let placeholder = ComplaintId::new(uuid::Uuid::max());
+        let command = convert::register(&mut v, complaint.unwrap_or(placeholder), r);
         let (Some(complaint), Some(request_id), Some(command), true) =
             (complaint, request_id, command, v.is_empty())
         else {

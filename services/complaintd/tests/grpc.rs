@@ -1,0 +1,853 @@
+//! complaintd's gRPC API, in process on port 0, over a real sled log.
+
+use std::sync::Arc;
+
+use complaintd::config::Config;
+use complaintd::server::{self, Running};
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use eventlog::{Direction, EventLog, ManualClock, Timestamp as LogTime};
+use futures::StreamExt;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// 2026-03-02T12:00:00Z, the server's clock.
+const NOW_SECS: i64 = 1_772_452_800;
+
+struct Server {
+    dir: tempfile::TempDir,
+    running: Running,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(NOW_SECS * 1_000_000)));
+    let running = server::start_with_clock(&config, clock).await.unwrap();
+    Server { dir, running }
+}
+
+#[derive(Clone)]
+struct Client {
+    grpc: ComplaintServiceClient<Channel>,
+    principal: &'static str,
+    roles: &'static str,
+}
+
+impl Server {
+    async fn client(&self, principal: &'static str, roles: &'static str) -> Client {
+        let grpc = ComplaintServiceClient::connect(format!("http://{}", self.running.addr))
+            .await
+            .unwrap();
+        Client {
+            grpc,
+            principal,
+            roles,
+        }
+    }
+}
+
+impl Client {
+    fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if !self.principal.is_empty() {
+            request
+                .metadata_mut()
+                .insert("x-principal", self.principal.parse().unwrap());
+        }
+        request
+            .metadata_mut()
+            .insert("x-roles", self.roles.parse().unwrap());
+        request
+    }
+}
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn rid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+fn register_request() -> api::RegisterComplaintRequest {
+    api::RegisterComplaintRequest {
+        request_id: rid(),
+        complaint_id: String::new(),
+        channel: api::Channel::Email as i32,
+        complainant: Some(api::Complainant {
+            person_id: "person-1".into(),
+            name: "Ada Lovelace".into(),
+            contact: "ada@example.org".into(),
+            id_number: String::new(),
+        }),
+        unit: "cards".into(),
+        employee: "emp-9".into(),
+        product: "credit card".into(),
+        category: "fees".into(),
+        claim: "refund the fee".into(),
+        facts: "charged twice".into(),
+        receive_time: ts(NOW_SECS - 3600),
+        regime: "UK-FCA-DISP".into(),
+        region: "GB-ENG".into(),
+        regulator: None,
+    }
+}
+
+fn fields(status: &Status) -> Vec<String> {
+    let details = status.get_error_details();
+    let bad = details.bad_request().expect("BadRequest details");
+    bad.field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+fn gbp(minor_units: i64) -> api::Redress {
+    api::Redress {
+        kind: api::RedressKind::Refund as i32,
+        amount: Some(api::Money {
+            minor_units,
+            currency_code: "GBP".into(),
+        }),
+    }
+}
+
+macro_rules! step {
+    ($client:expr, $method:ident, $request:expr) => {
+        $client.grpc.clone().$method($client.req($request)).await
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_goes_through_its_whole_life_over_grpc() {
+    let server = server().await;
+    let handler = server.client("user:hana", "handler,intake").await;
+    let supervisor = server.client("user:sam", "supervisor").await;
+
+    let created = step!(handler, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (created.version, created.status()),
+        (1, api::Status::Received)
+    );
+    let name = created.name.clone();
+    assert!(name.starts_with("complaints/"));
+    let n = || name.clone();
+
+    let mut v = created.version;
+    macro_rules! next {
+        ($client:expr, $method:ident, $request:expr, $status:expr) => {{
+            let c = step!($client, $method, $request).unwrap().into_inner();
+            v += 1;
+            assert_eq!(c.version, v, stringify!($method));
+            assert_eq!(c.status(), $status, stringify!($method));
+            c
+        }};
+    }
+    use api::Status as S;
+    next!(
+        handler,
+        acknowledge_complaint,
+        api::AcknowledgeComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: Some(v)
+        },
+        S::Acknowledged
+    );
+    next!(
+        handler,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "cards".into(),
+            handler: "emp-3".into()
+        },
+        S::InProgress
+    );
+    let c = next!(
+        handler,
+        classify_complex,
+        api::ClassifyComplexRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "several products".into()
+        },
+        S::InProgress
+    );
+    assert!(c.complex);
+    next!(
+        handler,
+        send_holding_response,
+        api::SendHoldingResponseRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "waiting for the scheme".into(),
+            delivery: api::DeliveryMethod::DeliveryEmail as i32
+        },
+        S::InProgress
+    );
+    next!(
+        handler,
+        request_extension,
+        api::RequestExtensionRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            days: 30,
+            reason: "especially complex".into()
+        },
+        S::InProgress
+    );
+    let c = next!(
+        supervisor,
+        approve_extension,
+        api::ApproveExtensionRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            complainant_notify_time: ts(NOW_SECS)
+        },
+        S::InProgress
+    );
+    assert_eq!(c.extensions[0].days, 30);
+    next!(
+        handler,
+        pause_clock,
+        api::PauseClockRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: api::PauseReason::ExternalAppraisal as i32,
+            complainant_notify_time: ts(NOW_SECS)
+        },
+        S::InProgress
+    );
+    let c = next!(
+        handler,
+        resume_clock,
+        api::ResumeClockRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None
+        },
+        S::InProgress
+    );
+    assert!(c.pauses[0].end_time.is_some());
+    next!(
+        handler,
+        add_new_facts,
+        api::AddNewFactsRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            facts: "charged again".into()
+        },
+        S::InProgress
+    );
+    let c = next!(
+        handler,
+        record_findings,
+        api::RecordFindingsRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            findings: "batch job ran twice".into(),
+            root_cause: api::RootCause::SystemError as i32,
+            evidence: vec!["INC-1".into()]
+        },
+        S::InProgress
+    );
+    assert_eq!(c.root_cause(), api::RootCause::SystemError);
+    next!(
+        handler,
+        propose_redress,
+        api::ProposeRedressRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            redress: vec![gbp(3_000)],
+            rationale: "refund the fee".into()
+        },
+        S::InProgress
+    );
+    let c = next!(
+        handler,
+        answer_complaint,
+        api::AnswerComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            decision: api::Decision::Upheld as i32,
+            redress: vec![gbp(3_000)],
+            delivery: api::DeliveryMethod::DeliveryLetter as i32,
+            summary: "refunded".into()
+        },
+        S::Answered
+    );
+    assert_eq!(c.redress[0].amount.as_ref().unwrap().minor_units, 3_000);
+    next!(
+        handler,
+        request_review,
+        api::RequestReviewRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "interest too".into()
+        },
+        S::UnderReview
+    );
+    next!(
+        supervisor,
+        answer_review,
+        api::AnswerReviewRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            outcome: api::ReviewOutcome::Confirmed as i32,
+            summary: "stands".into()
+        },
+        S::Answered
+    );
+    next!(
+        handler,
+        refer_to_regulator,
+        api::ReferToRegulatorRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            body: "FOS".into(),
+            reason: api::ReferralReason::ComplainantReferred as i32,
+            reference: String::new()
+        },
+        S::Answered
+    );
+    let c = next!(
+        handler,
+        record_regulator_outcome,
+        api::RecordRegulatorOutcomeRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            body: "FOS".into(),
+            outcome: api::RegulatorOutcome::UpheldForFirm as i32,
+            reference: "FOS-77".into()
+        },
+        S::Answered
+    );
+    assert_eq!(c.referrals[0].reference, "FOS-77");
+    next!(
+        handler,
+        close_complaint,
+        api::CloseComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None
+        },
+        S::Closed
+    );
+    next!(
+        supervisor,
+        reopen_complaint,
+        api::ReopenComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "regulator asked".into()
+        },
+        S::InProgress
+    );
+    next!(
+        handler,
+        withdraw_complaint,
+        api::WithdrawComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "settled".into()
+        },
+        S::Withdrawn
+    );
+
+    let got = handler
+        .grpc
+        .clone()
+        .get_complaint(handler.req(api::GetComplaintRequest { name: n() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (got.version, got.status(), got.reopen_count),
+        (v, S::Withdrawn, 1)
+    );
+    assert_eq!(got.complainant.unwrap().name, "Ada Lovelace");
+
+    // The stored actor is the authenticated principal of each call.
+    let Server { dir, running } = server;
+    running.shutdown().await.unwrap();
+    let log = eventlog_sled::SledEventLog::open(eventlog_sled::SledConfig::new(
+        dir.path().join("data/log"),
+    ))
+    .unwrap();
+    let events = log.read_all(1, Direction::Forward, 100).await.unwrap();
+    assert_eq!(events.len() as u64, v);
+    let actor_of = |t: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type == t)
+            .unwrap()
+            .actor
+            .clone()
+    };
+    assert_eq!(actor_of("complaint.registered"), "user:hana");
+    assert_eq!(actor_of("complaint.extension_approved"), "user:sam");
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn decline_and_merge_end_a_complaint() {
+    let server = server().await;
+    let c = server.client("user:hana", "intake").await;
+    let first = step!(c, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    let second = step!(c, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    let third = step!(c, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    let merged = step!(
+        c,
+        merge_complaint,
+        api::MergeComplaintRequest {
+            name: second.name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            into: first.name.clone(),
+            reason: "same facts".into()
+        }
+    )
+    .unwrap()
+    .into_inner();
+    assert_eq!(
+        (merged.status(), merged.merged_into),
+        (api::Status::Merged, first.name)
+    );
+    let declined = step!(
+        c,
+        decline_complaint,
+        api::DeclineComplaintRequest {
+            name: third.name,
+            request_id: rid(),
+            expected_version: None,
+            reason: "a product question".into()
+        }
+    )
+    .unwrap()
+    .into_inner();
+    assert_eq!(declined.status(), api::Status::Declined);
+    assert!(declined.end_time.is_some());
+}
+
+#[tokio::test]
+async fn each_failure_has_its_code_and_names_its_fields() {
+    let server = server().await;
+    let c = server.client("user:hana", "handler").await;
+
+    // No credentials.
+    let anonymous = server.client("", "").await;
+    let e = step!(anonymous, register_complaint, register_request()).unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let bad_role = server.client("user:x", "wizard").await;
+    assert_eq!(
+        step!(bad_role, register_complaint, register_request())
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Bad fields, all at once, by API name.
+    let mut r = register_request();
+    r.request_id = "not-a-uuid".into();
+    r.channel = 0;
+    r.receive_time = None;
+    let e = step!(c, register_complaint, r).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(fields(&e), ["request_id", "channel", "receive_time"]);
+    let mut r = register_request();
+    r.complainant.as_mut().unwrap().name.clear();
+    r.receive_time = ts(NOW_SECS + 86_400);
+    r.regime = "fca".into();
+    let e = step!(c, register_complaint, r).unwrap_err();
+    assert_eq!(fields(&e), ["complainant.name", "regime", "receive_time"]);
+    assert!(
+        !e.message().contains("Ada"),
+        "no personal data in errors: {}",
+        e.message()
+    );
+
+    let created = step!(c, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    let name = created.name.clone();
+    step!(
+        c,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "cards".into(),
+            handler: "emp-3".into()
+        }
+    )
+    .unwrap();
+
+    // Unknown enum numbers, unknown currencies and negative money.
+    let e = step!(
+        c,
+        answer_complaint,
+        api::AnswerComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            decision: 99,
+            redress: vec![api::Redress {
+                kind: 1,
+                amount: Some(api::Money {
+                    minor_units: 5,
+                    currency_code: "XXQ".into()
+                })
+            }],
+            delivery: 0,
+            summary: "s".into(),
+        }
+    )
+    .unwrap_err();
+    assert_eq!(
+        fields(&e),
+        ["decision", "delivery", "redress[0].amount.currency_code"]
+    );
+    let e = step!(
+        c,
+        answer_complaint,
+        api::AnswerComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            decision: 1,
+            redress: vec![gbp(-1)],
+            delivery: 1,
+            summary: "s".into(),
+        }
+    )
+    .unwrap_err();
+    assert_eq!(fields(&e), ["redress[0].amount.minor_units"]);
+
+    // Malformed and unknown names.
+    let e = step!(
+        c,
+        acknowledge_complaint,
+        api::AcknowledgeComplaintRequest {
+            name: "complaint/1".into(),
+            request_id: rid(),
+            expected_version: None
+        }
+    )
+    .unwrap_err();
+    assert_eq!(fields(&e), ["name"]);
+    let unknown = format!("complaints/{}", Uuid::new_v4());
+    let e = step!(
+        c,
+        acknowledge_complaint,
+        api::AcknowledgeComplaintRequest {
+            name: unknown,
+            request_id: rid(),
+            expected_version: None
+        }
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    // Wrong state, conflicting version, missing role.
+    let e = step!(
+        c,
+        close_complaint,
+        api::CloseComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None
+        }
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("only an answered complaint"),
+        "{}",
+        e.message()
+    );
+    let e = step!(
+        c,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "cards".into(),
+            handler: "EMP-9".into()
+        }
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = step!(
+        c,
+        add_new_facts,
+        api::AddNewFactsRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(1),
+            facts: "f".into()
+        }
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::Aborted);
+    step!(
+        c,
+        request_extension,
+        api::RequestExtensionRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            days: 10,
+            reason: "r".into()
+        }
+    )
+    .unwrap();
+    let e = step!(
+        c,
+        approve_extension,
+        api::ApproveExtensionRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            complainant_notify_time: ts(NOW_SECS)
+        }
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    // List arguments.
+    let e = c
+        .grpc
+        .clone()
+        .list_complaints(c.req(api::ListComplaintsRequest {
+            page_size: -1,
+            page_token: "garbage".into(),
+            status: 42,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["page_size", "status", "page_token"]);
+    let e = c
+        .grpc
+        .clone()
+        .get_complaint(c.req(api::GetComplaintRequest {
+            name: "nope".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_request_id_returns_the_first_result() {
+    let server = server().await;
+    let c = server.client("user:hana", "handler").await;
+    let register = register_request();
+    let first = c
+        .grpc
+        .clone()
+        .register_complaint(c.req(register.clone()))
+        .await
+        .unwrap();
+    assert!(first.metadata().get("x-replayed").is_none());
+    let again = c
+        .grpc
+        .clone()
+        .register_complaint(c.req(register))
+        .await
+        .unwrap();
+    assert_eq!(again.metadata().get("x-replayed").unwrap(), "true");
+    assert_eq!(again.get_ref(), first.get_ref());
+
+    let ack = api::AcknowledgeComplaintRequest {
+        name: first.get_ref().name.clone(),
+        request_id: rid(),
+        expected_version: None,
+    };
+    let once = step!(c, acknowledge_complaint, ack.clone())
+        .unwrap()
+        .into_inner();
+    step!(
+        c,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: once.name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "u".into(),
+            handler: "h".into()
+        }
+    )
+    .unwrap();
+    let twice = step!(c, acknowledge_complaint, ack).unwrap().into_inner();
+    assert_eq!(
+        (twice.version, twice.status()),
+        (2, api::Status::Acknowledged),
+        "the first result, not the current state"
+    );
+    let now = c
+        .grpc
+        .clone()
+        .get_complaint(c.req(api::GetComplaintRequest { name: once.name }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.version, 3, "the retry recorded nothing");
+}
+
+#[tokio::test]
+async fn the_list_filters_and_pages() {
+    let server = server().await;
+    let c = server.client("user:hana", "handler").await;
+    let mut names = Vec::new();
+    for (i, unit) in ["cards", "loans", "cards", "cards", "loans"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = register_request();
+        r.unit = unit.into();
+        r.receive_time = ts(NOW_SECS - 10_000 + i as i64);
+        names.push(step!(c, register_complaint, r).unwrap().into_inner().name);
+    }
+    step!(
+        c,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: names[0].clone(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "cards".into(),
+            handler: "h".into()
+        }
+    )
+    .unwrap();
+    let list = |page_size, page_token: String, unit: &str, status: api::Status| {
+        let mut grpc = c.grpc.clone();
+        let request = c.req(api::ListComplaintsRequest {
+            page_size,
+            page_token,
+            status: status as i32,
+            unit: unit.into(),
+            ..Default::default()
+        });
+        async move { grpc.list_complaints(request).await.unwrap().into_inner() }
+    };
+    let page = list(2, String::new(), "cards", api::Status::Unspecified).await;
+    assert_eq!(
+        page.complaints
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>(),
+        vec![names[0].clone(), names[2].clone()]
+    );
+    let rest = list(
+        2,
+        page.next_page_token.clone(),
+        "cards",
+        api::Status::Unspecified,
+    )
+    .await;
+    assert_eq!(
+        rest.complaints
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>(),
+        vec![names[3].clone()]
+    );
+    assert!(rest.next_page_token.is_empty());
+    let in_progress = list(0, String::new(), "", api::Status::InProgress).await;
+    assert_eq!(in_progress.complaints.len(), 1);
+    assert_eq!(
+        (
+            in_progress.complaints[0].handler.as_str(),
+            in_progress.complaints[0].version
+        ),
+        ("h", 2)
+    );
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let server = server().await;
+    let url = format!("http://{}", server.running.addr);
+    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    let status = health
+        .check(HealthCheckRequest {
+            service: "complaints.v1.ComplaintService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("no service list")
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        services.contains(&"complaints.v1.ComplaintService".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_string()),
+        "{services:?}"
+    );
+}
