@@ -69,7 +69,11 @@ pub fn timestamp(
     t: Option<prost_types::Timestamp>,
 ) -> Option<Timestamp> {
     let t = t?;
-    match Timestamp::new(t.seconds, t.nanos) {
+    // Stored times have microsecond precision: keep no more, so that a reply and a later
+    // read (or a retry's replayed reply) agree to the digit.
+    match Timestamp::new(t.seconds, t.nanos)
+        .and_then(|t| Timestamp::from_microsecond(t.as_microsecond()))
+    {
         Ok(t) => Some(t),
         Err(_) => {
             v.add(field, "is not a valid timestamp");

@@ -2,6 +2,7 @@
 //! the gRPC service over [`complaints_workflow`], and the server's start and stop.
 //!
 //! - [`config`]: defaults, TOML file, environment; every problem reported at once.
+//! - [`cli`]: the `complaintd` command itself.
 //! - [`auth`]: the pluggable authentication layer (development headers for now).
 //! - [`convert`]: API messages <-> domain values, with field violations.
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod errors;

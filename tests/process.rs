@@ -1,0 +1,259 @@
+//! End to end: complaintd as a process. A complaint is driven from receipt to close over
+//! gRPC, the server is stopped with SIGTERM, started again on the same data, and the
+//! complaint is found exactly as it was.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use tonic::Request;
+use uuid::Uuid;
+
+struct Server {
+    child: Child,
+    addr: String,
+    /// Every log line after "ready", collected until the process ends.
+    rest: tokio::task::JoinHandle<Vec<String>>,
+}
+
+/// Starts complaintd on a free port with `data_dir`; returns once it says it is ready
+/// (read from its JSON log, so no waiting on timers), with how long that took.
+async fn start(data_dir: &Path) -> (Server, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
+        .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
+        .env("COMPLAINTD_DATA_DIR", data_dir)
+        .env("COMPLAINTD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start complaintd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("complaintd exited before it was ready");
+        let record: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if record["fields"]["message"] == "complaintd ready" {
+            break record["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let ready = started.elapsed();
+    let rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+    (Server { child, addr, rest }, ready)
+}
+
+impl Server {
+    async fn client(&self) -> ComplaintServiceClient<Channel> {
+        ComplaintServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then the exit status and the log lines written on the way out.
+    async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().expect("running") as i32;
+        // kill(1) rather than libc::kill, which would need unsafe code.
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().await.unwrap();
+        (status, self.rest.await.unwrap())
+    }
+}
+
+fn req<T>(message: T, roles: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-principal", "user:e2e".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-roles", roles.parse().unwrap());
+    request
+}
+
+fn rid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_survives_a_restart_exactly() {
+    let dir = tempfile_dir();
+    let (server, ready) = start(&dir).await;
+    println!("first start ready after {ready:?}");
+    let mut c = server.client().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let created = c
+        .register_complaint(req(
+            api::RegisterComplaintRequest {
+                request_id: rid(),
+                complaint_id: String::new(),
+                channel: api::Channel::Letter as i32,
+                complainant: Some(api::Complainant {
+                    person_id: "person-e2e".into(),
+                    name: "Grace Hopper".into(),
+                    contact: "grace@example.org".into(),
+                    id_number: String::new(),
+                }),
+                unit: "payments".into(),
+                employee: String::new(),
+                product: "transfer".into(),
+                category: "delay".into(),
+                claim: "interest for the delay".into(),
+                facts: "a transfer took nine days".into(),
+                receive_time: Some(prost_types::Timestamp {
+                    seconds: now - 3600,
+                    nanos: 0,
+                }),
+                regime: "UK-FCA-PSD".into(),
+                region: "GB-ENG".into(),
+                regulator: None,
+            },
+            "intake",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = created.name.clone();
+    c.acknowledge_complaint(req(
+        api::AcknowledgeComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(1),
+        },
+        "intake",
+    ))
+    .await
+    .unwrap();
+    c.assign_complaint(req(
+        api::AssignComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(2),
+            unit: "payments".into(),
+            handler: "emp-5".into(),
+        },
+        "handler",
+    ))
+    .await
+    .unwrap();
+    c.record_findings(req(
+        api::RecordFindingsRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(3),
+            findings: "manual review queue".into(),
+            root_cause: api::RootCause::ProcessFailure as i32,
+            evidence: vec![],
+        },
+        "handler",
+    ))
+    .await
+    .unwrap();
+    c.answer_complaint(req(
+        api::AnswerComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(4),
+            decision: api::Decision::Upheld as i32,
+            redress: vec![api::Redress {
+                kind: api::RedressKind::Interest as i32,
+                amount: Some(api::Money {
+                    minor_units: 1_250,
+                    currency_code: "GBP".into(),
+                }),
+            }],
+            delivery: api::DeliveryMethod::DeliveryLetter as i32,
+            summary: "interest paid".into(),
+        },
+        "handler",
+    ))
+    .await
+    .unwrap();
+    let closed = c
+        .close_complaint(req(
+            api::CloseComplaintRequest {
+                name: name.clone(),
+                request_id: rid(),
+                expected_version: Some(5),
+            },
+            "handler",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((closed.version, closed.status()), (6, api::Status::Closed));
+    drop(c);
+
+    let (status, log) = server.terminate().await;
+    assert!(
+        status.success(),
+        "complaintd exits cleanly on SIGTERM: {status:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("every acknowledged event is on disk")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .chain(std::iter::once(&String::new()))
+            .all(|l| !l.contains("Grace Hopper")),
+        "no personal data in the log"
+    );
+
+    let (server, ready) = start(&dir).await;
+    println!("restart ready after {ready:?}");
+    let mut c = server.client().await;
+    let again = c
+        .get_complaint(req(
+            api::GetComplaintRequest { name: name.clone() },
+            "handler",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, closed, "the same state after a restart");
+    let list = c
+        .list_complaints(req(api::ListComplaintsRequest::default(), "handler"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.complaints.len(), 1);
+    assert_eq!(
+        (list.complaints[0].name.as_str(), list.complaints[0].version),
+        (name.as_str(), 6)
+    );
+    drop(c);
+    let (status, _) = server.terminate().await;
+    assert!(status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("complaintd-e2e-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
