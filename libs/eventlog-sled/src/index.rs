@@ -49,7 +49,7 @@ impl Index {
                     reason: format!("missing record (next stored is {first})"),
                 });
             }
-            for record in keys::ChunkRecords::new(first, &value)? {
+            for record in keys::ChunkRecords::new(first, value)? {
                 index.check_and_add(&record?)?;
             }
         }

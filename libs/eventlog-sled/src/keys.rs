@@ -66,14 +66,15 @@ impl ChunkBuilder {
 
 /// The records of a stored chunk whose first record is at `first`, decoded and checked.
 pub struct ChunkRecords {
-    value: Bytes,
+    /// sled's value, shared (not copied); each record is copied out on its own.
+    value: sled::IVec,
     next_position: Position,
     remaining: u32,
     offset: usize,
 }
 
 impl ChunkRecords {
-    pub fn new(first: Position, value: &[u8]) -> Result<Self> {
+    pub fn new(first: Position, value: sled::IVec) -> Result<Self> {
         let count = value
             .get(..4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -82,7 +83,7 @@ impl ChunkRecords {
                 reason: "chunk shorter than its header".into(),
             })?;
         Ok(Self {
-            value: Bytes::copy_from_slice(value),
+            value,
             next_position: first,
             remaining: count,
             offset: 4,
@@ -117,7 +118,10 @@ impl ChunkRecords {
         self.offset = start + len;
         self.remaining -= 1;
         self.next_position += 1;
-        Ok((position, self.value.slice(start..start + len)))
+        Ok((
+            position,
+            Bytes::copy_from_slice(&self.value[start..start + len]),
+        ))
     }
 }
 

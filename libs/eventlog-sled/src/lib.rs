@@ -367,7 +367,7 @@ fn chunk_holding(tree: &sled::Db, position: Position) -> Result<(Position, keys:
         .ok_or_else(missing)?
         .map_err(storage)?;
     let first = keys::chunk_first(&key).ok_or_else(missing)?;
-    let mut records = keys::ChunkRecords::new(first, &value)?;
+    let mut records = keys::ChunkRecords::new(first, value)?;
     if records.end() <= position {
         return Err(Error::Corruption {
             position,
@@ -427,7 +427,7 @@ fn read_forward(
         if keys::chunk_first(&key) != Some(expected) {
             return Err(missing());
         }
-        records = keys::ChunkRecords::new(expected, &value)?;
+        records = keys::ChunkRecords::new(expected, value)?;
     }
 }
 

@@ -13,6 +13,7 @@ use eventlog::{Clock, EventLog, SystemClock};
 use eventlog_sled::{SledConfig, SledEventLog};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
 
 use crate::auth::{Authenticator, DevHeaders};
 use crate::config::{AuthMode, Config};
@@ -77,8 +78,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ComplaintServiceServer::new(api))
+            // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = stopped.await;
                 },

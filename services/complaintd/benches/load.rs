@@ -1,0 +1,223 @@
+//! Load test of complaintd: 64 clients in flight, each registering complaints and taking
+//! each through acknowledge, assign, findings, answer and close (6 durable commands per
+//! complaint). In the same run, the same 64 clients call a no-op unary RPC (the gRPC
+//! health `Check`) on the same server: the transport's ceiling on this machine.
+//!
+//! Run: `cargo bench -p complaintd --bench load`. `BENCH_DIR` picks where the data goes
+//! (default: the system temp dir), `BENCH_SCALE` (default 1.0) scales the work.
+//! Prints the figures and the ratio, then one JSON line.
+
+use std::time::{Duration, Instant};
+
+use complaintd::config::Config;
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use tonic::transport::Channel;
+use tonic::Request;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use uuid::Uuid;
+
+const IN_FLIGHT: usize = 64;
+
+fn scaled(n: usize) -> usize {
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as usize).max(1)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn req<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-principal", "user:load".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-roles", "intake,handler".parse().unwrap());
+    request
+}
+
+fn rid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// Takes one complaint through its life; returns each command's latency.
+async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -> Vec<Duration> {
+    let mut lat = Vec::with_capacity(6);
+    let t = Instant::now();
+    let created = c
+        .register_complaint(req(api::RegisterComplaintRequest {
+            request_id: rid(),
+            complaint_id: String::new(),
+            channel: api::Channel::Web as i32,
+            complainant: Some(api::Complainant {
+                person_id: format!("person-{n}"),
+                name: "Load Tester".into(),
+                contact: "load@example.org".into(),
+                id_number: String::new(),
+            }),
+            unit: format!("unit-{}", n % 7),
+            employee: String::new(),
+            product: "current account".into(),
+            category: format!("category-{}", n % 5),
+            claim: "a refund of the charge".into(),
+            facts: "x".repeat(200),
+            receive_time: Some(prost_types::Timestamp {
+                seconds: now - 60,
+                nanos: 0,
+            }),
+            regime: "UK-FCA-DISP".into(),
+            region: "GB-ENG".into(),
+            regulator: None,
+        }))
+        .await
+        .expect("register")
+        .into_inner();
+    lat.push(t.elapsed());
+    let name = created.name;
+    macro_rules! timed {
+        ($call:expr) => {{
+            let t = Instant::now();
+            $call.await.expect(stringify!($call));
+            lat.push(t.elapsed());
+        }};
+    }
+    timed!(
+        c.acknowledge_complaint(req(api::AcknowledgeComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(1)
+        }))
+    );
+    timed!(c.assign_complaint(req(api::AssignComplaintRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(2),
+        unit: "u".into(),
+        handler: "h".into()
+    })));
+    timed!(c.record_findings(req(api::RecordFindingsRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(3),
+        findings: "f".repeat(100),
+        root_cause: api::RootCause::ProcessFailure as i32,
+        evidence: vec![]
+    })));
+    timed!(c.answer_complaint(req(api::AnswerComplaintRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(4),
+        decision: api::Decision::Upheld as i32,
+        redress: vec![api::Redress {
+            kind: api::RedressKind::Refund as i32,
+            amount: Some(api::Money {
+                minor_units: 1000,
+                currency_code: "GBP".into()
+            })
+        }],
+        delivery: api::DeliveryMethod::DeliveryEmail as i32,
+        summary: "refunded".into(),
+    })));
+    timed!(c.close_complaint(req(api::CloseComplaintRequest {
+        name,
+        request_id: rid(),
+        expected_version: Some(5)
+    })));
+    lat
+}
+
+fn main() {
+    let base = std::env::var_os("BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("complaintd-load-{}", std::process::id()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let json = runtime.block_on(async {
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.clone(), ..Config::default() };
+        let server = complaintd::server::start(&config).await.unwrap();
+        let url = format!("http://{}", server.addr);
+        println!("complaintd load: {IN_FLIGHT} clients in flight, server and clients in one process on this machine, data in {}", dir.display());
+
+        // The transport's ceiling: a no-op unary call.
+        let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        let calls = scaled(1_500);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                let mut health = HealthClient::new(channel.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(calls);
+                    for _ in 0..calls {
+                        let t = Instant::now();
+                        health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut noop = Vec::new();
+        for t in tasks {
+            noop.extend(t.await.unwrap());
+        }
+        let noop_rate = noop.len() as f64 / start.elapsed().as_secs_f64();
+        noop.sort();
+        println!("no-op unary call: {noop_rate:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms", ms(percentile(&noop, 0.5)), ms(percentile(&noop, 0.99)));
+
+        // Durable commands.
+        let lives = scaled(40);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|w| {
+                let mut client = ComplaintServiceClient::new(channel.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(lives * 6);
+                    for i in 0..lives {
+                        lat.extend(one_life(&mut client, now, w * lives + i).await);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut commands = Vec::new();
+        for t in tasks {
+            commands.extend(t.await.unwrap());
+        }
+        let rate = commands.len() as f64 / start.elapsed().as_secs_f64();
+        commands.sort();
+        let (p50, p99) = (percentile(&commands, 0.5), percentile(&commands, 0.99));
+        println!(
+            "durable commands: {rate:.0} commands/s ({} commands), p50 {:.2} ms, p99 {:.2} ms; {:.0}% of the no-op rate (target >= 70%, p99 <= 10 ms)",
+            commands.len(), ms(p50), ms(p99), rate / noop_rate * 100.0
+        );
+        server.shutdown().await.unwrap();
+        serde_json::json!({
+            "in_flight": IN_FLIGHT,
+            "noop_calls_per_s": noop_rate,
+            "noop_p99_ms": ms(percentile(&noop, 0.99)),
+            "commands": commands.len(),
+            "commands_per_s": rate,
+            "command_p50_ms": ms(p50),
+            "command_p99_ms": ms(p99),
+            "ratio_to_noop": rate / noop_rate,
+        })
+    });
+    std::fs::remove_dir_all(&dir).ok();
+    println!("{json}");
+}
