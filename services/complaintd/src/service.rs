@@ -53,22 +53,32 @@ impl Api {
         let request_id = convert::request_id(&mut v, r.request_id());
         let expected_version = r.expected_version();
         let command = r.command(&mut v);
+        self.run(v, id, request_id, command, expected_version, principal)
+            .await
+    }
+
+    /// Runs a converted command, unless the conversion found bad fields.
+    async fn run(
+        &self,
+        violations: Violations,
+        complaint: Option<ComplaintId>,
+        request_id: Option<uuid::Uuid>,
+        command: Option<complaints_domain::Command>,
+        expected_version: Option<u64>,
+        principal: complaints_workflow::Principal,
+    ) -> Result<Response<api::Complaint>, Status> {
         let (Some(complaint), Some(request_id), Some(command), true) =
-            (id, request_id, command, v.is_empty())
+            (complaint, request_id, command, violations.is_empty())
         else {
-            return Err(errors::invalid(v.0));
+            return Err(errors::invalid(violations.0));
         };
-        self.run(CommandRequest {
+        let request = CommandRequest {
             complaint,
             command,
             request_id,
             expected_version,
             principal,
-        })
-        .await
-    }
-
-    async fn run(&self, request: CommandRequest) -> Result<Response<api::Complaint>, Status> {
+        };
         let outcome = self
             .workflow
             .execute(request)
@@ -103,19 +113,8 @@ impl Api {
         // Check every field even when the id is unusable, so one reply lists them all.
         let placeholder = ComplaintId::new(uuid::Uuid::max());
         let command = convert::register(&mut v, complaint.unwrap_or(placeholder), r);
-        let (Some(complaint), Some(request_id), Some(command), true) =
-            (complaint, request_id, command, v.is_empty())
-        else {
-            return Err(errors::invalid(v.0));
-        };
-        self.run(CommandRequest {
-            complaint,
-            command,
-            request_id,
-            expected_version: None,
-            principal,
-        })
-        .await
+        self.run(v, complaint, request_id, command, None, principal)
+            .await
     }
 
     pub async fn get_complaint(
