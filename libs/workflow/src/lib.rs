@@ -59,6 +59,9 @@ pub enum WorkflowError {
     /// No complaint has this id.
     #[error("{0} not found")]
     NotFound(ComplaintId),
+    /// A registration named a complaint that exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(ComplaintId),
     /// The complaint is not at the version the caller expected.
     #[error("{complaint} is at version {actual}, expected {expected}")]
     Conflict {
@@ -198,8 +201,12 @@ impl Workflow {
                 }
             }
             let state = fold(&loaded);
-            if state.is_none() && !matches!(request.command, Command::Register(_)) {
-                return Err(WorkflowError::NotFound(id));
+            match (&state, &request.command) {
+                (None, command) if !matches!(command, Command::Register(_)) => {
+                    return Err(WorkflowError::NotFound(id));
+                }
+                (Some(_), Command::Register(_)) => return Err(WorkflowError::AlreadyExists(id)),
+                _ => {}
             }
             let ctx = Context {
                 now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())

@@ -38,6 +38,7 @@ pub fn status(error: WorkflowError) -> Status {
         WorkflowError::Domain(DomainError::WrongState(reason)) => Status::failed_precondition(reason),
         WorkflowError::Domain(DomainError::NotPermitted(reason)) => Status::permission_denied(reason),
         WorkflowError::NotFound(id) => Status::not_found(format!("{id} not found")),
+        WorkflowError::AlreadyExists(id) => Status::already_exists(format!("{id} already exists")),
         WorkflowError::Conflict { complaint, expected, actual } => Status::aborted(format!(
             "{complaint} is at version {actual}, not the expected {expected}: read it again and retry"
         )),

@@ -557,6 +557,12 @@ async fn each_failure_has_its_code_and_names_its_fields() {
     .unwrap_err();
     assert_eq!(fields(&e), ["redress[0].amount.minor_units"]);
 
+    // Registering an existing complaint again under a new request id.
+    let mut again = register_request();
+    again.complaint_id = name.clone();
+    let e = step!(c, register_complaint, again).unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+
     // Malformed and unknown names.
     let e = step!(
         c,
