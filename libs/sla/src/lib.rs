@@ -1,0 +1,21 @@
+//! The SLA engine: what is due when, under which regime, and why. Pure: no I/O beyond
+//! reading an operator's files when asked, and "now" is always an argument.
+//!
+//! - [`calendar`]: calendars as data (weekends, holidays, working-day swaps) per region
+//!   and year; dates outside a calendar's known years are errors, never plain working days.
+//! - [`policy`]: regimes as versioned policies in TOML; the built-in ones implement
+//!   REGIMES.md, operators add their own in the same form.
+//! - [`engine`]: due times with their explanation (policy and version, calendar, start,
+//!   restarts, pauses, extensions) and the state of a clock at a moment (running, paused,
+//!   at risk, breached with its tier, met).
+#![forbid(unsafe_code)]
+
+pub mod calendar;
+pub mod engine;
+mod error;
+pub mod policy;
+
+pub use calendar::{Calendar, Calendars, YearStatus};
+pub use engine::{Assessment, ClockState, Due, Engine, Facts, PauseFact};
+pub use error::{Result, SlaError};
+pub use policy::{ClockRule, DueAt, Length, Policies, Policy, Start, Stop};
