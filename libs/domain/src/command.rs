@@ -1,6 +1,7 @@
 //! What callers ask for, and the context a decision is made in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -15,7 +16,14 @@ pub struct Context {
     pub actor: String,
     pub roles: BTreeSet<Role>,
     pub rules: Rules,
+    /// The regimes a complaint may be registered under, and their regions.
+    pub regimes: Arc<Regimes>,
 }
+
+/// The regimes the SLA engine knows: regime id -> the regions it has calendars for
+/// (`None`: any region). Empty: any regime is accepted (no engine configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Regimes(pub BTreeMap<String, Option<BTreeSet<String>>>);
 
 /// Tunable business rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

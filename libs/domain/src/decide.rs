@@ -342,19 +342,21 @@ impl Check<'_> {
         self.text(field, value, MAX_LONG, true);
     }
 
-    fn code(&mut self, field: &str, value: &str) {
+    /// Checks a code like UK-FCA-DISP; true when it is well formed.
+    fn code(&mut self, field: &str, value: &str) -> bool {
+        let well_formed = value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if value.is_empty() {
             self.bad(field, "must not be empty");
-        } else if value.len() > 64
-            || !value
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        } else if !well_formed {
             self.bad(
                 field,
                 "must be an uppercase code like UK-FCA-DISP (A-Z, 0-9, '-', '_')",
             );
         }
+        !value.is_empty() && well_formed
     }
 
     fn not_future(&mut self, field: &str, at: Timestamp) {
@@ -518,8 +520,32 @@ fn validate_register(check: &mut Check<'_>, r: &Register) {
     check.short("category", &r.category);
     check.long("claim", &r.claim);
     check.long("facts", &r.facts);
-    check.code("regime", &r.regime);
-    check.code("region", &r.region);
+    let regime_ok = check.code("regime", &r.regime);
+    let region_ok = check.code("region", &r.region);
+    let known = &check.ctx.regimes.0;
+    if !known.is_empty() && regime_ok {
+        match known.get(&r.regime) {
+            None => {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                check.bad(
+                    "regime",
+                    format!("is not a known regime (known: {})", names.join(", ")),
+                );
+            }
+            Some(Some(regions)) if region_ok && !regions.contains(&r.region) => {
+                let names: Vec<&str> = regions.iter().map(String::as_str).collect();
+                check.bad(
+                    "region",
+                    format!(
+                        "has no calendar under {} (known: {})",
+                        r.regime,
+                        names.join(", ")
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
     check.not_future("received_at", r.received_at);
     if r.received_at < earliest() {
         check.bad("received_at", "must not be before 2000-01-01");

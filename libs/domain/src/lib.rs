@@ -22,7 +22,7 @@ mod event;
 pub mod model;
 mod state;
 
-pub use command::{Command, Context, Register, Rules};
+pub use command::{Command, Context, Regimes, Register, Rules};
 pub use decide::{decide, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS, MAX_SHORT};
 pub use error::{DomainError, FieldViolation, Result};
 pub use event::{Change, Event};

@@ -23,6 +23,7 @@ fn ctx_as(roles: &[Role]) -> Context {
         actor: "user:alice".into(),
         roles: roles.iter().copied().collect::<BTreeSet<_>>(),
         rules: Rules::default(),
+        regimes: Default::default(),
     }
 }
 
@@ -914,4 +915,39 @@ fn an_event_before_registration_leaves_no_state() {
         change: Change::Closed,
     };
     assert_eq!(evolve(None, &stray), None);
+}
+
+#[test]
+fn registration_is_refused_under_an_unknown_regime_or_region() {
+    let regimes = complaints_domain::Regimes(
+        [
+            (
+                "CN-CBIRC".to_string(),
+                Some(["CN".to_string()].into_iter().collect()),
+            ),
+            ("US-CFPB".to_string(), None),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let mut with_regimes = ctx();
+    with_regimes.regimes = std::sync::Arc::new(regimes);
+    let mut r = registration();
+    r.regime = "XX-NOWHERE".into();
+    given(vec![])
+        .when_in(Command::Register(Box::new(r.clone())), &with_regimes)
+        .invalid(&["regime"]);
+    r.regime = "CN-CBIRC".into();
+    r.region = "GB-ENG".into();
+    given(vec![])
+        .when_in(Command::Register(Box::new(r.clone())), &with_regimes)
+        .invalid(&["region"]);
+    r.regime = "US-CFPB".into();
+    assert!(
+        given(vec![])
+            .when_in(Command::Register(Box::new(r)), &with_regimes)
+            .result
+            .is_ok(),
+        "any region"
+    );
 }

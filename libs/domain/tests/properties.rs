@@ -161,7 +161,7 @@ proptest! {
             if supervisor {
                 roles.insert(Role::Supervisor);
             }
-            let ctx = Context { now, actor: "user:p".into(), roles, rules: Rules::default() };
+            let ctx = Context { now, actor: "user:p".into(), roles, rules: Rules::default(), regimes: Default::default() };
             match decide(state.as_ref(), command, &ctx) {
                 Ok(new) => {
                     prop_assert_eq!(new.len(), 1);

@@ -5,16 +5,20 @@
 //!   return the first result; an expected version gives optimistic concurrency.
 //! - [`codec`]: domain events <-> the stored-event schema.
 //! - [`projection`]: the in-memory complaint list, fed by a log subscription.
+//! - [`sla`]: the SLA facts of a complaint, for the SLA engine.
 #![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod projection;
+pub mod sla;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use complaints_domain::model::{ComplaintId, Role};
-use complaints_domain::{decide, evolve, Command, Complaint, Context, DomainError, Event, Rules};
+use complaints_domain::{
+    decide, evolve, Command, Complaint, Context, DomainError, Event, Regimes, Rules,
+};
 use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, StreamId, Version};
 use uuid::Uuid;
 
@@ -116,12 +120,29 @@ pub struct Workflow {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     rules: Rules,
+    regimes: Arc<Regimes>,
 }
 
 impl Workflow {
     /// A workflow over `log`, taking "now" from `clock`.
     pub fn new(log: Arc<dyn EventLog>, clock: Arc<dyn Clock>, rules: Rules) -> Self {
-        Self { log, clock, rules }
+        Self {
+            log,
+            clock,
+            rules,
+            regimes: Arc::default(),
+        }
+    }
+
+    /// Only accept registrations under these regimes and regions.
+    pub fn with_regimes(mut self, regimes: Regimes) -> Self {
+        self.regimes = Arc::new(regimes);
+        self
+    }
+
+    /// The clock "now" comes from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The event log.
@@ -214,6 +235,7 @@ impl Workflow {
                 actor: request.principal.id.clone(),
                 roles: request.principal.roles.clone(),
                 rules: self.rules,
+                regimes: self.regimes.clone(),
             };
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
             let new: Vec<NewEvent> = events

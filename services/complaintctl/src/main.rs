@@ -134,6 +134,8 @@ enum Cmd {
     Register(Box<RegisterArgs>),
     /// Show a complaint.
     Get { complaint: String },
+    /// Show a complaint's SLA clocks: due times, states and how they were computed.
+    Sla { complaint: String },
     /// List complaints.
     List {
         #[arg(long)]
@@ -613,6 +615,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             g.get_complaint(client.req(api::GetComplaintRequest { name })?)
                 .await?
                 .into_inner()
+        }
+        Cmd::Sla { complaint } => {
+            let name = if complaint.starts_with("complaints/") {
+                complaint
+            } else {
+                format!("complaints/{complaint}")
+            };
+            let sla = g
+                .get_complaint_sla(client.req(api::GetComplaintSlaRequest { name })?)
+                .await?
+                .into_inner();
+            println!(
+                "{}  version {}  policy {} v{} ({})",
+                sla.name, sla.version, sla.policy, sla.policy_version, sla.time_zone
+            );
+            for c in &sla.clocks {
+                let state = name_of(c.state, |v| api::ClockState::try_from(v).ok());
+                let due = c
+                    .due_time
+                    .as_ref()
+                    .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                println!(
+                    "  {:<28} {:<18} due {} ({}), {:.0}% used{}",
+                    c.clock,
+                    state,
+                    c.due_date,
+                    due,
+                    c.percent_used,
+                    if c.breach_tier.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", c.breach_tier)
+                    }
+                );
+                for line in &c.explanation {
+                    println!("      {line}");
+                }
+            }
+            return Ok(());
         }
         Cmd::List {
             status: st,

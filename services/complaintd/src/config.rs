@@ -36,6 +36,10 @@ pub struct Config {
     pub auth: AuthMode,
     /// Allow development authentication on a non-loopback address. Dangerous.
     pub allow_dev_auth_on_network: bool,
+    /// Operator calendars (`*.toml`) that add to or override the built-in ones.
+    pub calendars_dir: Option<PathBuf>,
+    /// Operator policies (`*.toml`) besides the built-in regimes.
+    pub policies_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -46,6 +50,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             auth: AuthMode::DevHeaders,
             allow_dev_auth_on_network: false,
+            calendars_dir: None,
+            policies_dir: None,
         }
     }
 }
@@ -95,6 +101,12 @@ impl Config {
                 )),
             }
         }
+        if let Some(dir) = env("COMPLAINTD_CALENDARS_DIR") {
+            config.calendars_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = env("COMPLAINTD_POLICIES_DIR") {
+            config.policies_dir = Some(PathBuf::from(dir));
+        }
         if let Some(auth) = env("COMPLAINTD_AUTH") {
             match auth.as_str() {
                 "dev_headers" => config.auth = AuthMode::DevHeaders,
@@ -109,6 +121,16 @@ impl Config {
                 "development authentication trusts headers; refusing to listen on {} (a non-loopback address) unless allow_dev_auth_on_network = true",
                 config.listen
             ));
+        }
+        for (name, dir) in [
+            ("calendars_dir", &config.calendars_dir),
+            ("policies_dir", &config.policies_dir),
+        ] {
+            if let Some(dir) = dir {
+                if !dir.is_dir() {
+                    problems.push(format!("{name} {} is not a directory", dir.display()));
+                }
+            }
         }
         if problems.is_empty() {
             Ok(config)

@@ -538,3 +538,44 @@ pub fn page_token(v: &mut Violations, token: &str) -> Option<(Timestamp, Complai
     }
     parsed
 }
+
+/// The API view of one clock.
+pub fn clock_out(due: &complaints_sla::Due, a: &complaints_sla::Assessment) -> api::Clock {
+    use complaints_sla::ClockState as S;
+    let (state, at_risk_percent, overdue_seconds, breach_tier) = match &a.state {
+        S::Running => (api::ClockState::ClockRunning, 0, 0, String::new()),
+        S::Paused => (api::ClockState::ClockPaused, 0, 0, String::new()),
+        S::AtRisk(p) => (
+            api::ClockState::ClockAtRisk,
+            u32::from(*p),
+            0,
+            String::new(),
+        ),
+        S::Breached { over, tier } => (
+            api::ClockState::ClockBreached,
+            0,
+            over.as_secs(),
+            tier.clone().unwrap_or_default(),
+        ),
+        S::Met => (api::ClockState::ClockMet, 0, 0, String::new()),
+        S::WindowOpen => (api::ClockState::ClockWindowOpen, 0, 0, String::new()),
+        S::WindowClosed => (api::ClockState::ClockWindowClosed, 0, 0, String::new()),
+    };
+    api::Clock {
+        clock: due.clock.clone(),
+        title: due.title.clone(),
+        state: state as i32,
+        at_risk_percent,
+        overdue_seconds,
+        breach_tier,
+        start_time: Some(to_timestamp(due.started_at)),
+        due_time: Some(to_timestamp(due.due_at)),
+        due_date: due.due_date.map(|d| d.to_string()).unwrap_or_default(),
+        stop_time: opt_time(due.stopped_at),
+        percent_used: a.percent_used,
+        remaining_seconds: a.remaining.as_secs(),
+        remaining_business_days: a.remaining_business_days,
+        calendar: due.calendar.clone().unwrap_or_default(),
+        explanation: due.explanation.clone(),
+    }
+}

@@ -77,3 +77,34 @@ fn log_status(error: eventlog::Error) -> Status {
         eventlog::Error::Closed => Status::unavailable("the server is shutting down"),
     }
 }
+
+/// The status for an SLA computation that cannot be done.
+pub fn sla(error: complaints_sla::SlaError) -> Status {
+    use complaints_sla::SlaError;
+    match error {
+        SlaError::OutOfRange {
+            calendar,
+            date,
+            reason,
+        } => Status::failed_precondition(format!(
+            "calendar {calendar} does not cover {date} ({reason}): an operator must add it"
+        )),
+        SlaError::UnknownCalendar(id) => {
+            Status::failed_precondition(format!("calendar {id} is not loaded"))
+        }
+        SlaError::UnknownPolicy(id) => {
+            Status::failed_precondition(format!("policy {id} is not loaded"))
+        }
+        SlaError::UnknownRegion { policy, region } => Status::failed_precondition(format!(
+            "policy {policy} has no calendar for region {region}"
+        )),
+        SlaError::Invalid { what, reason } => {
+            tracing::error!(%what, %reason, "SLA computation failed");
+            Status::internal("the SLA could not be computed")
+        }
+        SlaError::TimeZone(zone, reason) => {
+            tracing::error!(%zone, %reason, "time zone failure");
+            Status::internal("the SLA could not be computed")
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use complaints_domain::Rules;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
+use complaints_sla::Engine;
 use complaints_workflow::projection::ComplaintList;
 use complaints_workflow::Workflow;
 use eventlog::{Clock, EventLog, SystemClock};
@@ -35,6 +36,22 @@ impl Running {
     }
 }
 
+/// The built-in calendars and regimes, with the operator's files merged in.
+fn sla_engine(config: &Config) -> anyhow::Result<Engine> {
+    let mut engine = Engine::built_in();
+    if let Some(dir) = &config.calendars_dir {
+        engine
+            .calendars
+            .merge_dir(dir)
+            .context("operator calendars")?;
+    }
+    if let Some(dir) = &config.policies_dir {
+        engine.policies.add_dir(dir).context("operator policies")?;
+    }
+    tracing::info!(policies = ?engine.policies.ids(), "SLA policies loaded");
+    Ok(engine)
+}
+
 /// Starts the server described by `config`, with the system clock.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     start_with_clock(config, Arc::new(SystemClock)).await
@@ -56,9 +73,11 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             Arc::new(DevHeaders)
         }
     };
+    let engine = Arc::new(sla_engine(config)?);
     let (list, list_task) = ComplaintList::spawn(log.clone());
-    let workflow = Workflow::new(log.clone(), clock, Rules::default());
-    let api = Api::new(workflow, list, auth);
+    let workflow = Workflow::new(log.clone(), clock, Rules::default())
+        .with_regimes(complaints_workflow::sla::regimes(&engine));
+    let api = Api::new(workflow, list, auth, engine);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;

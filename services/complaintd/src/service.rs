@@ -7,6 +7,7 @@ use std::time::Duration;
 use complaints_domain::model::ComplaintId;
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintService;
+use complaints_sla::Engine;
 use complaints_workflow::projection::{ComplaintList, ListQuery};
 use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
 use tonic::{Request, Response, Status};
@@ -28,17 +29,24 @@ pub struct Api {
     workflow: Workflow,
     list: Arc<ComplaintList>,
     auth: Arc<dyn Authenticator>,
+    engine: Arc<Engine>,
 }
 
 /// Header set on a response that replays an earlier request's result.
 pub const REPLAYED_HEADER: &str = "x-replayed";
 
 impl Api {
-    pub fn new(workflow: Workflow, list: Arc<ComplaintList>, auth: Arc<dyn Authenticator>) -> Self {
+    pub fn new(
+        workflow: Workflow,
+        list: Arc<ComplaintList>,
+        auth: Arc<dyn Authenticator>,
+        engine: Arc<Engine>,
+    ) -> Self {
         Self {
             workflow,
             list,
             auth,
+            engine,
         }
     }
 
@@ -130,6 +138,45 @@ impl Api {
         Ok(Response::new(convert::complaint_out(&complaint, version)))
     }
 
+    pub async fn get_complaint_sla(
+        &self,
+        request: Request<api::GetComplaintSlaRequest>,
+    ) -> Result<Response<api::ComplaintSla>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let mut v = Violations::default();
+        let Some(id) = convert::complaint_name(&mut v, "name", &request.get_ref().name) else {
+            return Err(errors::invalid(v.0));
+        };
+        let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
+        let now = jiff::Timestamp::from_microsecond(self.workflow.clock().now().as_micros())
+            .map_err(|_| Status::internal("the server clock is out of range"))?;
+        let regime = &complaint.registration.regime;
+        let policy = self.engine.policies.latest(regime).map_err(|_| {
+            Status::failed_precondition(format!("no SLA policy is loaded for regime {regime}"))
+        })?;
+        let facts = complaints_workflow::sla::facts(&complaint);
+        let mut clocks = Vec::new();
+        for rule in &policy.clocks {
+            match self.engine.due(policy, rule, &facts) {
+                Ok(Some(due)) => {
+                    let assessment = self.engine.assess(rule, &due, now);
+                    clocks.push(convert::clock_out(&due, &assessment));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(errors::sla(e)),
+            }
+        }
+        Ok(Response::new(api::ComplaintSla {
+            name: complaint.id().name(),
+            version,
+            policy: policy.id.clone(),
+            policy_version: policy.version,
+            time_zone: policy.time_zone.clone(),
+            evaluate_time: Some(convert::to_timestamp(now)),
+            clocks,
+        }))
+    }
+
     pub async fn list_complaints(
         &self,
         request: Request<api::ListComplaintsRequest>,
@@ -202,6 +249,13 @@ macro_rules! service {
                 request: Request<api::ListComplaintsRequest>,
             ) -> Result<Response<api::ListComplaintsResponse>, Status> {
                 Api::list_complaints(self, request).await
+            }
+
+            async fn get_complaint_sla(
+                &self,
+                request: Request<api::GetComplaintSlaRequest>,
+            ) -> Result<Response<api::ComplaintSla>, Status> {
+                Api::get_complaint_sla(self, request).await
             }
 
             $(

@@ -863,3 +863,82 @@ async fn health_and_reflection_answer() {
         "{services:?}"
     );
 }
+
+#[tokio::test]
+async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
+    let server = server().await;
+    let c = server.client("user:hana", "handler").await;
+    // REGIMES.md example 1: UK-FCA-PSD, Northern Ireland, received Fri 2026-01-30.
+    let mut r = register_request();
+    r.regime = "UK-FCA-PSD".into();
+    r.region = "GB-NIR".into();
+    r.receive_time = Some(prost_types::Timestamp {
+        seconds: 1_769_767_200,
+        nanos: 0,
+    }); // 2026-01-30T10:00:00Z
+    let created = step!(c, register_complaint, r).unwrap().into_inner();
+    let sla = |name: String| {
+        let mut grpc = c.grpc.clone();
+        let request = c.req(api::GetComplaintSlaRequest { name });
+        async move { grpc.get_complaint_sla(request).await.unwrap().into_inner() }
+    };
+    // The server's clock says 2026-03-02: the 15-business-day response is overdue.
+    let first = sla(created.name.clone()).await;
+    assert_eq!(
+        (
+            first.policy.as_str(),
+            first.policy_version,
+            first.time_zone.as_str()
+        ),
+        ("UK-FCA-PSD", 1, "Europe/London")
+    );
+    let clock = &first.clocks[0];
+    assert_eq!(
+        (clock.clock.as_str(), clock.due_date.as_str()),
+        ("final_response", "2026-02-20")
+    );
+    assert_eq!(clock.state(), api::ClockState::ClockBreached);
+    assert!(clock.overdue_seconds > 0);
+    assert_eq!(clock.calendar, "GB-NIR");
+    assert!(
+        clock
+            .explanation
+            .iter()
+            .any(|l| l.contains("UK-FCA-PSD v1")),
+        "{:?}",
+        clock.explanation
+    );
+
+    // A holding response gives 35 business days; St Patrick's Day moves it to 23 March.
+    step!(
+        c,
+        send_holding_response,
+        api::SendHoldingResponseRequest {
+            name: created.name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "waiting for the scheme".into(),
+            delivery: api::DeliveryMethod::DeliveryEmail as i32
+        }
+    )
+    .unwrap();
+    let held = sla(created.name.clone()).await;
+    let clock = &held.clocks[0];
+    assert_eq!(clock.due_date, "2026-03-23");
+    assert_eq!(
+        (clock.state(), clock.at_risk_percent),
+        (api::ClockState::ClockAtRisk, 50)
+    );
+    assert!(clock.remaining_business_days.unwrap() > 0);
+
+    // Unknown regimes and regions are refused at registration, by field.
+    let mut unknown = register_request();
+    unknown.regime = "XX-NOWHERE".into();
+    let e = step!(c, register_complaint, unknown).unwrap_err();
+    assert_eq!(fields(&e), ["regime"]);
+    let mut region = register_request();
+    region.regime = "CN-CBIRC".into();
+    region.region = "GB-ENG".into();
+    let e = step!(c, register_complaint, region).unwrap_err();
+    assert_eq!(fields(&e), ["region"]);
+}
