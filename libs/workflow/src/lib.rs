@@ -8,6 +8,7 @@
 //! - [`sla`]: the SLA facts of a complaint, for the SLA engine.
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod codec;
 pub mod projection;
 pub mod sla;

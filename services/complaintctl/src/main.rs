@@ -136,6 +136,24 @@ enum Cmd {
     Get { complaint: String },
     /// Show a complaint's SLA clocks: due times, states and how they were computed.
     Sla { complaint: String },
+    /// Running clocks of all complaints, most urgent first.
+    Clocks {
+        /// Only these states: running, paused, at_risk, breached (repeatable).
+        #[arg(long)]
+        state: Vec<String>,
+        #[arg(long, default_value = "")]
+        regime: String,
+        #[arg(long, default_value = "")]
+        unit: String,
+        #[arg(long, default_value = "")]
+        category: String,
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+    /// The operations board's figures.
+    Board,
     /// List complaints.
     List {
         #[arg(long)]
@@ -615,6 +633,78 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             g.get_complaint(client.req(api::GetComplaintRequest { name })?)
                 .await?
                 .into_inner()
+        }
+        Cmd::Clocks {
+            state,
+            regime,
+            unit,
+            category,
+            page_size,
+            page_token,
+        } => {
+            let states = state
+                .iter()
+                .map(|s| {
+                    pick("clock state", s, "CLOCK_", |n| {
+                        api::ClockState::from_str_name(n).map(|e| e as i32)
+                    })
+                })
+                .collect::<anyhow::Result<Vec<i32>>>()?;
+            let page = g
+                .list_clocks(client.req(api::ListClocksRequest {
+                    page_size,
+                    page_token,
+                    states,
+                    regime,
+                    unit,
+                    category,
+                })?)
+                .await?
+                .into_inner();
+            for e in &page.clocks {
+                let Some(c) = &e.clock else { continue };
+                let state = name_of(c.state, |v| api::ClockState::try_from(v).ok());
+                println!(
+                    "{}  {:<14} {:<18} due {}  {:<10} {:<10} {}",
+                    e.name, c.clock, state, c.due_date, e.unit, e.category, e.regime
+                );
+            }
+            if !page.next_page_token.is_empty() {
+                println!("next page: --page-token {}", page.next_page_token);
+            }
+            return Ok(());
+        }
+        Cmd::Board => {
+            let b = g
+                .get_board(client.req(api::GetBoardRequest {})?)
+                .await?
+                .into_inner();
+            println!(
+                "complaints {} (open {}), clocks due today {}, breach rate {:.1}%",
+                b.complaints,
+                b.open_complaints,
+                b.due_today,
+                b.breach_rate * 100.0
+            );
+            if let Some(s) = b.median_seconds_to_answer {
+                println!("median time to answer: {:.1} days", s as f64 / 86_400.0);
+            }
+            let show_map = |title: &str, m: &std::collections::HashMap<String, u64>| {
+                let mut rows: Vec<_> = m.iter().collect();
+                rows.sort();
+                println!(
+                    "{title}: {}",
+                    rows.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            show_map("running clocks by state", &b.clocks_by_state);
+            show_map("breached by regime", &b.breached_by_regime);
+            show_map("breached by unit", &b.breached_by_unit);
+            show_map("breached by category", &b.breached_by_category);
+            return Ok(());
         }
         Cmd::Sla { complaint } => {
             let name = if complaint.starts_with("complaints/") {

@@ -579,3 +579,30 @@ pub fn clock_out(due: &complaints_sla::Due, a: &complaints_sla::Assessment) -> a
         explanation: due.explanation.clone(),
     }
 }
+
+/// Clock page tokens: `v1.<due time in microseconds>.<uuid>.<clock index>`.
+pub fn clock_token_out(after: (Timestamp, ComplaintId, usize)) -> String {
+    format!(
+        "v1.{}.{}.{}",
+        after.0.as_microsecond(),
+        after.1.uuid(),
+        after.2
+    )
+}
+
+pub fn clock_token(v: &mut Violations, token: &str) -> Option<(Timestamp, ComplaintId, usize)> {
+    if token.is_empty() {
+        return None;
+    }
+    let parsed = token.strip_prefix("v1.").and_then(|rest| {
+        let mut parts = rest.split('.');
+        let at = Timestamp::from_microsecond(parts.next()?.parse().ok()?).ok()?;
+        let id = ComplaintId::parse_name(parts.next()?)?;
+        let index = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some((at, id, index))
+    });
+    if parsed.is_none() {
+        v.add("page_token", "is not a token this service returned");
+    }
+    parsed
+}

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use complaints_domain::Rules;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use complaints_sla::Engine;
+use complaints_workflow::board::SlaBoard;
 use complaints_workflow::projection::ComplaintList;
 use complaints_workflow::Workflow;
 use eventlog::{Clock, EventLog, SystemClock};
@@ -75,9 +76,10 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     };
     let engine = Arc::new(sla_engine(config)?);
     let (list, list_task) = ComplaintList::spawn(log.clone());
+    let (board, board_task) = SlaBoard::spawn(engine.clone(), log.clone());
     let workflow = Workflow::new(log.clone(), clock, Rules::default())
         .with_regimes(complaints_workflow::sla::regimes(&engine));
-    let api = Api::new(workflow, list, auth, engine);
+    let api = Api::new(workflow, list, auth, engine, board);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
@@ -109,6 +111,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .set_not_serving::<ComplaintServiceServer<Api>>()
             .await;
         list_task.abort();
+        board_task.abort();
         let closed = log.close().await;
         served.context("grpc server")?;
         closed.context("closing the event log")?;

@@ -8,6 +8,7 @@ use complaints_domain::model::ComplaintId;
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintService;
 use complaints_sla::Engine;
+use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
 use complaints_workflow::projection::{ComplaintList, ListQuery};
 use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
 use tonic::{Request, Response, Status};
@@ -30,6 +31,7 @@ pub struct Api {
     list: Arc<ComplaintList>,
     auth: Arc<dyn Authenticator>,
     engine: Arc<Engine>,
+    board: Arc<SlaBoard>,
 }
 
 /// Header set on a response that replays an earlier request's result.
@@ -41,13 +43,27 @@ impl Api {
         list: Arc<ComplaintList>,
         auth: Arc<dyn Authenticator>,
         engine: Arc<Engine>,
+        board: Arc<SlaBoard>,
     ) -> Self {
         Self {
             workflow,
             list,
             auth,
             engine,
+            board,
         }
+    }
+
+    fn now(&self) -> Result<jiff::Timestamp, Status> {
+        jiff::Timestamp::from_microsecond(self.workflow.clock().now().as_micros())
+            .map_err(|_| Status::internal("the server clock is out of range"))
+    }
+
+    /// Waits until a projection has seen every write acknowledged before this call.
+    async fn catch_up(&self, wait: impl std::future::Future<Output = ()>) -> Result<(), Status> {
+        tokio::time::timeout(LIST_CATCH_UP, wait)
+            .await
+            .map_err(|_| Status::unavailable("the projection is catching up: retry"))
     }
 
     async fn step<R: StepRequest>(
@@ -148,8 +164,7 @@ impl Api {
             return Err(errors::invalid(v.0));
         };
         let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
-        let now = jiff::Timestamp::from_microsecond(self.workflow.clock().now().as_micros())
-            .map_err(|_| Status::internal("the server clock is out of range"))?;
+        let now = self.now()?;
         let regime = &complaint.registration.regime;
         let policy = self.engine.policies.latest(regime).map_err(|_| {
             Status::failed_precondition(format!("no SLA policy is loaded for regime {regime}"))
@@ -174,6 +189,105 @@ impl Api {
             time_zone: policy.time_zone.clone(),
             evaluate_time: Some(convert::to_timestamp(now)),
             clocks,
+        }))
+    }
+
+    pub async fn list_clocks(
+        &self,
+        request: Request<api::ListClocksRequest>,
+    ) -> Result<Response<api::ListClocksResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        if r.page_size < 0 {
+            v.add("page_size", "must not be negative");
+        }
+        let mut states = Vec::new();
+        for (i, s) in r.states.iter().enumerate() {
+            match api::ClockState::try_from(*s) {
+                Ok(api::ClockState::ClockRunning) => states.push(StateKind::Running),
+                Ok(api::ClockState::ClockPaused) => states.push(StateKind::Paused),
+                Ok(api::ClockState::ClockAtRisk) => states.push(StateKind::AtRisk),
+                Ok(api::ClockState::ClockBreached) => states.push(StateKind::Breached),
+                Ok(api::ClockState::ClockMet) => states.push(StateKind::Met),
+                Ok(api::ClockState::ClockWindowOpen) => states.push(StateKind::WindowOpen),
+                Ok(api::ClockState::ClockWindowClosed) => states.push(StateKind::WindowClosed),
+                _ => v.add(
+                    format!("states[{i}]"),
+                    "must be one of the listed values (not unspecified)",
+                ),
+            }
+        }
+        let after = convert::clock_token(&mut v, &r.page_token);
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let head = self
+            .workflow
+            .log()
+            .head()
+            .await
+            .map_err(|e| errors::status(e.into()))?;
+        self.catch_up(self.board.wait_for(head)).await?;
+        let now = self.now()?;
+        let filter = |s: String| Some(s).filter(|s| !s.is_empty());
+        let page = self.board.clocks(
+            now,
+            &ClockQuery {
+                states,
+                regime: filter(r.regime),
+                unit: filter(r.unit),
+                category: filter(r.category),
+                page_size: match r.page_size {
+                    0 => DEFAULT_PAGE_SIZE,
+                    n => (n as usize).min(MAX_PAGE_SIZE),
+                },
+                after,
+            },
+        );
+        Ok(Response::new(api::ListClocksResponse {
+            clocks: page
+                .items
+                .iter()
+                .map(|i| api::ClockEntry {
+                    name: i.id.name(),
+                    regime: i.regime.clone(),
+                    unit: i.unit.clone(),
+                    category: i.category.clone(),
+                    clock: Some(convert::clock_out(&i.due, &i.assessment)),
+                })
+                .collect(),
+            next_page_token: page.next.map(convert::clock_token_out).unwrap_or_default(),
+            evaluate_time: Some(convert::to_timestamp(now)),
+        }))
+    }
+
+    pub async fn get_board(
+        &self,
+        request: Request<api::GetBoardRequest>,
+    ) -> Result<Response<api::Board>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let head = self
+            .workflow
+            .log()
+            .head()
+            .await
+            .map_err(|e| errors::status(e.into()))?;
+        self.catch_up(self.board.wait_for(head)).await?;
+        let now = self.now()?;
+        let f = self.board.figures(now);
+        let map = |m: std::collections::BTreeMap<String, u64>| m.into_iter().collect();
+        Ok(Response::new(api::Board {
+            evaluate_time: Some(convert::to_timestamp(now)),
+            complaints: f.complaints,
+            open_complaints: f.open_complaints,
+            due_today: f.due_today,
+            clocks_by_state: map(f.by_state),
+            breached_by_regime: map(f.breached_by_regime),
+            breached_by_unit: map(f.breached_by_unit),
+            breached_by_category: map(f.breached_by_category),
+            breach_rate: f.breach_rate,
+            median_seconds_to_answer: f.median_time_to_answer.map(|d| d.as_secs()),
         }))
     }
 
@@ -205,9 +319,7 @@ impl Api {
             .head()
             .await
             .map_err(|e| errors::status(e.into()))?;
-        tokio::time::timeout(LIST_CATCH_UP, self.list.wait_for(head))
-            .await
-            .map_err(|_| Status::unavailable("the complaint list is catching up: retry"))?;
+        self.catch_up(self.list.wait_for(head)).await?;
         let filter = |s: String| Some(s).filter(|s| !s.is_empty());
         let page = self.list.query(&ListQuery {
             status,
@@ -256,6 +368,20 @@ macro_rules! service {
                 request: Request<api::GetComplaintSlaRequest>,
             ) -> Result<Response<api::ComplaintSla>, Status> {
                 Api::get_complaint_sla(self, request).await
+            }
+
+            async fn list_clocks(
+                &self,
+                request: Request<api::ListClocksRequest>,
+            ) -> Result<Response<api::ListClocksResponse>, Status> {
+                Api::list_clocks(self, request).await
+            }
+
+            async fn get_board(
+                &self,
+                request: Request<api::GetBoardRequest>,
+            ) -> Result<Response<api::Board>, Status> {
+                Api::get_board(self, request).await
             }
 
             $(

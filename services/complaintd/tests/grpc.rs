@@ -942,3 +942,72 @@ async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
     let e = step!(c, register_complaint, region).unwrap_err();
     assert_eq!(fields(&e), ["region"]);
 }
+
+#[tokio::test]
+async fn operations_see_clocks_most_urgent_first_and_the_board() {
+    let server = server().await;
+    let c = server.client("user:ops", "handler,operations").await;
+    // CN-CBIRC, 15 calendar days; the server's clock says 2026-03-02T12:00Z.
+    let mut names = Vec::new();
+    for (received, unit) in [(1_770_256_800, "cards"), (1_771_552_800, "loans")] {
+        // 2026-02-05T02:00Z (due Feb 20, breached) and 2026-02-20T02:00Z (due Mar 7).
+        let mut r = register_request();
+        r.regime = "CN-CBIRC".into();
+        r.region = "CN".into();
+        r.unit = unit.into();
+        r.receive_time = ts(received);
+        names.push(step!(c, register_complaint, r).unwrap().into_inner().name);
+    }
+    let list = |states: Vec<api::ClockState>, page_token: String, page_size: i32| {
+        let mut grpc = c.grpc.clone();
+        let request = c.req(api::ListClocksRequest {
+            states: states.into_iter().map(|s| s as i32).collect(),
+            page_token,
+            page_size,
+            ..Default::default()
+        });
+        async move { grpc.list_clocks(request).await }
+    };
+    let all = list(vec![], String::new(), 0).await.unwrap().into_inner();
+    let order: Vec<(&str, &str)> = all
+        .clocks
+        .iter()
+        .map(|e| (e.name.as_str(), e.clock.as_ref().unwrap().due_date.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (names[0].as_str(), "2026-02-20"),
+            (names[1].as_str(), "2026-03-07")
+        ]
+    );
+    let breached = list(vec![api::ClockState::ClockBreached], String::new(), 0)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(breached.clocks.len(), 1);
+    assert_eq!(breached.clocks[0].unit, "cards");
+    let first = list(vec![], String::new(), 1).await.unwrap().into_inner();
+    let second = list(vec![], first.next_page_token.clone(), 1)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.clocks[0].name, names[1]);
+    let e = list(vec![api::ClockState::Unspecified], "bogus".into(), 0)
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["states[0]", "page_token"]);
+
+    let board = c
+        .grpc
+        .clone()
+        .get_board(c.req(api::GetBoardRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((board.complaints, board.open_complaints), (2, 2));
+    assert_eq!(board.breached_by_regime.get("CN-CBIRC"), Some(&1));
+    assert_eq!(board.breached_by_unit.get("cards"), Some(&1));
+    assert_eq!(board.clocks_by_state.values().sum::<u64>(), 2);
+    assert_eq!(board.median_seconds_to_answer, None, "nothing answered yet");
+}

@@ -1,0 +1,285 @@
+//! The SLA board: its fold matches the full state, and it lists clocks most urgent first.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use complaints_domain::model::*;
+use complaints_domain::{decide, evolve, Command, Context, Register, Rules};
+use complaints_sla::Engine;
+use complaints_workflow::board::{fold, ClockQuery, Entry, SlaBoard, StateKind};
+use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
+use eventlog::{ManualClock, Timestamp as LogTime};
+use eventlog_sled::{SledConfig, SledEventLog};
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn registration(id: ComplaintId, received_at: Timestamp) -> Register {
+    Register {
+        id,
+        channel: Channel::Web,
+        complainant: Complainant {
+            person_id: "p".into(),
+            name: "n".into(),
+            contact: "c".into(),
+            id_number: String::new(),
+        },
+        unit: "cards".into(),
+        employee: None,
+        product: "p".into(),
+        category: "fees".into(),
+        claim: "c".into(),
+        facts: "f".into(),
+        received_at,
+        regime: "CN-CBIRC".into(),
+        region: "CN".into(),
+        regulator: None,
+    }
+}
+
+fn step() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        Just(Command::Acknowledge),
+        Just(Command::Assign {
+            unit: "u2".into(),
+            handler: "h".into()
+        }),
+        Just(Command::ClassifyComplex { reason: "r".into() }),
+        Just(Command::SendHoldingResponse {
+            reason: "r".into(),
+            delivery: DeliveryMethod::Email
+        }),
+        (1u32..40).prop_map(|days| Command::RequestExtension {
+            days,
+            reason: "r".into()
+        }),
+        Just(Command::PauseClock {
+            reason: PauseReason::ExternalAppraisal,
+            complainant_notified_at: None
+        }),
+        Just(Command::PauseClock {
+            reason: PauseReason::AwaitingCustomer,
+            complainant_notified_at: None
+        }),
+        Just(Command::ResumeClock),
+        Just(Command::AddNewFacts {
+            facts: "more".into()
+        }),
+        Just(Command::Answer {
+            decision: Decision::Rejected,
+            redress: vec![],
+            delivery: DeliveryMethod::Letter,
+            summary: "s".into()
+        }),
+        Just(Command::Withdraw {
+            reason: String::new()
+        }),
+        Just(Command::Decline { reason: "r".into() }),
+        Just(Command::RequestReview { reason: "r".into() }),
+        Just(Command::AnswerReview {
+            outcome: ReviewOutcome::Confirmed,
+            summary: "s".into()
+        }),
+        Just(Command::Close),
+        Just(Command::Reopen { reason: "r".into() }),
+    ]
+}
+
+proptest! {
+    /// The board folds events into facts on its own; after every event they equal the
+    /// facts derived from the domain's full state.
+    #[test]
+    fn the_boards_fold_equals_the_facts_of_the_full_state(steps in proptest::collection::vec((step(), 0i64..3 * 86_400), 1..40)) {
+        let id = ComplaintId::new(Uuid::from_u128(7));
+        let mut now = Timestamp::from_second(1_770_000_000).unwrap();
+        let ctx = |now| Context {
+            now,
+            actor: "user:t".into(),
+            roles: BTreeSet::from([Role::Handler, Role::Supervisor]),
+            rules: Rules::default(),
+            regimes: Default::default(),
+        };
+        let register = registration(id, now);
+        let first = decide(None, Command::Register(Box::new(register.clone())), &ctx(now)).unwrap();
+        let mut state = evolve(None, &first[0]);
+        let mut entry = Entry::registered(&register);
+        fold(&mut entry, &first[0]);
+        for (command, advance) in steps {
+            now = now.checked_add(SignedDuration::from_secs(advance)).unwrap();
+            // Approvals need the notice time; give it when asked.
+            let command = match command {
+                Command::PauseClock { reason: PauseReason::ExternalAppraisal, .. } => Command::PauseClock { reason: PauseReason::ExternalAppraisal, complainant_notified_at: Some(now) },
+                other => other,
+            };
+            let Ok(events) = decide(state.as_ref(), command.clone(), &ctx(now)) else { continue };
+            for event in &events {
+                state = evolve(state, event);
+                fold(&mut entry, event);
+            }
+            if matches!(command, Command::RequestExtension { .. }) {
+                let approve = Command::ApproveExtension { complainant_notified_at: Some(now) };
+                if let Ok(events) = decide(state.as_ref(), approve, &ctx(now)) {
+                    for event in &events {
+                        state = evolve(state, event);
+                        fold(&mut entry, event);
+                    }
+                }
+            }
+            let full = state.as_ref().unwrap();
+            prop_assert_eq!(&entry.facts, &sla::facts(full));
+            prop_assert_eq!(entry.status, full.status);
+        }
+    }
+}
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_lists_clocks_most_urgent_first_with_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        t("2026-03-02T12:00:00Z").as_microsecond(),
+    )));
+    let log = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    let engine = Arc::new(Engine::built_in());
+    let workflow =
+        Workflow::new(log.clone(), clock, Rules::default()).with_regimes(sla::regimes(&engine));
+    let (board, _task) = SlaBoard::spawn(engine, log.clone());
+    let principal = Principal {
+        id: "user:t".into(),
+        roles: BTreeSet::from([Role::Handler]),
+    };
+    let run = |complaint, command| CommandRequest {
+        complaint,
+        command,
+        request_id: Uuid::new_v4(),
+        expected_version: None,
+        principal: principal.clone(),
+    };
+
+    // CN-CBIRC, 15 calendar days: received Feb 5 (due Feb 20), Feb 20 (due Mar 7),
+    // Feb 25 (due Mar 12, answered), all in Shanghai time.
+    let ids: Vec<ComplaintId> = (0..3)
+        .map(|i| ComplaintId::new(Uuid::from_u128(100 + i)))
+        .collect();
+    for (id, received) in ids.iter().zip([
+        "2026-02-05T02:00:00Z",
+        "2026-02-20T02:00:00Z",
+        "2026-02-25T02:00:00Z",
+    ]) {
+        workflow
+            .execute(run(
+                *id,
+                Command::Register(Box::new(registration(*id, t(received)))),
+            ))
+            .await
+            .unwrap();
+    }
+    workflow
+        .execute(run(
+            ids[2],
+            Command::Assign {
+                unit: "cards".into(),
+                handler: "h".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    workflow
+        .execute(run(
+            ids[2],
+            Command::Answer {
+                decision: Decision::Upheld,
+                redress: vec![],
+                delivery: DeliveryMethod::Letter,
+                summary: "s".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    board.wait_for(log_head(&log).await).await;
+
+    let now = t("2026-03-02T12:00:00Z");
+    let page = board.clocks(
+        now,
+        &ClockQuery {
+            page_size: 10,
+            ..Default::default()
+        },
+    );
+    let listed: Vec<(ComplaintId, String)> = page
+        .items
+        .iter()
+        .map(|i| (i.id, i.due.due_date.unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (ids[0], "2026-02-20".to_string()),
+            (ids[1], "2026-03-07".to_string())
+        ],
+        "answered clocks are not listed; earliest first"
+    );
+    assert_eq!(
+        StateKind::of(&page.items[0].assessment.state),
+        StateKind::Breached
+    );
+    assert_eq!(
+        StateKind::of(&page.items[1].assessment.state),
+        StateKind::AtRisk
+    );
+
+    let breached = board.clocks(
+        now,
+        &ClockQuery {
+            states: vec![StateKind::Breached],
+            page_size: 10,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        breached.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+    let first = board.clocks(
+        now,
+        &ClockQuery {
+            page_size: 1,
+            ..Default::default()
+        },
+    );
+    assert_eq!(first.items[0].id, ids[0]);
+    let second = board.clocks(
+        now,
+        &ClockQuery {
+            page_size: 1,
+            after: first.next,
+            ..Default::default()
+        },
+    );
+    assert_eq!(second.items[0].id, ids[1]);
+    assert!(second.next.is_none());
+
+    let figures = board.figures(now);
+    assert_eq!((figures.complaints, figures.open_complaints), (3, 3));
+    assert_eq!(figures.by_state.get("breached"), Some(&1));
+    assert_eq!(figures.breached_by_regime.get("CN-CBIRC"), Some(&1));
+    assert_eq!(
+        figures.breach_rate, 0.0,
+        "the one stopped clock was on time"
+    );
+    assert!(figures.median_time_to_answer.is_some());
+    assert_eq!(figures.due_today, 0, "the overdue clock is not due today");
+    // On 7 March the second clock falls due that day.
+    assert_eq!(board.figures(t("2026-03-07T08:00:00Z")).due_today, 1);
+}
+
+async fn log_head(log: &Arc<SledEventLog>) -> u64 {
+    use eventlog::EventLog;
+    log.head().await.unwrap()
+}
