@@ -34,6 +34,22 @@ pub struct Entry {
     /// The latest answer, and when the complaint ended (as the domain's state has them).
     pub answered_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
+    /// Threshold crossings already recorded in the log: (clock, threshold, due time).
+    pub recorded: BTreeSet<(String, u8, Timestamp)>,
+    /// Crossings still to come, as keys of the board's crossing index.
+    scheduled: Vec<(Timestamp, usize, u8)>,
+}
+
+/// A clock reaching one of its thresholds: an at-risk percentage, or 100 for the breach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crossing {
+    pub id: ComplaintId,
+    pub policy: String,
+    pub policy_version: u32,
+    pub clock: String,
+    pub threshold: u8,
+    pub at: Timestamp,
+    pub due_at: Timestamp,
 }
 
 impl Entry {
@@ -53,6 +69,8 @@ impl Entry {
             problem: None,
             answered_at: None,
             ended_at: None,
+            recorded: BTreeSet::new(),
+            scheduled: Vec::new(),
         }
     }
 }
@@ -197,6 +215,8 @@ struct Inner {
     entries: HashMap<ComplaintId, Entry>,
     /// Running (not stopped) deadline clocks by due time: (due, complaint, clock index).
     urgent: BTreeSet<(Timestamp, ComplaintId, usize)>,
+    /// Threshold crossings not yet recorded: (when, complaint, clock index, threshold).
+    crossings: BTreeSet<(Timestamp, ComplaintId, usize, u8)>,
 }
 
 /// The SLA board projection.
@@ -257,7 +277,26 @@ impl SlaBoard {
 
     /// Applies one event of the log (events of other streams are skipped).
     pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
-        if record.event_type.starts_with("complaint.") {
+        if record.event_type.starts_with("sla.") {
+            let t = crate::transitions::decode(&record.payload)?;
+            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            let Inner {
+                entries, crossings, ..
+            } = &mut *inner;
+            if let Some(entry) = entries.get_mut(&t.id) {
+                entry
+                    .recorded
+                    .insert((t.clock.clone(), t.threshold, t.due_at));
+                if let Some(index) = entry
+                    .dues
+                    .iter()
+                    .position(|d| d.clock == t.clock && d.due_at == t.due_at)
+                {
+                    crossings.remove(&(t.at, t.id, index, t.threshold));
+                    entry.scheduled.retain(|k| *k != (t.at, index, t.threshold));
+                }
+            }
+        } else if record.event_type.starts_with("complaint.") {
             let event = codec::decode(&record.event_type, &record.payload)?;
             let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
             let id = match &event.change {
@@ -286,6 +325,9 @@ impl SlaBoard {
         for (i, due) in entry.dues.iter().enumerate() {
             inner.urgent.remove(&(due.due_at, id, i));
         }
+        for (at, i, threshold) in entry.scheduled.drain(..) {
+            inner.crossings.remove(&(at, id, i, threshold));
+        }
         fold(&mut entry, event);
         (entry.dues, entry.problem) = match self.engine.policies.latest(&entry.regime) {
             Ok(policy) => match self.engine.due_dates(policy, &entry.facts) {
@@ -296,13 +338,32 @@ impl SlaBoard {
         };
         if let Ok(policy) = self.engine.policies.latest(&entry.regime) {
             for (i, due) in entry.dues.iter().enumerate() {
-                let window = policy
-                    .clocks
-                    .iter()
-                    .find(|c| c.id == due.clock)
-                    .is_some_and(|c| c.stops == Stop::WindowCloses);
-                if due.stopped_at.is_none() && !window {
-                    inner.urgent.insert((due.due_at, id, i));
+                let Some(rule) = policy.clocks.iter().find(|c| c.id == due.clock) else {
+                    continue;
+                };
+                if due.stopped_at.is_some() || rule.stops == Stop::WindowCloses {
+                    continue;
+                }
+                inner.urgent.insert((due.due_at, id, i));
+                if due.paused_since.is_some() {
+                    continue; // the due time moves while paused: nothing to schedule
+                }
+                let total = due.due_at.duration_since(due.started_at);
+                let thresholds = rule.at_risk.iter().map(|p| {
+                    let at = due
+                        .started_at
+                        .checked_add(total * i32::from(*p) / 100)
+                        .unwrap_or(due.due_at);
+                    (*p, at)
+                });
+                for (threshold, at) in thresholds.chain(std::iter::once((100, due.due_at))) {
+                    if !entry
+                        .recorded
+                        .contains(&(due.clock.clone(), threshold, due.due_at))
+                    {
+                        inner.crossings.insert((at, id, i, threshold));
+                        entry.scheduled.push((at, i, threshold));
+                    }
                 }
             }
         }
@@ -433,6 +494,39 @@ impl SlaBoard {
         times_to_answer.sort();
         f.median_time_to_answer = times_to_answer.get(times_to_answer.len() / 2).copied();
         f
+    }
+
+    /// Crossings due by `now` that are not recorded yet, earliest first.
+    pub fn crossings_due(&self, now: Timestamp) -> Vec<Crossing> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner
+            .crossings
+            .iter()
+            .take_while(|(at, ..)| *at <= now)
+            .filter_map(|(at, id, index, threshold)| {
+                let due = inner.entries.get(id)?.dues.get(*index)?;
+                Some(Crossing {
+                    id: *id,
+                    policy: due.policy.clone(),
+                    policy_version: due.policy_version,
+                    clock: due.clock.clone(),
+                    threshold: *threshold,
+                    at: *at,
+                    due_at: due.due_at,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next unrecorded crossing happens.
+    pub fn next_crossing(&self) -> Option<Timestamp> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.crossings.first().map(|(at, ..)| *at)
+    }
+
+    /// A receiver that changes whenever the board applies an event.
+    pub fn changes(&self) -> watch::Receiver<Position> {
+        self.position.subscribe()
     }
 
     /// A complaint's entry.

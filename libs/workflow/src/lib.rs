@@ -6,12 +6,15 @@
 //! - [`codec`]: domain events <-> the stored-event schema.
 //! - [`projection`]: the in-memory complaint list, fed by a log subscription.
 //! - [`sla`]: the SLA facts of a complaint, for the SLA engine.
+//! - [`board`]: the SLA board projection; [`transitions`]: the watcher that records
+//!   clocks crossing their at-risk and breach thresholds.
 #![forbid(unsafe_code)]
 
 pub mod board;
 pub mod codec;
 pub mod projection;
 pub mod sla;
+pub mod transitions;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -77,6 +77,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let engine = Arc::new(sla_engine(config)?);
     let (list, list_task) = ComplaintList::spawn(log.clone());
     let (board, board_task) = SlaBoard::spawn(engine.clone(), log.clone());
+    let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
+    let watcher_task = tokio::spawn(complaints_workflow::transitions::run(
+        board.clone(),
+        log.clone(),
+        clock.clone(),
+        watcher_stopped,
+    ));
     let workflow = Workflow::new(log.clone(), clock, Rules::default())
         .with_regimes(complaints_workflow::sla::regimes(&engine));
     let api = Api::new(workflow, list, auth, engine, board);
@@ -110,6 +117,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         health
             .set_not_serving::<ComplaintServiceServer<Api>>()
             .await;
+        let _ = stop_watcher.send(true);
+        let _ = watcher_task.await;
         list_task.abort();
         board_task.abort();
         let closed = log.close().await;

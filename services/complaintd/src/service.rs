@@ -11,6 +11,7 @@ use complaints_sla::Engine;
 use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
 use complaints_workflow::projection::{ComplaintList, ListQuery};
 use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Authenticator;
@@ -23,6 +24,10 @@ pub const MAX_PAGE_SIZE: usize = 500;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// How long a list waits for the projection to reach the writes made before it.
 const LIST_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// The stream of WatchSla.
+pub type SlaTransitions =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::SlaTransition, Status>> + Send>>;
 
 /// The gRPC service.
 #[derive(Clone)]
@@ -291,6 +296,56 @@ impl Api {
         }))
     }
 
+    pub async fn watch_sla(
+        &self,
+        request: Request<api::WatchSlaRequest>,
+    ) -> Result<Response<SlaTransitions>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let log = self.workflow.log().clone();
+        let from = match r.after_position {
+            Some(position) => position.saturating_add(1),
+            None => log.head().await.map_err(|e| errors::status(e.into()))? + 1,
+        };
+        let regime = Some(r.regime).filter(|r| !r.is_empty());
+        // Pulled from the log as the client reads: a slow client costs no memory.
+        let stream = log.subscribe(from).filter_map(move |item| {
+            let regime = regime.clone();
+            async move {
+                match item {
+                    Ok(e) if e.event_type.starts_with("sla.") => {
+                        let t = match complaints_workflow::transitions::decode(&e.payload) {
+                            Ok(t) => t,
+                            Err(err) => return Some(Err(errors::status(err.into()))),
+                        };
+                        if regime.as_ref().is_some_and(|r| r != &t.policy) {
+                            return None;
+                        }
+                        let state = if t.threshold >= 100 {
+                            api::ClockState::ClockBreached
+                        } else {
+                            api::ClockState::ClockAtRisk
+                        };
+                        Some(Ok(api::SlaTransition {
+                            name: t.id.name(),
+                            regime: t.policy,
+                            policy_version: t.policy_version,
+                            clock: t.clock,
+                            state: state as i32,
+                            threshold: u32::from(t.threshold),
+                            cross_time: Some(convert::to_timestamp(t.at)),
+                            due_time: Some(convert::to_timestamp(t.due_at)),
+                            position: e.position,
+                        }))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(errors::status(e.into()))),
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     pub async fn list_complaints(
         &self,
         request: Request<api::ListComplaintsRequest>,
@@ -382,6 +437,15 @@ macro_rules! service {
                 request: Request<api::GetBoardRequest>,
             ) -> Result<Response<api::Board>, Status> {
                 Api::get_board(self, request).await
+            }
+
+            type WatchSlaStream = SlaTransitions;
+
+            async fn watch_sla(
+                &self,
+                request: Request<api::WatchSlaRequest>,
+            ) -> Result<Response<SlaTransitions>, Status> {
+                Api::watch_sla(self, request).await
             }
 
             $(

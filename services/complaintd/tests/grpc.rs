@@ -1011,3 +1011,78 @@ async fn operations_see_clocks_most_urgent_first_and_the_board() {
     assert_eq!(board.clocks_by_state.values().sum::<u64>(), 2);
     assert_eq!(board.median_seconds_to_answer, None, "nothing answered yet");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
+    let server = server().await;
+    let c = server.client("user:ops", "intake,operations").await;
+    let mut watch = c
+        .grpc
+        .clone()
+        .watch_sla(c.req(api::WatchSlaRequest {
+            after_position: Some(0),
+            regime: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    // A hotline call received 20 minutes before the server's now: 15 minutes to respond,
+    // at risk at 50/75/90%: every threshold is behind it, so all four are recorded.
+    let mut r = register_request();
+    r.channel = api::Channel::Hotline as i32;
+    r.regime = "INTERNAL-HOTLINE".into();
+    r.region = "CN".into();
+    r.receive_time = ts(NOW_SECS - 20 * 60);
+    let created = step!(c, register_complaint, r).unwrap().into_inner();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let t = watch
+            .next()
+            .await
+            .expect("stream open")
+            .expect("transition");
+        assert_eq!(
+            (t.name.as_str(), t.regime.as_str(), t.clock.as_str()),
+            (created.name.as_str(), "INTERNAL-HOTLINE", "first_response")
+        );
+        got.push((
+            t.threshold,
+            t.state(),
+            t.cross_time.unwrap().seconds,
+            t.position,
+        ));
+    }
+    let base = NOW_SECS - 20 * 60;
+    let expected = [(50, 450), (75, 675), (90, 810), (100, 900)];
+    for ((threshold, state, at, _), (want, offset)) in got.iter().zip(expected) {
+        assert_eq!((*threshold, *at), (want, base + offset));
+        let want_state = if want == 100 {
+            api::ClockState::ClockBreached
+        } else {
+            api::ClockState::ClockAtRisk
+        };
+        assert_eq!(*state, want_state);
+    }
+    // A watcher that resumes after the second sees the third and fourth.
+    let mut resumed = c
+        .grpc
+        .clone()
+        .watch_sla(c.req(api::WatchSlaRequest {
+            after_position: Some(got[1].3),
+            regime: "INTERNAL-HOTLINE".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let third = resumed.next().await.unwrap().unwrap();
+    assert_eq!(third.threshold, 90);
+    // The board shows the breach.
+    let board = c
+        .grpc
+        .clone()
+        .get_board(c.req(api::GetBoardRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(board.breached_by_regime.get("INTERNAL-HOTLINE"), Some(&1));
+}

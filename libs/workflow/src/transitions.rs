@@ -1,0 +1,153 @@
+//! Time-driven SLA transitions: when a clock crosses an at-risk threshold or breaches, the
+//! watcher records it as an event in the complaint's `sla-{uuid}` stream, at that moment.
+//!
+//! The watcher sleeps until the board's earliest unrecorded crossing (a timer, not a scan
+//! over every complaint) and wakes early whenever the board changes. Each transition's
+//! event id is derived from (complaint, clock, threshold, due time), and its payload holds
+//! the computed crossing time rather than the time it was noticed, so recording it again
+//! (after a restart, or a race with the board catching up) writes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use complaints_domain::model::ComplaintId;
+use complaints_proto::complaints::events::v1 as pb;
+use eventlog::{Clock, EventLog, ExpectedVersion, NewEvent, StreamId};
+use jiff::Timestamp;
+use prost::Message;
+use uuid::Uuid;
+
+use crate::board::{Crossing, SlaBoard};
+use crate::codec::DecodeError;
+
+/// Event type of an at-risk crossing.
+pub const AT_RISK: &str = "sla.clock_at_risk";
+/// Event type of a breach.
+pub const BREACHED: &str = "sla.clock_breached";
+/// The actor recorded on transitions.
+pub const ACTOR: &str = "system:sla-watcher";
+
+const NAMESPACE: Uuid = Uuid::from_u128(0x2f1e_8d3c_4b5a_4968_8776_a5b4_c3d2_e1f0);
+
+/// The stream of a complaint's SLA transitions.
+pub fn stream(id: ComplaintId) -> StreamId {
+    StreamId::new(format!("sla-{}", id.uuid())).expect("a uuid stream id is valid")
+}
+
+/// The event recording a crossing.
+pub fn event(c: &Crossing) -> NewEvent {
+    let mut name = Vec::with_capacity(64);
+    name.extend_from_slice(c.id.uuid().as_bytes());
+    name.extend_from_slice(c.clock.as_bytes());
+    name.push(c.threshold);
+    name.extend_from_slice(&c.due_at.as_microsecond().to_be_bytes());
+    let payload = pb::SlaTransition {
+        complaint_id: c.id.uuid().to_string(),
+        policy: c.policy.clone(),
+        policy_version: c.policy_version,
+        clock: c.clock.clone(),
+        threshold: u32::from(c.threshold),
+        crossed_at_micros: c.at.as_microsecond(),
+        due_at_micros: c.due_at.as_microsecond(),
+    };
+    NewEvent {
+        id: Uuid::new_v5(&NAMESPACE, &name),
+        event_type: if c.threshold >= 100 {
+            BREACHED
+        } else {
+            AT_RISK
+        }
+        .to_owned(),
+        schema_version: 1,
+        actor: ACTOR.to_owned(),
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        payload: Bytes::from(payload.encode_to_vec()),
+    }
+}
+
+/// Reads a recorded transition back.
+pub fn decode(payload: &[u8]) -> Result<Crossing, DecodeError> {
+    let t = pb::SlaTransition::decode(payload).map_err(|e| DecodeError(e.to_string()))?;
+    let time = |m: i64| {
+        Timestamp::from_microsecond(m).map_err(|_| DecodeError("time out of range".into()))
+    };
+    Ok(Crossing {
+        id: Uuid::parse_str(&t.complaint_id)
+            .map(ComplaintId::new)
+            .map_err(|_| DecodeError("complaint id is not a uuid".into()))?,
+        policy: t.policy,
+        policy_version: t.policy_version,
+        clock: t.clock,
+        threshold: u8::try_from(t.threshold)
+            .map_err(|_| DecodeError("threshold over 255".into()))?,
+        at: time(t.crossed_at_micros)?,
+        due_at: time(t.due_at_micros)?,
+    })
+}
+
+fn now(clock: &dyn Clock) -> Timestamp {
+    Timestamp::from_microsecond(clock.now().as_micros()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Records every crossing due by the clock's now; returns those newly recorded.
+pub async fn record_due(
+    board: &SlaBoard,
+    log: &dyn EventLog,
+    clock: &dyn Clock,
+) -> Result<Vec<Crossing>, eventlog::Error> {
+    let mut recorded = Vec::new();
+    for crossing in board.crossings_due(now(clock)) {
+        let result = log
+            .append(
+                &stream(crossing.id),
+                ExpectedVersion::Any,
+                vec![event(&crossing)],
+            )
+            .await?;
+        if !result.deduplicated {
+            tracing::info!(complaint_id = %crossing.id, clock = %crossing.clock, threshold = crossing.threshold, "SLA transition");
+            recorded.push(crossing);
+        }
+    }
+    Ok(recorded)
+}
+
+/// Runs the watcher until `stop` fires or the log closes.
+pub async fn run(
+    board: Arc<SlaBoard>,
+    log: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut changes = board.changes();
+    loop {
+        match record_due(&board, &*log, &*clock).await {
+            Ok(_) => {}
+            Err(eventlog::Error::Closed) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "recording SLA transitions failed; retrying at the next change")
+            }
+        }
+        changes.borrow_and_update();
+        // Sleep until the next crossing; with none scheduled, until the board changes.
+        let wait = board
+            .next_crossing()
+            // A crossing already past (its append failed): try again at once.
+            .map(|next| {
+                Duration::try_from(next.duration_since(now(&*clock))).unwrap_or(Duration::ZERO)
+            });
+        let timer = async {
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = timer => {}
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
