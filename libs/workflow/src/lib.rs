@@ -8,11 +8,13 @@
 //! - [`sla`]: the SLA facts of a complaint, for the SLA engine.
 //! - [`board`]: the SLA board projection; [`transitions`]: the watcher that records
 //!   clocks crossing their at-risk and breach thresholds.
+//! - [`queue`]: the regulator-transfer queue, with leases and acknowledgements.
 #![forbid(unsafe_code)]
 
 pub mod board;
 pub mod codec;
 pub mod projection;
+pub mod queue;
 pub mod sla;
 pub mod transitions;
 

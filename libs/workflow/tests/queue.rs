@@ -1,0 +1,366 @@
+//! The regulator-transfer queue: leases, expiry, acknowledgement, racing consumers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use complaints_domain::model::*;
+use complaints_domain::{Command, Register, Rules};
+use complaints_workflow::queue::{self, Direction, ItemState, QueueError, RegulatorQueue};
+use complaints_workflow::{CommandRequest, Principal, Workflow};
+use eventlog::{Direction as Read, EventLog, ManualClock, Timestamp as LogTime};
+use eventlog_sled::{SledConfig, SledEventLog};
+use jiff::{SignedDuration, Timestamp};
+use uuid::Uuid;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    log: Arc<dyn EventLog>,
+    workflow: Workflow,
+    queue: Arc<RegulatorQueue>,
+}
+
+const NOW: &str = "2026-03-02T12:00:00Z";
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        t(NOW).as_microsecond(),
+    )));
+    let log: Arc<dyn EventLog> = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    let workflow = Workflow::new(log.clone(), clock, Rules::default());
+    let (queue, _task) = RegulatorQueue::spawn(log.clone());
+    Harness {
+        _dir: dir,
+        log,
+        workflow,
+        queue,
+    }
+}
+
+fn run(complaint: ComplaintId, command: Command) -> CommandRequest {
+    CommandRequest {
+        complaint,
+        command,
+        request_id: Uuid::new_v4(),
+        expected_version: None,
+        principal: Principal {
+            id: "user:h".into(),
+            roles: BTreeSet::from([Role::Handler, Role::Intake]),
+        },
+    }
+}
+
+fn registration(id: ComplaintId, transfer: Option<RegulatorTransfer>) -> Register {
+    Register {
+        id,
+        channel: if transfer.is_some() {
+            Channel::RegulatorTransfer
+        } else {
+            Channel::Web
+        },
+        complainant: Complainant {
+            person_id: "p".into(),
+            name: "n".into(),
+            contact: "c".into(),
+            id_number: String::new(),
+        },
+        unit: "cards".into(),
+        employee: None,
+        product: "p".into(),
+        category: "fees".into(),
+        claim: "c".into(),
+        facts: "f".into(),
+        received_at: t("2026-03-01T09:00:00Z"),
+        regime: "UK-FCA-DISP".into(),
+        region: "GB-ENG".into(),
+        regulator: transfer,
+    }
+}
+
+impl Harness {
+    async fn referred(&self, n: u128) -> ComplaintId {
+        let id = ComplaintId::new(Uuid::from_u128(n));
+        self.workflow
+            .execute(run(id, Command::Register(Box::new(registration(id, None)))))
+            .await
+            .unwrap();
+        self.workflow
+            .execute(run(
+                id,
+                Command::ReferToRegulator {
+                    body: "FOS".into(),
+                    reason: ReferralReason::ComplainantReferred,
+                    reference: String::new(),
+                },
+            ))
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn caught_up(&self) {
+        self.queue.wait_for(self.log.head().await.unwrap()).await;
+    }
+}
+
+const FIVE_MINUTES: SignedDuration = SignedDuration::from_mins(5);
+
+#[tokio::test]
+async fn a_lease_holds_an_item_until_acknowledged_or_expired() {
+    let h = harness();
+    let complaint = h.referred(1).await;
+    h.caught_up().await;
+    let items = h.queue.items(t(NOW), Some(Direction::Outbound));
+    assert_eq!(items.len(), 1);
+    let (item, state) = &items[0];
+    assert_eq!(
+        (item.complaint, item.body.as_str(), state),
+        (complaint, "FOS", &ItemState::Available)
+    );
+
+    let leased = queue::lease(
+        &*h.log,
+        &h.queue,
+        None,
+        None,
+        "gateway-a",
+        FIVE_MINUTES,
+        t(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(leased.id, item.id);
+    // Another consumer gets nothing while the lease runs, by id or as the next item.
+    let refused = queue::lease(
+        &*h.log,
+        &h.queue,
+        Some(item.id),
+        None,
+        "gateway-b",
+        FIVE_MINUTES,
+        t(NOW),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(QueueError::Refused(ref m)) if m.contains("gateway-a")),
+        "{refused:?}"
+    );
+    h.caught_up().await;
+    assert!(matches!(
+        queue::lease(
+            &*h.log,
+            &h.queue,
+            None,
+            None,
+            "gateway-b",
+            FIVE_MINUTES,
+            t(NOW)
+        )
+        .await,
+        Err(QueueError::Empty)
+    ));
+
+    // The lease runs out: the item comes back, and the expiry is recorded with the next lease.
+    let later = t("2026-03-02T12:06:00Z");
+    let again = queue::lease(
+        &*h.log,
+        &h.queue,
+        None,
+        None,
+        "gateway-b",
+        FIVE_MINUTES,
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.id, item.id);
+    let stream = h
+        .log
+        .read_stream(&queue::stream(item.id), 1, Read::Forward, 10)
+        .await
+        .unwrap();
+    let types: Vec<&str> = stream.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["queue.leased", "queue.lease_expired", "queue.leased"]
+    );
+
+    // Only the current holder, within its lease, acknowledges.
+    let late = queue::acknowledge(&*h.log, &h.queue, item.id, "gateway-a", "FOS-1", later).await;
+    assert!(
+        matches!(late, Err(QueueError::Refused(ref m)) if m.contains("another consumer")),
+        "{late:?}"
+    );
+    let done = queue::acknowledge(
+        &*h.log,
+        &h.queue,
+        item.id,
+        "gateway-b",
+        "FOS-2024-001",
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done.state,
+        ItemState::Acknowledged {
+            consumer: "gateway-b".into(),
+            reference: "FOS-2024-001".into()
+        }
+    );
+    h.caught_up().await;
+    assert_eq!(
+        h.queue.items(t("2026-03-09T00:00:00Z"), None)[0].1,
+        done.state,
+        "acknowledged for good"
+    );
+    assert!(matches!(
+        queue::lease(
+            &*h.log,
+            &h.queue,
+            Some(item.id),
+            None,
+            "gateway-a",
+            FIVE_MINUTES,
+            later
+        )
+        .await,
+        Err(QueueError::Refused(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_consumers_never_share_an_item() {
+    let h = harness();
+    for n in 0..3 {
+        h.referred(10 + n).await;
+    }
+    h.caught_up().await;
+    let log = h.log.clone();
+    let q = h.queue.clone();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (log, q) = (log.clone(), q.clone());
+            tokio::spawn(async move {
+                queue::lease(
+                    &*log,
+                    &q,
+                    None,
+                    None,
+                    &format!("gateway-{i}"),
+                    FIVE_MINUTES,
+                    t(NOW),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(item) => won.push(item.id),
+            Err(QueueError::Empty) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    let distinct: BTreeSet<_> = won.iter().collect();
+    assert_eq!(
+        (won.len(), distinct.len()),
+        (3, 3),
+        "each item leased exactly once"
+    );
+    for id in won {
+        let leases = h
+            .log
+            .read_stream(&queue::stream(id), 1, Read::Forward, 10)
+            .await
+            .unwrap();
+        assert_eq!(leases.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_from_a_regulator_is_reported_back_once_answered() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::from_u128(42));
+    let transfer = RegulatorTransfer {
+        regulator: "FCA".into(),
+        reference: "FCA-77".into(),
+        deadline: t("2026-03-20T00:00:00Z"),
+    };
+    h.workflow
+        .execute(run(
+            id,
+            Command::Register(Box::new(registration(id, Some(transfer)))),
+        ))
+        .await
+        .unwrap();
+    h.caught_up().await;
+    let items = h.queue.items(t(NOW), Some(Direction::Inbound));
+    let (item, state) = &items[0];
+    assert_eq!(
+        (state, item.deadline, item.detail.as_str()),
+        (
+            &ItemState::Waiting,
+            Some(t("2026-03-20T00:00:00Z")),
+            "FCA-77"
+        )
+    );
+    let early = queue::lease(
+        &*h.log,
+        &h.queue,
+        Some(item.id),
+        None,
+        "gateway",
+        FIVE_MINUTES,
+        t(NOW),
+    )
+    .await;
+    assert!(
+        matches!(early, Err(QueueError::Refused(ref m)) if m.contains("not answered")),
+        "{early:?}"
+    );
+
+    h.workflow
+        .execute(run(
+            id,
+            Command::Assign {
+                unit: "u".into(),
+                handler: "h".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    h.workflow
+        .execute(run(
+            id,
+            Command::Answer {
+                decision: Decision::Rejected,
+                redress: vec![],
+                delivery: DeliveryMethod::Letter,
+                summary: "s".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    h.caught_up().await;
+    let leased = queue::lease(
+        &*h.log,
+        &h.queue,
+        None,
+        Some(Direction::Inbound),
+        "gateway",
+        FIVE_MINUTES,
+        t(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(leased.id, item.id);
+}
