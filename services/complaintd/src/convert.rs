@@ -606,3 +606,85 @@ pub fn clock_token(v: &mut Violations, token: &str) -> Option<(Timestamp, Compla
     }
     parsed
 }
+
+/// The API view of a queue item as it stands at `now`.
+pub fn queue_item_out(item: &complaints_workflow::queue::Item, now: Timestamp) -> api::QueueItem {
+    use complaints_workflow::queue::{Direction, ItemState};
+    let (state, consumer, lease_expire_time, reference) = match item.state_at(now) {
+        ItemState::Waiting => (
+            api::QueueItemState::QueueWaiting,
+            String::new(),
+            None,
+            String::new(),
+        ),
+        ItemState::Available => (
+            api::QueueItemState::QueueAvailable,
+            String::new(),
+            None,
+            String::new(),
+        ),
+        ItemState::Leased { consumer, until } => (
+            api::QueueItemState::QueueLeased,
+            consumer,
+            Some(to_timestamp(until)),
+            String::new(),
+        ),
+        ItemState::Acknowledged {
+            consumer,
+            reference,
+        } => (
+            api::QueueItemState::QueueAcknowledged,
+            consumer,
+            None,
+            reference,
+        ),
+    };
+    api::QueueItem {
+        name: format!("regulatorQueue/{}", item.id),
+        complaint: item.complaint.name(),
+        direction: match item.direction {
+            Direction::Outbound => api::QueueDirection::Outbound,
+            Direction::Inbound => api::QueueDirection::Inbound,
+        } as i32,
+        body: item.body.clone(),
+        detail: item.detail.clone(),
+        create_time: Some(to_timestamp(item.created_at)),
+        deadline: opt_time(item.deadline),
+        state: state as i32,
+        consumer,
+        lease_expire_time,
+        reference,
+    }
+}
+
+/// A queue direction filter; UNSPECIFIED means both.
+pub fn queue_direction(
+    v: &mut Violations,
+    field: &str,
+    value: i32,
+) -> Option<complaints_workflow::queue::Direction> {
+    use complaints_workflow::queue::Direction;
+    match api::QueueDirection::try_from(value) {
+        Ok(api::QueueDirection::Unspecified) => None,
+        Ok(api::QueueDirection::Outbound) => Some(Direction::Outbound),
+        Ok(api::QueueDirection::Inbound) => Some(Direction::Inbound),
+        Err(_) => {
+            v.add(field, "must be one of the listed values");
+            None
+        }
+    }
+}
+
+/// A queue item name: regulatorQueue/{uuid}.
+pub fn queue_item_name(v: &mut Violations, name: &str) -> Option<uuid::Uuid> {
+    match name
+        .strip_prefix("regulatorQueue/")
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    {
+        Some(id) => Some(id),
+        None => {
+            v.add("name", "must be a queue item name: regulatorQueue/{uuid}");
+            None
+        }
+    }
+}

@@ -108,3 +108,18 @@ pub fn sla(error: complaints_sla::SlaError) -> Status {
         }
     }
 }
+
+/// The status for a refused or failed queue operation.
+pub fn queue(error: complaints_workflow::queue::QueueError) -> Status {
+    use complaints_workflow::queue::QueueError;
+    match error {
+        QueueError::NotFound(id) => Status::not_found(format!("regulatorQueue/{id} not found")),
+        QueueError::Empty => Status::not_found("no queue item is available"),
+        QueueError::Refused(reason) => Status::failed_precondition(reason),
+        QueueError::Conflict(id) => {
+            Status::aborted(format!("regulatorQueue/{id} changed concurrently: retry"))
+        }
+        QueueError::Decode(e) => status(e.into()),
+        QueueError::Log(e) => status(e.into()),
+    }
+}

@@ -10,6 +10,7 @@ use complaints_proto::complaints::v1::complaint_service_server::ComplaintService
 use complaints_sla::Engine;
 use complaints_workflow::board::SlaBoard;
 use complaints_workflow::projection::ComplaintList;
+use complaints_workflow::queue::RegulatorQueue;
 use complaints_workflow::Workflow;
 use eventlog::{Clock, EventLog, SystemClock};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -86,7 +87,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     ));
     let workflow = Workflow::new(log.clone(), clock, Rules::default())
         .with_regimes(complaints_workflow::sla::regimes(&engine));
-    let api = Api::new(workflow, list, auth, engine, board);
+    let (queue, queue_task) = RegulatorQueue::spawn(log.clone());
+    let api = Api::new(workflow, list, auth, engine, board, queue);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
@@ -121,6 +123,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         let _ = watcher_task.await;
         list_task.abort();
         board_task.abort();
+        queue_task.abort();
         let closed = log.close().await;
         served.context("grpc server")?;
         closed.context("closing the event log")?;

@@ -10,6 +10,7 @@ use complaints_proto::complaints::v1::complaint_service_server::ComplaintService
 use complaints_sla::Engine;
 use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
 use complaints_workflow::projection::{ComplaintList, ListQuery};
+use complaints_workflow::queue::{self, RegulatorQueue};
 use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
@@ -37,6 +38,7 @@ pub struct Api {
     auth: Arc<dyn Authenticator>,
     engine: Arc<Engine>,
     board: Arc<SlaBoard>,
+    queue: Arc<RegulatorQueue>,
 }
 
 /// Header set on a response that replays an earlier request's result.
@@ -49,6 +51,7 @@ impl Api {
         auth: Arc<dyn Authenticator>,
         engine: Arc<Engine>,
         board: Arc<SlaBoard>,
+        queue: Arc<RegulatorQueue>,
     ) -> Self {
         Self {
             workflow,
@@ -56,6 +59,7 @@ impl Api {
             auth,
             engine,
             board,
+            queue,
         }
     }
 
@@ -346,6 +350,126 @@ impl Api {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn queue_caught_up(&self) -> Result<(), Status> {
+        let head = self
+            .workflow
+            .log()
+            .head()
+            .await
+            .map_err(|e| errors::status(e.into()))?;
+        self.catch_up(self.queue.wait_for(head)).await
+    }
+
+    pub async fn list_regulator_queue(
+        &self,
+        request: Request<api::ListRegulatorQueueRequest>,
+    ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
+        self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let direction = convert::queue_direction(&mut v, "direction", r.direction);
+        let mut states = Vec::new();
+        for (i, s) in r.states.iter().enumerate() {
+            match api::QueueItemState::try_from(*s) {
+                Ok(api::QueueItemState::Unspecified) | Err(_) => v.add(
+                    format!("states[{i}]"),
+                    "must be one of the listed values (not unspecified)",
+                ),
+                Ok(state) => states.push(state as i32),
+            }
+        }
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        self.queue_caught_up().await?;
+        let now = self.now()?;
+        let items = self
+            .queue
+            .items(now, direction)
+            .iter()
+            .map(|(item, _)| convert::queue_item_out(item, now))
+            .filter(|i| states.is_empty() || states.contains(&i.state))
+            .collect();
+        Ok(Response::new(api::ListRegulatorQueueResponse { items }))
+    }
+
+    pub async fn lease_regulator_queue_item(
+        &self,
+        request: Request<api::LeaseRegulatorQueueItemRequest>,
+    ) -> Result<Response<api::QueueItem>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let item = if r.name.is_empty() {
+            None
+        } else {
+            convert::queue_item_name(&mut v, &r.name)
+        };
+        let direction = convert::queue_direction(&mut v, "direction", r.direction);
+        if r.lease_seconds > 3600 {
+            v.add("lease_seconds", "must be at most 3600");
+        }
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let lease = jiff::SignedDuration::from_secs(i64::from(if r.lease_seconds == 0 {
+            300
+        } else {
+            r.lease_seconds
+        }));
+        self.queue_caught_up().await?;
+        let now = self.now()?;
+        let leased = queue::lease(
+            &**self.workflow.log(),
+            &self.queue,
+            item,
+            direction,
+            &principal.id,
+            lease,
+            now,
+        )
+        .await
+        .map_err(errors::queue)?;
+        Ok(Response::new(convert::queue_item_out(&leased, now)))
+    }
+
+    pub async fn acknowledge_regulator_queue_item(
+        &self,
+        request: Request<api::AcknowledgeRegulatorQueueItemRequest>,
+    ) -> Result<Response<api::QueueItem>, Status> {
+        let principal = self.auth.authenticate(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let item = convert::queue_item_name(&mut v, &r.name);
+        if r.reference.trim().is_empty() {
+            v.add("reference", "must not be empty");
+        } else if r.reference.chars().count() > complaints_domain::MAX_SHORT {
+            v.add(
+                "reference",
+                format!(
+                    "must be at most {} characters",
+                    complaints_domain::MAX_SHORT
+                ),
+            );
+        }
+        let (Some(item), true) = (item, v.is_empty()) else {
+            return Err(errors::invalid(v.0));
+        };
+        self.queue_caught_up().await?;
+        let now = self.now()?;
+        let done = queue::acknowledge(
+            &**self.workflow.log(),
+            &self.queue,
+            item,
+            &principal.id,
+            &r.reference,
+            now,
+        )
+        .await
+        .map_err(errors::queue)?;
+        Ok(Response::new(convert::queue_item_out(&done, now)))
+    }
+
     pub async fn list_complaints(
         &self,
         request: Request<api::ListComplaintsRequest>,
@@ -437,6 +561,27 @@ macro_rules! service {
                 request: Request<api::GetBoardRequest>,
             ) -> Result<Response<api::Board>, Status> {
                 Api::get_board(self, request).await
+            }
+
+            async fn list_regulator_queue(
+                &self,
+                request: Request<api::ListRegulatorQueueRequest>,
+            ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
+                Api::list_regulator_queue(self, request).await
+            }
+
+            async fn lease_regulator_queue_item(
+                &self,
+                request: Request<api::LeaseRegulatorQueueItemRequest>,
+            ) -> Result<Response<api::QueueItem>, Status> {
+                Api::lease_regulator_queue_item(self, request).await
+            }
+
+            async fn acknowledge_regulator_queue_item(
+                &self,
+                request: Request<api::AcknowledgeRegulatorQueueItemRequest>,
+            ) -> Result<Response<api::QueueItem>, Status> {
+                Api::acknowledge_regulator_queue_item(self, request).await
             }
 
             type WatchSlaStream = SlaTransitions;

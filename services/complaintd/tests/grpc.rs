@@ -1086,3 +1086,123 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
         .into_inner();
     assert_eq!(board.breached_by_regime.get("INTERNAL-HOTLINE"), Some(&1));
 }
+
+#[tokio::test]
+async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
+    let server = server().await;
+    let handler = server.client("user:hana", "handler").await;
+    let gateway_a = server.client("svc:gateway-a", "regulator_gateway").await;
+    let gateway_b = server.client("svc:gateway-b", "regulator_gateway").await;
+    let created = step!(handler, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    step!(
+        handler,
+        refer_to_regulator,
+        api::ReferToRegulatorRequest {
+            name: created.name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            body: "FOS".into(),
+            reason: api::ReferralReason::ComplainantReferred as i32,
+            reference: String::new()
+        }
+    )
+    .unwrap();
+
+    let list = gateway_a
+        .grpc
+        .clone()
+        .list_regulator_queue(gateway_a.req(api::ListRegulatorQueueRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.items.len(), 1);
+    let item = &list.items[0];
+    assert_eq!(
+        (
+            item.complaint.as_str(),
+            item.body.as_str(),
+            item.direction(),
+            item.state()
+        ),
+        (
+            created.name.as_str(),
+            "FOS",
+            api::QueueDirection::Outbound,
+            api::QueueItemState::QueueAvailable
+        )
+    );
+
+    let lease = |c: &Client, name: String| {
+        let mut grpc = c.grpc.clone();
+        let request = c.req(api::LeaseRegulatorQueueItemRequest {
+            name,
+            direction: 0,
+            lease_seconds: 60,
+        });
+        async move { grpc.lease_regulator_queue_item(request).await }
+    };
+    let leased = lease(&gateway_a, String::new()).await.unwrap().into_inner();
+    assert_eq!(
+        (
+            leased.name.as_str(),
+            leased.state(),
+            leased.consumer.as_str()
+        ),
+        (
+            item.name.as_str(),
+            api::QueueItemState::QueueLeased,
+            "svc:gateway-a"
+        )
+    );
+    assert_eq!(
+        lease(&gateway_b, item.name.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        lease(&gateway_b, String::new()).await.unwrap_err().code(),
+        Code::NotFound,
+        "nothing else is available"
+    );
+
+    let ack = |c: &Client, name: String, reference: &str| {
+        let mut grpc = c.grpc.clone();
+        let request = c.req(api::AcknowledgeRegulatorQueueItemRequest {
+            name,
+            reference: reference.into(),
+        });
+        async move { grpc.acknowledge_regulator_queue_item(request).await }
+    };
+    assert_eq!(
+        ack(&gateway_b, item.name.clone(), "FOS-9")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    let e = ack(&gateway_a, "queue/1".into(), " ").await.unwrap_err();
+    assert_eq!(fields(&e), ["name", "reference"]);
+    let done = ack(&gateway_a, item.name.clone(), "FOS-2026-0042")
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (done.state(), done.reference.as_str()),
+        (api::QueueItemState::QueueAcknowledged, "FOS-2026-0042")
+    );
+    let acknowledged = gateway_b
+        .grpc
+        .clone()
+        .list_regulator_queue(gateway_b.req(api::ListRegulatorQueueRequest {
+            direction: 0,
+            states: vec![api::QueueItemState::QueueAcknowledged as i32],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acknowledged.items.len(), 1);
+}
