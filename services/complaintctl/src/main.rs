@@ -83,6 +83,56 @@ impl Step {
     }
 }
 
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List the items (outbound referrals, inbound transfers to report back).
+    List {
+        /// outbound or inbound; both by default.
+        #[arg(long)]
+        direction: Option<String>,
+    },
+    /// Lease an item (or the first available) to yourself.
+    Lease {
+        /// regulatorQueue/<uuid>; the first available when absent.
+        item: Option<String>,
+        #[arg(long)]
+        direction: Option<String>,
+        #[arg(long, default_value_t = 300)]
+        seconds: u32,
+    },
+    /// Acknowledge a leased item with the regulator's reference.
+    Ack {
+        item: String,
+        #[arg(long)]
+        reference: String,
+    },
+}
+
+fn queue_direction(d: Option<String>) -> anyhow::Result<i32> {
+    match d {
+        None => Ok(0),
+        Some(d) => pick("direction", &d, "", |s| {
+            api::QueueDirection::from_str_name(s).map(|e| e as i32)
+        }),
+    }
+}
+
+fn show_item(i: &api::QueueItem) {
+    let state = name_of(i.state, |v| api::QueueItemState::try_from(v).ok());
+    let direction = name_of(i.direction, |v| api::QueueDirection::try_from(v).ok());
+    let extra = if !i.reference.is_empty() {
+        format!(" ref {}", i.reference)
+    } else if !i.consumer.is_empty() {
+        format!(" by {}", i.consumer)
+    } else {
+        String::new()
+    };
+    println!(
+        "{}  {:<8} {:<18} {:<8} {}{}",
+        i.name, direction, state, i.body, i.complaint, extra
+    );
+}
+
 /// The fields of a registration.
 #[derive(Args)]
 struct RegisterArgs {
@@ -154,6 +204,9 @@ enum Cmd {
     },
     /// The operations board's figures.
     Board,
+    /// The regulator-transfer queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// List complaints.
     List {
         #[arg(long)]
@@ -671,6 +724,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if !page.next_page_token.is_empty() {
                 println!("next page: --page-token {}", page.next_page_token);
+            }
+            return Ok(());
+        }
+        Cmd::Queue(q) => {
+            match q {
+                QueueCmd::List { direction } => {
+                    let request = api::ListRegulatorQueueRequest {
+                        direction: queue_direction(direction)?,
+                        states: vec![],
+                    };
+                    for item in g
+                        .list_regulator_queue(client.req(request)?)
+                        .await?
+                        .into_inner()
+                        .items
+                    {
+                        show_item(&item);
+                    }
+                }
+                QueueCmd::Lease {
+                    item,
+                    direction,
+                    seconds,
+                } => {
+                    let request = api::LeaseRegulatorQueueItemRequest {
+                        name: item.unwrap_or_default(),
+                        direction: queue_direction(direction)?,
+                        lease_seconds: seconds,
+                    };
+                    show_item(
+                        &g.lease_regulator_queue_item(client.req(request)?)
+                            .await?
+                            .into_inner(),
+                    );
+                }
+                QueueCmd::Ack { item, reference } => {
+                    let request = api::AcknowledgeRegulatorQueueItemRequest {
+                        name: item,
+                        reference,
+                    };
+                    show_item(
+                        &g.acknowledge_regulator_queue_item(client.req(request)?)
+                            .await?
+                            .into_inner(),
+                    );
+                }
             }
             return Ok(());
         }
