@@ -288,19 +288,8 @@ impl Calendars {
 
     /// Merges every `*.toml` in `dir` (operator calendars), in name order.
     pub fn merge_dir(&mut self, dir: &std::path::Path) -> Result<()> {
-        let io = |e: std::io::Error| SlaError::Invalid {
-            what: format!("calendar directory {}", dir.display()),
-            reason: e.to_string(),
-        };
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(io)?;
-            self.merge_toml(&path.display().to_string(), &text)?;
+        for (origin, text) in crate::files::toml_files(dir, "calendar")? {
+            self.merge_toml(&origin, &text)?;
         }
         Ok(())
     }

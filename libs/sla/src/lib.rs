@@ -13,6 +13,7 @@
 pub mod calendar;
 pub mod engine;
 mod error;
+mod files;
 pub mod policy;
 
 pub use calendar::{Calendar, Calendars, YearStatus};

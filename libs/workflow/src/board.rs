@@ -12,11 +12,11 @@ use complaints_domain::model::{ComplaintId, Status};
 use complaints_domain::{status_after, Change, Event};
 use complaints_sla::{ClockState, Due, Engine, Facts, PauseFact, Stop};
 use eventlog::{EventLog, Position, RecordedEvent};
-use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use crate::codec::{self, DecodeError};
+use crate::projection::{feed, Progress};
 
 /// What the board keeps of one complaint.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,7 +223,7 @@ struct Inner {
 pub struct SlaBoard {
     engine: Arc<Engine>,
     inner: RwLock<Inner>,
-    position: watch::Sender<Position>,
+    progress: Progress,
 }
 
 impl SlaBoard {
@@ -232,7 +232,7 @@ impl SlaBoard {
         Self {
             engine,
             inner: RwLock::default(),
-            position: watch::channel(0).0,
+            progress: Progress::default(),
         }
     }
 
@@ -242,37 +242,18 @@ impl SlaBoard {
         log: Arc<dyn EventLog>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let board = Arc::new(Self::new(engine));
-        let feeder = board.clone();
-        let task = tokio::spawn(async move {
-            let mut events = log.subscribe(1);
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(record) => {
-                        if let Err(e) = feeder.apply(&record) {
-                            tracing::error!(position = record.position, error = %e, "SLA board cannot read an event; it stops here");
-                            return;
-                        }
-                    }
-                    Err(eventlog::Error::Closed) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, "SLA board subscription failed");
-                        return;
-                    }
-                }
-            }
-        });
+        let task = feed("SLA board", log, board.clone(), Self::apply);
         (board, task)
     }
 
     /// The last log position applied.
     pub fn position(&self) -> Position {
-        *self.position.borrow()
+        self.progress.position()
     }
 
     /// Waits until the board has applied `position`.
     pub async fn wait_for(&self, position: Position) {
-        let mut seen = self.position.subscribe();
-        let _ = seen.wait_for(|p| *p >= position).await;
+        self.progress.wait_for(position).await
     }
 
     /// Applies one event of the log (events of other streams are skipped).
@@ -314,7 +295,7 @@ impl SlaBoard {
                 self.update(&mut inner, id, &event);
             }
         }
-        self.position.send_replace(record.position);
+        self.progress.advance(record.position);
         Ok(())
     }
 
@@ -526,7 +507,7 @@ impl SlaBoard {
 
     /// A receiver that changes whenever the board applies an event.
     pub fn changes(&self) -> watch::Receiver<Position> {
-        self.position.subscribe()
+        self.progress.changes()
     }
 
     /// A complaint's entry.

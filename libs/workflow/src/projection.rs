@@ -58,43 +58,17 @@ struct Inner {
 }
 
 /// The complaint list projection.
+#[derive(Default)]
 pub struct ComplaintList {
     inner: RwLock<Inner>,
-    position: watch::Sender<Position>,
-}
-
-impl Default for ComplaintList {
-    fn default() -> Self {
-        Self {
-            inner: RwLock::default(),
-            position: watch::channel(0).0,
-        }
-    }
+    progress: Progress,
 }
 
 impl ComplaintList {
     /// Starts a list fed by `log` from its first event. The task ends with the log.
     pub fn spawn(log: Arc<dyn EventLog>) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let list = Arc::new(Self::default());
-        let feeder = list.clone();
-        let task = tokio::spawn(async move {
-            let mut events = log.subscribe(1);
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(record) => {
-                        if let Err(e) = feeder.apply(&record) {
-                            tracing::error!(position = record.position, error = %e, "complaint list cannot read an event; it stops here");
-                            return;
-                        }
-                    }
-                    Err(eventlog::Error::Closed) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, "complaint list subscription failed");
-                        return;
-                    }
-                }
-            }
-        });
+        let task = feed("complaint list", log, list.clone(), Self::apply);
         (list, task)
     }
 
@@ -138,20 +112,18 @@ impl ComplaintList {
                 }
             }
         }
-        self.position.send_replace(record.position);
+        self.progress.advance(record.position);
         Ok(())
     }
 
     /// The last log position applied.
     pub fn position(&self) -> Position {
-        *self.position.borrow()
+        self.progress.position()
     }
 
     /// Waits until the list has applied `position`.
     pub async fn wait_for(&self, position: Position) {
-        let mut seen = self.position.subscribe();
-        // An error means the list was dropped: nothing more to wait for.
-        let _ = seen.wait_for(|p| *p >= position).await;
+        self.progress.wait_for(position).await
     }
 
     /// One page of complaints matching `query`.
@@ -193,4 +165,65 @@ impl ComplaintList {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner.by_id.get(&id).cloned()
     }
+}
+
+/// How far a projection has read the log, for readers that must see recent writes.
+pub struct Progress(watch::Sender<Position>);
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self(watch::channel(0).0)
+    }
+}
+
+impl Progress {
+    /// Records that everything up to `position` is applied.
+    pub fn advance(&self, position: Position) {
+        self.0.send_replace(position);
+    }
+
+    /// The last position applied.
+    pub fn position(&self) -> Position {
+        *self.0.borrow()
+    }
+
+    /// Waits until `position` is applied.
+    pub async fn wait_for(&self, position: Position) {
+        let mut seen = self.0.subscribe();
+        // An error means the projection is gone: nothing more to wait for.
+        let _ = seen.wait_for(|p| *p >= position).await;
+    }
+
+    /// A receiver that changes whenever the projection applies an event.
+    pub fn changes(&self) -> watch::Receiver<Position> {
+        self.0.subscribe()
+    }
+}
+
+/// Feeds `projection` every event of `log` from the start, with `apply`, until the log
+/// closes; an event it cannot read stops it, loudly (a projection never skips one).
+pub(crate) fn feed<P: Send + Sync + 'static>(
+    name: &'static str,
+    log: Arc<dyn EventLog>,
+    projection: Arc<P>,
+    apply: fn(&P, &RecordedEvent) -> Result<(), DecodeError>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut events = log.subscribe(1);
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(record) => {
+                    if let Err(e) = apply(&projection, &record) {
+                        tracing::error!(projection = name, position = record.position, error = %e, "cannot read an event; the projection stops here");
+                        return;
+                    }
+                }
+                Err(eventlog::Error::Closed) => return,
+                Err(e) => {
+                    tracing::error!(projection = name, error = %e, "subscription failed");
+                    return;
+                }
+            }
+        }
+    })
 }

@@ -19,13 +19,12 @@ use eventlog::{
     Direction as Read, EventLog, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId,
     Version,
 };
-use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use prost::Message;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::codec::{self, DecodeError};
+use crate::projection::{feed, Progress};
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c3a_51e2_09d4_4f6b_a1c8_3e5f_7d9b_2c40);
 const LEASED: &str = "queue.leased";
@@ -131,50 +130,23 @@ struct Inner {
 }
 
 /// The queue projection, fed by a log subscription.
+#[derive(Default)]
 pub struct RegulatorQueue {
     inner: RwLock<Inner>,
-    position: watch::Sender<Position>,
-}
-
-impl Default for RegulatorQueue {
-    fn default() -> Self {
-        Self {
-            inner: RwLock::default(),
-            position: watch::channel(0).0,
-        }
-    }
+    progress: Progress,
 }
 
 impl RegulatorQueue {
     /// Starts a queue fed by `log` from its first event.
     pub fn spawn(log: Arc<dyn EventLog>) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let queue = Arc::new(Self::default());
-        let feeder = queue.clone();
-        let task = tokio::spawn(async move {
-            let mut events = log.subscribe(1);
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(record) => {
-                        if let Err(e) = feeder.apply(&record) {
-                            tracing::error!(position = record.position, error = %e, "regulator queue cannot read an event; it stops here");
-                            return;
-                        }
-                    }
-                    Err(eventlog::Error::Closed) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, "regulator queue subscription failed");
-                        return;
-                    }
-                }
-            }
-        });
+        let task = feed("regulator queue", log, queue.clone(), Self::apply);
         (queue, task)
     }
 
     /// Waits until the queue has applied `position`.
     pub async fn wait_for(&self, position: Position) {
-        let mut seen = self.position.subscribe();
-        let _ = seen.wait_for(|p| *p >= position).await;
+        self.progress.wait_for(position).await
     }
 
     fn add(inner: &mut Inner, item: Item) {
@@ -252,7 +224,7 @@ impl RegulatorQueue {
             }
         }
         drop(inner);
-        self.position.send_replace(record.position);
+        self.progress.advance(record.position);
         Ok(())
     }
 
