@@ -29,17 +29,16 @@ pub async fn run() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
-    let running = crate::server::start(&config).await?;
-    shutdown_signal().await?;
-    tracing::info!("shutting down");
-    running.shutdown().await
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives as soon as the server says it is ready must
+    // still shut it down gracefully, not kill it.
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let running = crate::server::start(&config).await?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("SIGINT handler"),
-        _ = term.recv() => Ok(()),
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
+    tracing::info!("shutting down");
+    running.shutdown().await
 }
