@@ -108,6 +108,27 @@ pub struct Assessment {
     pub remaining_business_days: Option<i64>,
 }
 
+/// The steps behind a due time, collected only when asked for.
+struct Explanation {
+    enabled: bool,
+    lines: Vec<String>,
+}
+
+impl Explanation {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            lines: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.enabled {
+            self.lines.push(line());
+        }
+    }
+}
+
 /// Calendars and policies together.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -156,13 +177,38 @@ impl Engine {
         Ok(out)
     }
 
-    /// One clock's due time, or `None` if it has not started.
+    /// One clock's due time with its explanation, or `None` if it has not started.
     pub fn due(&self, policy: &Policy, rule: &ClockRule, facts: &Facts) -> Result<Option<Due>> {
+        self.due_explained(policy, rule, facts, true)
+    }
+
+    /// Every started clock's due time, without explanations (for projections that keep
+    /// many: the explanation is built on request, by [`Engine::due`]).
+    pub fn due_dates_unexplained(&self, policy: &Policy, facts: &Facts) -> Result<Vec<Due>> {
+        let mut out = Vec::new();
+        for rule in &policy.clocks {
+            if let Some(due) = self.due_explained(policy, rule, facts, false)? {
+                out.push(due);
+            }
+        }
+        Ok(out)
+    }
+
+    fn due_explained(
+        &self,
+        policy: &Policy,
+        rule: &ClockRule,
+        facts: &Facts,
+        explain: bool,
+    ) -> Result<Option<Due>> {
         let zone = tz(policy)?;
-        let mut why = vec![format!(
-            "policy {} v{} ({}), clock {}: {}",
-            policy.id, policy.version, policy.source, rule.id, rule.title
-        )];
+        let mut why = Explanation::new(explain);
+        why.note(|| {
+            format!(
+                "policy {} v{} ({}), clock {}: {}",
+                policy.id, policy.version, policy.source, rule.id, rule.title
+            )
+        });
         let (mut started_at, start_name) = match rule.starts {
             Start::Received => (facts.received_at, "received"),
             Start::Answered => match facts.answered_at {
@@ -170,10 +216,12 @@ impl Engine {
                 None => return Ok(None),
             },
         };
-        why.push(format!(
-            "starts when {start_name}: {}",
-            started_at.to_zoned(zone.clone())
-        ));
+        why.note(|| {
+            format!(
+                "starts when {start_name}: {}",
+                started_at.to_zoned(zone.clone())
+            )
+        });
         let stopped_at = match rule.stops {
             Stop::Acknowledged => facts.acknowledged_at,
             Stop::Answered => facts.answered_at,
@@ -188,10 +236,12 @@ impl Engine {
                 .max()
             {
                 started_at = latest;
-                why.push(format!(
-                    "restarted by new facts at {}",
-                    latest.to_zoned(zone.clone())
-                ));
+                why.note(|| {
+                    format!(
+                        "restarted by new facts at {}",
+                        latest.to_zoned(zone.clone())
+                    )
+                });
             }
         }
 
@@ -199,18 +249,20 @@ impl Engine {
         let mut length = rule.length;
         if let Some(l) = rule.category_lengths.get(&facts.category) {
             length = *l;
-            why.push(format!("category {}: {l}", facts.category));
+            why.note(|| format!("category {}: {l}", facts.category));
         }
         if let (true, Some(l)) = (facts.complex, rule.complex_length) {
             length = l;
-            why.push(format!("classified complex: {l}"));
+            why.note(|| format!("classified complex: {l}"));
         }
         if let (Some(at), Some(l)) = (facts.holding_response_at, rule.holding_response_length) {
             length = l;
-            why.push(format!(
-                "holding response sent at {}: {l}",
-                at.to_zoned(zone.clone())
-            ));
+            why.note(|| {
+                format!(
+                    "holding response sent at {}: {l}",
+                    at.to_zoned(zone.clone())
+                )
+            });
         }
         let mut extra_days: u32 = 0;
         if let Some(ext) = &rule.extension {
@@ -221,19 +273,23 @@ impl Engine {
                     if let Some(l) = rule.complex_length {
                         if length != l {
                             length = l;
-                            why.push(format!("an extension implies especially complex: from {l}"));
+                            why.note(|| {
+                                format!("an extension implies especially complex: from {l}")
+                            });
                         }
                     }
                 }
                 extra_days = granted;
-                why.push(format!(
-                    "approved and notified extensions: +{granted} days{}",
-                    if granted < approved {
-                        format!(" (of {approved} asked; at most {})", ext.max_days)
-                    } else {
-                        String::new()
-                    }
-                ));
+                why.note(|| {
+                    format!(
+                        "approved and notified extensions: +{granted} days{}",
+                        if granted < approved {
+                            format!(" (of {approved} asked; at most {})", ext.max_days)
+                        } else {
+                            String::new()
+                        }
+                    )
+                });
             }
         }
 
@@ -248,20 +304,24 @@ impl Engine {
                 Some(until) => {
                     let d = until.duration_since(p.from);
                     paused += d;
-                    why.push(format!(
-                        "paused for {} from {} to {}",
-                        p.reason,
-                        p.from.to_zoned(zone.clone()),
-                        until.to_zoned(zone.clone())
-                    ));
+                    why.note(|| {
+                        format!(
+                            "paused for {} from {} to {}",
+                            p.reason,
+                            p.from.to_zoned(zone.clone()),
+                            until.to_zoned(zone.clone())
+                        )
+                    });
                 }
                 None => {
                     paused_since = Some(p.from);
-                    why.push(format!(
-                        "paused for {} since {} (due time moves while paused)",
-                        p.reason,
-                        p.from.to_zoned(zone.clone())
-                    ));
+                    why.note(|| {
+                        format!(
+                            "paused for {} since {} (due time moves while paused)",
+                            p.reason,
+                            p.from.to_zoned(zone.clone())
+                        )
+                    });
                 }
             }
         }
@@ -281,18 +341,20 @@ impl Engine {
                             region: facts.region.clone(),
                         })?;
                     let calendar = self.calendars.get(id)?;
-                    why.push(format!(
-                        "business days on calendar {} ({})",
-                        calendar.id, calendar.name
-                    ));
+                    why.note(|| {
+                        format!(
+                            "business days on calendar {} ({})",
+                            calendar.id, calendar.name
+                        )
+                    });
                     calendar.nth_working_day_after(start_date, n)?
                 }
                 Length::Hours(_) | Length::Minutes(_) => return Err(mixed(rule)),
             };
-            why.push(format!("{length} after {start_date}: {date}"));
+            why.note(|| format!("{length} after {start_date}: {date}"));
             if extra_days > 0 {
                 date = add_days(date, (extra_days as i64).days())?;
-                why.push(format!("+{extra_days} days: {date}"));
+                why.note(|| format!("+{extra_days} days: {date}"));
             }
             let paused_days = ceil_days(paused);
             if paused_days > 0 {
@@ -303,19 +365,16 @@ impl Engine {
                     }
                     _ => add_days(date, paused_days.days())?,
                 };
-                why.push(format!("+{paused_days} paused days (not counted): {date}"));
+                why.note(|| format!("+{paused_days} paused days (not counted): {date}"));
             }
             if let Some(id) = &calendar_id {
                 if self.calendars.get(id).is_ok_and(|c| c.is_provisional(date)) {
-                    why.push(format!(
-                        "note: calendar {id} is provisional for {}",
-                        date.year()
-                    ));
+                    why.note(|| format!("note: calendar {id} is provisional for {}", date.year()));
                 }
             }
             let due_at = match &rule.due {
                 DueAt::EndOfDay => {
-                    why.push(format!("due by the end of {date} ({})", policy.time_zone));
+                    why.note(|| format!("due by the end of {date} ({})", policy.time_zone));
                     add_days(date, 1.day())?.to_zoned(zone.clone())
                 }
                 DueAt::CloseOfBusiness(time) => {
@@ -324,10 +383,12 @@ impl Engine {
                             what: format!("close of business of {}", rule.id),
                             reason: e.to_string(),
                         })?;
-                    why.push(format!(
-                        "due by close of business ({time}) on {date} ({})",
-                        policy.time_zone
-                    ));
+                    why.note(|| {
+                        format!(
+                            "due by close of business ({time}) on {date} ({})",
+                            policy.time_zone
+                        )
+                    });
                     date.to_datetime(t).to_zoned(zone.clone())
                 }
             }
@@ -350,10 +411,12 @@ impl Engine {
                     what: "time arithmetic".into(),
                     reason: e.to_string(),
                 })?;
-            why.push(format!(
-                "{length} after the start: due at {}",
-                due.to_zoned(zone.clone())
-            ));
+            why.note(|| {
+                format!(
+                    "{length} after the start: due at {}",
+                    due.to_zoned(zone.clone())
+                )
+            });
             (None, due, None)
         };
         Ok(Some(Due {
@@ -368,7 +431,7 @@ impl Engine {
             calendar,
             stopped_at,
             paused_since,
-            explanation: why,
+            explanation: why.lines,
         }))
     }
 

@@ -311,7 +311,7 @@ impl SlaBoard {
         }
         fold(&mut entry, event);
         (entry.dues, entry.problem) = match self.engine.policies.latest(&entry.regime) {
-            Ok(policy) => match self.engine.due_dates(policy, &entry.facts) {
+            Ok(policy) => match self.engine.due_dates_unexplained(policy, &entry.facts) {
                 Ok(dues) => (dues, None),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             },
