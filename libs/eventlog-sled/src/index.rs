@@ -1,11 +1,11 @@
 //! The in-memory indexes (event id -> position, stream -> positions), rebuilt on open by
-//! reading and checking every record: checksum and position, gapless positions, gapless
-//! stream versions, unique event ids, non-decreasing `recorded_at`. About 40 bytes per
+//! reading and checking every record: checksum and position, the hash chain, gapless
+//! positions, gapless stream versions, unique event ids, non-decreasing `recorded_at`. About 40 bytes per
 //! event.
 
 use std::collections::HashMap;
 
-use eventlog::{Error, Position, RecordedEvent, Result, StreamId, Timestamp, Version};
+use eventlog::{ChainHash, Error, Position, RecordedEvent, Result, StreamId, Timestamp, Version};
 use uuid::Uuid;
 
 use crate::{keys, storage};
@@ -24,6 +24,8 @@ pub(crate) struct Index {
 pub(crate) struct Tail {
     pub position: Position,
     pub recorded_at: Timestamp,
+    /// The chain hash of the last record ([`ChainHash::GENESIS`] for an empty log).
+    pub hash: ChainHash,
 }
 
 /// What a full check of a stored log found.
@@ -31,6 +33,8 @@ pub(crate) struct Tail {
 pub struct VerifyReport {
     /// Records checked; also the last position.
     pub events: u64,
+    /// The chain hash of the last record: with `events`, the log's digest.
+    pub head_hash: ChainHash,
     /// Streams seen.
     pub streams: u64,
 }
@@ -49,16 +53,26 @@ impl Index {
                     reason: format!("missing record (next stored is {first})"),
                 });
             }
-            for record in keys::ChunkRecords::new(first, value)? {
-                index.check_and_add(&record?)?;
+            let mut records = keys::ChunkRecords::new(first, value)?;
+            while let Some(stored) = records.next_stored() {
+                let stored = stored?;
+                index.check_and_add(&stored.decode()?, stored.hash())?;
             }
         }
         Ok(index)
     }
 
-    fn check_and_add(&mut self, record: &RecordedEvent) -> Result<()> {
+    fn check_and_add(&mut self, record: &RecordedEvent, hash: ChainHash) -> Result<()> {
         let position = record.position;
         let corrupt = |reason: String| Error::Corruption { position, reason };
+        if record.prev_hash != self.tail.hash {
+            // The record before was changed after this one committed to it.
+            return Err(Error::Corruption {
+                position: position - 1,
+                reason: "altered: the next record's hash chain link does not match this record"
+                    .into(),
+            });
+        }
         if record.recorded_at < self.tail.recorded_at {
             return Err(corrupt("recorded_at goes backwards".into()));
         }
@@ -79,6 +93,7 @@ impl Index {
         self.tail = Tail {
             position,
             recorded_at: record.recorded_at,
+            hash,
         };
         Ok(())
     }
@@ -133,6 +148,7 @@ impl Index {
     pub fn report(&self) -> VerifyReport {
         VerifyReport {
             events: self.tail.position,
+            head_hash: self.tail.hash,
             streams: self.streams.len() as u64,
         }
     }

@@ -11,7 +11,7 @@
 //! small machines, and one key per event would cap durable appends far below the target.
 
 use bytes::Bytes;
-use eventlog::{codec, Error, Position, RecordedEvent, Result};
+use eventlog::{codec, Error, Position, RecordedEvent, Result, StoredRecord};
 
 pub const CHUNK: u8 = b'c';
 
@@ -122,6 +122,26 @@ impl ChunkRecords {
             position,
             Bytes::copy_from_slice(&self.value[start..start + len]),
         ))
+    }
+}
+
+impl ChunkRecords {
+    /// The next record as stored, not decoded (the trailing-bytes check still applies).
+    pub fn next_stored(&mut self) -> Option<Result<StoredRecord>> {
+        if self.remaining == 0 {
+            if self.offset == self.value.len() {
+                return None;
+            }
+            self.offset = self.value.len();
+            return Some(Err(Error::Corruption {
+                position: self.next_position.saturating_sub(1),
+                reason: "bytes after the last record of a chunk".into(),
+            }));
+        }
+        Some(
+            self.raw()
+                .map(|(position, bytes)| StoredRecord { position, bytes }),
+        )
     }
 }
 

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    codec, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StreamId, Timestamp,
+    codec, AppendResult, ChainHash, Error, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    Result, StreamId, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +49,7 @@ pub(crate) fn start(
         shared: shared.clone(),
         next_position: tail.position + 1,
         last_recorded_at: tail.recorded_at,
+        last_hash: tail.hash,
         chunk: ChunkBuilder::default(),
         unwritten: Vec::new(),
     };
@@ -71,6 +72,8 @@ struct Writer {
     shared: Arc<Shared>,
     next_position: Position,
     last_recorded_at: Timestamp,
+    /// Chain hash of the last record applied.
+    last_hash: ChainHash,
     /// The chunk being filled.
     chunk: ChunkBuilder,
     /// Records in `chunk`, not yet in sled (for idempotent retries within a group).
@@ -142,7 +145,7 @@ impl Writer {
         let recorded_at = self.shared.clock.now().max(self.last_recorded_at);
         let first_position = self.next_position;
         let first_version = actual + 1;
-        let records: Vec<RecordedEvent> = request
+        let mut records: Vec<RecordedEvent> = request
             .events
             .iter()
             .enumerate()
@@ -159,9 +162,21 @@ impl Writer {
                 causation_id: event.causation_id.clone(),
                 payload: event.payload.clone(),
                 checksum: 0,
+                prev_hash: ChainHash::GENESIS,
             })
             .collect();
-        let encoded: Vec<Vec<u8>> = records.iter().map(|r| codec::encode(r).0).collect();
+        // Chain each record to the one before; the writer's order is the global order.
+        let mut hash = self.last_hash;
+        let encoded: Vec<Vec<u8>> = records
+            .iter_mut()
+            .map(|record| {
+                record.prev_hash = hash;
+                let (bytes, checksum) = codec::encode(record);
+                record.checksum = checksum;
+                hash = ChainHash::of_record(&bytes);
+                bytes
+            })
+            .collect();
         let size: usize = encoded.iter().map(|e| e.len() + 4).sum();
         if self.chunk.len() > 0 && self.chunk.len() + size > CHUNK_TARGET_BYTES {
             self.write_chunk()?;
@@ -179,6 +194,7 @@ impl Writer {
         self.unwritten.extend(records);
         self.next_position += count;
         self.last_recorded_at = recorded_at;
+        self.last_hash = hash;
         Ok(AppendResult {
             first_version,
             last_version: actual + count,

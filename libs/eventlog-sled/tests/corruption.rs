@@ -149,6 +149,7 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
         let replaced = only_record(&db.get(chunk_key(5)).unwrap().unwrap());
         let mut record = only_record(&db.get(chunk_key(1)).unwrap().unwrap());
         record.recorded_at = replaced.recorded_at;
+        record.prev_hash = replaced.prev_hash;
         record.position = 5;
         record.stream = StreamId::new("complaint-b").unwrap();
         record.version = 2;
@@ -174,10 +175,27 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
 }
 
 #[tokio::test]
+async fn a_changed_record_with_a_valid_checksum_is_caught_by_the_hash_chain() {
+    let err = open_after(|db| {
+        let mut record = only_record(&db.get(chunk_key(3)).unwrap().unwrap());
+        record.payload = Bytes::from_static(b"a different story");
+        db.insert(chunk_key(3), one_record_chunk(&record)).unwrap();
+    })
+    .await;
+    assert!(
+        matches!(err, Error::Corruption { position: 3, ref reason } if reason.contains("altered")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_intact_log_verifies_with_its_counts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     make_log(&path).await;
     let report = SledEventLog::verify(&path).unwrap();
     assert_eq!((report.events, report.streams), (5, 2));
+    let log = SledEventLog::open(SledConfig::new(&path)).unwrap();
+    let last = log.read_stored(5, 1).await.unwrap().pop().unwrap();
+    assert_eq!(report.head_hash, last.hash());
 }

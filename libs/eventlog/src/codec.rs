@@ -1,7 +1,8 @@
 //! The stored form of a record, shared by every backend.
 //!
 //! `[format: 1 byte = 1][crc32: 4 bytes LE][body: protobuf eventlog.v1.Envelope]`, where the
-//! CRC-32 (IEEE) covers the format byte and the body. Decoding checks the checksum, the
+//! CRC-32 (IEEE) covers the format byte and the body. The envelope's `prev_hash` is the
+//! BLAKE3 hash of the previous record's stored bytes ([`crate::ChainHash::of_record`]). Decoding checks the checksum, the
 //! format, the fields and that the record is at the position it was read from: a record
 //! that fails any check is [`Error::Corruption`] at that position, never served.
 
@@ -11,7 +12,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::types::{Position, RecordedEvent, StreamId, Timestamp};
+use crate::types::{ChainHash, Position, RecordedEvent, StreamId, Timestamp};
 
 /// The only format written so far.
 pub const FORMAT_V1: u8 = 1;
@@ -32,6 +33,7 @@ pub fn encode(record: &RecordedEvent) -> (Vec<u8>, u32) {
         correlation_id: record.correlation_id.clone(),
         causation_id: record.causation_id.clone(),
         payload: record.payload.clone(),
+        prev_hash: Bytes::copy_from_slice(&record.prev_hash.0),
     };
     let mut out = Vec::with_capacity(HEADER + envelope.encoded_len());
     out.push(FORMAT_V1);
@@ -89,6 +91,8 @@ pub fn decode(position: Position, stored: Bytes) -> Result<RecordedEvent> {
     if envelope.version == 0 {
         return Err(corrupt("version 0".to_owned()));
     }
+    let prev_hash = ChainHash::from_slice(&envelope.prev_hash)
+        .ok_or_else(|| corrupt("prev_hash is not 32 bytes".to_owned()))?;
     Ok(RecordedEvent {
         id,
         stream,
@@ -102,6 +106,7 @@ pub fn decode(position: Position, stored: Bytes) -> Result<RecordedEvent> {
         causation_id: envelope.causation_id,
         payload: envelope.payload,
         checksum,
+        prev_hash,
     })
 }
 
@@ -125,6 +130,7 @@ mod tests {
             causation_id: "cmd-1".into(),
             payload: Bytes::from(payload),
             checksum: 0,
+            prev_hash: ChainHash([9; 32]),
         }
     }
 

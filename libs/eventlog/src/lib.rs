@@ -7,12 +7,14 @@
 //!
 //! - [`EventLog`]: the trait every backend implements (sled now, NATS JetStream next).
 //! - [`types`]: what goes in ([`NewEvent`]) and what comes out ([`RecordedEvent`]).
+//! - [`audit`]: the hash chain's digests, Ed25519-signed digests, and verification.
 //! - [`codec`]: the stored envelope (protobuf) and its checksum, shared by all backends.
 //! - [`clock`]: the injected clock that stamps `recorded_at`.
 //! - [`limits`]: size bounds and the validation of an append, shared by all backends.
 //! - `conformance` (feature `conformance`): the suite every backend must pass.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod codec;
 mod error;
@@ -30,8 +32,8 @@ pub use error::{Error, Result};
 pub use limits::Limits;
 pub use subscribe::EventStream;
 pub use types::{
-    AppendResult, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId,
-    Timestamp, Version,
+    AppendResult, ChainHash, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    StoredRecord, StreamId, Timestamp, Version,
 };
 
 /// An append-only log of events: one stream per complaint, one global order.
@@ -73,6 +75,11 @@ pub trait EventLog: Send + Sync + 'static {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>>;
+
+    /// Up to `limit` records of the global log from `from` (inclusive), forward, exactly as
+    /// stored (for auditing: export and verification of the hash chain). Unlike the other
+    /// reads, it does not decode or check the records: that is the caller's job.
+    async fn read_stored(&self, from: Position, limit: usize) -> Result<Vec<StoredRecord>>;
 
     /// The position of the last durable event, 0 if the log is empty.
     async fn head(&self) -> Result<Position>;

@@ -161,8 +161,10 @@ pub struct RecordedEvent {
     pub correlation_id: String,
     pub causation_id: String,
     pub payload: Bytes,
-    /// CRC-32C of the stored envelope bytes, checked on every read.
+    /// CRC-32 of the stored envelope bytes, checked on every read.
     pub checksum: u32,
+    /// The hash of the record before this one ([`ChainHash::GENESIS`] at position 1).
+    pub prev_hash: ChainHash,
 }
 
 impl RecordedEvent {
@@ -177,6 +179,80 @@ impl RecordedEvent {
             && self.correlation_id == new.correlation_id
             && self.causation_id == new.causation_id
             && self.payload == new.payload
+    }
+}
+
+/// A link of the log's hash chain: the BLAKE3 hash of one record's stored bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ChainHash(pub [u8; 32]);
+
+impl ChainHash {
+    /// What the first record commits to: 32 zero bytes.
+    pub const GENESIS: ChainHash = ChainHash([0; 32]);
+
+    /// The hash of a record's stored bytes.
+    pub fn of_record(stored: &[u8]) -> Self {
+        Self(*blake3::hash(stored).as_bytes())
+    }
+
+    /// Lower-case hexadecimal, 64 characters.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Parses 64 hexadecimal characters.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(out))
+    }
+
+    /// From exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        Some(Self(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainHash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A record exactly as stored, for auditing: its bytes are what the hash chain covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Where the backend found it (checked against the record's own position on decode).
+    pub position: Position,
+    /// The stored bytes (see [`crate::codec`]).
+    pub bytes: Bytes,
+}
+
+impl StoredRecord {
+    /// The chain hash of this record: what the next record's `prev_hash` must be.
+    pub fn hash(&self) -> ChainHash {
+        ChainHash::of_record(&self.bytes)
+    }
+
+    /// Decodes and checks the record (checksum, format, position).
+    pub fn decode(&self) -> Result<RecordedEvent> {
+        crate::codec::decode(self.position, self.bytes.clone())
     }
 }
 
