@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("eventlog/v1/envelope.proto"),
         root.join("complaints/events/v1/events.proto"),
         root.join("complaints/v1/complaints.proto"),
+        root.join("complaints/audit/v1/audit.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
     let mut config = prost_build::Config::new();
     config
-        .bytes([".eventlog", ".complaints.events"])
+        .bytes([".eventlog", ".complaints.events", ".complaints.audit"])
         .boxed(".complaints.events.v1.ComplaintEvent.change.registered");
     tonic_prost_build::configure()
         .build_server(true)

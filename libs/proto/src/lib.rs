@@ -3,6 +3,7 @@
 //! - [`eventlog::v1`]: the stored record (envelope) of the event log, shared by every backend.
 //! - [`complaints::events::v1`]: the stored-event schema (payloads) of complaints.
 //! - [`complaints::v1`]: the gRPC API (`ComplaintService`), server and client.
+//! - [`complaints::audit::v1`]: the auditors' gRPC API (`AuditService`).
 //! - [`FILE_DESCRIPTOR_SET`]: every file, for gRPC server reflection.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,14 @@ pub mod complaints {
     /// Version 1 of the API.
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/complaints.v1.rs"));
+    }
+
+    /// The auditors' API.
+    pub mod audit {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/complaints.audit.v1.rs"));
+        }
     }
 
     /// Stored events.

@@ -242,7 +242,7 @@ pub struct Calendars {
     by_id: HashMap<String, Arc<Calendar>>,
 }
 
-const BUILT_IN: &[(&str, &str)] = &[
+pub(crate) const BUILT_IN: &[(&str, &str)] = &[
     ("gb-eng.toml", include_str!("../calendars/gb-eng.toml")),
     ("gb-sct.toml", include_str!("../calendars/gb-sct.toml")),
     ("gb-nir.toml", include_str!("../calendars/gb-nir.toml")),

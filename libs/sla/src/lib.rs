@@ -8,6 +8,8 @@
 //! - [`engine`]: due times with their explanation (policy and version, calendar, start,
 //!   restarts, pauses, extensions) and the state of a clock at a moment (running, paused,
 //!   at risk, breached with its tier, met).
+//! - [`RuleSources`]: the texts the rules in force were built from, to record and rebuild
+//!   them exactly.
 #![forbid(unsafe_code)]
 
 pub mod calendar;
@@ -15,8 +17,10 @@ pub mod engine;
 mod error;
 mod files;
 pub mod policy;
+mod sources;
 
 pub use calendar::{Calendar, Calendars, YearStatus};
 pub use engine::{Assessment, ClockState, Due, Engine, Facts, PauseFact};
 pub use error::{Result, SlaError};
 pub use policy::{ClockRule, DueAt, Length, Policies, Policy, Start, Stop};
+pub use sources::{RuleFile, RuleSources};

@@ -224,7 +224,8 @@ struct PolicyFile {
     policies: Vec<Policy>,
 }
 
-const BUILT_IN: &[(&str, &str)] = &[("regimes.toml", include_str!("../policies/regimes.toml"))];
+pub(crate) const BUILT_IN: &[(&str, &str)] =
+    &[("regimes.toml", include_str!("../policies/regimes.toml"))];
 
 /// Every loaded policy, by id and version.
 #[derive(Debug, Clone, Default)]

@@ -486,3 +486,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rule_sources_rebuild_the_same_engine_as_the_built_in_one() {
+    let sources = complaints_sla::RuleSources::built_in();
+    let rebuilt = sources.engine().unwrap();
+    let built_in = complaints_sla::Engine::built_in();
+    let mut ids = rebuilt.policies.ids();
+    ids.sort();
+    let mut expected = built_in.policies.ids();
+    expected.sort();
+    assert_eq!(ids, expected);
+    for id in ids {
+        assert_eq!(
+            rebuilt.policies.latest(id).unwrap(),
+            built_in.policies.latest(id).unwrap()
+        );
+    }
+    // A changed text is a different rule set.
+    let mut changed = sources.clone();
+    changed.policies[0].text = changed.policies[0]
+        .text
+        .replace("version = 1", "version = 2");
+    assert_ne!(changed, sources);
+    assert!(changed.engine().is_ok());
+}

@@ -221,19 +221,41 @@ struct Inner {
 
 /// The SLA board projection.
 pub struct SlaBoard {
-    engine: Arc<Engine>,
+    /// The rules computing due times: the last recorded in the log (see [`crate::rules`]),
+    /// or fixed ones when asked.
+    engine: RwLock<Arc<Engine>>,
+    follow_recorded_rules: bool,
     inner: RwLock<Inner>,
     progress: Progress,
 }
 
 impl SlaBoard {
-    /// An empty board computing with `engine`.
+    /// An empty board computing with `engine` until the log records other rules, then
+    /// with those.
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
-            engine,
+            engine: RwLock::new(engine),
+            follow_recorded_rules: true,
             inner: RwLock::default(),
             progress: Progress::default(),
         }
+    }
+
+    /// An empty board computing with `engine` whatever rules the log records (for "what
+    /// would today's rules say about the past").
+    pub fn with_fixed_rules(engine: Arc<Engine>) -> Self {
+        Self {
+            follow_recorded_rules: false,
+            ..Self::new(engine)
+        }
+    }
+
+    /// The rules the board computes with now.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts a board fed by `log` from its first event. The task ends with the log.
@@ -258,7 +280,11 @@ impl SlaBoard {
 
     /// Applies one event of the log (events of other streams are skipped).
     pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
-        if record.event_type.starts_with("sla.") {
+        if record.event_type == crate::rules::EVENT_TYPE {
+            if self.follow_recorded_rules {
+                self.switch_rules(record)?;
+            }
+        } else if record.event_type.starts_with("sla.") {
             let t = crate::transitions::decode(&record.payload)?;
             let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
             let Inner {
@@ -299,7 +325,34 @@ impl SlaBoard {
         Ok(())
     }
 
+    /// Switches to the rules recorded in `record` and recomputes every complaint.
+    fn switch_rules(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
+        let sources = crate::rules::decode(&record.payload)?;
+        let engine = match sources.engine() {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The service checked them before recording them, so this is a log
+                // written by another build; keep computing with the rules before.
+                tracing::error!(position = record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones");
+                return Ok(());
+            }
+        };
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<ComplaintId> = inner.entries.keys().copied().collect();
+        for id in ids {
+            self.recompute(&mut inner, id, None);
+        }
+        Ok(())
+    }
+
     fn update(&self, inner: &mut Inner, id: ComplaintId, event: &Event) {
+        self.recompute(inner, id, Some(event))
+    }
+
+    /// Folds `event` (if any) into the complaint's entry and recomputes its clocks.
+    fn recompute(&self, inner: &mut Inner, id: ComplaintId, event: Option<&Event>) {
+        let engine = self.engine();
         let Some(mut entry) = inner.entries.remove(&id) else {
             return;
         };
@@ -309,15 +362,17 @@ impl SlaBoard {
         for (at, i, threshold) in entry.scheduled.drain(..) {
             inner.crossings.remove(&(at, id, i, threshold));
         }
-        fold(&mut entry, event);
-        (entry.dues, entry.problem) = match self.engine.policies.latest(&entry.regime) {
-            Ok(policy) => match self.engine.due_dates_unexplained(policy, &entry.facts) {
+        if let Some(event) = event {
+            fold(&mut entry, event);
+        }
+        (entry.dues, entry.problem) = match engine.policies.latest(&entry.regime) {
+            Ok(policy) => match engine.due_dates_unexplained(policy, &entry.facts) {
                 Ok(dues) => (dues, None),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             },
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        if let Ok(policy) = self.engine.policies.latest(&entry.regime) {
+        if let Ok(policy) = engine.policies.latest(&entry.regime) {
             for (i, due) in entry.dues.iter().enumerate() {
                 let Some(rule) = policy.clocks.iter().find(|c| c.id == due.clock) else {
                     continue;
@@ -352,13 +407,13 @@ impl SlaBoard {
     }
 
     fn assess(&self, due: &Due, now: Timestamp) -> Option<complaints_sla::Assessment> {
-        let policy = self
-            .engine
+        let engine = self.engine();
+        let policy = engine
             .policies
             .version(&due.policy, due.policy_version)
             .ok()?;
         let rule = policy.clocks.iter().find(|c| c.id == due.clock)?;
-        Some(self.engine.assess(rule, due, now))
+        Some(engine.assess(rule, due, now))
     }
 
     /// Running clocks, earliest due first, as they stand at `now`.

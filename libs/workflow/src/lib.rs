@@ -13,8 +13,10 @@
 
 pub mod board;
 pub mod codec;
+pub mod export;
 pub mod projection;
 pub mod queue;
+pub mod rules;
 pub mod sla;
 pub mod transitions;
 
@@ -161,6 +163,15 @@ impl Workflow {
     }
 
     async fn load(&self, id: ComplaintId) -> Result<Vec<Loaded>> {
+        self.load_until(id, None).await
+    }
+
+    /// The complaint's events, up to those recorded at `until` (all when `None`).
+    async fn load_until(
+        &self,
+        id: ComplaintId,
+        until: Option<eventlog::Timestamp>,
+    ) -> Result<Vec<Loaded>> {
         let stream = Self::stream(id);
         let mut out = Vec::new();
         let mut from = 1;
@@ -172,6 +183,9 @@ impl Workflow {
             let Some(last) = page.last() else { break };
             from = last.version + 1;
             for record in page {
+                if until.is_some_and(|t| record.recorded_at > t) {
+                    return Ok(out);
+                }
                 let event = codec::decode(&record.event_type, &record.payload)?;
                 out.push(Loaded {
                     version: record.version,
@@ -186,6 +200,20 @@ impl Workflow {
     /// The complaint and its version.
     pub async fn get(&self, id: ComplaintId) -> Result<(Complaint, Version)> {
         let loaded = self.load(id).await?;
+        let version = loaded.last().map_or(0, |l| l.version);
+        fold(&loaded)
+            .map(|c| (c, version))
+            .ok_or(WorkflowError::NotFound(id))
+    }
+
+    /// The complaint and its version as they stood at `at`: only the events recorded at or
+    /// before it. `NotFound` if it was not registered yet.
+    pub async fn get_as_of(
+        &self,
+        id: ComplaintId,
+        at: eventlog::Timestamp,
+    ) -> Result<(Complaint, Version)> {
+        let loaded = self.load_until(id, Some(at)).await?;
         let version = loaded.last().map_or(0, |l| l.version);
         fold(&loaded)
             .map(|c| (c, version))

@@ -283,3 +283,122 @@ async fn log_head(log: &Arc<SledEventLog>) -> u64 {
     use eventlog::EventLog;
     log.head().await.unwrap()
 }
+
+/// CN-CBIRC version 2 with a 10-day decision clock (an operator's change of rules).
+const CN_TEN_DAYS: &str = r#"
+[[policy]]
+id = "CN-CBIRC"
+version = 2
+title = "test: ten days"
+source = "test"
+time_zone = "Asia/Shanghai"
+regions = { CN = "CN" }
+
+[[policy.clock]]
+id = "decision"
+title = "Decision in 10 days"
+starts = "received"
+stops = "answered"
+length = { calendar_days = 10 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_rules_change_recomputes_open_complaints_and_a_rebuild_agrees() {
+    use complaints_sla::{RuleFile, RuleSources};
+    use complaints_workflow::rules;
+    use eventlog::EventLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        t("2026-02-06T12:00:00Z").as_microsecond(),
+    )));
+    let log = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    let built_in = RuleSources::built_in();
+    assert!(rules::record_if_changed(&*log, &built_in, "service:test")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        rules::record_if_changed(&*log, &built_in, "service:test")
+            .await
+            .unwrap()
+            .is_none(),
+        "unchanged rules are not recorded again"
+    );
+    let engine = Arc::new(Engine::built_in());
+    let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
+        .with_regimes(sla::regimes(&engine));
+    let (board, _task) = SlaBoard::spawn(engine.clone(), log.clone());
+    let id = ComplaintId::new(Uuid::from_u128(7));
+    workflow
+        .execute(CommandRequest {
+            complaint: id,
+            command: Command::Register(Box::new(registration(id, t("2026-02-05T02:00:00Z")))),
+            request_id: Uuid::new_v4(),
+            expected_version: None,
+            principal: Principal {
+                id: "user:t".into(),
+                roles: BTreeSet::from([Role::Intake]),
+            },
+        })
+        .await
+        .unwrap();
+    board.wait_for(log.head().await.unwrap()).await;
+    let due = |b: &SlaBoard| b.entry(id).unwrap().dues[0].due_date.unwrap().to_string();
+    assert_eq!(due(&board), "2026-02-20");
+
+    let mut changed = built_in.clone();
+    changed.policies.push(RuleFile {
+        name: "operator/cn.toml".into(),
+        text: CN_TEN_DAYS.into(),
+    });
+    clock.set(LogTime::from_micros(
+        t("2026-02-07T00:00:00Z").as_microsecond(),
+    ));
+    rules::record_if_changed(&*log, &changed, "service:test")
+        .await
+        .unwrap()
+        .expect("recorded");
+    board.wait_for(log.head().await.unwrap()).await;
+    assert_eq!(due(&board), "2026-02-15", "recomputed with the new rules");
+    assert_eq!(board.entry(id).unwrap().dues[0].policy_version, 2);
+
+    // A board rebuilt from the log agrees; one with fixed (built-in) rules does not move.
+    let rebuilt = SlaBoard::new(engine.clone());
+    let fixed = SlaBoard::with_fixed_rules(engine.clone());
+    for e in log
+        .read_all(1, eventlog::Direction::Forward, 1000)
+        .await
+        .unwrap()
+    {
+        rebuilt.apply(&e).unwrap();
+        fixed.apply(&e).unwrap();
+    }
+    assert_eq!(rebuilt.entry(id), board.entry(id));
+    assert_eq!(due(&fixed), "2026-02-20");
+
+    // The rules in force at a moment.
+    let before = rules::in_force_at(
+        &*log,
+        LogTime::from_micros(t("2026-02-06T13:00:00Z").as_microsecond()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(before.1, built_in);
+    let after = rules::in_force_at(
+        &*log,
+        LogTime::from_micros(t("2026-02-08T00:00:00Z").as_microsecond()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(after.1, changed);
+    assert!(rules::in_force_at(&*log, LogTime::from_micros(0))
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -40,6 +40,12 @@ pub struct Config {
     pub calendars_dir: Option<PathBuf>,
     /// Operator policies (`*.toml`) besides the built-in regimes.
     pub policies_dir: Option<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM) that signs the log's digests
+    /// (`COMPLAINTD_AUDIT_SIGNING_KEY`); digests are unsigned without one.
+    pub audit_signing_key: Option<PathBuf>,
+    /// How often a signed digest is recorded in the log, in seconds (0: never; one is
+    /// also recorded at every shutdown) (`COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS`).
+    pub audit_sign_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -52,6 +58,8 @@ impl Default for Config {
             allow_dev_auth_on_network: false,
             calendars_dir: None,
             policies_dir: None,
+            audit_signing_key: None,
+            audit_sign_interval_seconds: 3600,
         }
     }
 }
@@ -107,6 +115,17 @@ impl Config {
         if let Some(dir) = env("COMPLAINTD_POLICIES_DIR") {
             config.policies_dir = Some(PathBuf::from(dir));
         }
+        if let Some(key) = env("COMPLAINTD_AUDIT_SIGNING_KEY") {
+            config.audit_signing_key = Some(PathBuf::from(key));
+        }
+        if let Some(seconds) = env("COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS") {
+            match seconds.parse() {
+                Ok(s) => config.audit_sign_interval_seconds = s,
+                Err(_) => problems.push(format!(
+                    "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS={seconds:?} is not a number of seconds"
+                )),
+            }
+        }
         if let Some(auth) = env("COMPLAINTD_AUTH") {
             match auth.as_str() {
                 "dev_headers" => config.auth = AuthMode::DevHeaders,
@@ -130,6 +149,16 @@ impl Config {
                 if !dir.is_dir() {
                     problems.push(format!("{name} {} is not a directory", dir.display()));
                 }
+            }
+        }
+        if let Some(path) = &config.audit_signing_key {
+            match std::fs::read_to_string(path) {
+                Ok(pem) => {
+                    if let Err(e) = eventlog::audit::Signer::from_pem(&pem) {
+                        problems.push(format!("audit_signing_key {}: {e}", path.display()));
+                    }
+                }
+                Err(e) => problems.push(format!("audit_signing_key {}: {e}", path.display())),
             }
         }
         if problems.is_empty() {

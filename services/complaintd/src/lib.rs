@@ -7,9 +7,11 @@
 //! - [`convert`]: API messages <-> domain values, with field violations.
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
 //! - [`service`]: the `complaints.v1.ComplaintService` implementation.
+//! - [`audit`]: the `complaints.audit.v1.AuditService` implementation (auditors).
 //! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -6,21 +6,27 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use complaints_domain::Rules;
+use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
-use complaints_sla::Engine;
+use complaints_sla::{Engine, RuleSources};
 use complaints_workflow::board::SlaBoard;
 use complaints_workflow::projection::ComplaintList;
 use complaints_workflow::queue::RegulatorQueue;
-use complaints_workflow::Workflow;
+use complaints_workflow::{rules, Workflow};
+use eventlog::audit::Signer;
 use eventlog::{Clock, EventLog, SystemClock};
 use eventlog_sled::{SledConfig, SledEventLog};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use crate::audit::Audit;
 use crate::auth::{Authenticator, DevHeaders};
 use crate::config::{AuthMode, Config};
 use crate::service::Api;
+
+/// The actor of the events the service records on its own (rules, signed digests).
+pub const SERVICE_ACTOR: &str = "service:complaintd";
 
 /// A running server.
 pub struct Running {
@@ -38,20 +44,52 @@ impl Running {
     }
 }
 
-/// The built-in calendars and regimes, with the operator's files merged in.
-fn sla_engine(config: &Config) -> anyhow::Result<Engine> {
-    let mut engine = Engine::built_in();
-    if let Some(dir) = &config.calendars_dir {
-        engine
-            .calendars
-            .merge_dir(dir)
-            .context("operator calendars")?;
-    }
-    if let Some(dir) = &config.policies_dir {
-        engine.policies.add_dir(dir).context("operator policies")?;
-    }
+/// The built-in calendars and regimes with the operator's files, and the engine they make.
+fn sla_rules(config: &Config) -> anyhow::Result<(RuleSources, Engine)> {
+    let sources = RuleSources::with_operator_dirs(
+        config.calendars_dir.as_deref(),
+        config.policies_dir.as_deref(),
+    )
+    .context("SLA rules files")?;
+    let engine = sources.engine().context("SLA rules")?;
     tracing::info!(policies = ?engine.policies.ids(), "SLA policies loaded");
-    Ok(engine)
+    Ok((sources, engine))
+}
+
+/// Records a signed digest every `interval_seconds` (if anything was appended since the
+/// last), and a last one when told to stop.
+async fn sign_periodically(
+    signer: Arc<Signer>,
+    log: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    interval_seconds: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let record = || async {
+        match signer.record(&*log, SERVICE_ACTOR, clock.now()).await {
+            Ok(Some(signed)) => {
+                tracing::info!(position = signed.digest.position, head = %signed.digest.head, "signed digest recorded")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "could not record a signed digest"),
+        }
+    };
+    loop {
+        let tick = async {
+            if interval_seconds == 0 {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(std::time::Duration::from_secs(interval_seconds)).await
+            }
+        };
+        tokio::select! {
+            _ = tick => record().await,
+            _ = stop.changed() => {
+                record().await;
+                return;
+            }
+        }
+    }
 }
 
 /// Starts the server described by `config`, with the system clock.
@@ -75,7 +113,18 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             Arc::new(DevHeaders)
         }
     };
-    let engine = Arc::new(sla_engine(config)?);
+    let (sources, engine) = sla_rules(config)?;
+    // Recorded before the projections start, so they compute with exactly these rules.
+    if let Some(position) = rules::record_if_changed(&*log, &sources, SERVICE_ACTOR)
+        .await
+        .context("recording the SLA rules in the log")?
+    {
+        tracing::info!(
+            position,
+            "SLA rules changed since the last start: recorded; open complaints are recomputed"
+        );
+    }
+    let engine = Arc::new(engine);
     let (list, list_task) = ComplaintList::spawn(log.clone());
     let (board, board_task) = SlaBoard::spawn(engine.clone(), log.clone());
     let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
@@ -85,13 +134,38 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         clock.clone(),
         watcher_stopped,
     ));
-    let workflow = Workflow::new(log.clone(), clock, Rules::default())
+    let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_regimes(complaints_workflow::sla::regimes(&engine));
     let (queue, queue_task) = RegulatorQueue::spawn(log.clone());
-    let api = Api::new(workflow, list, auth, engine, board, queue);
+    let signer = match &config.audit_signing_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let signer = Signer::from_pem(&pem).map_err(anyhow::Error::msg)?;
+            tracing::info!(public_key = %eventlog::audit::hex(signer.verifying_key().as_bytes()), "signing the log's digests");
+            Some(Arc::new(signer))
+        }
+        None => {
+            tracing::warn!("no audit_signing_key: digests are not signed");
+            None
+        }
+    };
+    let (stop_signing, signing_stopped) = tokio::sync::watch::channel(false);
+    let signing_task = signer.clone().map(|signer| {
+        tokio::spawn(sign_periodically(
+            signer,
+            log.clone(),
+            clock.clone(),
+            config.audit_sign_interval_seconds,
+            signing_stopped,
+        ))
+    });
+    let audit = Audit::new(workflow.clone(), auth.clone(), engine.clone(), signer);
+    let api = Api::new(workflow, list, auth, board, queue);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
+    health.set_serving::<AuditServiceServer<Audit>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -108,6 +182,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ComplaintServiceServer::new(api))
+            .add_service(AuditServiceServer::new(audit))
             // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -121,6 +196,11 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .await;
         let _ = stop_watcher.send(true);
         let _ = watcher_task.await;
+        // The periodic signer records a last digest covering everything before it stops.
+        let _ = stop_signing.send(true);
+        if let Some(task) = signing_task {
+            let _ = task.await;
+        }
         list_task.abort();
         board_task.abort();
         queue_task.abort();

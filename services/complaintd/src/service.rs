@@ -36,7 +36,6 @@ pub struct Api {
     workflow: Workflow,
     list: Arc<ComplaintList>,
     auth: Arc<dyn Authenticator>,
-    engine: Arc<Engine>,
     board: Arc<SlaBoard>,
     queue: Arc<RegulatorQueue>,
 }
@@ -49,7 +48,6 @@ impl Api {
         workflow: Workflow,
         list: Arc<ComplaintList>,
         auth: Arc<dyn Authenticator>,
-        engine: Arc<Engine>,
         board: Arc<SlaBoard>,
         queue: Arc<RegulatorQueue>,
     ) -> Self {
@@ -57,7 +55,6 @@ impl Api {
             workflow,
             list,
             auth,
-            engine,
             board,
             queue,
         }
@@ -128,6 +125,74 @@ impl Api {
     }
 }
 
+/// A complaint's SLA view at `now`, computed with `engine` (what GetComplaintSla shows).
+pub(crate) fn sla_view(
+    engine: &Engine,
+    complaint: &complaints_domain::Complaint,
+    version: u64,
+    now: jiff::Timestamp,
+) -> Result<api::ComplaintSla, Status> {
+    let regime = &complaint.registration.regime;
+    let policy = engine.policies.latest(regime).map_err(|_| {
+        Status::failed_precondition(format!("no SLA policy is loaded for regime {regime}"))
+    })?;
+    let facts = complaints_workflow::sla::facts(complaint);
+    let mut clocks = Vec::new();
+    for rule in &policy.clocks {
+        match engine.due(policy, rule, &facts) {
+            Ok(Some(due)) => {
+                let assessment = engine.assess(rule, &due, now);
+                clocks.push(convert::clock_out(&due, &assessment));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(errors::sla(e)),
+        }
+    }
+    Ok(api::ComplaintSla {
+        name: complaint.id().name(),
+        version,
+        policy: policy.id.clone(),
+        policy_version: policy.version,
+        time_zone: policy.time_zone.clone(),
+        evaluate_time: Some(convert::to_timestamp(now)),
+        clocks,
+    })
+}
+
+/// The board's figures at `now` (what GetBoard shows).
+pub(crate) fn board_out(board: &SlaBoard, now: jiff::Timestamp) -> api::Board {
+    let f = board.figures(now);
+    let map = |m: std::collections::BTreeMap<String, u64>| m.into_iter().collect();
+    api::Board {
+        evaluate_time: Some(convert::to_timestamp(now)),
+        complaints: f.complaints,
+        open_complaints: f.open_complaints,
+        due_today: f.due_today,
+        clocks_by_state: map(f.by_state),
+        breached_by_regime: map(f.breached_by_regime),
+        breached_by_unit: map(f.breached_by_unit),
+        breached_by_category: map(f.breached_by_category),
+        breach_rate: f.breach_rate,
+        median_seconds_to_answer: f.median_time_to_answer.map(|d| d.as_secs()),
+    }
+}
+
+/// The queue's items at `now` (what ListRegulatorQueue shows).
+pub(crate) fn queue_out(
+    queue: &RegulatorQueue,
+    now: jiff::Timestamp,
+    direction: Option<complaints_workflow::queue::Direction>,
+    states: &[i32],
+) -> api::ListRegulatorQueueResponse {
+    let items = queue
+        .items(now, direction)
+        .iter()
+        .map(|(item, _)| convert::queue_item_out(item, now))
+        .filter(|i| states.is_empty() || states.contains(&i.state))
+        .collect();
+    api::ListRegulatorQueueResponse { items }
+}
+
 impl Api {
     pub async fn register_complaint(
         &self,
@@ -174,31 +239,12 @@ impl Api {
         };
         let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
         let now = self.now()?;
-        let regime = &complaint.registration.regime;
-        let policy = self.engine.policies.latest(regime).map_err(|_| {
-            Status::failed_precondition(format!("no SLA policy is loaded for regime {regime}"))
-        })?;
-        let facts = complaints_workflow::sla::facts(&complaint);
-        let mut clocks = Vec::new();
-        for rule in &policy.clocks {
-            match self.engine.due(policy, rule, &facts) {
-                Ok(Some(due)) => {
-                    let assessment = self.engine.assess(rule, &due, now);
-                    clocks.push(convert::clock_out(&due, &assessment));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(errors::sla(e)),
-            }
-        }
-        Ok(Response::new(api::ComplaintSla {
-            name: complaint.id().name(),
+        Ok(Response::new(sla_view(
+            &self.board.engine(),
+            &complaint,
             version,
-            policy: policy.id.clone(),
-            policy_version: policy.version,
-            time_zone: policy.time_zone.clone(),
-            evaluate_time: Some(convert::to_timestamp(now)),
-            clocks,
-        }))
+            now,
+        )?))
     }
 
     pub async fn list_clocks(
@@ -284,20 +330,7 @@ impl Api {
             .map_err(|e| errors::status(e.into()))?;
         self.catch_up(self.board.wait_for(head)).await?;
         let now = self.now()?;
-        let f = self.board.figures(now);
-        let map = |m: std::collections::BTreeMap<String, u64>| m.into_iter().collect();
-        Ok(Response::new(api::Board {
-            evaluate_time: Some(convert::to_timestamp(now)),
-            complaints: f.complaints,
-            open_complaints: f.open_complaints,
-            due_today: f.due_today,
-            clocks_by_state: map(f.by_state),
-            breached_by_regime: map(f.breached_by_regime),
-            breached_by_unit: map(f.breached_by_unit),
-            breached_by_category: map(f.breached_by_category),
-            breach_rate: f.breach_rate,
-            median_seconds_to_answer: f.median_time_to_answer.map(|d| d.as_secs()),
-        }))
+        Ok(Response::new(board_out(&self.board, now)))
     }
 
     pub async fn watch_sla(
@@ -383,14 +416,12 @@ impl Api {
         }
         self.queue_caught_up().await?;
         let now = self.now()?;
-        let items = self
-            .queue
-            .items(now, direction)
-            .iter()
-            .map(|(item, _)| convert::queue_item_out(item, now))
-            .filter(|i| states.is_empty() || states.contains(&i.state))
-            .collect();
-        Ok(Response::new(api::ListRegulatorQueueResponse { items }))
+        Ok(Response::new(queue_out(
+            &self.queue,
+            now,
+            direction,
+            &states,
+        )))
     }
 
     pub async fn lease_regulator_queue_item(

@@ -1,0 +1,111 @@
+//! The SLA rules (calendars and policies) in force, recorded in the log.
+//!
+//! At start-up the service loads its rules from the built-in and operator files and, if
+//! they differ from the last ones recorded, appends a `rules.loaded` event to the stream
+//! [`STREAM`] with every file's text. Projections switch to the recorded rules when they
+//! reach that event and recompute every open complaint (so no stale due date survives a
+//! change, and a rebuild gives what live updating gave); views of a past moment use the
+//! rules in force at that moment.
+
+use bytes::Bytes;
+use complaints_proto::complaints::events::v1 as pb;
+use complaints_sla::{RuleFile, RuleSources};
+use eventlog::{Direction, EventLog, ExpectedVersion, NewEvent, Position, StreamId, Timestamp};
+use prost::Message;
+
+use crate::codec::DecodeError;
+
+/// The stream of recorded rules.
+pub const STREAM: &str = "rules";
+/// The event type of recorded rules.
+pub const EVENT_TYPE: &str = "rules.loaded";
+
+fn stream() -> StreamId {
+    StreamId::new(STREAM).expect("valid stream id")
+}
+
+fn to_proto(files: &[RuleFile]) -> Vec<pb::RuleFile> {
+    files
+        .iter()
+        .map(|f| pb::RuleFile {
+            name: f.name.clone(),
+            text: f.text.clone(),
+        })
+        .collect()
+}
+
+fn from_proto(files: Vec<pb::RuleFile>) -> Vec<RuleFile> {
+    files
+        .into_iter()
+        .map(|f| RuleFile {
+            name: f.name,
+            text: f.text,
+        })
+        .collect()
+}
+
+/// The payload of a `rules.loaded` event.
+pub fn encode(sources: &RuleSources) -> Bytes {
+    Bytes::from(
+        pb::RulesLoaded {
+            calendars: to_proto(&sources.calendars),
+            policies: to_proto(&sources.policies),
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// Reads the payload of a `rules.loaded` event.
+pub fn decode(payload: &[u8]) -> Result<RuleSources, DecodeError> {
+    let loaded = pb::RulesLoaded::decode(payload)
+        .map_err(|e| DecodeError(format!("undecodable rules.loaded: {e}")))?;
+    Ok(RuleSources {
+        calendars: from_proto(loaded.calendars),
+        policies: from_proto(loaded.policies),
+    })
+}
+
+/// Records `sources` as the rules in force unless they are the last ones recorded.
+/// Returns the position of the new event, if one was appended.
+pub async fn record_if_changed(
+    log: &dyn EventLog,
+    sources: &RuleSources,
+    actor: &str,
+) -> eventlog::Result<Option<Position>> {
+    let stream = stream();
+    let last = log
+        .read_stream(&stream, u64::MAX, Direction::Backward, 1)
+        .await?;
+    let version = last.first().map_or(0, |e| e.version);
+    if let Some(event) = last.first() {
+        if decode(&event.payload).ok().as_ref() == Some(sources) {
+            return Ok(None);
+        }
+    }
+    let event = NewEvent::new(EVENT_TYPE, actor, encode(sources));
+    let expected = if version == 0 {
+        ExpectedVersion::NoStream
+    } else {
+        ExpectedVersion::Exact(version)
+    };
+    let result = log.append(&stream, expected, vec![event]).await?;
+    Ok(Some(result.last_position))
+}
+
+/// The rules in force at `at`: the last recorded at or before it, if any.
+pub async fn in_force_at(
+    log: &dyn EventLog,
+    at: Timestamp,
+) -> eventlog::Result<Option<(Position, RuleSources)>> {
+    let events = log
+        .read_stream(&stream(), 1, Direction::Forward, usize::MAX)
+        .await?;
+    let Some(event) = events.into_iter().rev().find(|e| e.recorded_at <= at) else {
+        return Ok(None);
+    };
+    let sources = decode(&event.payload).map_err(|e| eventlog::Error::Corruption {
+        position: event.position,
+        reason: e.0,
+    })?;
+    Ok(Some((event.position, sources)))
+}

@@ -1,0 +1,578 @@
+//! The `complaints.audit.v1.AuditService` implementation: replay, digests, verification
+//! and views of past moments. Every call needs the auditor role.
+
+use std::sync::Arc;
+
+use complaints_domain::model::Role;
+use complaints_proto::complaints::audit::v1 as audit;
+use complaints_proto::complaints::audit::v1::audit_service_server::AuditService;
+use complaints_proto::complaints::v1 as api;
+use complaints_sla::Engine;
+use complaints_workflow::board::SlaBoard;
+use complaints_workflow::queue::RegulatorQueue;
+use complaints_workflow::{export, rules, Workflow};
+use eventlog::audit::{Digest, HeldDigest, Outcome, Signer, Verifier};
+use eventlog::{Direction, EventLog, Position, RecordedEvent, StoredRecord, StreamId, Timestamp};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Authenticator;
+use crate::convert::{self, Violations};
+use crate::errors;
+use crate::service::{board_out, queue_out, sla_view};
+
+/// Events a stream buffers ahead of a slow client; past this the server stops reading.
+const STREAM_BUFFER: usize = 64;
+/// Records read from the log per page.
+const PAGE: usize = 1024;
+
+/// The audit service.
+#[derive(Clone)]
+pub struct Audit {
+    workflow: Workflow,
+    auth: Arc<dyn Authenticator>,
+    /// The rules loaded now (for "today's rules applied to the past").
+    engine: Arc<Engine>,
+    signer: Option<Arc<Signer>>,
+}
+
+fn log_error(e: eventlog::Error) -> Status {
+    errors::status(e.into())
+}
+
+fn micros(t: jiff::Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_microsecond())
+}
+
+/// The first position recorded at or after `at` (head + 1 if none): `recorded_at` never
+/// decreases along the log, so a binary search over positions finds it.
+async fn first_position_at_or_after(
+    log: &dyn EventLog,
+    at: Timestamp,
+) -> eventlog::Result<Position> {
+    let (mut low, mut high) = (1, log.head().await? + 1);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let record = log.read_all(mid, Direction::Forward, 1).await?;
+        match record.first() {
+            Some(r) if r.recorded_at < at => low = mid + 1,
+            _ => high = mid,
+        }
+    }
+    Ok(low)
+}
+
+/// Feeds every event recorded at or before `at` to `each`, in order; returns the last
+/// position fed (0 if none).
+async fn replay_until(
+    log: &dyn EventLog,
+    at: Timestamp,
+    mut each: impl FnMut(&RecordedEvent) -> Result<(), Status>,
+) -> Result<Position, Status> {
+    let mut from = 1;
+    let mut last = 0;
+    loop {
+        let page = log
+            .read_all(from, Direction::Forward, PAGE)
+            .await
+            .map_err(log_error)?;
+        let Some(end) = page.last().map(|r| r.position) else {
+            return Ok(last);
+        };
+        for record in &page {
+            if record.recorded_at > at {
+                return Ok(last);
+            }
+            each(record)?;
+            last = record.position;
+        }
+        from = end + 1;
+    }
+}
+
+impl Audit {
+    pub fn new(
+        workflow: Workflow,
+        auth: Arc<dyn Authenticator>,
+        engine: Arc<Engine>,
+        signer: Option<Arc<Signer>>,
+    ) -> Self {
+        Self {
+            workflow,
+            auth,
+            engine,
+            signer,
+        }
+    }
+
+    fn log(&self) -> &Arc<dyn EventLog> {
+        self.workflow.log()
+    }
+
+    fn authorize(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let principal = self.auth.authenticate(metadata)?;
+        if !principal.roles.contains(&Role::Auditor) {
+            return Err(Status::permission_denied(
+                "the audit service needs the auditor role",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine a past view uses: the rules recorded as in force at `at`, or today's.
+    async fn engine_at(
+        &self,
+        at: Timestamp,
+        choice: i32,
+    ) -> Result<(Arc<Engine>, bool, String), Status> {
+        match audit::RulesChoice::try_from(choice) {
+            Ok(audit::RulesChoice::Current) => Ok((self.engine.clone(), false, "current".into())),
+            Ok(audit::RulesChoice::Unspecified | audit::RulesChoice::AsRecorded) => {
+                match rules::in_force_at(&**self.log(), at)
+                    .await
+                    .map_err(log_error)?
+                {
+                    Some((position, sources)) => {
+                        let engine = sources.engine().map_err(|e| {
+                            Status::internal(format!(
+                                "the rules recorded at position {position} do not load: {e}"
+                            ))
+                        })?;
+                        Ok((
+                            Arc::new(engine),
+                            true,
+                            format!("recorded at position {position}"),
+                        ))
+                    }
+                    None => Ok((
+                        Arc::new(Engine::built_in()),
+                        true,
+                        "built-in (no rules recorded yet at that time)".into(),
+                    )),
+                }
+            }
+            Err(_) => {
+                let mut v = Violations::default();
+                v.add("rules", "must be one of the listed values");
+                Err(errors::invalid(v.0))
+            }
+        }
+    }
+
+    fn as_of(v: &mut Violations, t: Option<prost_types::Timestamp>) -> Option<jiff::Timestamp> {
+        if t.is_none() {
+            v.add("as_of", "is required");
+        }
+        convert::timestamp(v, "as_of", t)
+    }
+
+    pub async fn stream_events(
+        &self,
+        request: Request<audit::StreamEventsRequest>,
+    ) -> Result<Response<ReceiverStream<Result<audit::AuditEvent, Status>>>, Status> {
+        self.authorize(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let complaint = if r.complaint.is_empty() {
+            None
+        } else {
+            convert::complaint_name(&mut v, "complaint", &r.complaint)
+        };
+        let from_time = convert::timestamp(&mut v, "from_time", r.from_time);
+        let json = match audit::EventFormat::try_from(r.format) {
+            Ok(audit::EventFormat::Json) => true,
+            Ok(_) => false,
+            Err(_) => {
+                v.add("format", "must be one of the listed values");
+                false
+            }
+        };
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let log = self.log().clone();
+        let from = match from_time {
+            Some(t) => first_position_at_or_after(&*log, micros(t))
+                .await
+                .map_err(log_error)?
+                .max(r.from_position),
+            None => r.from_position.max(1),
+        };
+        let filter = Filter {
+            stream: complaint.map(|c| StreamId::new(c.stream()).expect("valid stream id")),
+            types: r.event_types,
+            json,
+        };
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(pump(log, from, r.follow, filter, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    pub async fn get_digest(
+        &self,
+        request: Request<audit::GetDigestRequest>,
+    ) -> Result<Response<audit::Digest>, Status> {
+        self.authorize(request.metadata())?;
+        let digest = Digest::of_log(&**self.log()).await.map_err(log_error)?;
+        let held = match &self.signer {
+            Some(signer) => {
+                let now = self.workflow.clock().now();
+                HeldDigest::Signed(signer.sign(digest, now))
+            }
+            None => HeldDigest::Plain(digest),
+        };
+        Ok(Response::new(audit::Digest {
+            position: digest.position,
+            head_hash: digest.head.to_hex(),
+            signed: matches!(held, HeldDigest::Signed(_)),
+            json: held.to_json(),
+        }))
+    }
+
+    pub async fn verify(
+        &self,
+        request: Request<audit::VerifyRequest>,
+    ) -> Result<Response<ReceiverStream<Result<audit::VerifyProgress, Status>>>, Status> {
+        self.authorize(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let mut keys = Vec::new();
+        for (i, text) in r.trusted_keys.iter().enumerate() {
+            match eventlog::audit::public_key_from_text(text) {
+                Ok(key) => keys.push(key),
+                Err(e) => v.add(format!("trusted_keys[{i}]"), e),
+            }
+        }
+        if keys.is_empty() {
+            keys.extend(self.signer.as_ref().map(|s| s.verifying_key()));
+        }
+        let mut verifier = Verifier::new().trusting(keys);
+        for (i, text) in r.held_digests.iter().enumerate() {
+            match HeldDigest::from_json(text) {
+                Ok(d) => verifier = verifier.holding(d),
+                Err(e) => v.add(format!("held_digests[{i}]"), e),
+            }
+        }
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let log = self.log().clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let result = walk(&*log, verifier, &tx).await;
+            let message = result.map(|report| audit::VerifyProgress {
+                position: report.digest.position,
+                head: report.digest.position,
+                report: Some(report_out(&report)),
+            });
+            let _ = tx.send(message).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    pub async fn get_complaint_as_of(
+        &self,
+        request: Request<audit::GetComplaintAsOfRequest>,
+    ) -> Result<Response<audit::ComplaintAsOf>, Status> {
+        self.authorize(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let id = convert::complaint_name(&mut v, "name", &r.name);
+        let at = Self::as_of(&mut v, r.as_of);
+        let (Some(id), Some(at), true) = (id, at, v.is_empty()) else {
+            return Err(errors::invalid(v.0));
+        };
+        let (engine, _, rules) = self.engine_at(micros(at), r.rules).await?;
+        let (complaint, version) = self
+            .workflow
+            .get_as_of(id, micros(at))
+            .await
+            .map_err(errors::status)?;
+        let position = first_position_at_or_after(
+            &**self.log(),
+            Timestamp::from_micros(micros(at).as_micros() + 1),
+        )
+        .await
+        .map_err(log_error)?
+            - 1;
+        Ok(Response::new(audit::ComplaintAsOf {
+            complaint: Some(convert::complaint_out(&complaint, version)),
+            sla: Some(sla_view(&engine, &complaint, version, at)?),
+            position,
+            rules,
+        }))
+    }
+
+    pub async fn get_board_as_of(
+        &self,
+        request: Request<audit::GetBoardAsOfRequest>,
+    ) -> Result<Response<api::Board>, Status> {
+        self.authorize(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
+            return Err(errors::invalid(v.0));
+        };
+        let (engine, follow, _) = self.engine_at(Timestamp::from_micros(0), r.rules).await?;
+        // Replayed from the start, as the projection saw it: recorded rules switch in as
+        // their events come by.
+        let board = if follow {
+            SlaBoard::new(engine)
+        } else {
+            SlaBoard::with_fixed_rules(engine)
+        };
+        replay_until(&**self.log(), micros(at), |record| {
+            board.apply(record).map_err(|e| errors::status(e.into()))
+        })
+        .await?;
+        Ok(Response::new(board_out(&board, at)))
+    }
+
+    pub async fn list_regulator_queue_as_of(
+        &self,
+        request: Request<audit::ListRegulatorQueueAsOfRequest>,
+    ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
+        self.authorize(request.metadata())?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
+            return Err(errors::invalid(v.0));
+        };
+        let queue = RegulatorQueue::default();
+        replay_until(&**self.log(), micros(at), |record| {
+            queue.apply(record).map_err(|e| errors::status(e.into()))
+        })
+        .await?;
+        Ok(Response::new(queue_out(&queue, at, None, &[])))
+    }
+}
+
+struct Filter {
+    stream: Option<StreamId>,
+    types: Vec<String>,
+    json: bool,
+}
+
+impl Filter {
+    fn admits(&self, record: &RecordedEvent) -> bool {
+        self.stream.as_ref().is_none_or(|s| &record.stream == s)
+            && (self.types.is_empty() || self.types.contains(&record.event_type))
+    }
+
+    fn render(&self, stored: &StoredRecord, record: &RecordedEvent) -> audit::AuditEvent {
+        let hash = stored.hash();
+        audit::AuditEvent {
+            position: record.position,
+            stream_id: record.stream.as_str().to_owned(),
+            version: record.version,
+            event_type: record.event_type.clone(),
+            recorded_at: jiff::Timestamp::from_microsecond(record.recorded_at.as_micros())
+                .ok()
+                .map(convert::to_timestamp),
+            actor: record.actor.clone(),
+            hash: hash.0.to_vec().into(),
+            prev_hash: record.prev_hash.0.to_vec().into(),
+            body: Some(if self.json {
+                audit::audit_event::Body::Json(export::event_json(record, hash).to_string())
+            } else {
+                audit::audit_event::Body::Stored(stored.bytes.clone())
+            }),
+        }
+    }
+}
+
+/// Reads the log from `from` and sends what the filter admits; waits on the channel when
+/// the client is slow (so nothing piles up), and for new events when following.
+async fn pump(
+    log: Arc<dyn EventLog>,
+    mut from: Position,
+    follow: bool,
+    filter: Filter,
+    tx: mpsc::Sender<Result<audit::AuditEvent, Status>>,
+) {
+    let mut heads = log.watch_head();
+    loop {
+        let page = match page_for(&*log, from, &filter).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = tx.send(Err(log_error(e))).await;
+                return;
+            }
+        };
+        match page {
+            Page::Records { records, next } => {
+                for (stored, record) in records {
+                    if filter.admits(&record)
+                        && tx.send(Ok(filter.render(&stored, &record))).await.is_err()
+                    {
+                        return; // the client went away
+                    }
+                }
+                from = next;
+            }
+            Page::End => {
+                if !follow {
+                    return;
+                }
+                tokio::select! {
+                    changed = heads.wait_for(|head| *head >= from) => {
+                        if changed.is_err() { return; }
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        }
+    }
+}
+
+enum Page {
+    Records {
+        records: Vec<(StoredRecord, RecordedEvent)>,
+        next: Position,
+    },
+    End,
+}
+
+/// The next page of records from `from`: one complaint's stream positions when filtering
+/// by complaint (no scan of the whole log), else the global log.
+async fn page_for(log: &dyn EventLog, from: Position, filter: &Filter) -> eventlog::Result<Page> {
+    if let Some(stream) = &filter.stream {
+        // Versions of the stream at or after `from`, found through the stream index.
+        let events = log
+            .read_stream(stream, 1, Direction::Forward, usize::MAX)
+            .await?;
+        let mut records = Vec::new();
+        for event in events.into_iter().filter(|e| e.position >= from).take(PAGE) {
+            if let Some(stored) = log.read_stored(event.position, 1).await?.pop() {
+                records.push((stored, event));
+            }
+        }
+        return Ok(match records.last() {
+            Some((_, last)) => {
+                let next = last.position + 1;
+                Page::Records { records, next }
+            }
+            None => Page::End,
+        });
+    }
+    let stored = log.read_stored(from, PAGE).await?;
+    let Some(next) = stored.last().map(|s| s.position + 1) else {
+        return Ok(Page::End);
+    };
+    let records = stored
+        .into_iter()
+        .map(|s| {
+            let record = s.decode()?;
+            Ok((s, record))
+        })
+        .collect::<eventlog::Result<Vec<_>>>()?;
+    Ok(Page::Records { records, next })
+}
+
+/// Walks the whole log through the verifier, sending progress after each page.
+async fn walk(
+    log: &dyn EventLog,
+    mut verifier: Verifier,
+    tx: &mpsc::Sender<Result<audit::VerifyProgress, Status>>,
+) -> Result<eventlog::audit::Report, Status> {
+    let head = log.head().await.map_err(log_error)?;
+    let mut from = 1;
+    while from <= head {
+        let page = log
+            .read_stored(from, PAGE.min((head - from + 1) as usize))
+            .await;
+        match page {
+            Ok(page) if page.is_empty() => break,
+            Ok(page) => {
+                from = page.last().map_or(from, |r| r.position + 1);
+                for record in &page {
+                    verifier.check(record);
+                }
+            }
+            Err(e) => {
+                verifier.storage_error(&e);
+                break;
+            }
+        }
+        let progress = audit::VerifyProgress {
+            position: from - 1,
+            head,
+            report: None,
+        };
+        if tx.send(Ok(progress)).await.is_err() {
+            return Err(Status::cancelled("the client went away"));
+        }
+    }
+    Ok(verifier.finish())
+}
+
+fn report_out(report: &eventlog::audit::Report) -> audit::VerifyReport {
+    let mut out = audit::VerifyReport {
+        intact: report.outcome == Outcome::Intact,
+        position: report.digest.position,
+        head_hash: report.digest.head.to_hex(),
+        records: report.records,
+        signed_digests: report.signed_digests,
+        held_digests_matched: report.held_digests_matched,
+        summary: report.to_string(),
+        ..Default::default()
+    };
+    if let Outcome::Broken(b) = &report.outcome {
+        out.break_position = b.position;
+        out.break_kind = serde_json::to_value(b.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.break_detail = b.detail.clone();
+    }
+    out
+}
+
+#[tonic::async_trait]
+impl AuditService for Audit {
+    type StreamEventsStream = ReceiverStream<Result<audit::AuditEvent, Status>>;
+    type VerifyStream = ReceiverStream<Result<audit::VerifyProgress, Status>>;
+
+    async fn stream_events(
+        &self,
+        request: Request<audit::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        Audit::stream_events(self, request).await
+    }
+
+    async fn get_digest(
+        &self,
+        request: Request<audit::GetDigestRequest>,
+    ) -> Result<Response<audit::Digest>, Status> {
+        Audit::get_digest(self, request).await
+    }
+
+    async fn verify(
+        &self,
+        request: Request<audit::VerifyRequest>,
+    ) -> Result<Response<Self::VerifyStream>, Status> {
+        Audit::verify(self, request).await
+    }
+
+    async fn get_complaint_as_of(
+        &self,
+        request: Request<audit::GetComplaintAsOfRequest>,
+    ) -> Result<Response<audit::ComplaintAsOf>, Status> {
+        Audit::get_complaint_as_of(self, request).await
+    }
+
+    async fn get_board_as_of(
+        &self,
+        request: Request<audit::GetBoardAsOfRequest>,
+    ) -> Result<Response<api::Board>, Status> {
+        Audit::get_board_as_of(self, request).await
+    }
+
+    async fn list_regulator_queue_as_of(
+        &self,
+        request: Request<audit::ListRegulatorQueueAsOfRequest>,
+    ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
+        Audit::list_regulator_queue_as_of(self, request).await
+    }
+}

@@ -1,0 +1,548 @@
+//! The auditors' gRPC API, in process on port 0, over a real sled log: replay (stored and
+//! JSON, filtered, following), digests and verification, and views of past moments with
+//! the rules in force then.
+
+use std::sync::Arc;
+
+use complaintd::config::Config;
+use complaintd::server::{self, Running};
+use complaints_proto::complaints::audit::v1 as audit;
+use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use eventlog::audit::{HeldDigest, Outcome, Signer, Verifier};
+use eventlog::{ChainHash, ManualClock, Timestamp as LogTime};
+use futures::StreamExt;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use uuid::Uuid;
+
+/// 2026-02-05T02:00:00Z.
+const T0: i64 = 1_770_256_800;
+const HOUR: i64 = 3600;
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn req<T>(message: T, roles: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-principal", "user:tester".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-roles", roles.parse().unwrap());
+    request
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    signer: Signer,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::generate();
+        std::fs::write(dir.path().join("audit-key.pem"), signer.to_pem()).unwrap();
+        Self {
+            dir,
+            clock: Arc::new(ManualClock::new(LogTime::from_micros(T0 * 1_000_000))),
+            signer,
+        }
+    }
+
+    fn set_time(&self, seconds: i64) {
+        self.clock.set(LogTime::from_micros(seconds * 1_000_000));
+    }
+
+    async fn start(&self, policies_dir: Option<std::path::PathBuf>) -> (Running, Clients) {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self.dir.path().join("data"),
+            audit_signing_key: Some(self.dir.path().join("audit-key.pem")),
+            audit_sign_interval_seconds: 0,
+            policies_dir,
+            ..Config::default()
+        };
+        let running = server::start_with_clock(&config, self.clock.clone())
+            .await
+            .unwrap();
+        let url = format!("http://{}", running.addr);
+        let clients = Clients {
+            api: ComplaintServiceClient::connect(url.clone()).await.unwrap(),
+            audit: AuditServiceClient::connect(url).await.unwrap(),
+        };
+        (running, clients)
+    }
+}
+
+struct Clients {
+    api: ComplaintServiceClient<Channel>,
+    audit: AuditServiceClient<Channel>,
+}
+
+fn register(regime: &str, region: &str, received: i64) -> api::RegisterComplaintRequest {
+    api::RegisterComplaintRequest {
+        request_id: Uuid::new_v4().to_string(),
+        complaint_id: String::new(),
+        channel: api::Channel::Email as i32,
+        complainant: Some(api::Complainant {
+            person_id: "person-1".into(),
+            name: "Ada Lovelace".into(),
+            contact: "ada@example.org".into(),
+            id_number: String::new(),
+        }),
+        unit: "cards".into(),
+        employee: String::new(),
+        product: "credit card".into(),
+        category: "fees".into(),
+        claim: "refund the fee".into(),
+        facts: "charged twice".into(),
+        receive_time: ts(received),
+        regime: regime.into(),
+        region: region.into(),
+        regulator: None,
+    }
+}
+
+async fn events(
+    audit: &mut AuditServiceClient<Channel>,
+    request: audit::StreamEventsRequest,
+) -> Vec<audit::AuditEvent> {
+    let mut stream = audit
+        .stream_events(req(request, "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(event) = stream.next().await {
+        out.push(event.unwrap());
+    }
+    out
+}
+
+async fn verify(
+    audit: &mut AuditServiceClient<Channel>,
+    held: Vec<String>,
+) -> (Vec<audit::VerifyProgress>, audit::VerifyReport) {
+    let mut stream = audit
+        .verify(req(
+            audit::VerifyRequest {
+                held_digests: held,
+                trusted_keys: vec![],
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut progress = Vec::new();
+    while let Some(message) = stream.next().await {
+        progress.push(message.unwrap());
+    }
+    let report = progress
+        .last()
+        .and_then(|p| p.report.clone())
+        .expect("a final report");
+    (progress, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
+    let env = Env::new();
+    let (running, mut c) = env.start(None).await;
+
+    // Only auditors.
+    let denied = c
+        .audit
+        .get_digest(req(audit::GetDigestRequest {}, "handler,operations"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let registered = c
+        .api
+        .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+    env.set_time(T0 + 2 * HOUR);
+    c.api
+        .acknowledge_complaint(req(
+            api::AcknowledgeComplaintRequest {
+                name: registered.name.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                expected_version: None,
+            },
+            "intake",
+        ))
+        .await
+        .unwrap();
+    let other = c
+        .api
+        .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Everything, as stored: the rules at 1, then the complaints; the chain links up.
+    let all = events(&mut c.audit, audit::StreamEventsRequest::default()).await;
+    let types: Vec<&str> = all.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "rules.loaded",
+            "complaint.registered",
+            "complaint.acknowledged",
+            "complaint.registered"
+        ]
+    );
+    let mut prev = ChainHash::GENESIS;
+    for e in &all {
+        let Some(audit::audit_event::Body::Stored(bytes)) = &e.body else {
+            panic!("stored form expected")
+        };
+        assert_eq!(e.prev_hash.as_ref(), prev.0.as_slice());
+        assert_eq!(ChainHash::of_record(bytes).0.as_slice(), e.hash.as_ref());
+        prev = ChainHash::of_record(bytes);
+    }
+
+    // One complaint, as JSON.
+    let mine = events(
+        &mut c.audit,
+        audit::StreamEventsRequest {
+            complaint: registered.name.clone(),
+            format: audit::EventFormat::Json as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(mine.len(), 2);
+    let Some(audit::audit_event::Body::Json(json)) = &mine[0].body else {
+        panic!("json form expected")
+    };
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["event_type"], "complaint.registered");
+    assert_eq!(json["position"], 2);
+    assert_eq!(
+        json["payload"]["registered"]["regime"], "UK-FCA-DISP",
+        "{json}"
+    );
+
+    // By type, and from a time.
+    let registrations = events(
+        &mut c.audit,
+        audit::StreamEventsRequest {
+            event_types: vec!["complaint.registered".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        registrations.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    let later = events(
+        &mut c.audit,
+        audit::StreamEventsRequest {
+            from_time: ts(T0 + HOUR),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(later.iter().map(|e| e.position).collect::<Vec<_>>(), [3, 4]);
+
+    // Following: the stream waits at the head and delivers what comes next.
+    let mut follow = c
+        .audit
+        .stream_events(req(
+            audit::StreamEventsRequest {
+                from_position: 4,
+                follow: true,
+                ..Default::default()
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(follow.next().await.unwrap().unwrap().position, 4);
+    c.api
+        .acknowledge_complaint(req(
+            api::AcknowledgeComplaintRequest {
+                name: other.name.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                expected_version: None,
+            },
+            "intake",
+        ))
+        .await
+        .unwrap();
+    let next = follow.next().await.unwrap().unwrap();
+    assert_eq!(
+        (next.position, next.event_type.as_str()),
+        (5, "complaint.acknowledged")
+    );
+    drop(follow);
+
+    // The digest, signed by the service's key, verifies and matches the log.
+    let digest = c
+        .audit
+        .get_digest(req(audit::GetDigestRequest {}, "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(digest.position, 5);
+    assert!(digest.signed);
+    let HeldDigest::Signed(signed) = HeldDigest::from_json(&digest.json).unwrap() else {
+        panic!("signed digest expected")
+    };
+    signed
+        .check_signature(&[env.signer.verifying_key()])
+        .unwrap();
+    let (progress, report) = verify(&mut c.audit, vec![digest.json.clone()]).await;
+    assert!(report.intact, "{}", report.summary);
+    assert_eq!((report.position, report.held_digests_matched), (5, 1));
+    assert!(progress.len() >= 2, "progress, then the report");
+
+    // A digest the log does not match (another history) is reported where it applies.
+    let mut forged: serde_json::Value = serde_json::from_str(&digest.json).unwrap();
+    forged["head_hash"] = serde_json::Value::String("00".repeat(32));
+    let (_, report) = verify(&mut c.audit, vec![forged.to_string()]).await;
+    assert!(!report.intact);
+    assert_eq!(report.break_kind, "bad_signature", "{}", report.summary);
+    forged.as_object_mut().unwrap().remove("signature");
+    forged.as_object_mut().unwrap().remove("public_key");
+    forged.as_object_mut().unwrap().remove("signed_at_micros");
+    let (_, report) = verify(&mut c.audit, vec![forged.to_string()]).await;
+    assert_eq!(
+        (
+            report.intact,
+            report.break_position,
+            report.break_kind.as_str()
+        ),
+        (false, 5, "altered"),
+        "{}",
+        report.summary
+    );
+    let bad = c
+        .audit
+        .verify(req(
+            audit::VerifyRequest {
+                held_digests: vec!["{}".into()],
+                trusted_keys: vec!["not a key".into()],
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // The complaint as it stood between its registration and its acknowledgement.
+    let as_of = |at: i64| audit::GetComplaintAsOfRequest {
+        name: registered.name.clone(),
+        as_of: ts(at),
+        rules: audit::RulesChoice::Unspecified as i32,
+    };
+    let then = c
+        .audit
+        .get_complaint_as_of(req(as_of(T0 + HOUR), "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    let complaint = then.complaint.unwrap();
+    assert_eq!(complaint.status, api::Status::Received as i32);
+    assert_eq!(complaint.version, 1);
+    assert_eq!(
+        then.position, 2,
+        "positions 1-2 were recorded at T0, 3-4 two hours later"
+    );
+    assert_eq!(then.rules, "recorded at position 1");
+    let sla = then.sla.unwrap();
+    assert_eq!(sla.evaluate_time, ts(T0 + HOUR));
+    assert_eq!(sla.clocks[0].state, api::ClockState::ClockRunning as i32);
+    let now = c
+        .audit
+        .get_complaint_as_of(req(as_of(T0 + 3 * HOUR), "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        now.complaint.unwrap().status,
+        api::Status::Acknowledged as i32
+    );
+    let before = c
+        .audit
+        .get_complaint_as_of(req(as_of(T0 - 1), "auditor"))
+        .await
+        .unwrap_err();
+    assert_eq!(before.code(), Code::NotFound);
+    let missing = c
+        .audit
+        .get_complaint_as_of(req(
+            audit::GetComplaintAsOfRequest {
+                name: registered.name.clone(),
+                as_of: None,
+                rules: 0,
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+
+    // The board then and before anything happened.
+    let board = c
+        .audit
+        .get_board_as_of(req(
+            audit::GetBoardAsOfRequest {
+                as_of: ts(T0 + HOUR),
+                rules: 0,
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((board.complaints, board.open_complaints), (1, 1));
+    let empty = c
+        .audit
+        .get_board_as_of(req(
+            audit::GetBoardAsOfRequest {
+                as_of: ts(T0 - HOUR),
+                rules: 0,
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(empty.complaints, 0);
+    let queue = c
+        .audit
+        .list_regulator_queue_as_of(req(
+            audit::ListRegulatorQueueAsOfRequest { as_of: ts(T0) },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(queue.items.is_empty());
+
+    // Shutting down records a last signed digest; the stored log verifies offline.
+    running.shutdown().await.unwrap();
+    let offline = eventlog_sled::OfflineLog::open(&env.dir.path().join("data/log"))
+        .unwrap()
+        .verify(
+            Verifier::new()
+                .trusting([env.signer.verifying_key()])
+                .holding(HeldDigest::Signed(signed)),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(offline.outcome, Outcome::Intact, "{offline}");
+    assert_eq!(offline.signed_digests, 1);
+    assert_eq!(offline.digest.position, 6);
+}
+
+/// CN-CBIRC version 2: ten days instead of fifteen.
+const CN_TEN_DAYS: &str = r#"
+[[policy]]
+id = "CN-CBIRC"
+version = 2
+title = "test: ten days"
+source = "test"
+time_zone = "Asia/Shanghai"
+regions = { CN = "CN" }
+
+[[policy.clock]]
+id = "decision"
+title = "Decision in 10 days"
+starts = "received"
+stops = "answered"
+length = { calendar_days = 10 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_views_use_the_rules_in_force_then_unless_asked_for_todays() {
+    let env = Env::new();
+    let (running, mut c) = env.start(None).await;
+    let registered = c
+        .api
+        .register_complaint(req(register("CN-CBIRC", "CN", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+    running.shutdown().await.unwrap();
+
+    // A day later the operator adds a stricter policy version and restarts.
+    env.set_time(T0 + 24 * HOUR);
+    let policies = env.dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("cn.toml"), CN_TEN_DAYS).unwrap();
+    let (running, mut c2) = env.start(Some(policies)).await;
+    drop(c);
+
+    let due = |sla: &api::ComplaintSla| sla.clocks[0].due_date.clone();
+    // Today's view is recomputed with the new rules.
+    let current = c2
+        .api
+        .get_complaint_sla(req(
+            api::GetComplaintSlaRequest {
+                name: registered.name.clone(),
+            },
+            "operations",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (due(&current), current.policy_version),
+        ("2026-02-15".into(), 2)
+    );
+
+    // The past as it was: the rules recorded then ...
+    let as_of = |rules: audit::RulesChoice| audit::GetComplaintAsOfRequest {
+        name: registered.name.clone(),
+        as_of: ts(T0 + HOUR),
+        rules: rules as i32,
+    };
+    let then = c2
+        .audit
+        .get_complaint_as_of(req(as_of(audit::RulesChoice::AsRecorded), "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    let sla = then.sla.unwrap();
+    assert_eq!((due(&sla), sla.policy_version), ("2026-02-20".into(), 1));
+    assert_eq!(then.rules, "recorded at position 1");
+    // ... or today's rules applied to it, when asked.
+    let today = c2
+        .audit
+        .get_complaint_as_of(req(as_of(audit::RulesChoice::Current), "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(due(&today.sla.unwrap()), "2026-02-15");
+    assert_eq!(today.rules, "current");
+
+    // The board as of day 12: under the rules recorded since day 1 (ten days) the clock
+    // has breached; under the first rules (fifteen days) it would not have.
+    let board = c2
+        .audit
+        .get_board_as_of(req(
+            audit::GetBoardAsOfRequest {
+                as_of: ts(T0 + 12 * 24 * HOUR),
+                rules: 0,
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(board.clocks_by_state.get("breached"), Some(&1), "{board:?}");
+    running.shutdown().await.unwrap();
+}
