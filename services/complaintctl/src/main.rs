@@ -12,6 +12,8 @@
 //! and each bad field, and exit with status 1.
 #![forbid(unsafe_code)]
 
+mod audit;
+
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
 use complaints_proto::complaints::v1 as api;
@@ -207,6 +209,9 @@ enum Cmd {
     /// The regulator-transfer queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// For auditors: export, verify, digests, timelines, views of past moments.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// List complaints.
     List {
         #[arg(long)]
@@ -598,6 +603,17 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cli = match cli.command {
+        Cmd::Audit(cmd) => {
+            let ctx = audit::Ctx {
+                server: cli.server,
+                principal: cli.principal,
+                roles: cli.roles,
+            };
+            return audit::run(ctx, cmd).await;
+        }
+        _ => cli,
+    };
     let grpc = ComplaintServiceClient::connect(cli.server.clone())
         .await
         .with_context(|| format!("cannot reach complaintd at {}", cli.server))?;
@@ -727,6 +743,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Cmd::Audit(_) => unreachable!("handled before connecting"),
         Cmd::Queue(q) => {
             match q {
                 QueueCmd::List { direction } => {

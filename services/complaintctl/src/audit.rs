@@ -1,0 +1,540 @@
+//! `complaintctl audit ...`: what auditors run. Online over gRPC (the auditor role), or
+//! offline on a copy of a data directory (`--data-dir`), with no server at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use complaints_proto::complaints::audit::v1 as audit;
+use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
+use eventlog::audit::{HeldDigest, Outcome, Signer, Verifier};
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+use tonic::Request;
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Export events as JSON Lines (one object per event, with its hashes).
+    Export {
+        /// Only this complaint's events.
+        #[arg(long)]
+        complaint: Option<String>,
+        /// Only these event types (repeatable), e.g. complaint.answered.
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Start at this position.
+        #[arg(long)]
+        from_position: Option<u64>,
+        /// Start at the first event recorded at or after this time (RFC 3339; online only).
+        #[arg(long)]
+        from_time: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Read a copy of a data directory instead of asking the server.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Verify the hash chain and the signed digests, and that the log still matches the
+    /// digests you hold: prints "intact up to N" or where and how it breaks (exit 1).
+    Verify {
+        /// A digest you kept (JSON from `audit digest`); repeatable.
+        #[arg(long)]
+        digest: Vec<PathBuf>,
+        /// The service's public key (PEM or hex); repeatable. Signed digests by any
+        /// other key are refused.
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
+        /// Verify a copy of a data directory instead of asking the server.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the log's current digest (signed when the service has a key) to keep.
+    Digest {
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// A complaint's history in readable form.
+    Timeline { complaint: String },
+    /// A complaint, the board or the regulator queue as it stood at a past time.
+    #[command(subcommand)]
+    AsOf(AsOfCmd),
+    /// Make an Ed25519 key pair for complaintd's `audit_signing_key`.
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM; keep it secret).
+        #[arg(long)]
+        private: PathBuf,
+        /// Where to write the public key (PEM) to hand to auditors.
+        #[arg(long)]
+        public: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AsOfCmd {
+    Complaint {
+        complaint: String,
+        /// RFC 3339, e.g. 2026-03-01T12:00:00Z.
+        #[arg(long)]
+        at: String,
+        /// Apply today's SLA rules instead of those in force at the time.
+        #[arg(long)]
+        current_rules: bool,
+    },
+    Board {
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        current_rules: bool,
+    },
+    Queue {
+        #[arg(long)]
+        at: String,
+    },
+}
+
+pub struct Ctx {
+    pub server: String,
+    pub principal: String,
+    pub roles: String,
+}
+
+impl Ctx {
+    fn req<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("x-principal", self.principal.parse().context("--as")?);
+        request
+            .metadata_mut()
+            .insert("x-roles", self.roles.parse().context("--roles")?);
+        Ok(request)
+    }
+
+    async fn client(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
+        AuditServiceClient::connect(self.server.clone())
+            .await
+            .with_context(|| format!("cannot reach complaintd at {}", self.server))
+    }
+}
+
+fn complaint_name(c: &str) -> String {
+    if c.starts_with("complaints/") {
+        c.to_owned()
+    } else {
+        format!("complaints/{c}")
+    }
+}
+
+fn time(text: &str) -> anyhow::Result<prost_types::Timestamp> {
+    let t: jiff::Timestamp = text
+        .parse()
+        .with_context(|| format!("{text:?} is not an RFC 3339 time like 2026-03-01T12:00:00Z"))?;
+    Ok(prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    })
+}
+
+/// A progress bar with rate and ETA on standard error (hidden when it is not a terminal).
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// The log directory inside a data directory (or the directory itself if it is one).
+fn log_dir(data_dir: &Path) -> PathBuf {
+    let inner = data_dir.join("log");
+    if inner.join("db").is_file() {
+        inner
+    } else {
+        data_dir.to_path_buf()
+    }
+}
+
+fn output(out: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
+    match cmd {
+        AuditCmd::Export {
+            complaint,
+            types,
+            from_position,
+            from_time,
+            out,
+            data_dir,
+        } => {
+            let mut out = output(out.as_deref())?;
+            let written = match data_dir {
+                Some(dir) => {
+                    if from_time.is_some() {
+                        bail!("--from-time is for online exports; use --from-position offline");
+                    }
+                    export_offline(&dir, complaint, types, from_position.unwrap_or(1), &mut out)?
+                }
+                None => {
+                    let request = audit::StreamEventsRequest {
+                        from_position: from_position.unwrap_or(0),
+                        from_time: from_time.as_deref().map(time).transpose()?,
+                        complaint: complaint.as_deref().map(complaint_name).unwrap_or_default(),
+                        event_types: types,
+                        format: audit::EventFormat::Json as i32,
+                        follow: false,
+                    };
+                    export_online(&ctx, request, &mut out).await?
+                }
+            };
+            out.flush()?;
+            eprintln!("exported {written} events");
+        }
+        AuditCmd::Verify {
+            digest,
+            public_key,
+            data_dir,
+        } => {
+            let digests = digest
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let keys = public_key
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (intact, summary) = match data_dir {
+                Some(dir) => verify_offline(&dir, &digests, &keys)?,
+                None => verify_online(&ctx, digests, keys).await?,
+            };
+            println!("{summary}");
+            if !intact {
+                bail!("the log is not intact");
+            }
+        }
+        AuditCmd::Digest { out } => {
+            let digest = ctx
+                .client()
+                .await?
+                .get_digest(ctx.req(audit::GetDigestRequest {})?)
+                .await?
+                .into_inner();
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{}\n", digest.json))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "digest of position {} ({}) saved to {}",
+                        digest.position,
+                        if digest.signed {
+                            "signed"
+                        } else {
+                            "not signed"
+                        },
+                        path.display()
+                    );
+                }
+                None => println!("{}", digest.json),
+            }
+        }
+        AuditCmd::Timeline { complaint } => timeline(&ctx, &complaint_name(&complaint)).await?,
+        AuditCmd::AsOf(what) => as_of(&ctx, what).await?,
+        AuditCmd::Keygen { private, public } => {
+            let signer = Signer::generate();
+            write_new(&private, &signer.to_pem())?;
+            write_new(&public, &signer.public_key_pem())?;
+            eprintln!(
+                "private key in {} (set audit_signing_key to it), public key in {}",
+                private.display(),
+                public.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file that must not exist yet (never overwrite a key).
+fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn export_online(
+    ctx: &Ctx,
+    request: audit::StreamEventsRequest,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let mut client = ctx.client().await?;
+    let head = client
+        .get_digest(ctx.req(audit::GetDigestRequest {})?)
+        .await?
+        .into_inner()
+        .position;
+    let bar = bar(head, "exporting");
+    let mut stream = client.stream_events(ctx.req(request)?).await?.into_inner();
+    let mut written = 0;
+    while let Some(event) = stream.message().await? {
+        let Some(audit::audit_event::Body::Json(json)) = event.body else {
+            bail!("the server sent an event without its JSON form");
+        };
+        writeln!(out, "{json}")?;
+        written += 1;
+        bar.set_position(event.position.min(head));
+    }
+    bar.finish_and_clear();
+    Ok(written)
+}
+
+fn export_offline(
+    dir: &Path,
+    complaint: Option<String>,
+    types: Vec<String>,
+    from: u64,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let log = eventlog_sled::OfflineLog::open(&log_dir(dir))?;
+    let bar = bar(log.last_position()?, "exporting");
+    let stream = complaint.map(|c| {
+        let name = complaint_name(&c);
+        format!("complaint-{}", name.trim_start_matches("complaints/"))
+    });
+    let mut written = 0u64;
+    let mut failure = None;
+    log.scan(from, |record| {
+        let step = (|| -> anyhow::Result<()> {
+            let stored = record?;
+            let event = stored.decode()?;
+            bar.set_position(event.position);
+            if stream.as_ref().is_some_and(|s| event.stream.as_str() != s)
+                || (!types.is_empty() && !types.contains(&event.event_type))
+            {
+                return Ok(());
+            }
+            let json = complaints_workflow::export::event_json(&event, stored.hash());
+            writeln!(out, "{json}")?;
+            written += 1;
+            Ok(())
+        })();
+        match step {
+            Ok(()) => std::ops::ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    match failure {
+        Some(e) => Err(e.context(
+            "the export stopped; run `audit verify --data-dir` to see where the log breaks",
+        )),
+        None => Ok(written),
+    }
+}
+
+fn verify_offline(
+    dir: &Path,
+    digests: &[String],
+    keys: &[String],
+) -> anyhow::Result<(bool, String)> {
+    let mut trusted = Vec::new();
+    for key in keys {
+        trusted.push(eventlog::audit::public_key_from_text(key).map_err(anyhow::Error::msg)?);
+    }
+    let mut verifier = Verifier::new().trusting(trusted);
+    for digest in digests {
+        verifier = verifier.holding(HeldDigest::from_json(digest).map_err(anyhow::Error::msg)?);
+    }
+    let log = eventlog_sled::OfflineLog::open(&log_dir(dir))?;
+    let bar = bar(log.last_position()?, "verifying");
+    let report = log.verify(verifier, |position| bar.set_position(position))?;
+    bar.finish_and_clear();
+    Ok((report.outcome == Outcome::Intact, report.to_string()))
+}
+
+async fn verify_online(
+    ctx: &Ctx,
+    held_digests: Vec<String>,
+    trusted_keys: Vec<String>,
+) -> anyhow::Result<(bool, String)> {
+    let mut stream = ctx
+        .client()
+        .await?
+        .verify(ctx.req(audit::VerifyRequest {
+            held_digests,
+            trusted_keys,
+        })?)
+        .await?
+        .into_inner();
+    let bar = bar(0, "verifying");
+    while let Some(progress) = stream.message().await? {
+        bar.set_length(progress.head);
+        bar.set_position(progress.position);
+        if let Some(report) = progress.report {
+            bar.finish_and_clear();
+            return Ok((report.intact, report.summary));
+        }
+    }
+    bail!("the server ended the verification without a report")
+}
+
+async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let request = audit::StreamEventsRequest {
+        complaint: name.to_owned(),
+        format: audit::EventFormat::Json as i32,
+        ..Default::default()
+    };
+    let mut stream = ctx
+        .client()
+        .await?
+        .stream_events(ctx.req(request)?)
+        .await?
+        .into_inner();
+    println!("{name}");
+    let mut any = false;
+    while let Some(event) = stream.message().await? {
+        any = true;
+        let Some(audit::audit_event::Body::Json(json)) = event.body else {
+            continue;
+        };
+        let json: serde_json::Value = serde_json::from_str(&json)?;
+        let at = json["recorded_at"].as_str().unwrap_or("?");
+        let what = event.event_type.trim_start_matches("complaint.");
+        // The payload's one field (the change), compactly.
+        let detail = json["payload"]
+            .as_object()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| !k.ends_with("_at") && *k != "occurred")
+            })
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        let detail: String = detail.chars().take(100).collect();
+        println!(
+            "  {at}  v{:<3} {what:<24} by {:<20} {detail}",
+            event.version, event.actor
+        );
+    }
+    if !any {
+        bail!("no events for {name}");
+    }
+    Ok(())
+}
+
+async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
+    let rules = |current: bool| {
+        if current {
+            audit::RulesChoice::Current as i32
+        } else {
+            audit::RulesChoice::AsRecorded as i32
+        }
+    };
+    let mut client = ctx.client().await?;
+    match what {
+        AsOfCmd::Complaint {
+            complaint,
+            at,
+            current_rules,
+        } => {
+            let r = client
+                .get_complaint_as_of(ctx.req(audit::GetComplaintAsOfRequest {
+                    name: complaint_name(&complaint),
+                    as_of: Some(time(&at)?),
+                    rules: rules(current_rules),
+                })?)
+                .await?
+                .into_inner();
+            let c = r.complaint.unwrap_or_default();
+            println!(
+                "{} as of {at} (log position {}; SLA rules {})",
+                c.name, r.position, r.rules
+            );
+            println!("  status {:?}, version {}", c.status(), c.version);
+            if let Some(sla) = r.sla {
+                println!(
+                    "  policy {} v{} ({})",
+                    sla.policy, sla.policy_version, sla.time_zone
+                );
+                for clock in sla.clocks {
+                    println!(
+                        "  {:<24} {:?}  due {} {}  used {:.0}%",
+                        clock.clock,
+                        clock.state(),
+                        clock.due_date,
+                        clock
+                            .due_time
+                            .map(|t| jiff::Timestamp::new(t.seconds, t.nanos)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default())
+                            .unwrap_or_default(),
+                        clock.percent_used
+                    );
+                }
+            }
+        }
+        AsOfCmd::Board { at, current_rules } => {
+            let b = client
+                .get_board_as_of(ctx.req(audit::GetBoardAsOfRequest {
+                    as_of: Some(time(&at)?),
+                    rules: rules(current_rules),
+                })?)
+                .await?
+                .into_inner();
+            println!("board as of {at}");
+            println!(
+                "  complaints {}, open {}, due today {}, breach rate {:.1}%",
+                b.complaints,
+                b.open_complaints,
+                b.due_today,
+                b.breach_rate * 100.0
+            );
+            for (state, n) in &b.clocks_by_state {
+                println!("  clocks {state}: {n}");
+            }
+            for (regime, n) in &b.breached_by_regime {
+                println!("  breached under {regime}: {n}");
+            }
+        }
+        AsOfCmd::Queue { at } => {
+            let q = client
+                .list_regulator_queue_as_of(ctx.req(audit::ListRegulatorQueueAsOfRequest {
+                    as_of: Some(time(&at)?),
+                })?)
+                .await?
+                .into_inner();
+            println!("regulator queue as of {at}: {} items", q.items.len());
+            for i in &q.items {
+                println!("  {}  {}  {}", i.name, i.complaint, i.body);
+            }
+        }
+    }
+    Ok(())
+}

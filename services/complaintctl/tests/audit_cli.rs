@@ -1,0 +1,250 @@
+//! What an auditor does from the README, with the real binary: keep a digest, export the
+//! history, verify online and offline against the digest and the public key, reconstruct a
+//! complaint and the board as of a past time; tampering with a copy is caught.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use complaintd::config::Config;
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use eventlog::{ManualClock, Timestamp};
+
+/// 2026-03-02T09:00:00Z.
+const T0: i64 = 1_772_442_000;
+/// No server listens here: offline commands must not need one.
+const NOWHERE: &str = "http://127.0.0.1:1";
+
+fn ctl(server: &str, args: &[&str]) -> Output {
+    ctl_as("auditor", server, args)
+}
+
+fn ctl_as(roles: &str, server: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_complaintctl"))
+        .args(["--server", server, "--as", "user:auditor", "--roles", roles])
+        .args(args)
+        .output()
+        .expect("complaintctl runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit-key.pem");
+    let public = dir.path().join("audit-key.pub.pem");
+    let (key_s, public_s) = (key.to_str().unwrap(), public.to_str().unwrap());
+    ok(ctl(
+        NOWHERE,
+        &["audit", "keygen", "--private", key_s, "--public", public_s],
+    ));
+    // Never overwrites a key.
+    assert!(!ctl(
+        NOWHERE,
+        &["audit", "keygen", "--private", key_s, "--public", public_s]
+    )
+    .status
+    .success());
+
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(T0 * 1_000_000)));
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        audit_signing_key: Some(key.clone()),
+        audit_sign_interval_seconds: 0,
+        ..Config::default()
+    };
+    let running = complaintd::server::start_with_clock(&config, clock.clone())
+        .await
+        .unwrap();
+    let server = format!("http://{}", running.addr);
+    let mut grpc = ComplaintServiceClient::connect(server.clone())
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(api::RegisterComplaintRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        channel: api::Channel::Email as i32,
+        complainant: Some(api::Complainant {
+            person_id: "p-1".into(),
+            name: "Grace Hopper".into(),
+            contact: "grace@example.org".into(),
+            id_number: String::new(),
+        }),
+        unit: "cards".into(),
+        product: "card".into(),
+        category: "fees".into(),
+        claim: "refund".into(),
+        facts: "charged twice".into(),
+        receive_time: Some(prost_types::Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        regime: "UK-FCA-DISP".into(),
+        region: "GB-ENG".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-principal", "user:intake".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-roles", "intake".parse().unwrap());
+    let complaint = grpc.register_complaint(request).await.unwrap().into_inner();
+    clock.set(Timestamp::from_micros((T0 + 86_400) * 1_000_000));
+
+    // Keep a digest; export; verify online against it.
+    let digest = dir.path().join("digest.json");
+    let digest_s = digest.to_str().unwrap();
+    ok(ctl(&server, &["audit", "digest", "--out", digest_s]));
+    let export = dir.path().join("export.jsonl");
+    ok(ctl(
+        &server,
+        &["audit", "export", "--out", export.to_str().unwrap()],
+    ));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "the rules, then the registration");
+    assert_eq!(lines[1]["event_type"], "complaint.registered");
+    assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
+    let verified = ok(ctl(
+        &server,
+        &[
+            "audit",
+            "verify",
+            "--digest",
+            digest_s,
+            "--public-key",
+            public_s,
+        ],
+    ));
+    assert!(
+        verified.starts_with("intact up to position 2"),
+        "{verified}"
+    );
+    assert!(verified.contains("1 held digests matched"), "{verified}");
+
+    let timeline = ok(ctl(&server, &["audit", "timeline", &complaint.name]));
+    assert!(timeline.contains("registered"), "{timeline}");
+    let then = ok(ctl(
+        &server,
+        &[
+            "audit",
+            "as-of",
+            "complaint",
+            &complaint.name,
+            "--at",
+            "2026-03-02T10:00:00Z",
+        ],
+    ));
+    assert!(then.contains("Received"), "{then}");
+    assert!(then.contains("recorded at position 1"), "{then}");
+    let board = ok(ctl(
+        &server,
+        &["audit", "as-of", "board", "--at", "2026-03-02T10:00:00Z"],
+    ));
+    assert!(board.contains("complaints 1, open 1"), "{board}");
+    let denied = ctl_as("operations", &server, &["audit", "digest"]);
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("PermissionDenied"), "{stderr}");
+
+    running.shutdown().await.unwrap();
+
+    // Offline, on a copy: the same history (plus the digest signed at shutdown).
+    let copy = dir.path().join("copy");
+    let copy_s = copy.to_str().unwrap();
+    copy_dir(&dir.path().join("data"), &copy);
+    let offline_export = dir.path().join("offline.jsonl");
+    ok(ctl(
+        NOWHERE,
+        &[
+            "audit",
+            "export",
+            "--data-dir",
+            copy_s,
+            "--out",
+            offline_export.to_str().unwrap(),
+        ],
+    ));
+    let offline: Vec<serde_json::Value> = std::fs::read_to_string(&offline_export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(offline.len(), 3);
+    assert_eq!(offline[..2], lines[..]);
+    assert_eq!(offline[2]["event_type"], "log.digest_signed");
+    let verified = ok(ctl(
+        NOWHERE,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            copy_s,
+            "--digest",
+            digest_s,
+            "--public-key",
+            public_s,
+        ],
+    ));
+    assert!(verified.contains("intact up to position 3"), "{verified}");
+    assert!(
+        verified.contains("1 signed digests in the log"),
+        "{verified}"
+    );
+
+    // Tamper with the copy: change a byte of the registration's record.
+    {
+        let db = sled::open(copy.join("log")).unwrap();
+        let (key, value) = db
+            .scan_prefix(b"c")
+            .map(Result::unwrap)
+            .find(|(k, _)| k[1..] == 2u64.to_be_bytes())
+            .expect("the chunk of position 2");
+        let mut value = value.to_vec();
+        let at = value.len() / 2;
+        value[at] ^= 0x20;
+        db.insert(key, value).unwrap();
+        db.flush().unwrap();
+    }
+    let broken = ctl(
+        NOWHERE,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            copy_s,
+            "--digest",
+            digest_s,
+        ],
+    );
+    assert!(!broken.status.success());
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert!(stdout.contains("BROKEN: altered at position 2"), "{stdout}");
+}
