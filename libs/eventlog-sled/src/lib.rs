@@ -365,7 +365,7 @@ impl OfflineLog {
         mut progress: impl FnMut(Position),
     ) -> Result<eventlog::audit::Report> {
         let mut walked = 0u64;
-        self.scan(verifier.next_position(), |record| {
+        self.scan(verifier.first_position(), |record| {
             match record {
                 Ok(record) => {
                     walked = record.position;

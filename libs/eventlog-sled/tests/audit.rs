@@ -312,3 +312,28 @@ fn an_offline_open_never_creates_a_log() {
     assert!(OfflineLog::open(&missing).is_err());
     assert!(!missing.exists());
 }
+
+#[tokio::test]
+async fn a_walk_from_a_digest_checks_only_what_came_after_and_the_digest_itself() {
+    let made = make_log().await;
+    let report = verify(&made.path, Verifier::starting_after(made.held));
+    assert_eq!(report.outcome, Outcome::Intact, "{report}");
+    assert_eq!((report.records, report.digest.position), (3, 8));
+
+    // The start digest's own record changed: caught there.
+    tamper(&made.path, |db| {
+        let mut record = record_at(db, 5);
+        record.payload = Bytes::from_static(b"changed");
+        store(db, &record);
+    });
+    let report = verify(&made.path, Verifier::starting_after(made.held));
+    assert_eq!(broken(&report), (5, BreakKind::Altered), "{report}");
+
+    // A start digest past the end of the log.
+    let beyond = Digest {
+        position: 9,
+        head: made.held.head,
+    };
+    let report = verify(&made.path, Verifier::starting_after(beyond));
+    assert_eq!(broken(&report), (9, BreakKind::Missing), "{report}");
+}

@@ -456,6 +456,8 @@ pub struct Verifier {
     recent: VecDeque<ChainHash>,
     broken: Option<Break>,
     pending: Option<Pending>,
+    /// Whether the record of the start digest was seen (walks from position 1 have none).
+    start_seen: bool,
 }
 
 impl Default for Verifier {
@@ -483,6 +485,7 @@ impl Verifier {
             recent: VecDeque::new(),
             broken: None,
             pending: None,
+            start_seen: digest.position == 0,
         }
     }
 
@@ -521,6 +524,16 @@ impl Verifier {
         self.broken.is_some()
     }
 
+    /// The last record checked intact so far (the start digest before any).
+    pub fn last_digest(&self) -> Digest {
+        self.last
+    }
+
+    /// Where a walk should start: the start digest's own record (to check it), or 1.
+    pub fn first_position(&self) -> Position {
+        self.last.position.max(1)
+    }
+
     /// The next position expected.
     pub fn next_position(&self) -> Position {
         self.last.position + 1
@@ -535,9 +548,25 @@ impl Verifier {
     }
 
     /// Checks the next stored record (as the storage gives it, with the position the
-    /// storage holds it at).
+    /// storage holds it at). A walk that starts after a digest may begin with the record
+    /// at the digest's position: it must hash to the digest.
     pub fn check(&mut self, record: &StoredRecord) {
         if self.broken.is_some() {
+            return;
+        }
+        if self.records == 0
+            && self.pending.is_none()
+            && self.last.position > 0
+            && record.position == self.last.position
+        {
+            self.start_seen = true;
+            if record.hash() != self.last.head {
+                self.fail(
+                    record.position,
+                    BreakKind::Altered,
+                    "the record at the start digest's position does not hash to it: verify from the beginning to see where the log changed".into(),
+                );
+            }
             return;
         }
         if let Some(pending) = &self.pending {
@@ -711,6 +740,13 @@ impl Verifier {
                 pending.position,
                 BreakKind::Missing,
                 format!("no record for this position ({})", pending.found),
+            );
+        }
+        if self.broken.is_none() && !self.start_seen && self.records == 0 {
+            self.fail(
+                self.last.position,
+                BreakKind::Missing,
+                "the log has no record at the start digest's position".into(),
             );
         }
         if self.broken.is_none() {

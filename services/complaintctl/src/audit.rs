@@ -46,6 +46,9 @@ pub enum AuditCmd {
         /// other key are refused.
         #[arg(long)]
         public_key: Vec<PathBuf>,
+        /// Check only what was appended after this digest (one you verified before).
+        #[arg(long)]
+        after_digest: Option<PathBuf>,
         /// Verify a copy of a data directory instead of asking the server.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -205,8 +208,15 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
         AuditCmd::Verify {
             digest,
             public_key,
+            after_digest,
             data_dir,
         } => {
+            let after = after_digest
+                .map(|p| {
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))
+                })
+                .transpose()?;
             let digests = digest
                 .iter()
                 .map(|p| {
@@ -222,8 +232,8 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (intact, summary) = match data_dir {
-                Some(dir) => verify_offline(&dir, &digests, &keys)?,
-                None => verify_online(&ctx, digests, keys).await?,
+                Some(dir) => verify_offline(&dir, &digests, &keys, after.as_deref())?,
+                None => verify_online(&ctx, digests, keys, after.unwrap_or_default()).await?,
             };
             println!("{summary}");
             if !intact {
@@ -339,7 +349,8 @@ fn export_offline(
                 return Ok(());
             }
             let json = complaints_workflow::export::event_json(&event, stored.hash());
-            writeln!(out, "{json}")?;
+            serde_json::to_writer(&mut *out, &json)?;
+            out.write_all(b"\n")?;
             written += 1;
             Ok(())
         })();
@@ -364,12 +375,19 @@ fn verify_offline(
     dir: &Path,
     digests: &[String],
     keys: &[String],
+    after: Option<&str>,
 ) -> anyhow::Result<(bool, String)> {
     let mut trusted = Vec::new();
     for key in keys {
         trusted.push(eventlog::audit::public_key_from_text(key).map_err(anyhow::Error::msg)?);
     }
-    let mut verifier = Verifier::new().trusting(trusted);
+    let start = match after {
+        Some(text) => HeldDigest::from_json(text)
+            .map_err(anyhow::Error::msg)?
+            .digest(),
+        None => eventlog::audit::Digest::EMPTY,
+    };
+    let mut verifier = Verifier::starting_after(start).trusting(trusted);
     for digest in digests {
         verifier = verifier.holding(HeldDigest::from_json(digest).map_err(anyhow::Error::msg)?);
     }
@@ -384,6 +402,7 @@ async fn verify_online(
     ctx: &Ctx,
     held_digests: Vec<String>,
     trusted_keys: Vec<String>,
+    start_after: String,
 ) -> anyhow::Result<(bool, String)> {
     let mut stream = ctx
         .client()
@@ -391,6 +410,7 @@ async fn verify_online(
         .verify(ctx.req(audit::VerifyRequest {
             held_digests,
             trusted_keys,
+            start_after,
         })?)
         .await?
         .into_inner();

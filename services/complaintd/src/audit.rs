@@ -247,7 +247,18 @@ impl Audit {
         if keys.is_empty() {
             keys.extend(self.signer.as_ref().map(|s| s.verifying_key()));
         }
-        let mut verifier = Verifier::new().trusting(keys);
+        let start = if r.start_after.is_empty() {
+            eventlog::audit::Digest::EMPTY
+        } else {
+            match HeldDigest::from_json(&r.start_after) {
+                Ok(d) => d.digest(),
+                Err(e) => {
+                    v.add("start_after", e);
+                    eventlog::audit::Digest::EMPTY
+                }
+            }
+        };
+        let mut verifier = Verifier::starting_after(start).trusting(keys);
         for (i, text) in r.held_digests.iter().enumerate() {
             match HeldDigest::from_json(text) {
                 Ok(d) => verifier = verifier.holding(d),
@@ -477,7 +488,7 @@ async fn walk(
     tx: &mpsc::Sender<Result<audit::VerifyProgress, Status>>,
 ) -> Result<eventlog::audit::Report, Status> {
     let head = log.head().await.map_err(log_error)?;
-    let mut from = 1;
+    let mut from = verifier.first_position();
     while from <= head {
         let page = log
             .read_stored(from, PAGE.min((head - from + 1) as usize))

@@ -132,7 +132,7 @@ async fn verify(
         .verify(req(
             audit::VerifyRequest {
                 held_digests: held,
-                trusted_keys: vec![],
+                ..Default::default()
             },
             "auditor",
         ))
@@ -334,12 +334,52 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
             audit::VerifyRequest {
                 held_digests: vec!["{}".into()],
                 trusted_keys: vec!["not a key".into()],
+                start_after: String::new(),
             },
             "auditor",
         ))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // Only what came after a digest verified before: the log grew by one event since.
+    let earlier = c
+        .audit
+        .get_digest(req(audit::GetDigestRequest {}, "auditor"))
+        .await
+        .unwrap()
+        .into_inner();
+    c.api
+        .add_new_facts(req(
+            api::AddNewFactsRequest {
+                name: other.name.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                expected_version: None,
+                facts: "a second charge".into(),
+            },
+            "handler",
+        ))
+        .await
+        .unwrap();
+    let mut stream = c
+        .audit
+        .verify(req(
+            audit::VerifyRequest {
+                start_after: earlier.json.clone(),
+                ..Default::default()
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(m) = stream.next().await {
+        last = m.unwrap().report;
+    }
+    let report = last.expect("a report");
+    assert!(report.intact, "{}", report.summary);
+    assert_eq!((report.records, report.position), (1, 6));
 
     // The complaint as it stood between its registration and its acknowledgement.
     let as_of = |at: i64| audit::GetComplaintAsOfRequest {
@@ -445,7 +485,7 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
         .unwrap();
     assert_eq!(offline.outcome, Outcome::Intact, "{offline}");
     assert_eq!(offline.signed_digests, 1);
-    assert_eq!(offline.digest.position, 6);
+    assert_eq!(offline.digest.position, 7, "six events and the shutdown's digest");
 }
 
 /// CN-CBIRC version 2: ten days instead of fifteen.
