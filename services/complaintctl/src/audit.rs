@@ -448,16 +448,24 @@ async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         let json: serde_json::Value = serde_json::from_str(&json)?;
         let at = json["recorded_at"].as_str().unwrap_or("?");
         let what = event.event_type.trim_start_matches("complaint.");
-        // The payload's one field (the change), compactly.
+        // The payload's change (its one field besides actor and time), compactly.
         let detail = json["payload"]
             .as_object()
             .and_then(|o| {
                 o.iter()
-                    .find(|(k, _)| !k.ends_with("_at") && *k != "occurred")
+                    .find(|(k, _)| *k != "actor" && !k.ends_with("Micros"))
             })
-            .map(|(_, v)| v.to_string())
+            .map(|(_, v)| {
+                // Personal data stays out of a timeline; the export has everything.
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("personal");
+                    o.remove("complaintId");
+                }
+                v.to_string()
+            })
             .unwrap_or_default();
-        let detail: String = detail.chars().take(100).collect();
+        let detail: String = detail.chars().take(200).collect();
         println!(
             "  {at}  v{:<3} {what:<24} by {:<20} {detail}",
             event.version, event.actor

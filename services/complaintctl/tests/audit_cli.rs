@@ -151,6 +151,14 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
 
     let timeline = ok(ctl(&server, &["audit", "timeline", &complaint.name]));
     assert!(timeline.contains("registered"), "{timeline}");
+    assert!(
+        timeline.contains(r#""regime":"UK-FCA-DISP""#),
+        "the change itself is shown: {timeline}"
+    );
+    assert!(
+        !timeline.contains("Grace Hopper"),
+        "no personal data: {timeline}"
+    );
     let then = ok(ctl(
         &server,
         &[

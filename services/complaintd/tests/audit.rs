@@ -485,7 +485,10 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
         .unwrap();
     assert_eq!(offline.outcome, Outcome::Intact, "{offline}");
     assert_eq!(offline.signed_digests, 1);
-    assert_eq!(offline.digest.position, 7, "six events and the shutdown's digest");
+    assert_eq!(
+        offline.digest.position, 7,
+        "six events and the shutdown's digest"
+    );
 }
 
 /// CN-CBIRC version 2: ten days instead of fifteen.
