@@ -155,7 +155,7 @@ async fn a_complaint_survives_a_restart_exactly() {
             unit: "payments".into(),
             handler: "emp-5".into(),
         },
-        "handler",
+        "intake",
     ))
     .await
     .unwrap();

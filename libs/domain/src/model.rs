@@ -211,7 +211,9 @@ names! {
 }
 
 names! {
-    /// Roles of the people and services that act on complaints.
+    /// Roles of the people and services that act on complaints. `personal_data` is a
+    /// grant rather than a job: it lets a role that otherwise does not (an auditor) see
+    /// complainants' personal data.
     Role {
         Intake => "intake",
         Handler => "handler",
@@ -220,6 +222,7 @@ names! {
         Auditor => "auditor",
         Operations => "operations",
         Admin => "admin",
+        PersonalData => "personal_data",
     }
 }
 

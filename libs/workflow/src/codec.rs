@@ -6,6 +6,8 @@ use bytes::Bytes;
 use complaints_domain::model::*;
 use complaints_domain::{Change, Event, Register};
 use complaints_proto::complaints::events::v1 as pb;
+
+use crate::personal::{KeyStore, KeyStoreError, PersonalState};
 use jiff::Timestamp;
 use prost::Message;
 use uuid::Uuid;
@@ -78,13 +80,39 @@ fn plain(person_id: &str, fields: pb::PersonalFields) -> pb::PersonalData {
     }
 }
 
-fn personal_from(data: Option<pb::PersonalData>) -> Decoded<(String, pb::PersonalFields)> {
-    let data = data.ok_or_else(|| bad("missing personal data"))?;
-    match data.form {
-        Some(pb::personal_data::Form::Plain(fields)) => Ok((data.person_id, fields)),
-        // Sealed data is opened by the key store before decoding (security design).
-        Some(pb::personal_data::Form::Sealed(_)) => Err(bad("sealed personal data needs its key")),
-        None => Err(bad("personal data without a form")),
+/// How personal fields are written: in the clear, or sealed under the person's key.
+#[derive(Clone, Copy)]
+pub enum Sealing<'a> {
+    Plain,
+    /// Sealed with `keys`; `person_id` is the complainant of the stream (for events that
+    /// carry personal fields but do not name the person, like new facts).
+    Sealed {
+        keys: &'a dyn KeyStore,
+        person_id: &'a str,
+    },
+}
+
+/// Reads personal data: opened with `keys` when given; sealed data without keys comes
+/// back empty and `Withheld`, under an erased key empty and `Erased`.
+struct Opener<'a> {
+    keys: Option<&'a dyn KeyStore>,
+    state: PersonalState,
+}
+
+impl Opener<'_> {
+    fn personal(
+        &mut self,
+        data: Option<pb::PersonalData>,
+    ) -> Decoded<(String, pb::PersonalFields)> {
+        let data = data.ok_or_else(|| bad("missing personal data"))?;
+        let (data, state) =
+            crate::personal::open(self.keys, data).map_err(|e| bad(e.to_string()))?;
+        self.state = self.state.worst(state);
+        match data.form {
+            Some(pb::personal_data::Form::Plain(fields)) => Ok((data.person_id, fields)),
+            Some(pb::personal_data::Form::Sealed(_)) => Err(bad("personal data still sealed")),
+            None => Err(bad("personal data without a form")),
+        }
     }
 }
 
@@ -94,14 +122,37 @@ fn reason(reason: &str) -> pb::Reason {
     }
 }
 
-/// Encodes an event as the log's payload; returns the event type and bytes.
+/// Encodes an event as the log's payload with its personal fields in the clear (tests
+/// and tools); the service seals them ([`encode_with`]).
 pub fn encode(event: &Event) -> (&'static str, Bytes) {
+    encode_with(event, Sealing::Plain).expect("plain encoding does not fail")
+}
+
+/// Encodes an event as the log's payload; returns the event type and bytes.
+pub fn encode_with(
+    event: &Event,
+    sealing: Sealing<'_>,
+) -> Result<(&'static str, Bytes), KeyStoreError> {
     use pb::complaint_event::Change as C;
+    let wrap = |person_id: &str, fields: pb::PersonalFields| match sealing {
+        Sealing::Plain => Ok(plain(person_id, fields)),
+        Sealing::Sealed {
+            keys,
+            person_id: complainant,
+        } => {
+            let person = if person_id.is_empty() {
+                complainant
+            } else {
+                person_id
+            };
+            crate::personal::seal(keys, person, &fields)
+        }
+    };
     let change = match &event.change {
         Change::Registered(r) => C::Registered(Box::new(pb::Registered {
             complaint_id: r.id.uuid().to_string(),
             channel: r.channel.as_str().to_owned(),
-            personal: Some(plain(
+            personal: Some(wrap(
                 &r.complainant.person_id,
                 pb::PersonalFields {
                     name: r.complainant.name.clone(),
@@ -110,7 +161,7 @@ pub fn encode(event: &Event) -> (&'static str, Bytes) {
                     facts: r.facts.clone(),
                     claim: r.claim.clone(),
                 },
-            )),
+            )?),
             unit: r.unit.clone(),
             employee: r.employee.clone(),
             product: r.product.clone(),
@@ -190,13 +241,13 @@ pub fn encode(event: &Event) -> (&'static str, Bytes) {
         }),
         Change::NewFactsAdded { facts } => C::NewFactsAdded(pb::NewFactsAdded {
             // The person is the stream's complainant; the key owner is resolved with it.
-            personal: Some(plain(
+            personal: Some(wrap(
                 "",
                 pb::PersonalFields {
                     facts: facts.clone(),
                     ..Default::default()
                 },
-            )),
+            )?),
         }),
         Change::Withdrawn { reason: r } => C::Withdrawn(reason(r)),
         Change::ReviewRequested { reason: r } => C::ReviewRequested(reason(r)),
@@ -230,10 +281,10 @@ pub fn encode(event: &Event) -> (&'static str, Bytes) {
         actor: event.actor.clone(),
         change: Some(change),
     };
-    (
+    Ok((
         event.change.event_type(),
         Bytes::from(stored.encode_to_vec()),
-    )
+    ))
 }
 
 fn complaint_id(field: &str, s: &str) -> Decoded<ComplaintId> {
@@ -242,15 +293,35 @@ fn complaint_id(field: &str, s: &str) -> Decoded<ComplaintId> {
         .map_err(|_| bad(format!("{field} is not a uuid")))
 }
 
-/// Decodes a stored payload of type `event_type`.
+/// Decodes a stored payload of type `event_type`; sealed personal fields come back empty
+/// (projections never need them).
 pub fn decode(event_type: &str, payload: &[u8]) -> Decoded<Event> {
+    decode_with(event_type, payload, None).map(|(event, _)| event)
+}
+
+/// Decodes a stored payload, opening sealed personal fields with `keys`; says whether
+/// they could be read.
+pub fn decode_with(
+    event_type: &str,
+    payload: &[u8],
+    keys: Option<&dyn KeyStore>,
+) -> Decoded<(Event, PersonalState)> {
+    let mut opener = Opener {
+        keys,
+        state: PersonalState::Present,
+    };
+    let event = decode_opening(event_type, payload, &mut opener)?;
+    Ok((event, opener.state))
+}
+
+fn decode_opening(event_type: &str, payload: &[u8], opener: &mut Opener<'_>) -> Decoded<Event> {
     use pb::complaint_event::Change as C;
     let stored = pb::ComplaintEvent::decode(payload).map_err(|e| bad(e.to_string()))?;
     let change = stored.change.ok_or_else(|| bad("no change"))?;
     let change = match change {
         C::Registered(r) => {
             let r = *r;
-            let (person_id, fields) = personal_from(r.personal)?;
+            let (person_id, fields) = opener.personal(r.personal)?;
             Change::Registered(Box::new(Register {
                 id: complaint_id("complaint_id", &r.complaint_id)?,
                 channel: name("channel", &r.channel)?,
@@ -333,7 +404,7 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Decoded<Event> {
             reason: name("pause reason", &r.reason)?,
         },
         C::NewFactsAdded(n) => Change::NewFactsAdded {
-            facts: personal_from(n.personal)?.1.facts,
+            facts: opener.personal(n.personal)?.1.facts,
         },
         C::Withdrawn(r) => Change::Withdrawn { reason: r.reason },
         C::ReviewRequested(r) => Change::ReviewRequested { reason: r.reason },

@@ -29,6 +29,7 @@ pub fn payload_message(event_type: &str) -> Option<&'static str> {
         "queue.acknowledged" => "complaints.events.v1.QueueAcknowledged",
         crate::rules::EVENT_TYPE => "complaints.events.v1.RulesLoaded",
         eventlog::audit::DIGEST_EVENT_TYPE => "eventlog.v1.SignedDigest",
+        crate::ERASED_EVENT_TYPE => "complaints.events.v1.PersonalDataErased",
         _ => return None,
     })
 }

@@ -14,6 +14,7 @@
 pub mod board;
 pub mod codec;
 pub mod export;
+pub mod personal;
 pub mod projection;
 pub mod queue;
 pub mod rules;
@@ -31,6 +32,12 @@ use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, StreamId, 
 use uuid::Uuid;
 
 pub use codec::DecodeError;
+use personal::{KeyStore, KeyStoreError, PersonalState};
+
+/// The stream that records erasures of personal data.
+pub const ERASURES_STREAM: &str = "erasures";
+/// The event type of an erasure; payload `complaints.events.v1.PersonalDataErased`.
+pub const ERASED_EVENT_TYPE: &str = "personal_data.erased";
 
 /// Who is acting: the authenticated principal and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct Outcome {
     pub version: Version,
     /// True when this was a retry of an earlier request: nothing new was recorded.
     pub replayed: bool,
+    /// Whether the complainant's personal fields could be read.
+    pub personal: PersonalState,
 }
 
 /// Why a command or read failed.
@@ -90,6 +99,21 @@ pub enum WorkflowError {
     /// The event log failed.
     #[error(transparent)]
     Log(#[from] eventlog::Error),
+    /// The complainant's personal data was erased: nothing new is kept about them.
+    #[error("the complainant's personal data was erased; nothing new can be recorded about them")]
+    PersonalDataErased,
+    /// The key store failed.
+    #[error("{0}")]
+    KeyStore(String),
+}
+
+impl From<KeyStoreError> for WorkflowError {
+    fn from(e: KeyStoreError) -> Self {
+        match e {
+            KeyStoreError::Erased(_) => WorkflowError::PersonalDataErased,
+            KeyStoreError::Failed(reason) => WorkflowError::KeyStore(reason),
+        }
+    }
 }
 
 /// The workflow's result type.
@@ -120,6 +144,15 @@ struct Loaded {
     version: Version,
     request_id: String,
     event: Event,
+    personal: PersonalState,
+}
+
+/// A complaint as read: its state, version, and whether its personal fields could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub complaint: Complaint,
+    pub version: Version,
+    pub personal: PersonalState,
 }
 
 /// Runs commands and reads complaints.
@@ -129,6 +162,8 @@ pub struct Workflow {
     clock: Arc<dyn Clock>,
     rules: Rules,
     regimes: Arc<Regimes>,
+    /// Seals personal data per person when set (the service always sets it).
+    keys: Option<Arc<dyn KeyStore>>,
 }
 
 impl Workflow {
@@ -139,7 +174,14 @@ impl Workflow {
             clock,
             rules,
             regimes: Arc::default(),
+            keys: None,
         }
+    }
+
+    /// Store personal data sealed under per-person keys from `keys`, and open it on read.
+    pub fn with_keys(mut self, keys: Arc<dyn KeyStore>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Only accept registrations under these regimes and regions.
@@ -186,11 +228,13 @@ impl Workflow {
                 if until.is_some_and(|t| record.recorded_at > t) {
                     return Ok(out);
                 }
-                let event = codec::decode(&record.event_type, &record.payload)?;
+                let (event, personal) =
+                    codec::decode_with(&record.event_type, &record.payload, self.keys.as_deref())?;
                 out.push(Loaded {
                     version: record.version,
                     request_id: record.correlation_id,
                     event,
+                    personal,
                 });
             }
         }
@@ -199,25 +243,62 @@ impl Workflow {
 
     /// The complaint and its version.
     pub async fn get(&self, id: ComplaintId) -> Result<(Complaint, Version)> {
-        let loaded = self.load(id).await?;
-        let version = loaded.last().map_or(0, |l| l.version);
-        fold(&loaded)
-            .map(|c| (c, version))
-            .ok_or(WorkflowError::NotFound(id))
+        let read = self.read(id).await?;
+        Ok((read.complaint, read.version))
+    }
+
+    /// The complaint, its version, and whether its personal fields could be read.
+    pub async fn read(&self, id: ComplaintId) -> Result<Read> {
+        read_of(id, &self.load(id).await?)
     }
 
     /// The complaint and its version as they stood at `at`: only the events recorded at or
     /// before it. `NotFound` if it was not registered yet.
-    pub async fn get_as_of(
+    pub async fn get_as_of(&self, id: ComplaintId, at: eventlog::Timestamp) -> Result<Read> {
+        read_of(id, &self.load_until(id, Some(at)).await?)
+    }
+
+    /// Erases a person's personal data (crypto-shredding): destroys their key, so every
+    /// event that holds their data keeps its bytes (the hash chain stays intact) but can
+    /// never be opened again; records the erasure in the stream `erasures`. Retrying with
+    /// the same request id records nothing new. Whether a key was destroyed.
+    pub async fn erase_personal_data(
         &self,
-        id: ComplaintId,
-        at: eventlog::Timestamp,
-    ) -> Result<(Complaint, Version)> {
-        let loaded = self.load_until(id, Some(at)).await?;
-        let version = loaded.last().map_or(0, |l| l.version);
-        fold(&loaded)
-            .map(|c| (c, version))
-            .ok_or(WorkflowError::NotFound(id))
+        person_id: &str,
+        reason: &str,
+        request_id: Uuid,
+        principal: &Principal,
+    ) -> Result<bool> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| WorkflowError::KeyStore("no key store is configured".into()))?;
+        let destroyed = keys.erase(person_id)?;
+        let payload = complaints_proto::complaints::events::v1::PersonalDataErased {
+            person_id: person_id.to_owned(),
+            reason: reason.to_owned(),
+            key_destroyed: destroyed,
+        };
+        let event = NewEvent {
+            id: Uuid::new_v5(&REQUEST_NAMESPACE, request_id.as_bytes()),
+            event_type: ERASED_EVENT_TYPE.to_owned(),
+            schema_version: 1,
+            actor: principal.id.clone(),
+            correlation_id: request_id.to_string(),
+            causation_id: String::new(),
+            payload: prost::Message::encode_to_vec(&payload).into(),
+        };
+        let stream = StreamId::new(ERASURES_STREAM).expect("valid stream id");
+        match self
+            .log
+            .append(&stream, ExpectedVersion::Any, vec![event])
+            .await
+        {
+            Ok(_) => Ok(destroyed),
+            // The same request recorded before with the key then destroyed: same answer.
+            Err(eventlog::Error::IdempotencyConflict { .. }) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The complaint's events, in order, with their versions.
@@ -239,11 +320,12 @@ impl Workflow {
             let version = loaded.last().map_or(0, |l| l.version);
             // A retry: answer with the state as the first attempt left it.
             if let Some(done) = loaded.iter().rposition(|l| l.request_id == request_key) {
-                let complaint = fold(&loaded[..=done]).ok_or(WorkflowError::NotFound(id))?;
+                let read = read_of(id, &loaded[..=done])?;
                 return Ok(Outcome {
-                    complaint,
-                    version: loaded[done].version,
+                    complaint: read.complaint,
+                    version: read.version,
                     replayed: true,
+                    personal: read.personal,
                 });
             }
             if let Some(expected) = request.expected_version {
@@ -272,12 +354,23 @@ impl Workflow {
                 regimes: self.regimes.clone(),
             };
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
+            let complainant = state
+                .as_ref()
+                .map(|c| c.registration.complainant.person_id.clone())
+                .unwrap_or_default();
+            let sealing = match &self.keys {
+                Some(keys) => codec::Sealing::Sealed {
+                    keys: &**keys,
+                    person_id: &complainant,
+                },
+                None => codec::Sealing::Plain,
+            };
             let new: Vec<NewEvent> = events
                 .iter()
                 .enumerate()
                 .map(|(i, event)| {
-                    let (event_type, payload) = codec::encode(event);
-                    NewEvent {
+                    let (event_type, payload) = codec::encode_with(event, sealing)?;
+                    Ok(NewEvent {
                         id: event_id(id, request.request_id, i),
                         event_type: event_type.to_owned(),
                         schema_version: codec::SCHEMA_VERSION,
@@ -285,9 +378,9 @@ impl Workflow {
                         correlation_id: request_key.clone(),
                         causation_id: String::new(),
                         payload,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let expected = if version == 0 {
                 ExpectedVersion::NoStream
             } else {
@@ -299,10 +392,14 @@ impl Workflow {
                         .iter()
                         .fold(state, evolve)
                         .ok_or(WorkflowError::NotFound(id))?;
+                    let personal = loaded
+                        .iter()
+                        .fold(PersonalState::Present, |s, l| s.worst(l.personal));
                     return Ok(Outcome {
                         complaint,
                         version: result.last_version,
                         replayed: result.deduplicated,
+                        personal,
                     });
                 }
                 // Someone else changed the complaint (or the same request raced itself):
@@ -314,6 +411,19 @@ impl Workflow {
         }
         Err(WorkflowError::Contended(id))
     }
+}
+
+fn read_of(id: ComplaintId, loaded: &[Loaded]) -> Result<Read> {
+    let version = loaded.last().map_or(0, |l| l.version);
+    let personal = loaded
+        .iter()
+        .fold(PersonalState::Present, |s, l| s.worst(l.personal));
+    let complaint = fold(loaded).ok_or(WorkflowError::NotFound(id))?;
+    Ok(Read {
+        complaint,
+        version,
+        personal,
+    })
 }
 
 fn fold(loaded: &[Loaded]) -> Option<Complaint> {

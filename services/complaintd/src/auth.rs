@@ -11,7 +11,12 @@ use tonic::Status;
 
 /// Turns request metadata into a principal, or refuses.
 pub trait Authenticator: Send + Sync + 'static {
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status>;
+    /// `extensions` carry what the connection knows (the client's TLS certificates).
+    fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        extensions: &http::Extensions,
+    ) -> Result<Principal, Status>;
 }
 
 /// Development mode: trusts the `x-principal` and `x-roles` (comma-separated) headers.
@@ -25,7 +30,11 @@ pub const PRINCIPAL_HEADER: &str = "x-principal";
 pub const ROLES_HEADER: &str = "x-roles";
 
 impl Authenticator for DevHeaders {
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+    fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        _extensions: &http::Extensions,
+    ) -> Result<Principal, Status> {
         let id = metadata
             .get(PRINCIPAL_HEADER)
             .and_then(|v| v.to_str().ok())

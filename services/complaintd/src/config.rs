@@ -40,6 +40,10 @@ pub struct Config {
     pub calendars_dir: Option<PathBuf>,
     /// Operator policies (`*.toml`) besides the built-in regimes.
     pub policies_dir: Option<PathBuf>,
+    /// Where the per-person keys of personal data live (`COMPLAINTD_KEYS_DIR`); by
+    /// default `<data_dir>/keys`. Keep it apart from the log's backups: erasing a person
+    /// means their key is gone everywhere.
+    pub keys_dir: Option<PathBuf>,
     /// Ed25519 private key (PKCS#8 PEM) that signs the log's digests
     /// (`COMPLAINTD_AUDIT_SIGNING_KEY`); digests are unsigned without one.
     pub audit_signing_key: Option<PathBuf>,
@@ -58,6 +62,7 @@ impl Default for Config {
             allow_dev_auth_on_network: false,
             calendars_dir: None,
             policies_dir: None,
+            keys_dir: None,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
         }
@@ -114,6 +119,9 @@ impl Config {
         }
         if let Some(dir) = env("COMPLAINTD_POLICIES_DIR") {
             config.policies_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = env("COMPLAINTD_KEYS_DIR") {
+            config.keys_dir = Some(PathBuf::from(dir));
         }
         if let Some(key) = env("COMPLAINTD_AUDIT_SIGNING_KEY") {
             config.audit_signing_key = Some(PathBuf::from(key));

@@ -394,7 +394,36 @@ step!(api::ReopenComplaintRequest, |r, v| Some(Command::Reopen {
     reason: r.reason
 }));
 
-/// The API view of a complaint.
+/// The API view of a complaint whose personal fields `personal` says could be read, for a
+/// caller who `sees_personal_data` or not: the personal fields are blanked and the state
+/// says why when they are not shown.
+pub fn complaint_for(
+    c: &Complaint,
+    version: u64,
+    personal: complaints_workflow::personal::PersonalState,
+    sees_personal_data: bool,
+) -> api::Complaint {
+    use complaints_workflow::personal::PersonalState;
+    let mut out = complaint_out(c, version);
+    let state = match (personal, sees_personal_data) {
+        (PersonalState::Erased, _) => api::PersonalDataState::PersonalDataErased,
+        (_, false) | (PersonalState::Withheld, _) => api::PersonalDataState::PersonalDataWithheld,
+        (PersonalState::Present, true) => api::PersonalDataState::PersonalDataPresent,
+    };
+    if state != api::PersonalDataState::PersonalDataPresent {
+        if let Some(complainant) = out.complainant.as_mut() {
+            complainant.name.clear();
+            complainant.contact.clear();
+            complainant.id_number.clear();
+        }
+        out.claim.clear();
+        out.facts.clear();
+    }
+    out.personal_data = state as i32;
+    out
+}
+
+/// The API view of a complaint, personal fields as they are.
 pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
     let r = &c.registration;
     api::Complaint {
@@ -500,6 +529,7 @@ pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
         end_time: opt_time(c.ended_at),
         reopen_count: c.reopened,
         update_time: Some(to_timestamp(c.updated_at)),
+        personal_data: api::PersonalDataState::PersonalDataPresent as i32,
     }
 }
 

@@ -50,6 +50,13 @@ pub fn status(error: WorkflowError) -> Status {
             Status::data_loss("a stored event could not be read")
         }
         WorkflowError::Log(e) => log_status(e),
+        WorkflowError::PersonalDataErased => Status::failed_precondition(
+            "the complainant's personal data was erased; nothing new can be recorded about them",
+        ),
+        WorkflowError::KeyStore(reason) => {
+            tracing::error!(%reason, "key store failure");
+            Status::unavailable("the key store is failing")
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! - [`config`]: defaults, TOML file, environment; every problem reported at once.
 //! - [`cli`]: the `complaintd` command itself.
+//! - [`authz`]: the one place every call is authenticated and checked against its roles.
 //! - [`auth`]: the pluggable authentication layer (development headers for now).
 //! - [`convert`]: API messages <-> domain values, with field violations.
+//! - [`keystore`]: the per-person keys of personal data, apart from the log.
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
 //! - [`service`]: the `complaints.v1.ComplaintService` implementation.
 //! - [`audit`]: the `complaints.audit.v1.AuditService` implementation (auditors).
@@ -13,9 +15,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod errors;
+pub mod keystore;
 pub mod server;
 pub mod service;

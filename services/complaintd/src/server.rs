@@ -22,7 +22,9 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::audit::Audit;
 use crate::auth::{Authenticator, DevHeaders};
+use crate::authz::AuthLayer;
 use crate::config::{AuthMode, Config};
+use crate::keystore::SledKeyStore;
 use crate::service::Api;
 
 /// The actor of the events the service records on its own (rules, signed digests).
@@ -134,7 +136,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         clock.clone(),
         watcher_stopped,
     ));
+    let keys_dir = config
+        .keys_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("keys"));
+    let keys = SledKeyStore::open(&keys_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
+        .with_keys(Arc::new(keys))
         .with_regimes(complaints_workflow::sla::regimes(&engine));
     let (queue, queue_task) = RegulatorQueue::spawn(log.clone());
     let signer = match &config.audit_signing_key {
@@ -160,8 +168,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             signing_stopped,
         ))
     });
-    let audit = Audit::new(workflow.clone(), auth.clone(), engine.clone(), signer);
-    let api = Api::new(workflow, list, auth, board, queue);
+    let audit = Audit::new(workflow.clone(), engine.clone(), signer);
+    let api = Api::new(workflow, list, board, queue);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
@@ -179,6 +187,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
+            // Every call is authenticated and authorised here, before any service.
+            .layer(AuthLayer::new(auth))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(ComplaintServiceServer::new(api))

@@ -1,4 +1,5 @@
-//! The `complaints.v1.ComplaintService` implementation: authenticate, convert, run the
+//! The `complaints.v1.ComplaintService` implementation (callers already authenticated and
+//! authorised by [`crate::authz`]): convert, run the
 //! workflow, convert back. No business rules here.
 
 use std::sync::Arc;
@@ -15,7 +16,6 @@ use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Authenticator;
 use crate::convert::{self, StepRequest, Violations};
 use crate::errors;
 
@@ -35,7 +35,6 @@ pub type SlaTransitions =
 pub struct Api {
     workflow: Workflow,
     list: Arc<ComplaintList>,
-    auth: Arc<dyn Authenticator>,
     board: Arc<SlaBoard>,
     queue: Arc<RegulatorQueue>,
 }
@@ -47,14 +46,12 @@ impl Api {
     pub fn new(
         workflow: Workflow,
         list: Arc<ComplaintList>,
-        auth: Arc<dyn Authenticator>,
         board: Arc<SlaBoard>,
         queue: Arc<RegulatorQueue>,
     ) -> Self {
         Self {
             workflow,
             list,
-            auth,
             board,
             queue,
         }
@@ -76,7 +73,7 @@ impl Api {
         &self,
         request: Request<R>,
     ) -> Result<Response<api::Complaint>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let id = convert::complaint_name(&mut v, "name", r.name());
@@ -102,6 +99,7 @@ impl Api {
         else {
             return Err(errors::invalid(violations.0));
         };
+        let sees = crate::authz::sees_personal_data(&principal);
         let request = CommandRequest {
             complaint,
             command,
@@ -114,8 +112,12 @@ impl Api {
             .execute(request)
             .await
             .map_err(errors::status)?;
-        let mut response =
-            Response::new(convert::complaint_out(&outcome.complaint, outcome.version));
+        let mut response = Response::new(convert::complaint_for(
+            &outcome.complaint,
+            outcome.version,
+            outcome.personal,
+            sees,
+        ));
         if outcome.replayed {
             response
                 .metadata_mut()
@@ -198,7 +200,7 @@ impl Api {
         &self,
         request: Request<api::RegisterComplaintRequest>,
     ) -> Result<Response<api::Complaint>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let request_id = convert::request_id(&mut v, &r.request_id);
@@ -219,25 +221,69 @@ impl Api {
         &self,
         request: Request<api::GetComplaintRequest>,
     ) -> Result<Response<api::Complaint>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        let principal = crate::authz::principal(&request)?;
         let mut v = Violations::default();
         let Some(id) = convert::complaint_name(&mut v, "name", &request.get_ref().name) else {
             return Err(errors::invalid(v.0));
         };
-        let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
-        Ok(Response::new(convert::complaint_out(&complaint, version)))
+        let read = self.workflow.read(id).await.map_err(errors::status)?;
+        Ok(Response::new(convert::complaint_for(
+            &read.complaint,
+            read.version,
+            read.personal,
+            crate::authz::sees_personal_data(&principal),
+        )))
+    }
+
+    pub async fn erase_personal_data(
+        &self,
+        request: Request<api::ErasePersonalDataRequest>,
+    ) -> Result<Response<api::ErasePersonalDataResponse>, Status> {
+        let principal = crate::authz::principal(&request)?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let request_id = convert::request_id(&mut v, &r.request_id);
+        if r.person_id.trim().is_empty() || r.person_id.len() > 200 {
+            v.add("person_id", "must be 1 to 200 characters");
+        }
+        if r.reason.len() > 1000 {
+            v.add("reason", "must be at most 1000 characters");
+        }
+        let (Some(request_id), true) = (request_id, v.is_empty()) else {
+            return Err(errors::invalid(v.0));
+        };
+        let erased = self
+            .workflow
+            .erase_personal_data(&r.person_id, &r.reason, request_id, &principal)
+            .await
+            .map_err(errors::status)?;
+        // Ids only: no personal data in the log.
+        tracing::info!(person_id = %r.person_id, erased, by = %principal.id, "personal data erased");
+        Ok(Response::new(api::ErasePersonalDataResponse {
+            person_id: r.person_id,
+            erased,
+        }))
     }
 
     pub async fn get_complaint_sla(
         &self,
         request: Request<api::GetComplaintSlaRequest>,
     ) -> Result<Response<api::ComplaintSla>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let mut v = Violations::default();
         let Some(id) = convert::complaint_name(&mut v, "name", &request.get_ref().name) else {
             return Err(errors::invalid(v.0));
         };
         let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
+        // The rules in force are the last ones the log records, as the board follows them:
+        // wait until the board has seen everything written before this call.
+        let head = self
+            .workflow
+            .log()
+            .head()
+            .await
+            .map_err(|e| errors::status(e.into()))?;
+        self.catch_up(self.board.wait_for(head)).await?;
         let now = self.now()?;
         Ok(Response::new(sla_view(
             &self.board.engine(),
@@ -251,7 +297,7 @@ impl Api {
         &self,
         request: Request<api::ListClocksRequest>,
     ) -> Result<Response<api::ListClocksResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         if r.page_size < 0 {
@@ -321,7 +367,7 @@ impl Api {
         &self,
         request: Request<api::GetBoardRequest>,
     ) -> Result<Response<api::Board>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let head = self
             .workflow
             .log()
@@ -337,7 +383,7 @@ impl Api {
         &self,
         request: Request<api::WatchSlaRequest>,
     ) -> Result<Response<SlaTransitions>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let r = request.into_inner();
         let log = self.workflow.log().clone();
         let from = match r.after_position {
@@ -397,7 +443,7 @@ impl Api {
         &self,
         request: Request<api::ListRegulatorQueueRequest>,
     ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let direction = convert::queue_direction(&mut v, "direction", r.direction);
@@ -428,7 +474,7 @@ impl Api {
         &self,
         request: Request<api::LeaseRegulatorQueueItemRequest>,
     ) -> Result<Response<api::QueueItem>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let item = if r.name.is_empty() {
@@ -468,7 +514,7 @@ impl Api {
         &self,
         request: Request<api::AcknowledgeRegulatorQueueItemRequest>,
     ) -> Result<Response<api::QueueItem>, Status> {
-        let principal = self.auth.authenticate(request.metadata())?;
+        let principal = crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let item = convert::queue_item_name(&mut v, &r.name);
@@ -505,7 +551,7 @@ impl Api {
         &self,
         request: Request<api::ListComplaintsRequest>,
     ) -> Result<Response<api::ListComplaintsResponse>, Status> {
-        self.auth.authenticate(request.metadata())?;
+        crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         if r.page_size < 0 {
@@ -564,6 +610,13 @@ macro_rules! service {
                 request: Request<api::GetComplaintRequest>,
             ) -> Result<Response<api::Complaint>, Status> {
                 Api::get_complaint(self, request).await
+            }
+
+            async fn erase_personal_data(
+                &self,
+                request: Request<api::ErasePersonalDataRequest>,
+            ) -> Result<Response<api::ErasePersonalDataResponse>, Status> {
+                Api::erase_personal_data(self, request).await
             }
 
             async fn list_complaints(

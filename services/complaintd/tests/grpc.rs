@@ -128,7 +128,9 @@ macro_rules! step {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_goes_through_its_whole_life_over_grpc() {
     let server = server().await;
-    let handler = server.client("user:hana", "handler,intake").await;
+    let handler = server
+        .client("user:hana", "handler,intake,regulator_gateway")
+        .await;
     let supervisor = server.client("user:sam", "supervisor").await;
 
     let created = step!(handler, register_complaint, register_request())
@@ -474,7 +476,7 @@ async fn decline_and_merge_end_a_complaint() {
 #[tokio::test]
 async fn each_failure_has_its_code_and_names_its_fields() {
     let server = server().await;
-    let c = server.client("user:hana", "handler").await;
+    let c = server.client("user:hana", "intake,handler").await;
 
     // No credentials.
     let anonymous = server.client("", "").await;
@@ -691,7 +693,7 @@ async fn each_failure_has_its_code_and_names_its_fields() {
 #[tokio::test]
 async fn a_retry_with_the_same_request_id_returns_the_first_result() {
     let server = server().await;
-    let c = server.client("user:hana", "handler").await;
+    let c = server.client("user:hana", "intake,handler").await;
     let mut register = register_request();
     // Finer than storage keeps: the first reply must already show what a retry will.
     register.receive_time = Some(prost_types::Timestamp {
@@ -754,7 +756,7 @@ async fn a_retry_with_the_same_request_id_returns_the_first_result() {
 #[tokio::test]
 async fn the_list_filters_and_pages() {
     let server = server().await;
-    let c = server.client("user:hana", "handler").await;
+    let c = server.client("user:hana", "intake,handler").await;
     let mut names = Vec::new();
     for (i, unit) in ["cards", "loans", "cards", "cards", "loans"]
         .into_iter()
@@ -876,7 +878,7 @@ async fn health_and_reflection_answer() {
 #[tokio::test]
 async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
     let server = server().await;
-    let c = server.client("user:hana", "handler").await;
+    let c = server.client("user:hana", "intake,handler").await;
     // REGIMES.md example 1: UK-FCA-PSD, Northern Ireland, received Fri 2026-01-30.
     let mut r = register_request();
     r.regime = "UK-FCA-PSD".into();
@@ -955,7 +957,7 @@ async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
 #[tokio::test]
 async fn operations_see_clocks_most_urgent_first_and_the_board() {
     let server = server().await;
-    let c = server.client("user:ops", "handler,operations").await;
+    let c = server.client("user:ops", "intake,handler,operations").await;
     // CN-CBIRC, 15 calendar days; the server's clock says 2026-03-02T12:00Z.
     let mut names = Vec::new();
     for (received, unit) in [(1_770_256_800, "cards"), (1_771_552_800, "loans")] {
@@ -1024,7 +1026,7 @@ async fn operations_see_clocks_most_urgent_first_and_the_board() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
     let server = server().await;
-    let c = server.client("user:ops", "intake,operations").await;
+    let c = server.client("user:ops", "intake,handler,operations").await;
     let mut watch = c
         .grpc
         .clone()
@@ -1099,7 +1101,7 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
 #[tokio::test]
 async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
     let server = server().await;
-    let handler = server.client("user:hana", "handler").await;
+    let handler = server.client("user:hana", "intake,handler").await;
     let gateway_a = server.client("svc:gateway-a", "regulator_gateway").await;
     let gateway_b = server.client("svc:gateway-b", "regulator_gateway").await;
     let created = step!(handler, register_complaint, register_request())
