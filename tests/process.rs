@@ -19,23 +19,31 @@ struct Server {
     addr: String,
     /// Every log line after "ready", collected until the process ends.
     rest: tokio::task::JoinHandle<Vec<String>>,
+    /// The log lines up to "ready".
+    before: Vec<String>,
 }
 
 /// Starts complaintd on a free port with `data_dir`; returns once it says it is ready
 /// (read from its JSON log, so no waiting on timers), with how long that took.
 async fn start(data_dir: &Path) -> (Server, Duration) {
+    start_logging(data_dir, "info").await
+}
+
+/// [`start`] with `RUST_LOG` set to `filter`.
+async fn start_logging(data_dir: &Path, filter: &str) -> (Server, Duration) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
         .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
         .env("COMPLAINTD_DATA_DIR", data_dir)
         .env("COMPLAINTD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("start complaintd");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut before = Vec::new();
     let addr = loop {
         let line = lines
             .next_line()
@@ -44,6 +52,7 @@ async fn start(data_dir: &Path) -> (Server, Duration) {
             .expect("complaintd exited before it was ready");
         let record: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        before.push(line);
         if record["fields"]["message"] == "complaintd ready" {
             break record["fields"]["addr"].as_str().unwrap().to_owned();
         }
@@ -56,7 +65,15 @@ async fn start(data_dir: &Path) -> (Server, Duration) {
         }
         rest
     });
-    (Server { child, addr, rest }, ready)
+    (
+        Server {
+            child,
+            addr,
+            rest,
+            before,
+        },
+        ready,
+    )
 }
 
 impl Server {
@@ -282,5 +299,108 @@ async fn sigterm_right_after_ready_shuts_down_gracefully() {
             "{log:?}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// The test complainant: their name and id number must never reach the logs.
+const SECRET_NAME: &str = "Philippa Nightingale-Quist";
+const SECRET_ID: &str = "NI-ZX-551234";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_personal_data_reaches_the_logs_of_a_full_run() {
+    let dir = tempfile_dir();
+    // debug: everything the service and its libraries say short of wire-level tracing.
+    let (server, _) = start_logging(&dir, "debug").await;
+    let mut c = server.client().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let register = |name: &str| api::RegisterComplaintRequest {
+        request_id: rid(),
+        channel: api::Channel::Hotline as i32,
+        complainant: Some(api::Complainant {
+            person_id: "p-secret".into(),
+            name: name.into(),
+            contact: format!("{SECRET_ID}@example.org"),
+            id_number: SECRET_ID.into(),
+        }),
+        unit: "payments".into(),
+        product: "transfer".into(),
+        category: "delay".into(),
+        claim: format!("{SECRET_NAME} wants the money back"),
+        facts: format!("account of {SECRET_NAME}, id {SECRET_ID}"),
+        receive_time: Some(prost_types::Timestamp {
+            seconds: now - 60,
+            nanos: 0,
+        }),
+        regime: "UK-FCA-PSD".into(),
+        region: "GB-ENG".into(),
+        ..Default::default()
+    };
+    let created = c
+        .register_complaint(req(register(SECRET_NAME), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+    // Refusals that carry the personal data back in the request.
+    let mut bad = register(&SECRET_NAME.repeat(40));
+    bad.regime = format!("{SECRET_ID}-regime");
+    let refused = c.register_complaint(req(bad, "intake")).await.unwrap_err();
+    assert!(!refused.message().contains(SECRET_NAME) && !refused.message().contains(SECRET_ID));
+    let denied = c
+        .register_complaint(req(register(SECRET_NAME), "operations"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    c.add_new_facts(req(
+        api::AddNewFactsRequest {
+            name: created.name.clone(),
+            request_id: rid(),
+            expected_version: None,
+            facts: format!("{SECRET_NAME} called again"),
+        },
+        "handler",
+    ))
+    .await
+    .unwrap();
+    let read = c
+        .get_complaint(req(
+            api::GetComplaintRequest {
+                name: created.name.clone(),
+            },
+            "handler",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        read.complainant.unwrap().name,
+        SECRET_NAME,
+        "the data is there to read"
+    );
+    c.erase_personal_data(req(
+        api::ErasePersonalDataRequest {
+            person_id: "p-secret".into(),
+            request_id: rid(),
+            reason: "ER-1".into(),
+        },
+        "admin",
+    ))
+    .await
+    .unwrap();
+    let before = server.before.clone();
+    let (status, rest) = server.terminate().await;
+    assert!(status.success());
+
+    let all: Vec<&str> = before.iter().chain(&rest).map(|l| l.as_str()).collect();
+    assert!(
+        all.iter().any(|l| l.contains("personal data erased")),
+        "the run's log was captured (and the erasure is logged by id)"
+    );
+    for line in all {
+        for secret in [SECRET_NAME, SECRET_ID, "Nightingale"] {
+            assert!(!line.contains(secret), "personal data in the log: {line}");
+        }
     }
 }
