@@ -20,6 +20,9 @@ pub enum LogFormat {
 pub enum AuthMode {
     /// Trust the x-principal and x-roles headers (development only).
     DevHeaders,
+    /// Bearer tokens (JWT) verified against `jwt_keys`, and/or client certificates
+    /// (mutual TLS) issued by `tls_client_ca`.
+    Verified,
 }
 
 /// The server's settings.
@@ -40,6 +43,27 @@ pub struct Config {
     pub calendars_dir: Option<PathBuf>,
     /// Operator policies (`*.toml`) besides the built-in regimes.
     pub policies_dir: Option<PathBuf>,
+    /// Largest request message accepted, in bytes (`COMPLAINTD_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Calls in flight per connection; more wait (`max_concurrent_streams` of HTTP/2).
+    pub max_concurrent_calls_per_connection: u32,
+    /// Longest a unary call (or the start of a stream) may take, in seconds; a client's
+    /// shorter `grpc-timeout` wins.
+    pub call_timeout_seconds: u64,
+    /// The server's certificate chain and private key (PEM): serve TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) whose client certificates authenticate callers: mutual TLS.
+    /// The principal is the certificate's common name.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Roles of certificate principals, by common name, e.g.
+    /// `"svc-gateway" = ["regulator_gateway"]`.
+    pub certificate_roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// Public keys (PEM: RSA, EC P-256 or Ed25519) that verify bearer tokens; tokens must
+    /// name `jwt_issuer` and `jwt_audience`, be unexpired, and carry `sub` and `roles`.
+    pub jwt_keys: Vec<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     /// Where the per-person keys of personal data live (`COMPLAINTD_KEYS_DIR`); by
     /// default `<data_dir>/keys`. Keep it apart from the log's backups: erasing a person
     /// means their key is gone everywhere.
@@ -62,6 +86,16 @@ impl Default for Config {
             allow_dev_auth_on_network: false,
             calendars_dir: None,
             policies_dir: None,
+            max_message_bytes: 2 << 20,
+            max_concurrent_calls_per_connection: 128,
+            call_timeout_seconds: 30,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            certificate_roles: Default::default(),
+            jwt_keys: Vec::new(),
+            jwt_issuer: None,
+            jwt_audience: None,
             keys_dir: None,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
@@ -120,6 +154,14 @@ impl Config {
         if let Some(dir) = env("COMPLAINTD_POLICIES_DIR") {
             config.policies_dir = Some(PathBuf::from(dir));
         }
+        if let Some(bytes) = env("COMPLAINTD_MAX_MESSAGE_BYTES") {
+            match bytes.parse() {
+                Ok(b) => config.max_message_bytes = b,
+                Err(_) => problems.push(format!(
+                    "COMPLAINTD_MAX_MESSAGE_BYTES={bytes:?} is not a number of bytes"
+                )),
+            }
+        }
         if let Some(dir) = env("COMPLAINTD_KEYS_DIR") {
             config.keys_dir = Some(PathBuf::from(dir));
         }
@@ -137,7 +179,10 @@ impl Config {
         if let Some(auth) = env("COMPLAINTD_AUTH") {
             match auth.as_str() {
                 "dev_headers" => config.auth = AuthMode::DevHeaders,
-                _ => problems.push(format!("COMPLAINTD_AUTH={auth:?} is not dev_headers")),
+                "verified" => config.auth = AuthMode::Verified,
+                _ => problems.push(format!(
+                    "COMPLAINTD_AUTH={auth:?} is not dev_headers or verified"
+                )),
             }
         }
         if config.auth == AuthMode::DevHeaders
@@ -157,6 +202,63 @@ impl Config {
                 if !dir.is_dir() {
                     problems.push(format!("{name} {} is not a directory", dir.display()));
                 }
+            }
+        }
+        if !(1024..=64 << 20).contains(&config.max_message_bytes) {
+            problems.push("max_message_bytes must be between 1 KiB and 64 MiB".to_owned());
+        }
+        if config.max_concurrent_calls_per_connection == 0 {
+            problems.push("max_concurrent_calls_per_connection must be at least 1".to_owned());
+        }
+        if config.call_timeout_seconds == 0 {
+            problems.push("call_timeout_seconds must be at least 1".to_owned());
+        }
+        let readable = |problems: &mut Vec<String>, name: &str, path: &Path| {
+            if let Err(e) = std::fs::read(path) {
+                problems.push(format!("{name} {}: {e}", path.display()));
+            }
+        };
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                readable(&mut problems, "tls_cert", cert);
+                readable(&mut problems, "tls_key", key);
+            }
+            (None, None) => {}
+            _ => problems.push("tls_cert and tls_key go together".to_owned()),
+        }
+        if let Some(ca) = &config.tls_client_ca {
+            readable(&mut problems, "tls_client_ca", ca);
+            if config.tls_cert.is_none() {
+                problems.push("tls_client_ca (mutual TLS) needs tls_cert and tls_key".to_owned());
+            }
+        }
+        for path in &config.jwt_keys {
+            readable(&mut problems, "jwt_keys", path);
+        }
+        if !config.jwt_keys.is_empty()
+            && (config.jwt_issuer.is_none() || config.jwt_audience.is_none())
+        {
+            problems.push("jwt_keys need jwt_issuer and jwt_audience".to_owned());
+        }
+        for (name, roles) in &config.certificate_roles {
+            for role in roles {
+                if role.parse::<complaints_domain::model::Role>().is_err() {
+                    problems.push(format!("certificate_roles.{name}: unknown role {role:?}"));
+                }
+            }
+        }
+        if config.auth == AuthMode::Verified {
+            if config.jwt_keys.is_empty() && config.tls_client_ca.is_none() {
+                problems.push(
+                    "auth = \"verified\" needs jwt_keys (bearer tokens) or tls_client_ca (client certificates)"
+                        .to_owned(),
+                );
+            }
+            if config.tls_cert.is_none() && !config.listen.ip().is_loopback() {
+                problems.push(format!(
+                    "bearer tokens over plain TCP: refusing to listen on {} without tls_cert and tls_key",
+                    config.listen
+                ));
             }
         }
         if let Some(path) = &config.audit_signing_key {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::audit::Audit;
-use crate::auth::{Authenticator, DevHeaders};
+use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
 use crate::config::{AuthMode, Config};
 use crate::keystore::SledKeyStore;
@@ -56,6 +56,66 @@ fn sla_rules(config: &Config) -> anyhow::Result<(RuleSources, Engine)> {
     let engine = sources.engine().context("SLA rules")?;
     tracing::info!(policies = ?engine.policies.ids(), "SLA policies loaded");
     Ok((sources, engine))
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The configured authentication.
+fn authenticator(config: &Config) -> anyhow::Result<Arc<dyn Authenticator>> {
+    Ok(match config.auth {
+        AuthMode::DevHeaders => {
+            tracing::warn!(
+                "DEVELOPMENT AUTHENTICATION: callers are trusted to name themselves in x-principal and x-roles; never use this in production"
+            );
+            Arc::new(DevHeaders)
+        }
+        AuthMode::Verified => {
+            let jwt = if config.jwt_keys.is_empty() {
+                None
+            } else {
+                let pems = config
+                    .jwt_keys
+                    .iter()
+                    .map(|p| read(p))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Some(
+                    JwtVerifier::new(
+                        &pems,
+                        config.jwt_issuer.as_deref().unwrap_or_default(),
+                        config.jwt_audience.as_deref().unwrap_or_default(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                )
+            };
+            let certificates = config.tls_client_ca.as_ref().map(|_| CertificateRoles {
+                roles: config.certificate_roles.clone(),
+            });
+            tracing::info!(
+                bearer_tokens = jwt.is_some(),
+                client_certificates = certificates.is_some(),
+                "authentication: verified callers only"
+            );
+            Arc::new(Verified { jwt, certificates })
+        }
+    })
+}
+
+/// TLS for the listener, if configured: the server's identity, and the CA of client
+/// certificates (optional per connection when bearer tokens are also accepted).
+fn tls(config: &Config) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(!config.jwt_keys.is_empty());
+    }
+    Ok(Some(tls))
 }
 
 /// Records a signed digest every `interval_seconds` (if anything was appended since the
@@ -107,14 +167,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let log = SledEventLog::open_with_clock(SledConfig::new(&log_path), clock.clone())
         .with_context(|| format!("cannot open the event log in {}", log_path.display()))?;
     let log: Arc<dyn EventLog> = Arc::new(log);
-    let auth: Arc<dyn Authenticator> = match config.auth {
-        AuthMode::DevHeaders => {
-            tracing::warn!(
-                "DEVELOPMENT AUTHENTICATION: callers are trusted to name themselves in x-principal and x-roles; never use this in production"
-            );
-            Arc::new(DevHeaders)
-        }
-    };
+    let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
     if let Some(position) = rules::record_if_changed(&*log, &sources, SERVICE_ACTOR)
@@ -180,19 +233,38 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .build_v1()
         .context("reflection service")?;
 
+    let tls = tls(config)?;
+    let limits = config.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder()
+            // Hostile or broken clients: bounded calls per connection, bounded call time.
+            .max_concurrent_streams(limits.max_concurrent_calls_per_connection)
+            .timeout(std::time::Duration::from_secs(limits.call_timeout_seconds))
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
+            .tcp_keepalive(Some(std::time::Duration::from_secs(60)));
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).context("TLS configuration")?;
+        }
+        let served = builder
             // Every call is authenticated and authorised here, before any service.
             .layer(AuthLayer::new(auth))
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(ComplaintServiceServer::new(api))
-            .add_service(AuditServiceServer::new(audit))
+            .add_service(
+                ComplaintServiceServer::new(api)
+                    .max_decoding_message_size(limits.max_message_bytes)
+                    .max_encoding_message_size(limits.max_message_bytes.max(16 << 20)),
+            )
+            .add_service(
+                AuditServiceServer::new(audit)
+                    .max_decoding_message_size(limits.max_message_bytes)
+                    .max_encoding_message_size(limits.max_message_bytes.max(16 << 20)),
+            )
             // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
