@@ -11,6 +11,8 @@ use eventlog::{ChainHash, RecordedEvent};
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{json, Value};
 
+use crate::personal::KeyStore;
+
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -47,8 +49,38 @@ fn rfc3339(t: eventlog::Timestamp) -> String {
         .unwrap_or_else(|_| t.as_micros().to_string())
 }
 
+/// The payload of a complaint event with its sealed personal fields opened with `keys`
+/// (an erased person's fields come back empty); other payloads as they are.
+fn opened_payload(record: &RecordedEvent, keys: &dyn KeyStore) -> Option<Vec<u8>> {
+    use complaints_proto::complaints::events::v1 as pb;
+    use pb::complaint_event::Change as C;
+    use prost::Message;
+    if !record.event_type.starts_with("complaint.") {
+        return None;
+    }
+    let mut event = pb::ComplaintEvent::decode(record.payload.as_ref()).ok()?;
+    let personal = match event.change.as_mut()? {
+        C::Registered(r) => &mut r.personal,
+        C::NewFactsAdded(n) => &mut n.personal,
+        _ => return None,
+    };
+    let sealed = personal.take()?;
+    *personal = Some(crate::personal::open(Some(keys), sealed).ok()?.0);
+    Some(event.encode_to_vec())
+}
+
 /// One event as a JSON object (one line of an export).
 pub fn event_json(record: &RecordedEvent, hash: ChainHash) -> Value {
+    event_json_with(record, hash, None)
+}
+
+/// [`event_json`], with personal fields opened with `keys` when given (for callers
+/// allowed to see personal data); without, they stay sealed (ciphertext).
+pub fn event_json_with(
+    record: &RecordedEvent,
+    hash: ChainHash,
+    keys: Option<&dyn KeyStore>,
+) -> Value {
     let mut out = json!({
         "position": record.position,
         "stream_id": record.stream.as_str(),
@@ -63,7 +95,9 @@ pub fn event_json(record: &RecordedEvent, hash: ChainHash) -> Value {
         "hash": hash.to_hex(),
         "prev_hash": record.prev_hash.to_hex(),
     });
-    match payload_json(&record.event_type, &record.payload) {
+    let opened = keys.and_then(|keys| opened_payload(record, keys));
+    let payload = opened.as_deref().unwrap_or(&record.payload);
+    match payload_json(&record.event_type, payload) {
         Some(payload) => out["payload"] = payload,
         None => {
             out["payload_base64"] =

@@ -195,6 +195,11 @@ impl Workflow {
         &self.clock
     }
 
+    /// The key store of personal data, if personal data is sealed.
+    pub fn keys(&self) -> Option<&Arc<dyn KeyStore>> {
+        self.keys.as_ref()
+    }
+
     /// The event log.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log

@@ -152,6 +152,7 @@ impl Audit {
         &self,
         request: Request<audit::StreamEventsRequest>,
     ) -> Result<Response<ReceiverStream<Result<audit::AuditEvent, Status>>>, Status> {
+        let principal = crate::authz::principal(&request)?;
         let r = request.into_inner();
         let mut v = Violations::default();
         let complaint = if r.complaint.is_empty() {
@@ -183,6 +184,13 @@ impl Audit {
             stream: complaint.map(|c| StreamId::new(c.stream()).expect("valid stream id")),
             types: r.event_types,
             json,
+            // Personal fields in the clear only for the personal_data grant (JSON only:
+            // the stored form is what the chain covers, sealed).
+            keys: self
+                .workflow
+                .keys()
+                .filter(|_| crate::authz::sees_personal_data(&principal))
+                .cloned(),
         };
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(pump(log, from, r.follow, filter, tx));
@@ -345,6 +353,7 @@ struct Filter {
     stream: Option<StreamId>,
     types: Vec<String>,
     json: bool,
+    keys: Option<Arc<dyn complaints_workflow::personal::KeyStore>>,
 }
 
 impl Filter {
@@ -367,7 +376,9 @@ impl Filter {
             hash: hash.0.to_vec().into(),
             prev_hash: record.prev_hash.0.to_vec().into(),
             body: Some(if self.json {
-                audit::audit_event::Body::Json(export::event_json(record, hash).to_string())
+                audit::audit_event::Body::Json(
+                    export::event_json_with(record, hash, self.keys.as_deref()).to_string(),
+                )
             } else {
                 audit::audit_event::Body::Stored(stored.bytes.clone())
             }),

@@ -151,6 +151,39 @@ async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
         assert!(!contains(record, NAME) && !contains(record, ID_NUMBER));
     }
 
+    // Exports as JSON: sealed for an auditor, in the clear with the personal_data grant.
+    let json_of = |c: &mut Clients, roles: &'static str| {
+        let mut audit = c.audit.clone();
+        let name = zeb.name.clone();
+        async move {
+            let mut stream = audit
+                .stream_events(req(
+                    audit::StreamEventsRequest {
+                        complaint: name,
+                        format: audit::EventFormat::Json as i32,
+                        ..Default::default()
+                    },
+                    roles,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let Some(audit::audit_event::Body::Json(json)) =
+                stream.next().await.unwrap().unwrap().body
+            else {
+                panic!("json expected")
+            };
+            json
+        }
+    };
+    let sealed = json_of(&mut c, "auditor").await;
+    assert!(
+        !sealed.contains(NAME) && sealed.contains("ciphertext"),
+        "{sealed}"
+    );
+    let opened = json_of(&mut c, "auditor,personal_data").await;
+    assert!(opened.contains(NAME), "{opened}");
+
     // Erase: only an admin; a retry answers the same.
     let erase = |request_id: &str| api::ErasePersonalDataRequest {
         person_id: "p-zeb".into(),
