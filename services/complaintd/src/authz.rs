@@ -70,6 +70,7 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
             "LeaseRegulatorQueueItem" | "AcknowledgeRegulatorQueueItem" => &[RegulatorGateway],
             "RecordRegulatorOutcome" => &[RegulatorGateway, Supervisor],
             "ErasePersonalData" => &[Admin],
+            "GetPublisherStatus" => &[Operations, Supervisor, Admin],
             _ => &[],
         }
     } else {

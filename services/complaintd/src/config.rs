@@ -25,6 +25,16 @@ pub enum AuthMode {
     Verified,
 }
 
+/// How events are published to NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsMode {
+    /// Into a JetStream stream, each publish acknowledged (and deduplicated by event id).
+    Jetstream,
+    /// On core NATS: no acknowledgement, no persistence in NATS.
+    Core,
+}
+
 /// The server's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +74,15 @@ pub struct Config {
     pub jwt_keys: Vec<PathBuf>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// Publish every event to NATS at this address (`COMPLAINTD_NATS_URL`), e.g.
+    /// `nats://127.0.0.1:4222`; not at all when unset.
+    pub nats_url: Option<String>,
+    /// `jetstream` (default) or `core` (`COMPLAINTD_NATS_MODE`).
+    pub nats_mode: NatsMode,
+    /// The JetStream stream events go to (created if missing).
+    pub nats_stream: String,
+    /// First tokens of every subject: `<prefix>.<event type>.<stream>`.
+    pub nats_subject_prefix: String,
     /// Where the per-person keys of personal data live (`COMPLAINTD_KEYS_DIR`); by
     /// default `<data_dir>/keys`. Keep it apart from the log's backups: erasing a person
     /// means their key is gone everywhere.
@@ -96,6 +115,10 @@ impl Default for Config {
             jwt_keys: Vec::new(),
             jwt_issuer: None,
             jwt_audience: None,
+            nats_url: None,
+            nats_mode: NatsMode::Jetstream,
+            nats_stream: "COMPLAINTS_EVENTS".into(),
+            nats_subject_prefix: "complaints.events".into(),
             keys_dir: None,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
@@ -162,6 +185,18 @@ impl Config {
                 )),
             }
         }
+        if let Some(url) = env("COMPLAINTD_NATS_URL") {
+            config.nats_url = Some(url).filter(|u| !u.is_empty());
+        }
+        if let Some(mode) = env("COMPLAINTD_NATS_MODE") {
+            match mode.as_str() {
+                "jetstream" => config.nats_mode = NatsMode::Jetstream,
+                "core" => config.nats_mode = NatsMode::Core,
+                _ => problems.push(format!(
+                    "COMPLAINTD_NATS_MODE={mode:?} is not jetstream or core"
+                )),
+            }
+        }
         if let Some(dir) = env("COMPLAINTD_KEYS_DIR") {
             config.keys_dir = Some(PathBuf::from(dir));
         }
@@ -203,6 +238,24 @@ impl Config {
                     problems.push(format!("{name} {} is not a directory", dir.display()));
                 }
             }
+        }
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.split('.').all(|p| {
+                    !p.is_empty() && !p.contains(['*', '>']) && !p.chars().any(char::is_whitespace)
+                })
+        };
+        if !token_ok(&config.nats_subject_prefix) {
+            problems.push(format!(
+                "nats_subject_prefix {:?} is not a subject like complaints.events",
+                config.nats_subject_prefix
+            ));
+        }
+        if config.nats_stream.is_empty() || config.nats_stream.contains(['.', '*', '>', ' ']) {
+            problems.push(format!(
+                "nats_stream {:?} is not a stream name",
+                config.nats_stream
+            ));
         }
         if !(1024..=64 << 20).contains(&config.max_message_bytes) {
             problems.push("max_message_bytes must be between 1 KiB and 64 MiB".to_owned());

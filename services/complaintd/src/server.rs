@@ -23,7 +23,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::audit::Audit;
 use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, NatsMode};
 use crate::keystore::SledKeyStore;
 use crate::service::Api;
 
@@ -222,7 +222,29 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ))
     });
     let audit = Audit::new(workflow.clone(), engine.clone(), signer);
-    let api = Api::new(workflow, list, board, queue);
+    let mut api = Api::new(workflow, list, board, queue);
+    let publisher = match &config.nats_url {
+        Some(url) => {
+            let mut nats = complaints_nats::PublisherConfig::new(
+                url.clone(),
+                config.data_dir.join("publisher.cursor"),
+            );
+            nats.subject_prefix = config.nats_subject_prefix.clone();
+            nats.mode = match config.nats_mode {
+                NatsMode::Jetstream => complaints_nats::Mode::JetStream {
+                    stream: config.nats_stream.clone(),
+                    duplicate_window: std::time::Duration::from_secs(120),
+                },
+                NatsMode::Core => complaints_nats::Mode::Core,
+            };
+            let publisher = complaints_nats::Publisher::spawn(log.clone(), nats)
+                .context("starting the NATS publisher")?;
+            api = api.with_publisher(publisher.status());
+            tracing::info!(%url, mode = ?config.nats_mode, "publishing events to NATS");
+            Some(publisher)
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
@@ -282,6 +304,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         let _ = stop_signing.send(true);
         if let Some(task) = signing_task {
             let _ = task.await;
+        }
+        if let Some(publisher) = publisher {
+            publisher.stop().await;
         }
         list_task.abort();
         board_task.abort();

@@ -37,6 +37,8 @@ pub struct Api {
     list: Arc<ComplaintList>,
     board: Arc<SlaBoard>,
     queue: Arc<RegulatorQueue>,
+    /// The NATS publisher's status, when this server publishes.
+    publisher: Option<tokio::sync::watch::Receiver<complaints_nats::Status>>,
 }
 
 /// Header set on a response that replays an earlier request's result.
@@ -54,7 +56,17 @@ impl Api {
             list,
             board,
             queue,
+            publisher: None,
         }
+    }
+
+    /// Reports this publisher's status in GetPublisherStatus.
+    pub fn with_publisher(
+        mut self,
+        status: tokio::sync::watch::Receiver<complaints_nats::Status>,
+    ) -> Self {
+        self.publisher = Some(status);
+        self
     }
 
     fn now(&self) -> Result<jiff::Timestamp, Status> {
@@ -233,6 +245,23 @@ impl Api {
             read.personal,
             crate::authz::sees_personal_data(&principal),
         )))
+    }
+
+    pub async fn get_publisher_status(
+        &self,
+        _request: Request<api::GetPublisherStatusRequest>,
+    ) -> Result<Response<api::PublisherStatus>, Status> {
+        let Some(status) = &self.publisher else {
+            return Ok(Response::new(api::PublisherStatus::default()));
+        };
+        let s = status.borrow().clone();
+        Ok(Response::new(api::PublisherStatus {
+            enabled: true,
+            published_position: s.published,
+            head_position: s.head,
+            lag: s.lag(),
+            last_error: s.last_error.unwrap_or_default(),
+        }))
     }
 
     pub async fn erase_personal_data(
@@ -610,6 +639,13 @@ macro_rules! service {
                 request: Request<api::GetComplaintRequest>,
             ) -> Result<Response<api::Complaint>, Status> {
                 Api::get_complaint(self, request).await
+            }
+
+            async fn get_publisher_status(
+                &self,
+                request: Request<api::GetPublisherStatusRequest>,
+            ) -> Result<Response<api::PublisherStatus>, Status> {
+                Api::get_publisher_status(self, request).await
             }
 
             async fn erase_personal_data(

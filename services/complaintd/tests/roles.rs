@@ -130,6 +130,10 @@ const MATRIX: &[(&str, &[&str])] = &[
     ),
     ("ComplaintService/ReopenComplaint", &["supervisor"]),
     ("ComplaintService/ErasePersonalData", &["admin"]),
+    (
+        "ComplaintService/GetPublisherStatus",
+        &["operations", "supervisor", "admin"],
+    ),
     ("AuditService/StreamEvents", &["auditor"]),
     ("AuditService/GetDigest", &["auditor"]),
     ("AuditService/Verify", &["auditor"]),

@@ -1,0 +1,377 @@
+//! The outbox publisher: log -> NATS, in order, from a persisted cursor.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use eventlog::{EventLog, Position, RecordedEvent, StoredRecord};
+use tokio::sync::watch;
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Into the JetStream stream `stream` (created if missing, capturing `<prefix>.>`),
+    /// waiting for each acknowledgement before the cursor moves.
+    JetStream {
+        stream: String,
+        /// The stream's duplicate window: a re-publish within it is dropped by the server.
+        duplicate_window: Duration,
+    },
+    /// On core NATS: no acknowledgement; the cursor moves once the connection flushed.
+    Core,
+}
+
+/// How to publish.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    pub mode: Mode,
+    /// First subject tokens, e.g. `complaints.events`.
+    pub subject_prefix: String,
+    /// The file that keeps the last position published (written atomically).
+    pub cursor_path: PathBuf,
+    /// Most events published before waiting for their acknowledgements.
+    pub batch: usize,
+}
+
+impl PublisherConfig {
+    pub fn new(url: impl Into<String>, cursor_path: impl Into<PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            mode: Mode::JetStream {
+                stream: "COMPLAINTS_EVENTS".into(),
+                duplicate_window: Duration::from_secs(120),
+            },
+            subject_prefix: "complaints.events".into(),
+            cursor_path: cursor_path.into(),
+            batch: 256,
+        }
+    }
+}
+
+/// What the publisher has done: observable while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Last position published (and acknowledged, in JetStream mode).
+    pub published: Position,
+    /// The log's head as last seen.
+    pub head: Position,
+    /// The last failure, cleared by the next success.
+    pub last_error: Option<String>,
+}
+
+impl Status {
+    /// Events appended but not yet published.
+    pub fn lag(&self) -> u64 {
+        self.head.saturating_sub(self.published)
+    }
+}
+
+/// A running publisher.
+pub struct Publisher {
+    status: watch::Receiver<Status>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Starts publishing `log` as `config` says.
+    pub fn spawn(log: Arc<dyn EventLog>, config: PublisherConfig) -> std::io::Result<Self> {
+        let published = read_cursor(&config.cursor_path)?;
+        let (status_tx, status) = watch::channel(Status {
+            published,
+            ..Status::default()
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(log, config, status_tx, stopped));
+        Ok(Self { status, stop, task })
+    }
+
+    /// The current status; `changed()` on it wakes at every change.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Stops after the batch in flight.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The subject of an event.
+pub fn subject(prefix: &str, event: &RecordedEvent) -> String {
+    let token = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '.' | '*' | '>' => '_',
+                c if c.is_whitespace() || c.is_control() => '_',
+                c => c,
+            })
+            .collect()
+    };
+    let mut parts = event.event_type.splitn(2, '.');
+    let kind = token(parts.next().unwrap_or("event"));
+    let name = token(parts.next().unwrap_or("unknown"));
+    format!("{prefix}.{kind}.{name}.{}", token(event.stream.as_str()))
+}
+
+/// The envelope as headers, with the event id as `Nats-Msg-Id`.
+pub fn headers(event: &RecordedEvent, stored: &StoredRecord) -> HeaderMap {
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let mut h = HeaderMap::new();
+    h.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        event.id.to_string().as_str(),
+    );
+    h.insert("Complaints-Position", event.position.to_string().as_str());
+    h.insert("Complaints-Stream", clean(event.stream.as_str()).as_str());
+    h.insert("Complaints-Version", event.version.to_string().as_str());
+    h.insert("Complaints-Event-Type", clean(&event.event_type).as_str());
+    h.insert(
+        "Complaints-Schema-Version",
+        event.schema_version.to_string().as_str(),
+    );
+    h.insert(
+        "Complaints-Recorded-At-Micros",
+        event.recorded_at.as_micros().to_string().as_str(),
+    );
+    h.insert("Complaints-Actor", clean(&event.actor).as_str());
+    h.insert(
+        "Complaints-Correlation-Id",
+        clean(&event.correlation_id).as_str(),
+    );
+    h.insert(
+        "Complaints-Causation-Id",
+        clean(&event.causation_id).as_str(),
+    );
+    h.insert("Complaints-Hash", stored.hash().to_hex().as_str());
+    h.insert("Complaints-Prev-Hash", event.prev_hash.to_hex().as_str());
+    h
+}
+
+fn read_cursor(path: &Path) -> std::io::Result<Position> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} does not hold a position", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the cursor durably: a temporary file, fsync, rename, fsync of the directory.
+fn write_cursor(path: &Path, position: Position) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    writeln!(file, "{position}")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+enum Sink {
+    JetStream(async_nats::jetstream::Context),
+    Core(async_nats::Client),
+}
+
+async fn connect(config: &PublisherConfig) -> Result<Sink, String> {
+    let client = async_nats::ConnectOptions::new()
+        .name("complaints-publisher")
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&config.url)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", config.url))?;
+    match &config.mode {
+        Mode::Core => Ok(Sink::Core(client)),
+        Mode::JetStream {
+            stream,
+            duplicate_window,
+        } => {
+            let js = async_nats::jetstream::new(client);
+            js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: stream.clone(),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                duplicate_window: *duplicate_window,
+                storage: async_nats::jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("cannot create or find stream {stream}: {e}"))?;
+            Ok(Sink::JetStream(js))
+        }
+    }
+}
+
+/// Publishes `batch` in order; returns the last position known to be published and the
+/// error that stopped it, if any.
+async fn publish(
+    sink: &Sink,
+    prefix: &str,
+    batch: &[(StoredRecord, RecordedEvent)],
+) -> (Option<Position>, Option<String>) {
+    match sink {
+        Sink::JetStream(js) => {
+            let mut acks = Vec::with_capacity(batch.len());
+            for (stored, event) in batch {
+                let sent = js
+                    .publish_with_headers(
+                        subject(prefix, event),
+                        headers(event, stored),
+                        event.payload.clone(),
+                    )
+                    .await;
+                match sent {
+                    Ok(ack) => acks.push((event.position, ack)),
+                    Err(e) => {
+                        // Wait for what was sent before, in order.
+                        let (done, _) = await_acks(acks).await;
+                        return (done, Some(format!("publish failed: {e}")));
+                    }
+                }
+            }
+            let (acked, error) = await_acks(acks).await;
+            (acked, error)
+        }
+        Sink::Core(client) => {
+            for (stored, event) in batch {
+                if let Err(e) = client
+                    .publish_with_headers(
+                        subject(prefix, event),
+                        headers(event, stored),
+                        event.payload.clone(),
+                    )
+                    .await
+                {
+                    return (None, Some(format!("publish failed: {e}")));
+                }
+            }
+            match client.flush().await {
+                Ok(()) => (batch.last().map(|(_, e)| e.position), None),
+                Err(e) => (None, Some(format!("flush failed: {e}"))),
+            }
+        }
+    }
+}
+
+async fn await_acks(
+    acks: Vec<(Position, async_nats::jetstream::context::PublishAckFuture)>,
+) -> (Option<Position>, Option<String>) {
+    let mut done = None;
+    for (position, ack) in acks {
+        match ack.await {
+            Ok(_) => done = Some(position),
+            Err(e) => return (done, Some(format!("not acknowledged: {e}"))),
+        }
+    }
+    (done, None)
+}
+
+async fn run(
+    log: Arc<dyn EventLog>,
+    config: PublisherConfig,
+    status: watch::Sender<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut heads = log.watch_head();
+    let mut sink: Option<Sink> = None;
+    let mut backoff = Duration::from_millis(50);
+    let fail = |status: &watch::Sender<Status>, error: String| {
+        tracing::warn!(%error, "publisher: will retry");
+        status.send_modify(|s| s.last_error = Some(error));
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let head = *heads.borrow_and_update();
+        status.send_if_modified(|s| {
+            let moved = s.head != head;
+            s.head = head;
+            moved
+        });
+        let published = status.borrow().published;
+        if published >= head {
+            tokio::select! {
+                changed = heads.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        if sink.is_none() {
+            match connect(&config).await {
+                Ok(s) => sink = Some(s),
+                Err(e) => {
+                    fail(&status, e);
+                    wait(&mut stop, &mut backoff).await;
+                    continue;
+                }
+            }
+        }
+        let batch = match read_batch(&*log, published + 1, config.batch).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                fail(&status, format!("cannot read the log: {e}"));
+                wait(&mut stop, &mut backoff).await;
+                continue;
+            }
+        };
+        let Some(sink_ref) = sink.as_ref() else {
+            continue;
+        };
+        let (done, error) = publish(sink_ref, &config.subject_prefix, &batch).await;
+        if let Some(done) = done {
+            if let Err(e) = write_cursor(&config.cursor_path, done) {
+                fail(&status, format!("cannot write the cursor: {e}"));
+                wait(&mut stop, &mut backoff).await;
+                continue;
+            }
+            status.send_modify(|s| {
+                s.published = done;
+                if error.is_none() {
+                    s.last_error = None;
+                }
+            });
+            backoff = Duration::from_millis(50);
+        }
+        if let Some(error) = error {
+            fail(&status, error);
+            // Reconnect from scratch next time (the stream may have to be created again).
+            sink = None;
+            wait(&mut stop, &mut backoff).await;
+        }
+    }
+}
+
+async fn read_batch(
+    log: &dyn EventLog,
+    from: Position,
+    limit: usize,
+) -> eventlog::Result<Vec<(StoredRecord, RecordedEvent)>> {
+    log.read_stored(from, limit)
+        .await?
+        .into_iter()
+        .map(|stored| {
+            let event = stored.decode()?;
+            Ok((stored, event))
+        })
+        .collect()
+}
+
+/// Waits out the backoff (doubling it, up to 5 s), or until told to stop.
+async fn wait(stop: &mut watch::Receiver<bool>, backoff: &mut Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = stop.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+}

@@ -1,0 +1,108 @@
+//! For tests (feature `testing`): a nats-server of the test's own: a free loopback port, JetStream in a temporary
+//! directory. Never a shared server, and never a silent skip: without the binary the
+//! test fails and says how to install it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub store: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn binary() -> PathBuf {
+    for candidate in [
+        "nats-server",
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+    ] {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "nats-server is not installed: these tests start their own (apt-get install -y nats-server); they never skip"
+    );
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl NatsServer {
+    /// A new server on a free port with fresh storage.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_on(free_port(), dir.path());
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on `port` keeping JetStream data in `store` (reused across restarts).
+    pub fn start_on(port: u16, store: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nats-server");
+        // Ready when it says so (no sleeping and hoping).
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    let ready = line.contains("Server is ready");
+                    seen.push(line);
+                    if ready {
+                        break;
+                    }
+                }
+                _ => panic!(
+                    "nats-server exited before it was ready:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child: Some(child),
+            port,
+            store: store.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to go.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
