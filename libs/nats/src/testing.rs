@@ -52,9 +52,20 @@ impl NatsServer {
 
     /// A server on `port` keeping JetStream data in `store` (reused across restarts).
     pub fn start_on(port: u16, store: &Path) -> Self {
+        // A config file: max_payload has no command-line flag, and events go up to 1 MiB.
+        std::fs::create_dir_all(store).unwrap();
+        let config = store.join(format!("nats-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{port}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+                store.display()
+            ),
+        )
+        .unwrap();
         let mut child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
+            .arg("-c")
+            .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

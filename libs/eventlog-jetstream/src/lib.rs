@@ -1,0 +1,642 @@
+//! The event log on NATS JetStream: the distributed backend, for firms that outgrow one
+//! machine. Same contract as the sled backend (it passes the same conformance suite).
+//!
+//! Layout: one JetStream stream (e.g. `EVENTLOG`) with subjects `<prefix>.<stream id>`.
+//! **One message per append**, holding the append's records in the shared stored form
+//! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record checksummed and
+//! chained exactly as on sled), so an append is atomic without batch publishing (which
+//! nats-server 2.9 lacks).
+//!
+//! Order and concurrency: every append is published with `Nats-Expected-Last-Sequence`
+//! (the stream's last message as this process knows it) and
+//! `Nats-Expected-Last-Subject-Sequence` (the complaint stream's last message). JetStream
+//! refuses the publish if anyone appended in between; the writer then catches up (reads
+//! the new messages) and decides again. So global positions are gapless and in stream
+//! order, the hash chain is unbroken, and a stream's version check is exact even with
+//! several writers (several complaintd replicas) on one JetStream stream.
+//!
+//! Idempotency lasts forever: the event id index is rebuilt from the whole stream on open
+//! (like sled's), not limited to JetStream's duplicate window. `Nats-Msg-Id` (the first
+//! event id) additionally drops a resent publish inside the window.
+//!
+//! Durability: an append returns once JetStream acknowledged it: stored on the stream's
+//! replicas (use R3 on a cluster). A single nats-server syncs its files to disk only
+//! periodically (`sync_interval`, 2 minutes by default in 2.9): a power loss on a single
+//! node can lose acknowledged events. That is the documented difference from sled, whose
+//! commit includes an fdatasync.
+//!
+//! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once
+//! to rebuild the indexes. Another process's appends are noticed when this one next
+//! appends (its expected sequence is refused) or through a core subscription on the
+//! stream's subjects, which wakes followers.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+use bytes::{BufMut, Bytes, BytesMut};
+use eventlog::{
+    codec, AppendResult, ChainHash, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
+    NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId, Timestamp, Version,
+};
+use futures::StreamExt;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// How to reach the log.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    pub url: String,
+    /// The JetStream stream that holds the log.
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.<encoded stream id>`.
+    pub subject_prefix: String,
+    /// Replicas of the stream when it is created (3 on a cluster).
+    pub replicas: usize,
+    pub limits: Limits,
+}
+
+impl JetStreamConfig {
+    pub fn new(url: impl Into<String>, stream: impl Into<String>) -> Self {
+        let stream = stream.into();
+        Self {
+            url: url.into(),
+            subject_prefix: format!("eventlog.{}", stream.to_lowercase()),
+            stream,
+            replicas: 1,
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// A subject token for a stream id: `.`, `*`, `>` and `%` escaped.
+fn subject_token(stream: &StreamId) -> String {
+    let mut out = String::with_capacity(stream.as_str().len());
+    for c in stream.as_str().chars() {
+        match c {
+            '.' => out.push_str("%2E"),
+            '*' => out.push_str("%2A"),
+            '>' => out.push_str("%3E"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where a record lives: the message and its index in it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sequence: u64,
+    index: u32,
+}
+
+#[derive(Default)]
+struct Index {
+    ids: HashMap<Uuid, Position>,
+    streams: HashMap<StreamId, Vec<Position>>,
+    /// Last message sequence of each stream's subject.
+    subject_sequence: HashMap<StreamId, u64>,
+    slots: Vec<Slot>,
+    last_sequence: u64,
+    last_hash: ChainHash,
+    last_recorded_at: Timestamp,
+}
+
+impl Index {
+    fn head(&self) -> Position {
+        self.slots.len() as Position
+    }
+
+    fn version(&self, stream: &StreamId) -> Version {
+        self.streams.get(stream).map_or(0, |p| p.len() as Version)
+    }
+
+    /// Checks and adds the records of message `sequence`.
+    fn apply(&mut self, sequence: u64, records: &[(StoredRecord, RecordedEvent)]) -> Result<()> {
+        for (index, (stored, record)) in records.iter().enumerate() {
+            let position = self.head() + 1;
+            let corrupt = |reason: String| Error::Corruption { position, reason };
+            if record.position != position {
+                return Err(corrupt(format!(
+                    "message {sequence} holds position {} where {position} belongs",
+                    record.position
+                )));
+            }
+            if record.prev_hash != self.last_hash {
+                return Err(corrupt("the hash chain breaks here".into()));
+            }
+            if record.version != self.version(&record.stream) + 1 {
+                return Err(corrupt(format!("stream {} skips a version", record.stream)));
+            }
+            if self.ids.insert(record.id, position).is_some() {
+                return Err(corrupt(format!("event id {} appears twice", record.id)));
+            }
+            self.streams
+                .entry(record.stream.clone())
+                .or_default()
+                .push(position);
+            self.subject_sequence
+                .insert(record.stream.clone(), sequence);
+            self.slots.push(Slot {
+                sequence,
+                index: index as u32,
+            });
+            self.last_hash = stored.hash();
+            self.last_recorded_at = record.recorded_at;
+        }
+        self.last_sequence = sequence;
+        Ok(())
+    }
+}
+
+/// The records of one message.
+fn unframe(sequence: u64, first: Position, payload: &Bytes) -> Result<Vec<StoredRecord>> {
+    let corrupt = |reason: &str| Error::Corruption {
+        position: first,
+        reason: format!("message {sequence}: {reason}"),
+    };
+    let count = payload
+        .get(..4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .ok_or_else(|| corrupt("shorter than its header"))?;
+    let mut offset = 4;
+    let mut out = Vec::with_capacity(count.min(1024) as usize);
+    for i in 0..count as u64 {
+        let header = payload
+            .get(offset..offset + 4)
+            .ok_or_else(|| corrupt("ends before its records do"))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let start = offset + 4;
+        if start + len > payload.len() {
+            return Err(corrupt("a record runs past its end"));
+        }
+        out.push(StoredRecord {
+            position: first + i,
+            bytes: payload.slice(start..start + len),
+        });
+        offset = start + len;
+    }
+    if offset != payload.len() {
+        return Err(corrupt("bytes after the last record"));
+    }
+    Ok(out)
+}
+
+fn frame(records: &[Vec<u8>]) -> Bytes {
+    let size = 4 + records.iter().map(|r| r.len() + 4).sum::<usize>();
+    let mut out = BytesMut::with_capacity(size);
+    out.put_u32_le(records.len() as u32);
+    for r in records {
+        out.put_u32_le(r.len() as u32);
+        out.put_slice(r);
+    }
+    out.freeze()
+}
+
+struct Inner {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    config: JetStreamConfig,
+    clock: Arc<dyn Clock>,
+    index: Mutex<Index>,
+    /// One append at a time from this process (others are serialised by JetStream).
+    writer: tokio::sync::Mutex<()>,
+    head_tx: watch::Sender<Position>,
+    closed: std::sync::atomic::AtomicBool,
+    follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The JetStream event log. Cheap to clone.
+#[derive(Clone)]
+pub struct JetStreamEventLog {
+    inner: Arc<Inner>,
+}
+
+impl JetStreamEventLog {
+    /// Connects, creates the stream if missing, and reads it whole to rebuild the indexes.
+    pub async fn open(config: JetStreamConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("complaints-eventlog")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(&config.url)
+            .await
+            .map_err(|e| storage(format!("cannot connect to {}: {e}", config.url)))?;
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                storage: stream::StorageType::File,
+                num_replicas: config.replicas,
+                duplicate_window: Duration::from_secs(120),
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                storage(format!(
+                    "cannot create or find stream {}: {e}",
+                    config.stream
+                ))
+            })?;
+        let (head_tx, _) = watch::channel(0);
+        let log = Self {
+            inner: Arc::new(Inner {
+                js,
+                stream,
+                config,
+                clock,
+                index: Mutex::new(Index::default()),
+                writer: tokio::sync::Mutex::new(()),
+                head_tx,
+                closed: false.into(),
+                follower: Mutex::new(None),
+            }),
+        };
+        log.catch_up().await?;
+        // Wake on other processes' appends: the core subscription sees every publish.
+        let mut notices = client
+            .subscribe(format!("{}.>", log.inner.config.subject_prefix))
+            .await
+            .map_err(storage)?;
+        let weak = Arc::downgrade(&log.inner);
+        let follower = tokio::spawn(async move {
+            while notices.next().await.is_some() {
+                let Some(inner) = weak.upgrade() else { return };
+                let log = JetStreamEventLog { inner };
+                if let Err(e) = log.catch_up().await {
+                    tracing::warn!(error = %e, "event log: catching up failed");
+                }
+            }
+        });
+        *log.inner.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
+        Ok(log)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.inner.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn message(&self, sequence: u64) -> Result<Bytes> {
+        let message = self
+            .inner
+            .stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(|e| storage(format!("cannot read message {sequence}: {e}")))?;
+        Ok(message.payload)
+    }
+
+    /// Reads what other processes appended since this one last looked. (Appends and a
+    /// core subscription do this on their own; call it to be sure before a read.)
+    pub async fn sync(&self) -> Result<()> {
+        self.catch_up().await
+    }
+
+    /// Reads every message past the last one applied and applies it.
+    async fn catch_up(&self) -> Result<()> {
+        let mut info = self.inner.stream.clone();
+        let last = info.info().await.map_err(storage)?.state.last_sequence;
+        loop {
+            let (next, first) = {
+                let index = self.index();
+                (index.last_sequence + 1, index.head() + 1)
+            };
+            if next > last {
+                break;
+            }
+            let payload = self.message(next).await?;
+            let records = unframe(next, first, &payload)?
+                .into_iter()
+                .map(|stored| {
+                    let record = stored.decode()?;
+                    Ok((stored, record))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let head = {
+                let mut index = self.index();
+                if index.last_sequence >= next {
+                    continue; // applied meanwhile by an append of ours
+                }
+                index.apply(next, &records)?;
+                index.head()
+            };
+            self.inner.head_tx.send_if_modified(|h| {
+                let moved = head > *h;
+                *h = (*h).max(head);
+                moved
+            });
+        }
+        Ok(())
+    }
+
+    async fn record(&self, position: Position) -> Result<(StoredRecord, RecordedEvent)> {
+        let slot = self
+            .index()
+            .slots
+            .get(position.wrapping_sub(1) as usize)
+            .copied()
+            .ok_or(Error::Corruption {
+                position,
+                reason: "missing record".into(),
+            })?;
+        let payload = self.message(slot.sequence).await?;
+        let first = position - u64::from(slot.index);
+        let stored = unframe(slot.sequence, first, &payload)?
+            .into_iter()
+            .nth(slot.index as usize)
+            .ok_or(Error::Corruption {
+                position,
+                reason: "missing record".into(),
+            })?;
+        let record = stored.decode()?;
+        Ok((stored, record))
+    }
+
+    /// The original result if every id was appended before (idempotent retry), `None` if
+    /// none was; a partial or different repeat is a conflict.
+    async fn find_original(
+        &self,
+        stream: &StreamId,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>> {
+        let found: Vec<Option<Position>> = {
+            let index = self.index();
+            events
+                .iter()
+                .map(|e| index.ids.get(&e.id).copied())
+                .collect()
+        };
+        let known = found.iter().filter(|p| p.is_some()).count();
+        if known == 0 {
+            return Ok(None);
+        }
+        if known < found.len() {
+            return Err(Error::IdempotencyConflict {
+                event_id: events[found.iter().position(Option::is_none).unwrap_or(0)].id,
+                reason: "only part of this append repeats an earlier one".into(),
+            });
+        }
+        let mut originals = Vec::with_capacity(found.len());
+        for (event, position) in events.iter().zip(found.into_iter().flatten()) {
+            let (_, original) = self.record(position).await?;
+            if !original.same_content(stream, event) {
+                return Err(Error::IdempotencyConflict {
+                    event_id: event.id,
+                    reason: "the same id was appended with different content".into(),
+                });
+            }
+            originals.push(original);
+        }
+        let consecutive = originals
+            .windows(2)
+            .all(|w| w[1].position == w[0].position + 1 && w[1].version == w[0].version + 1);
+        if !consecutive {
+            return Err(Error::IdempotencyConflict {
+                event_id: events[0].id,
+                reason: "the ids were appended before, but not together in this order".into(),
+            });
+        }
+        let (first, last) = (&originals[0], &originals[originals.len() - 1]);
+        Ok(Some(AppendResult {
+            first_version: first.version,
+            last_version: last.version,
+            first_position: first.position,
+            last_position: last.position,
+            deduplicated: true,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for JetStreamEventLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult> {
+        self.check_open()?;
+        self.inner
+            .config
+            .limits
+            .validate(stream.as_str().len(), &events)?;
+        let _writer = self.inner.writer.lock().await;
+        loop {
+            if let Some(original) = self.find_original(stream, &events).await? {
+                return Ok(original);
+            }
+            let (actual, last_sequence, subject_sequence, first_position, mut hash, last_at) = {
+                let index = self.index();
+                (
+                    index.version(stream),
+                    index.last_sequence,
+                    index.subject_sequence.get(stream).copied().unwrap_or(0),
+                    index.head() + 1,
+                    index.last_hash,
+                    index.last_recorded_at,
+                )
+            };
+            if !expected.admits(actual) {
+                return Err(Error::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected,
+                    actual,
+                });
+            }
+            let recorded_at = self.inner.clock.now().max(last_at);
+            let mut records = Vec::with_capacity(events.len());
+            let mut encoded = Vec::with_capacity(events.len());
+            for (i, event) in events.iter().enumerate() {
+                let mut record = RecordedEvent {
+                    id: event.id,
+                    stream: stream.clone(),
+                    version: actual + 1 + i as u64,
+                    position: first_position + i as u64,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    recorded_at,
+                    actor: event.actor.clone(),
+                    correlation_id: event.correlation_id.clone(),
+                    causation_id: event.causation_id.clone(),
+                    payload: event.payload.clone(),
+                    checksum: 0,
+                    prev_hash: hash,
+                };
+                let (bytes, checksum) = codec::encode(&record);
+                record.checksum = checksum;
+                hash = ChainHash::of_record(&bytes);
+                records.push((
+                    StoredRecord {
+                        position: record.position,
+                        bytes: Bytes::from(bytes.clone()),
+                    },
+                    record,
+                ));
+                encoded.push(bytes);
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                events[0].id.to_string().as_str(),
+            );
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                last_sequence.to_string().as_str(),
+            );
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                subject_sequence.to_string().as_str(),
+            );
+            let subject = format!(
+                "{}.{}",
+                self.inner.config.subject_prefix,
+                subject_token(stream)
+            );
+            let published = self
+                .inner
+                .js
+                .publish_with_headers(subject, headers, frame(&encoded))
+                .await
+                .map_err(|e| storage(format!("publish failed: {e}")))?
+                .await;
+            match published {
+                Ok(ack) => {
+                    let head = {
+                        let mut index = self.index();
+                        if index.last_sequence < ack.sequence {
+                            index.apply(ack.sequence, &records)?;
+                        }
+                        index.head()
+                    };
+                    self.inner.head_tx.send_if_modified(|h| {
+                        let moved = head > *h;
+                        *h = (*h).max(head);
+                        moved
+                    });
+                    let count = events.len() as u64;
+                    return Ok(AppendResult {
+                        first_version: actual + 1,
+                        last_version: actual + count,
+                        first_position,
+                        last_position: first_position + count - 1,
+                        deduplicated: false,
+                    });
+                }
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    // Someone else appended: read what they wrote and decide again.
+                    self.catch_up().await?;
+                }
+                Err(e) => return Err(storage(format!("append not acknowledged: {e}"))),
+            }
+        }
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
+        self.check_open()?;
+        Ok(self.index().version(stream))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.check_open()?;
+        let positions: Vec<Position> = {
+            let index = self.index();
+            let Some(all) = index.streams.get(stream) else {
+                return Ok(Vec::new());
+            };
+            match direction {
+                Direction::Forward => all
+                    .iter()
+                    .skip(from.saturating_sub(1) as usize)
+                    .take(limit)
+                    .copied()
+                    .collect(),
+                Direction::Backward => {
+                    let keep = from.min(all.len() as u64) as usize;
+                    all[..keep].iter().rev().take(limit).copied().collect()
+                }
+            }
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for position in positions {
+            out.push(self.record(position).await?.1);
+        }
+        Ok(out)
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.check_open()?;
+        let head = self.index().head();
+        let positions: Vec<Position> = match direction {
+            Direction::Forward => (from.max(1)..=head).take(limit).collect(),
+            Direction::Backward => (1..=from.min(head)).rev().take(limit).collect(),
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for position in positions {
+            out.push(self.record(position).await?.1);
+        }
+        Ok(out)
+    }
+
+    async fn read_stored(&self, from: Position, limit: usize) -> Result<Vec<StoredRecord>> {
+        self.check_open()?;
+        let head = self.index().head();
+        let mut out = Vec::new();
+        for position in (from.max(1)..=head).take(limit) {
+            out.push(self.record(position).await?.0);
+        }
+        Ok(out)
+    }
+
+    async fn head(&self) -> Result<Position> {
+        self.check_open()?;
+        Ok(self.index().head())
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.inner.head_tx.subscribe()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(follower) = self
+            .inner
+            .follower
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            follower.abort();
+        }
+        self.inner.head_tx.send_modify(|_| {});
+        Ok(())
+    }
+}
