@@ -226,7 +226,7 @@ impl JetStreamEventLog {
         let client = async_nats::ConnectOptions::new()
             .name("complaints-eventlog")
             .connection_timeout(Duration::from_secs(5))
-            .connect(&config.url)
+            .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             .map_err(|e| storage(format!("cannot connect to {}: {e}", config.url)))?;
         let js = jetstream::new(client.clone());

@@ -188,7 +188,7 @@ async fn connect(config: &PublisherConfig) -> Result<Sink, String> {
     let client = async_nats::ConnectOptions::new()
         .name("complaints-publisher")
         .connection_timeout(Duration::from_secs(2))
-        .connect(&config.url)
+        .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", config.url))?;
     match &config.mode {

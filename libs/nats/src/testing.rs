@@ -117,3 +117,106 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// A JetStream cluster of nats-server processes on loopback, for tests: each node has its
+/// own client port, cluster port and storage.
+pub struct NatsCluster {
+    pub nodes: Vec<Option<Child>>,
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes and returns once the cluster has elected its JetStream
+    /// metadata leader (read from the nodes' logs).
+    pub fn start(size: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes: Vec<String> = cluster_ports
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect();
+        let (leader_tx, leader_rx) = std::sync::mpsc::channel::<()>();
+        let mut nodes = Vec::new();
+        for i in 0..size {
+            let store = dir.path().join(format!("n{i}"));
+            std::fs::create_dir_all(&store).unwrap();
+            let config = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: \"127.0.0.1:{}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\ncluster {{\n  name: complaints-test\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                    ports[i],
+                    store.display(),
+                    cluster_ports[i],
+                    routes.join(", ")
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(binary())
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start nats-server");
+            let stderr = child.stderr.take().unwrap();
+            let leader_tx = leader_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("new metadata leader")
+                        || line.contains("JetStream cluster new")
+                    {
+                        let _ = leader_tx.send(());
+                    }
+                }
+            });
+            nodes.push(Some(child));
+        }
+        leader_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the cluster elected a JetStream leader within 60 s");
+        Self {
+            nodes,
+            ports,
+            _dir: dir,
+        }
+    }
+
+    /// Every node's address, comma-separated (clients fail over among them).
+    pub fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The addresses of the nodes still running.
+    pub fn live_url(&self) -> String {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(_, n)| n.is_some())
+            .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -73,23 +73,30 @@ pub async fn record_if_changed(
     actor: &str,
 ) -> eventlog::Result<Option<Position>> {
     let stream = stream();
-    let last = log
-        .read_stream(&stream, u64::MAX, Direction::Backward, 1)
-        .await?;
-    let version = last.first().map_or(0, |e| e.version);
-    if let Some(event) = last.first() {
-        if decode(&event.payload).ok().as_ref() == Some(sources) {
-            return Ok(None);
+    // Another replica starting at the same time may record first: read again and see.
+    let mut attempts = 0;
+    loop {
+        let last = log
+            .read_stream(&stream, u64::MAX, Direction::Backward, 1)
+            .await?;
+        let version = last.first().map_or(0, |e| e.version);
+        if let Some(event) = last.first() {
+            if decode(&event.payload).ok().as_ref() == Some(sources) {
+                return Ok(None);
+            }
+        }
+        let event = NewEvent::new(EVENT_TYPE, actor, encode(sources));
+        let expected = if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        };
+        match log.append(&stream, expected, vec![event]).await {
+            Ok(result) => return Ok(Some(result.last_position)),
+            Err(eventlog::Error::WrongExpectedVersion { .. }) if attempts < 3 => attempts += 1,
+            Err(e) => return Err(e),
         }
     }
-    let event = NewEvent::new(EVENT_TYPE, actor, encode(sources));
-    let expected = if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    };
-    let result = log.append(&stream, expected, vec![event]).await?;
-    Ok(Some(result.last_position))
 }
 
 /// The rules in force at `at`: the last recorded at or before it, if any.

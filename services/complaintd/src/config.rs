@@ -25,6 +25,16 @@ pub enum AuthMode {
     Verified,
 }
 
+/// Where the event log lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogBackend {
+    /// Embedded, in `data_dir/log`: one process, no server.
+    Sled,
+    /// On NATS JetStream (`jetstream_url`): replicated, several complaintd replicas.
+    Jetstream,
+}
+
 /// How events are published to NATS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +84,15 @@ pub struct Config {
     pub jwt_keys: Vec<PathBuf>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// `sled` (default) or `jetstream` (`COMPLAINTD_LOG_BACKEND`).
+    pub log_backend: LogBackend,
+    /// The NATS server(s) of the JetStream backend (`COMPLAINTD_JETSTREAM_URL`), e.g.
+    /// `nats://10.0.0.1:4222,nats://10.0.0.2:4222`.
+    pub jetstream_url: Option<String>,
+    /// The JetStream stream holding the log.
+    pub jetstream_stream: String,
+    /// Replicas of that stream when complaintd creates it (3 on a three-node cluster).
+    pub jetstream_replicas: usize,
     /// Publish every event to NATS at this address (`COMPLAINTD_NATS_URL`), e.g.
     /// `nats://127.0.0.1:4222`; not at all when unset.
     pub nats_url: Option<String>,
@@ -115,6 +134,10 @@ impl Default for Config {
             jwt_keys: Vec::new(),
             jwt_issuer: None,
             jwt_audience: None,
+            log_backend: LogBackend::Sled,
+            jetstream_url: None,
+            jetstream_stream: "EVENTLOG".into(),
+            jetstream_replicas: 1,
             nats_url: None,
             nats_mode: NatsMode::Jetstream,
             nats_stream: "COMPLAINTS_EVENTS".into(),
@@ -185,6 +208,18 @@ impl Config {
                 )),
             }
         }
+        if let Some(backend) = env("COMPLAINTD_LOG_BACKEND") {
+            match backend.as_str() {
+                "sled" => config.log_backend = LogBackend::Sled,
+                "jetstream" => config.log_backend = LogBackend::Jetstream,
+                _ => problems.push(format!(
+                    "COMPLAINTD_LOG_BACKEND={backend:?} is not sled or jetstream"
+                )),
+            }
+        }
+        if let Some(url) = env("COMPLAINTD_JETSTREAM_URL") {
+            config.jetstream_url = Some(url).filter(|u| !u.is_empty());
+        }
         if let Some(url) = env("COMPLAINTD_NATS_URL") {
             config.nats_url = Some(url).filter(|u| !u.is_empty());
         }
@@ -238,6 +273,12 @@ impl Config {
                     problems.push(format!("{name} {} is not a directory", dir.display()));
                 }
             }
+        }
+        if config.log_backend == LogBackend::Jetstream && config.jetstream_url.is_none() {
+            problems.push("log_backend = \"jetstream\" needs jetstream_url".to_owned());
+        }
+        if !(1..=5).contains(&config.jetstream_replicas) {
+            problems.push("jetstream_replicas must be 1 to 5".to_owned());
         }
         let token_ok = |t: &str| {
             !t.is_empty()

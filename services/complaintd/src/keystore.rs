@@ -87,3 +87,108 @@ impl KeyStore for SledKeyStore {
         Ok(previous.is_some_and(|v| !v.is_empty()))
     }
 }
+
+/// The per-person keys in a JetStream key-value bucket: the key store of complaintd
+/// replicas sharing a JetStream log (each replica must open every person's data). Apart
+/// from the log's stream; one revision kept per key, so an erased key's bytes are gone
+/// from the bucket once overwritten by its tombstone (an empty value).
+pub struct KvKeyStore {
+    kv: async_nats::jetstream::kv::Store,
+    runtime: tokio::runtime::Handle,
+}
+
+impl KvKeyStore {
+    /// Opens (or creates) `bucket` on the NATS servers at `url` (comma-separated).
+    pub async fn open(url: &str, bucket: &str, replicas: usize) -> Result<Self, KeyStoreError> {
+        let client = async_nats::connect(url.split(',').map(str::trim).collect::<Vec<_>>())
+            .await
+            .map_err(|e| failed(format!("cannot connect to {url}: {e}")))?;
+        let js = async_nats::jetstream::new(client);
+        let kv = match js.get_key_value(bucket).await {
+            Ok(kv) => kv,
+            Err(_) => {
+                // The bucket's stream, as a key-value bucket is defined (created directly:
+                // async-nats' bucket creation speaks a newer server's dialect than 2.9's).
+                js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: format!("KV_{bucket}"),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    discard: async_nats::jetstream::stream::DiscardPolicy::New,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    num_replicas: replicas,
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed(format!("cannot create key bucket {bucket}: {e}")))?;
+                js.get_key_value(bucket)
+                    .await
+                    .map_err(|e| failed(format!("cannot open key bucket {bucket}: {e}")))?
+            }
+        };
+        Ok(Self {
+            kv,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Bucket keys allow few characters: the person id in hexadecimal.
+    fn name(person_id: &str) -> String {
+        person_id.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The key store is called from synchronous code inside the server's multi-threaded
+    /// runtime: run the bucket's I/O to completion there.
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        tokio::task::block_in_place(|| self.runtime.block_on(f))
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Option<[u8; 32]>>, KeyStoreError> {
+        let value = self.block(self.kv.get(name)).map_err(failed)?;
+        Ok(match value {
+            None => None,
+            Some(v) if v.is_empty() => Some(None),
+            Some(v) => Some(Some(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| failed("a stored key is damaged"))?,
+            )),
+        })
+    }
+}
+
+impl KeyStore for KvKeyStore {
+    fn key(&self, person_id: &str, create: bool) -> Result<Option<[u8; 32]>, KeyStoreError> {
+        let name = Self::name(person_id);
+        match self.read(&name)? {
+            Some(Some(key)) => return Ok(Some(key)),
+            Some(None) if create => return Err(KeyStoreError::Erased(person_id.to_owned())),
+            Some(None) => return Ok(None),
+            None if !create => return Ok(None),
+            None => {}
+        }
+        let key: [u8; 32] = rand::random();
+        // create() refuses if another replica made one first: then use theirs.
+        match self.block(self.kv.create(&name, key.to_vec().into())) {
+            Ok(_) => Ok(Some(key)),
+            Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
+                match self.read(&name)? {
+                    Some(Some(key)) => Ok(Some(key)),
+                    Some(None) => Err(KeyStoreError::Erased(person_id.to_owned())),
+                    None => Err(failed("the key vanished while being created")),
+                }
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError> {
+        let name = Self::name(person_id);
+        let had = matches!(self.read(&name)?, Some(Some(_)));
+        self.block(self.kv.put(&name, bytes::Bytes::new()))
+            .map_err(failed)?;
+        Ok(had)
+    }
+}

@@ -23,8 +23,8 @@ use tonic::transport::server::TcpIncoming;
 use crate::audit::Audit;
 use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
-use crate::config::{AuthMode, Config, NatsMode};
-use crate::keystore::SledKeyStore;
+use crate::config::{AuthMode, Config, LogBackend, NatsMode};
+use crate::keystore::{KvKeyStore, SledKeyStore};
 use crate::service::Api;
 
 /// The actor of the events the service records on its own (rules, signed digests).
@@ -161,12 +161,35 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Starts the server with an injected clock (for tests).
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let log_path = config.data_dir.join("log");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let log = SledEventLog::open_with_clock(SledConfig::new(&log_path), clock.clone())
-        .with_context(|| format!("cannot open the event log in {}", log_path.display()))?;
-    let log: Arc<dyn EventLog> = Arc::new(log);
+    let log: Arc<dyn EventLog> = match config.log_backend {
+        LogBackend::Sled => {
+            let log_path = config.data_dir.join("log");
+            Arc::new(
+                SledEventLog::open_with_clock(SledConfig::new(&log_path), clock.clone())
+                    .with_context(|| {
+                        format!("cannot open the event log in {}", log_path.display())
+                    })?,
+            )
+        }
+        LogBackend::Jetstream => {
+            let url = config.jetstream_url.clone().unwrap_or_default();
+            let mut js =
+                eventlog_jetstream::JetStreamConfig::new(url.clone(), &config.jetstream_stream);
+            js.replicas = config.jetstream_replicas;
+            let log = eventlog_jetstream::JetStreamEventLog::open(js, clock.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the event log on JetStream at {url} (stream {})",
+                        config.jetstream_stream
+                    )
+                })?;
+            tracing::info!(%url, stream = %config.jetstream_stream, "event log on NATS JetStream");
+            Arc::new(log)
+        }
+    };
     let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
@@ -193,9 +216,24 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .keys_dir
         .clone()
         .unwrap_or_else(|| config.data_dir.join("keys"));
-    let keys = SledKeyStore::open(&keys_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Replicas sharing a JetStream log share their keys too (a bucket beside the log);
+    // one server on sled keeps them in its own directory.
+    let keys: Arc<dyn complaints_workflow::personal::KeyStore> = match config.log_backend {
+        LogBackend::Sled => {
+            Arc::new(SledKeyStore::open(&keys_dir).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        LogBackend::Jetstream => Arc::new(
+            KvKeyStore::open(
+                config.jetstream_url.as_deref().unwrap_or_default(),
+                &format!("{}_KEYS", config.jetstream_stream),
+                config.jetstream_replicas,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
-        .with_keys(Arc::new(keys))
+        .with_keys(keys)
         .with_regimes(complaints_workflow::sla::regimes(&engine));
     let (queue, queue_task) = RegulatorQueue::spawn(log.clone());
     let signer = match &config.audit_signing_key {
