@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use complaints_nats::testing::NatsCluster;
 use eventlog::audit::{Outcome, Verifier};
 use eventlog::{
@@ -129,6 +130,23 @@ async fn losing_a_node_loses_no_acknowledged_event() {
         all,
         "the first replica converges to the same log"
     );
+    // Projections fed by each replica's subscription converge too: here, every stream's
+    // version and last event, folded from position 1.
+    let mut views = Vec::new();
+    for replica in [log.clone(), other.clone()] {
+        let mut events = replica.clone().subscribe(1);
+        let mut projection = std::collections::BTreeMap::new();
+        while projection.values().map(|(v, _)| *v).sum::<u64>() < 240 {
+            let e = tokio::time::timeout(Duration::from_secs(30), events.next())
+                .await
+                .expect("the subscription delivers")
+                .unwrap()
+                .unwrap();
+            projection.insert(e.stream.clone(), (e.version, e.id));
+        }
+        views.push(projection);
+    }
+    assert_eq!(views[0], views[1]);
     let mut verifier = Verifier::new();
     for record in other.read_stored(1, 1000).await.unwrap() {
         verifier.check(&record);
