@@ -110,7 +110,11 @@ fn main() {
         let cluster = NatsCluster::start(3);
         let three = measure(jetstream(cluster.url(), 3).await).await;
         drop(cluster);
-        [("sled", sled), ("jetstream-1", one), ("jetstream-r3", three)]
+        [
+            ("sled", sled),
+            ("jetstream-1", one),
+            ("jetstream-r3", three),
+        ]
     });
     std::fs::remove_dir_all(&dir).ok();
     let sled_latency = results[0].1.latency.as_secs_f64();

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use complaints_nats::testing::NatsCluster;
 use eventlog::audit::{Outcome, Verifier};
 use eventlog::{
     AppendResult, Direction, EventLog, ExpectedVersion, NewEvent, StreamId, SystemClock,
 };
 use eventlog_jetstream::{JetStreamConfig, JetStreamEventLog};
+use futures::StreamExt;
 
 async fn open(url: &str) -> Arc<JetStreamEventLog> {
     let mut config = JetStreamConfig::new(url, "CLUSTERED");
