@@ -20,10 +20,11 @@
 //! event id) additionally drops a resent publish inside the window.
 //!
 //! Durability: an append returns once JetStream acknowledged it: stored on the stream's
-//! replicas (use R3 on a cluster). A single nats-server syncs its files to disk only
-//! periodically (`sync_interval`, 2 minutes by default in 2.9): a power loss on a single
-//! node can lose acknowledged events. That is the documented difference from sled, whose
-//! commit includes an fdatasync.
+//! replicas (use R3 on a cluster). nats-server syncs its files to disk only every
+//! `sync_interval` (2 minutes by default): a power loss of a single node, or of all nodes
+//! at once, can lose acknowledged events unless nats-server 2.10+ runs with
+//! `sync_interval: always`. That is the documented difference from sled, whose commit
+//! includes an fdatasync.
 //!
 //! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once
 //! to rebuild the indexes. Another process's appends are noticed when this one next
