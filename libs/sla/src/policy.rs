@@ -132,6 +132,10 @@ pub struct ClockRule {
     pub at_risk: Vec<u8>,
     #[serde(default)]
     pub breach_tiers: Vec<Tier>,
+    /// A rule that the complaint must go to this regulator or ombudsman (e.g. "FOS") once
+    /// the clock breaches: the breach puts an outbound item in the regulator queue.
+    #[serde(default)]
+    pub on_breach_refer_to: Option<String>,
 }
 
 fn end_of_day() -> DueAt {

@@ -50,6 +50,8 @@ pub struct Crossing {
     pub threshold: u8,
     pub at: Timestamp,
     pub due_at: Timestamp,
+    /// For a breach: where the policy says the complaint must go now, if anywhere.
+    pub refer_to: Option<String>,
 }
 
 impl Entry {
@@ -534,6 +536,7 @@ impl SlaBoard {
 
     /// Crossings due by `now` that are not recorded yet, earliest first.
     pub fn crossings_due(&self, now: Timestamp) -> Vec<Crossing> {
+        let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner
             .crossings
@@ -541,6 +544,16 @@ impl SlaBoard {
             .take_while(|(at, ..)| *at <= now)
             .filter_map(|(at, id, index, threshold)| {
                 let due = inner.entries.get(id)?.dues.get(*index)?;
+                let refer_to = if *threshold >= 100 {
+                    engine
+                        .policies
+                        .version(&due.policy, due.policy_version)
+                        .ok()
+                        .and_then(|p| p.clocks.iter().find(|c| c.id == due.clock))
+                        .and_then(|c| c.on_breach_refer_to.clone())
+                } else {
+                    None
+                };
                 Some(Crossing {
                     id: *id,
                     policy: due.policy.clone(),
@@ -549,6 +562,7 @@ impl SlaBoard {
                     threshold: *threshold,
                     at: *at,
                     due_at: due.due_at,
+                    refer_to,
                 })
             })
             .collect()

@@ -214,6 +214,28 @@ impl RegulatorQueue {
                 }
                 _ => {}
             }
+        } else if record.event_type == crate::transitions::BREACHED {
+            // A rule-required referral: the policy sends a breached complaint onwards.
+            let t = crate::transitions::decode(&record.payload)?;
+            if let Some(body) = t.refer_to {
+                let id = item_id(t.id, Direction::Outbound, &body, t.at);
+                if !inner.items.contains_key(&id) {
+                    Self::add(
+                        &mut inner,
+                        Item {
+                            id,
+                            complaint: t.id,
+                            direction: Direction::Outbound,
+                            body,
+                            detail: format!("required: the {} clock breached", t.clock),
+                            created_at: t.at,
+                            deadline: None,
+                            state: ItemState::Available,
+                            version: 0,
+                        },
+                    );
+                }
+            }
         } else if record.event_type.starts_with("queue.") {
             let (id, state) = decode(&record.event_type, &record.payload)?;
             if let Some(item) = inner.items.get_mut(&id) {

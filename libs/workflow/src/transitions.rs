@@ -50,6 +50,7 @@ pub fn event(c: &Crossing) -> NewEvent {
         threshold: u32::from(c.threshold),
         crossed_at_micros: c.at.as_microsecond(),
         due_at_micros: c.due_at.as_microsecond(),
+        refer_to: c.refer_to.clone().unwrap_or_default(),
     };
     NewEvent {
         id: Uuid::new_v5(&NAMESPACE, &name),
@@ -84,6 +85,7 @@ pub fn decode(payload: &[u8]) -> Result<Crossing, DecodeError> {
             .map_err(|_| DecodeError("threshold over 255".into()))?,
         at: time(t.crossed_at_micros)?,
         due_at: time(t.due_at_micros)?,
+        refer_to: Some(t.refer_to).filter(|r| !r.is_empty()),
     })
 }
 

@@ -364,3 +364,100 @@ async fn a_transfer_from_a_regulator_is_reported_back_once_answered() {
     .unwrap();
     assert_eq!(leased.id, item.id);
 }
+
+/// A policy whose rule sends a complaint to the ombudsman once its clock breaches.
+const REFER_ON_BREACH: &str = r#"
+[[policy]]
+id = "TEST-REFER"
+version = 1
+title = "test: answer in 15 minutes or the ombudsman takes it"
+source = "test"
+time_zone = "Asia/Shanghai"
+default_calendar = "CN"
+
+[[policy.clock]]
+id = "first_response"
+title = "First response within 15 minutes"
+starts = "received"
+stops = "acknowledged"
+length = { minutes = 15 }
+on_breach_refer_to = "FOS"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_puts_a_breached_complaint_in_the_regulator_queue_once() {
+    use complaints_sla::{RuleFile, RuleSources};
+    use complaints_workflow::board::SlaBoard;
+    use complaints_workflow::queue::{Direction as QueueDirection, RegulatorQueue};
+    use complaints_workflow::{sla, transitions};
+    use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
+
+    let dir = tempfile::tempdir().unwrap();
+    let start: jiff::Timestamp = "2026-03-02T02:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        start.as_microsecond(),
+    )));
+    let log: Arc<dyn EventLog> = Arc::new(
+        eventlog_sled::SledEventLog::open_with_clock(
+            eventlog_sled::SledConfig::new(dir.path().join("log")),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let mut sources = RuleSources::built_in();
+    sources.policies.push(RuleFile {
+        name: "operator/refer.toml".into(),
+        text: REFER_ON_BREACH.into(),
+    });
+    let engine = Arc::new(sources.engine().unwrap());
+    let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
+        .with_regimes(sla::regimes(&engine));
+    let (board, _b) = SlaBoard::spawn(engine.clone(), log.clone());
+    let (queue, _q) = RegulatorQueue::spawn(log.clone());
+    let id = ComplaintId::new(Uuid::from_u128(42));
+    let mut register = registration(id, None);
+    register.regime = "TEST-REFER".into();
+    register.region = "CN".into();
+    register.received_at = start;
+    workflow
+        .execute(run(id, Command::Register(Box::new(register))))
+        .await
+        .unwrap();
+    board.wait_for(log.head().await.unwrap()).await;
+
+    // 20 minutes on, unanswered: the breach is recorded, and with it the referral.
+    clock.set(LogTime::from_micros(
+        start.as_microsecond() + 20 * 60 * 1_000_000,
+    ));
+    let recorded = transitions::record_due(&board, &*log, &*clock)
+        .await
+        .unwrap();
+    let breach = recorded
+        .iter()
+        .find(|c| c.threshold == 100)
+        .expect("a breach");
+    assert_eq!(breach.refer_to.as_deref(), Some("FOS"));
+    queue.wait_for(log.head().await.unwrap()).await;
+    let now: jiff::Timestamp = "2026-03-02T02:20:00Z".parse().unwrap();
+    let items = queue.items(now, Some(QueueDirection::Outbound));
+    assert_eq!(items.len(), 1, "{items:?}");
+    let (item, _) = &items[0];
+    assert_eq!((item.complaint, item.body.as_str()), (id, "FOS"));
+    assert!(item.detail.contains("first_response"), "{}", item.detail);
+
+    // Recorded again (a restart, a race): still one item.
+    board.wait_for(log.head().await.unwrap()).await;
+    assert!(transitions::record_due(&board, &*log, &*clock)
+        .await
+        .unwrap()
+        .is_empty());
+    let rebuilt = RegulatorQueue::default();
+    for e in log
+        .read_all(1, eventlog::Direction::Forward, 1000)
+        .await
+        .unwrap()
+    {
+        rebuilt.apply(&e).unwrap();
+    }
+    assert_eq!(rebuilt.items(now, Some(QueueDirection::Outbound)).len(), 1);
+}
