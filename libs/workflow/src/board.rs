@@ -212,6 +212,14 @@ pub struct Figures {
     pub open_complaints: u64,
 }
 
+/// Everything the board holds, comparable: what a rebuild must reproduce exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardState {
+    pub entries: BTreeMap<ComplaintId, Entry>,
+    pub urgent: BTreeSet<(Timestamp, ComplaintId, usize)>,
+    pub crossings: BTreeSet<(Timestamp, ComplaintId, usize, u8)>,
+}
+
 #[derive(Default)]
 struct Inner {
     entries: HashMap<ComplaintId, Entry>,
@@ -268,6 +276,16 @@ impl SlaBoard {
         let board = Arc::new(Self::new(engine));
         let task = feed("SLA board", log, board.clone(), Self::apply);
         (board, task)
+    }
+
+    /// Its whole state, for comparing a rebuilt board with a live one.
+    pub fn state(&self) -> BoardState {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        BoardState {
+            entries: inner.entries.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            urgent: inner.urgent.clone(),
+            crossings: inner.crossings.clone(),
+        }
     }
 
     /// The last log position applied.

@@ -144,6 +144,12 @@ impl RegulatorQueue {
         (queue, task)
     }
 
+    /// Every item, by id: what a rebuild must reproduce exactly.
+    pub fn state(&self) -> BTreeMap<Uuid, Item> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.items.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
     /// Waits until the queue has applied `position`.
     pub async fn wait_for(&self, position: Position) {
         self.progress.wait_for(position).await
