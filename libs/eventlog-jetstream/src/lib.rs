@@ -40,8 +40,9 @@ use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use eventlog::{
-    codec, AppendResult, ChainHash, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
-    NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId, Timestamp, Version,
+    codec, idempotency, AppendResult, ChainHash, Clock, Direction, Error, EventLog,
+    ExpectedVersion, Limits, NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId,
+    Timestamp, Version,
 };
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -383,44 +384,14 @@ impl JetStreamEventLog {
                 .map(|e| index.ids.get(&e.id).copied())
                 .collect()
         };
-        let known = found.iter().filter(|p| p.is_some()).count();
-        if known == 0 {
+        let Some(positions) = idempotency::known_positions(events, found)? else {
             return Ok(None);
+        };
+        let mut originals = Vec::with_capacity(positions.len());
+        for position in positions {
+            originals.push(self.record(position).await?.1);
         }
-        if known < found.len() {
-            return Err(Error::IdempotencyConflict {
-                event_id: events[found.iter().position(Option::is_none).unwrap_or(0)].id,
-                reason: "only part of this append repeats an earlier one".into(),
-            });
-        }
-        let mut originals = Vec::with_capacity(found.len());
-        for (event, position) in events.iter().zip(found.into_iter().flatten()) {
-            let (_, original) = self.record(position).await?;
-            if !original.same_content(stream, event) {
-                return Err(Error::IdempotencyConflict {
-                    event_id: event.id,
-                    reason: "the same id was appended with different content".into(),
-                });
-            }
-            originals.push(original);
-        }
-        let consecutive = originals
-            .windows(2)
-            .all(|w| w[1].position == w[0].position + 1 && w[1].version == w[0].version + 1);
-        if !consecutive {
-            return Err(Error::IdempotencyConflict {
-                event_id: events[0].id,
-                reason: "the ids were appended before, but not together in this order".into(),
-            });
-        }
-        let (first, last) = (&originals[0], &originals[originals.len() - 1]);
-        Ok(Some(AppendResult {
-            first_version: first.version,
-            last_version: last.version,
-            first_position: first.position,
-            last_position: last.position,
-            deduplicated: true,
-        }))
+        idempotency::original_result(stream, events, &originals).map(Some)
     }
 }
 

@@ -149,19 +149,7 @@ impl Iterator for ChunkRecords {
     type Item = Result<RecordedEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            if self.offset == self.value.len() {
-                return None;
-            }
-            self.offset = self.value.len();
-            return Some(Err(Error::Corruption {
-                position: self.next_position.saturating_sub(1),
-                reason: "bytes after the last record of a chunk".into(),
-            }));
-        }
-        Some(
-            self.raw()
-                .and_then(|(position, record)| codec::decode(position, record)),
-        )
+        self.next_stored()
+            .map(|stored| stored.and_then(|s| codec::decode(s.position, s.bytes)))
     }
 }

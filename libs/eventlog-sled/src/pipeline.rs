@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    codec, AppendResult, ChainHash, Error, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    Result, StreamId, Timestamp,
+    codec, idempotency, AppendResult, ChainHash, Error, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, Result, StreamId, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -225,45 +225,14 @@ impl Writer {
                 .map(|e| index.position_of(&e.id))
                 .collect()
         };
-        let known = found.iter().filter(|p| p.is_some()).count();
-        if known == 0 {
+        let Some(positions) = idempotency::known_positions(&request.events, found)? else {
             return Ok(None);
-        }
-        if known < found.len() {
-            let event = &request.events[found.iter().position(Option::is_none).unwrap_or(0)];
-            return Err(Error::IdempotencyConflict {
-                event_id: event.id,
-                reason: "only part of this append repeats an earlier one".into(),
-            });
-        }
-        let mut originals = Vec::with_capacity(found.len());
-        for (event, position) in request.events.iter().zip(found.into_iter().flatten()) {
-            let original = self.record(position)?;
-            if !original.same_content(&request.stream, event) {
-                return Err(Error::IdempotencyConflict {
-                    event_id: event.id,
-                    reason: "the same id was appended with different content".into(),
-                });
-            }
-            originals.push(original);
-        }
-        let consecutive = originals
-            .windows(2)
-            .all(|w| w[1].position == w[0].position + 1 && w[1].version == w[0].version + 1);
-        if !consecutive {
-            return Err(Error::IdempotencyConflict {
-                event_id: request.events[0].id,
-                reason: "the ids were appended before, but not together in this order".into(),
-            });
-        }
-        let (first, last) = (&originals[0], &originals[originals.len() - 1]);
-        Ok(Some(AppendResult {
-            first_version: first.version,
-            last_version: last.version,
-            first_position: first.position,
-            last_position: last.position,
-            deduplicated: true,
-        }))
+        };
+        let originals = positions
+            .into_iter()
+            .map(|position| self.record(position))
+            .collect::<Result<Vec<_>>>()?;
+        idempotency::original_result(&request.stream, &request.events, &originals).map(Some)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod clock;
 pub mod codec;
 mod error;
+pub mod idempotency;
 pub mod limits;
 mod subscribe;
 pub mod types;

@@ -306,13 +306,7 @@ impl Api {
         let (complaint, version) = self.workflow.get(id).await.map_err(errors::status)?;
         // The rules in force are the last ones the log records, as the board follows them:
         // wait until the board has seen everything written before this call.
-        let head = self
-            .workflow
-            .log()
-            .head()
-            .await
-            .map_err(|e| errors::status(e.into()))?;
-        self.catch_up(self.board.wait_for(head)).await?;
+        self.board_caught_up().await?;
         let now = self.now()?;
         Ok(Response::new(sla_view(
             &self.board.engine(),
@@ -352,13 +346,7 @@ impl Api {
         if !v.is_empty() {
             return Err(errors::invalid(v.0));
         }
-        let head = self
-            .workflow
-            .log()
-            .head()
-            .await
-            .map_err(|e| errors::status(e.into()))?;
-        self.catch_up(self.board.wait_for(head)).await?;
+        self.board_caught_up().await?;
         let now = self.now()?;
         let filter = |s: String| Some(s).filter(|s| !s.is_empty());
         let page = self.board.clocks(
@@ -397,13 +385,7 @@ impl Api {
         request: Request<api::GetBoardRequest>,
     ) -> Result<Response<api::Board>, Status> {
         crate::authz::principal(&request)?;
-        let head = self
-            .workflow
-            .log()
-            .head()
-            .await
-            .map_err(|e| errors::status(e.into()))?;
-        self.catch_up(self.board.wait_for(head)).await?;
+        self.board_caught_up().await?;
         let now = self.now()?;
         Ok(Response::new(board_out(&self.board, now)))
     }
@@ -458,14 +440,23 @@ impl Api {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn queue_caught_up(&self) -> Result<(), Status> {
-        let head = self
-            .workflow
+    /// The log's head now: what a projection must have seen to answer this call.
+    async fn head(&self) -> Result<eventlog::Position, Status> {
+        self.workflow
             .log()
             .head()
             .await
-            .map_err(|e| errors::status(e.into()))?;
+            .map_err(|e| errors::status(e.into()))
+    }
+
+    async fn queue_caught_up(&self) -> Result<(), Status> {
+        let head = self.head().await?;
         self.catch_up(self.queue.wait_for(head)).await
+    }
+
+    async fn board_caught_up(&self) -> Result<(), Status> {
+        let head = self.head().await?;
+        self.catch_up(self.board.wait_for(head)).await
     }
 
     pub async fn list_regulator_queue(
