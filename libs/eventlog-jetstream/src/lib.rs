@@ -27,7 +27,8 @@
 //! includes an fdatasync.
 //!
 //! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once
-//! to rebuild the indexes. Another process's appends are noticed when this one next
+//! to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
+//! (resumable from any position the subscriber kept), not JetStream durable consumers. Another process's appends are noticed when this one next
 //! appends (its expected sequence is refused) or through a core subscription on the
 //! stream's subjects, which wakes followers.
 #![forbid(unsafe_code)]
