@@ -235,7 +235,7 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                 Some(dir) => verify_offline(&dir, &digests, &keys, after.as_deref())?,
                 None => verify_online(&ctx, digests, keys, after.unwrap_or_default()).await?,
             };
-            println!("{summary}");
+            out!("{summary}");
             if !intact {
                 bail!("the log is not intact");
             }
@@ -262,7 +262,7 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                         path.display()
                     );
                 }
-                None => println!("{}", digest.json),
+                None => out!("{}", digest.json),
             }
         }
         AuditCmd::Timeline { complaint } => timeline(&ctx, &complaint_name(&complaint)).await?,
@@ -438,7 +438,7 @@ async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         .stream_events(ctx.req(request)?)
         .await?
         .into_inner();
-    println!("{name}");
+    out!("{name}");
     let mut any = false;
     while let Some(event) = stream.message().await? {
         any = true;
@@ -466,9 +466,10 @@ async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         let detail: String = detail.chars().take(200).collect();
-        println!(
+        out!(
             "  {at}  v{:<3} {what:<24} by {:<20} {detail}",
-            event.version, event.actor
+            event.version,
+            event.actor
         );
     }
     if !any {
@@ -501,18 +502,22 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             let c = r.complaint.unwrap_or_default();
-            println!(
+            out!(
                 "{} as of {at} (log position {}; SLA rules {})",
-                c.name, r.position, r.rules
+                c.name,
+                r.position,
+                r.rules
             );
-            println!("  status {:?}, version {}", c.status(), c.version);
+            out!("  status {:?}, version {}", c.status(), c.version);
             if let Some(sla) = r.sla {
-                println!(
+                out!(
                     "  policy {} v{} ({})",
-                    sla.policy, sla.policy_version, sla.time_zone
+                    sla.policy,
+                    sla.policy_version,
+                    sla.time_zone
                 );
                 for clock in sla.clocks {
-                    println!(
+                    out!(
                         "  {:<24} {:?}  due {} {}  used {:.0}%",
                         clock.clock,
                         clock.state(),
@@ -536,8 +541,8 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
                 })?)
                 .await?
                 .into_inner();
-            println!("board as of {at}");
-            println!(
+            out!("board as of {at}");
+            out!(
                 "  complaints {}, open {}, due today {}, breach rate {:.1}%",
                 b.complaints,
                 b.open_complaints,
@@ -545,10 +550,10 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
                 b.breach_rate * 100.0
             );
             for (state, n) in &b.clocks_by_state {
-                println!("  clocks {state}: {n}");
+                out!("  clocks {state}: {n}");
             }
             for (regime, n) in &b.breached_by_regime {
-                println!("  breached under {regime}: {n}");
+                out!("  breached under {regime}: {n}");
             }
         }
         AsOfCmd::Queue { at } => {
@@ -558,9 +563,9 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
                 })?)
                 .await?
                 .into_inner();
-            println!("regulator queue as of {at}: {} items", q.items.len());
+            out!("regulator queue as of {at}: {} items", q.items.len());
             for i in &q.items {
-                println!("  {}  {}  {}", i.name, i.complaint, i.body);
+                out!("  {}  {}  {}", i.name, i.complaint, i.body);
             }
         }
     }

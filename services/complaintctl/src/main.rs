@@ -12,6 +12,17 @@
 //! and each bad field, and exit with status 1.
 #![forbid(unsafe_code)]
 
+/// `println!` that stops quietly when the reader has gone (e.g. `complaintctl list | head`)
+/// instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod audit;
 
 use anyhow::{anyhow, Context};
@@ -129,9 +140,14 @@ fn show_item(i: &api::QueueItem) {
     } else {
         String::new()
     };
-    println!(
+    out!(
         "{}  {:<8} {:<18} {:<8} {}{}",
-        i.name, direction, state, i.body, i.complaint, extra
+        i.name,
+        direction,
+        state,
+        i.body,
+        i.complaint,
+        extra
     );
 }
 
@@ -514,45 +530,47 @@ fn show(c: &api::Complaint) {
             .map(|t| t.to_string())
             .unwrap_or_else(|| "-".into())
     };
-    println!(
+    out!(
         "{}  version {}  {}",
         c.name,
         c.version,
         name_of(c.status, |v| api::Status::try_from(v).ok())
     );
-    println!(
+    out!(
         "  regime {} ({}), channel {}, received {}",
         c.regime,
         c.region,
         name_of(c.channel, |v| api::Channel::try_from(v).ok()),
         time(&c.receive_time)
     );
-    println!(
+    out!(
         "  unit {}, product {}, category {}",
-        c.unit, c.product, c.category
+        c.unit,
+        c.product,
+        c.category
     );
     if let Some(a) = &c.assignment {
-        println!("  assigned to {} / {}", a.unit, a.handler);
+        out!("  assigned to {} / {}", a.unit, a.handler);
     }
     if c.decision != 0 {
-        println!(
+        out!(
             "  decision {} at {}",
             name_of(c.decision, |v| api::Decision::try_from(v).ok()),
             time(&c.answer_time)
         );
     }
     if let Some(p) = &c.pending_extension {
-        println!("  extension of {} days waiting for approval", p.days);
+        out!("  extension of {} days waiting for approval", p.days);
     }
     for e in &c.extensions {
-        println!(
+        out!(
             "  extension of {} days approved at {}",
             e.days,
             time(&e.approved_time)
         );
     }
     for r in &c.referrals {
-        println!(
+        out!(
             "  referred to {} at {} ({})",
             r.body,
             time(&r.referral_time),
@@ -733,13 +751,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for e in &page.clocks {
                 let Some(c) = &e.clock else { continue };
                 let state = name_of(c.state, |v| api::ClockState::try_from(v).ok());
-                println!(
+                out!(
                     "{}  {:<14} {:<18} due {}  {:<10} {:<10} {}",
-                    e.name, c.clock, state, c.due_date, e.unit, e.category, e.regime
+                    e.name,
+                    c.clock,
+                    state,
+                    c.due_date,
+                    e.unit,
+                    e.category,
+                    e.regime
                 );
             }
             if !page.next_page_token.is_empty() {
-                println!("next page: --page-token {}", page.next_page_token);
+                out!("next page: --page-token {}", page.next_page_token);
             }
             return Ok(());
         }
@@ -795,7 +819,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .get_board(client.req(api::GetBoardRequest {})?)
                 .await?
                 .into_inner();
-            println!(
+            out!(
                 "complaints {} (open {}), clocks due today {}, breach rate {:.1}%",
                 b.complaints,
                 b.open_complaints,
@@ -803,12 +827,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 b.breach_rate * 100.0
             );
             if let Some(s) = b.median_seconds_to_answer {
-                println!("median time to answer: {:.1} days", s as f64 / 86_400.0);
+                out!("median time to answer: {:.1} days", s as f64 / 86_400.0);
             }
             let show_map = |title: &str, m: &std::collections::HashMap<String, u64>| {
                 let mut rows: Vec<_> = m.iter().collect();
                 rows.sort();
-                println!(
+                out!(
                     "{title}: {}",
                     rows.iter()
                         .map(|(k, v)| format!("{k} {v}"))
@@ -832,9 +856,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .get_complaint_sla(client.req(api::GetComplaintSlaRequest { name })?)
                 .await?
                 .into_inner();
-            println!(
+            out!(
                 "{}  version {}  policy {} v{} ({})",
-                sla.name, sla.version, sla.policy, sla.policy_version, sla.time_zone
+                sla.name,
+                sla.version,
+                sla.policy,
+                sla.policy_version,
+                sla.time_zone
             );
             for c in &sla.clocks {
                 let state = name_of(c.state, |v| api::ClockState::try_from(v).ok());
@@ -844,7 +872,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                println!(
+                out!(
                     "  {:<28} {:<18} due {} ({}), {:.0}% used{}",
                     c.clock,
                     state,
@@ -858,7 +886,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 );
                 for line in &c.explanation {
-                    println!("      {line}");
+                    out!("      {line}");
                 }
             }
             return Ok(());
@@ -887,7 +915,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             for s in &page.complaints {
-                println!(
+                out!(
                     "{}  v{}  {:<13} {:<12} {:<10} {}",
                     s.name,
                     s.version,
@@ -898,7 +926,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             if !page.next_page_token.is_empty() {
-                println!("next page: --page-token {}", page.next_page_token);
+                out!("next page: --page-token {}", page.next_page_token);
             }
             return Ok(());
         }
