@@ -26,8 +26,8 @@
 //! `sync_interval: always`. That is the documented difference from sled, whose commit
 //! includes an fdatasync.
 //!
-//! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once
-//! to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
+//! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once,
+//! through an ordered consumer, to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
 //! (resumable from any position the subscriber kept), not JetStream durable consumers. Another process's appends are noticed when this one next
 //! appends (its expected sequence is refused) or through a core subscription on the
 //! stream's subjects, which wakes followers.
@@ -311,40 +311,87 @@ impl JetStreamEventLog {
         self.catch_up().await
     }
 
-    /// Reads every message past the last one applied and applies it.
+    /// Reads every message past the last one applied and applies it: a long way behind
+    /// (opening a log) through an ordered consumer that streams the messages in batches,
+    /// a few messages by fetching each.
     async fn catch_up(&self) -> Result<()> {
         let mut info = self.inner.stream.clone();
         let last = info.info().await.map_err(storage)?.state.last_sequence;
+        let next = self.index().last_sequence + 1;
+        if last >= next + 32 {
+            self.stream_from(next, last).await?;
+        }
         loop {
-            let (next, first) = {
-                let index = self.index();
-                (index.last_sequence + 1, index.head() + 1)
-            };
+            let next = self.index().last_sequence + 1;
             if next > last {
-                break;
+                return Ok(());
             }
             let payload = self.message(next).await?;
-            let records = unframe(next, first, &payload)?
-                .into_iter()
-                .map(|stored| {
-                    let record = stored.decode()?;
-                    Ok((stored, record))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let head = {
-                let mut index = self.index();
-                if index.last_sequence >= next {
-                    continue; // applied meanwhile by an append of ours
-                }
-                index.apply(next, &records)?;
-                index.head()
-            };
-            self.inner.head_tx.send_if_modified(|h| {
-                let moved = head > *h;
-                *h = (*h).max(head);
-                moved
+            self.apply_message(next, &payload)?;
+        }
+    }
+
+    /// Applies messages `from..=to` read through an ordered consumer.
+    async fn stream_from(&self, from: u64, to: u64) -> Result<()> {
+        use jetstream::consumer::{pull, DeliverPolicy};
+        let consumer = self
+            .inner
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(storage)?;
+        let mut messages = consumer.messages().await.map_err(storage)?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(storage)?;
+            let sequence = message.info().map_err(storage)?.stream_sequence;
+            self.apply_message(sequence, &message.payload)?;
+            if sequence >= to {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks and applies message `sequence` unless it was applied already.
+    fn apply_message(&self, sequence: u64, payload: &Bytes) -> Result<()> {
+        let (applied, first) = {
+            let index = self.index();
+            (index.last_sequence, index.head() + 1)
+        };
+        if sequence <= applied {
+            return Ok(()); // applied meanwhile (an append of ours)
+        }
+        if sequence != applied + 1 {
+            return Err(Error::Corruption {
+                position: first,
+                reason: format!("message {} is missing", applied + 1),
             });
         }
+        let records = unframe(sequence, first, payload)?
+            .into_iter()
+            .map(|stored| {
+                let record = stored.decode()?;
+                Ok((stored, record))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = {
+            let mut index = self.index();
+            if index.last_sequence >= sequence {
+                return Ok(());
+            }
+            index.apply(sequence, &records)?;
+            index.head()
+        };
+        self.inner.head_tx.send_if_modified(|h| {
+            let moved = head > *h;
+            *h = (*h).max(head);
+            moved
+        });
         Ok(())
     }
 
