@@ -161,7 +161,8 @@ pub struct Workflow {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     rules: Rules,
-    regimes: Arc<Regimes>,
+    /// The regimes and regions registrations may use; replaced when the rules reload.
+    regimes: Arc<std::sync::RwLock<Arc<Regimes>>>,
     /// Seals personal data per person when set (the service always sets it).
     keys: Option<Arc<dyn KeyStore>>,
 }
@@ -185,9 +186,15 @@ impl Workflow {
     }
 
     /// Only accept registrations under these regimes and regions.
-    pub fn with_regimes(mut self, regimes: Regimes) -> Self {
-        self.regimes = Arc::new(regimes);
+    pub fn with_regimes(self, regimes: Regimes) -> Self {
+        self.set_regimes(regimes);
         self
+    }
+
+    /// Replaces the regimes and regions registrations may use (rules reloaded); every
+    /// clone of this workflow sees the change.
+    pub fn set_regimes(&self, regimes: Regimes) {
+        *self.regimes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(regimes);
     }
 
     /// The clock "now" comes from.
@@ -356,7 +363,11 @@ impl Workflow {
                 actor: request.principal.id.clone(),
                 roles: request.principal.roles.clone(),
                 rules: self.rules,
-                regimes: self.regimes.clone(),
+                regimes: self
+                    .regimes
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
             };
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
             let complainant = state

@@ -29,8 +29,8 @@ const PAGE: usize = 1024;
 #[derive(Clone)]
 pub struct Audit {
     workflow: Workflow,
-    /// The rules loaded now (for "today's rules applied to the past").
-    engine: Arc<Engine>,
+    /// The board, whose rules are today's (for "today's rules applied to the past").
+    board: Arc<SlaBoard>,
     signer: Option<Arc<Signer>>,
 }
 
@@ -89,10 +89,10 @@ async fn replay_until(
 }
 
 impl Audit {
-    pub fn new(workflow: Workflow, engine: Arc<Engine>, signer: Option<Arc<Signer>>) -> Self {
+    pub fn new(workflow: Workflow, board: Arc<SlaBoard>, signer: Option<Arc<Signer>>) -> Self {
         Self {
             workflow,
-            engine,
+            board,
             signer,
         }
     }
@@ -108,7 +108,7 @@ impl Audit {
         choice: i32,
     ) -> Result<(Arc<Engine>, bool, String), Status> {
         match audit::RulesChoice::try_from(choice) {
-            Ok(audit::RulesChoice::Current) => Ok((self.engine.clone(), false, "current".into())),
+            Ok(audit::RulesChoice::Current) => Ok((self.board.engine(), false, "current".into())),
             Ok(audit::RulesChoice::Unspecified | audit::RulesChoice::AsRecorded) => {
                 match rules::in_force_at(&**self.log(), at)
                     .await

@@ -34,10 +34,19 @@ pub async fn run() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let running = crate::server::start(&config).await?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            // SIGHUP: load the calendar and policy files again.
+            _ = hup.recv() => {
+                if let Err(e) = running.reload_rules().await {
+                    tracing::error!(error = %format!("{e:#}"), "SLA rules not reloaded; the previous ones stay");
+                }
+            }
+        }
     }
     tracing::info!("shutting down");
     running.shutdown().await

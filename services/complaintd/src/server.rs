@@ -36,9 +36,30 @@ pub struct Running {
     pub addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
+    config: Config,
+    log: Arc<dyn EventLog>,
+    workflow: Workflow,
 }
 
 impl Running {
+    /// Loads the calendar and policy files again (SIGHUP). If they changed, records them
+    /// in the log: the SLA board recomputes every complaint when it reaches that event,
+    /// and registrations accept the new regimes. Returns the position of the recorded
+    /// change, if there was one. Invalid files change nothing and are reported.
+    pub async fn reload_rules(&self) -> anyhow::Result<Option<eventlog::Position>> {
+        let (sources, engine) = sla_rules(&self.config)?;
+        let recorded = rules::record_if_changed(&*self.log, &sources, SERVICE_ACTOR)
+            .await
+            .context("recording the SLA rules in the log")?;
+        self.workflow
+            .set_regimes(complaints_workflow::sla::regimes(&engine));
+        match recorded {
+            Some(position) => tracing::info!(position, "SLA rules reloaded: changed, recorded"),
+            None => tracing::info!("SLA rules reloaded: unchanged"),
+        }
+        Ok(recorded)
+    }
+
     /// Stops accepting calls, lets the ones in flight finish, and closes the log.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
@@ -259,7 +280,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             signing_stopped,
         ))
     });
-    let audit = Audit::new(workflow.clone(), engine.clone(), signer);
+    let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
+    let audit = Audit::new(workflow.clone(), board.clone(), signer);
     let mut api = Api::new(workflow, list, board, queue);
     let publisher = match &config.nats_url {
         Some(url) => {
@@ -356,5 +378,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         Ok(())
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "complaintd ready");
-    Ok(Running { addr, stop, task })
+    Ok(Running {
+        addr,
+        stop,
+        task,
+        config: config.clone(),
+        log: reload_log,
+        workflow: reload_workflow,
+    })
 }

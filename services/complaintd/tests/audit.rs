@@ -589,3 +589,48 @@ async fn past_views_use_the_rules_in_force_then_unless_asked_for_todays() {
     assert_eq!(board.clocks_by_state.get("breached"), Some(&1), "{board:?}");
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_the_rules_recomputes_open_complaints_without_a_restart() {
+    let env = Env::new();
+    let policies = env.dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let (running, mut c) = env.start(Some(policies.clone())).await;
+    let registered = c
+        .api
+        .register_complaint(req(register("CN-CBIRC", "CN", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+    let sla = |c: &mut Clients| {
+        let mut api = c.api.clone();
+        let name = registered.name.clone();
+        async move {
+            api.get_complaint_sla(req(api::GetComplaintSlaRequest { name }, "operations"))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    assert_eq!(sla(&mut c).await.clocks[0].due_date, "2026-02-20");
+    assert!(
+        running.reload_rules().await.unwrap().is_none(),
+        "nothing changed"
+    );
+
+    // A broken file is refused and changes nothing.
+    std::fs::write(policies.join("broken.toml"), "[[policy]]\nid = 3\n").unwrap();
+    assert!(running.reload_rules().await.is_err());
+    std::fs::remove_file(policies.join("broken.toml")).unwrap();
+    assert_eq!(sla(&mut c).await.clocks[0].due_date, "2026-02-20");
+
+    // The operator adds a stricter version: recorded, and the open complaint recomputed.
+    std::fs::write(policies.join("cn.toml"), CN_TEN_DAYS).unwrap();
+    assert!(running.reload_rules().await.unwrap().is_some());
+    let now = sla(&mut c).await;
+    assert_eq!(
+        (now.clocks[0].due_date.as_str(), now.policy_version),
+        ("2026-02-15", 2)
+    );
+    running.shutdown().await.unwrap();
+}
