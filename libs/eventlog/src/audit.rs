@@ -314,19 +314,25 @@ impl Signer {
         actor: &str,
         now: Timestamp,
     ) -> Result<Option<SignedDigest>> {
-        let digest = Digest::of_log(log).await?;
-        if digest.position == 0 {
+        let position = log.head().await?;
+        if position == 0 {
             return Ok(None);
         }
-        let last = log
-            .read_stored(digest.position, 1)
-            .await?
-            .pop()
-            .map(|r| r.decode())
-            .transpose()?;
-        if last.is_some_and(|r| r.event_type == DIGEST_EVENT_TYPE) {
+        let stored =
+            log.read_stored(position, 1)
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Corruption {
+                    position,
+                    reason: "missing record".into(),
+                })?;
+        if stored.decode()?.event_type == DIGEST_EVENT_TYPE {
             return Ok(None);
         }
+        let digest = Digest {
+            position,
+            head: stored.hash(),
+        };
         let signed = self.sign(digest, now);
         let event = NewEvent::new(
             DIGEST_EVENT_TYPE,

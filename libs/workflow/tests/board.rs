@@ -285,22 +285,7 @@ async fn log_head(log: &Arc<SledEventLog>) -> u64 {
 }
 
 /// CN-CBIRC version 2 with a 10-day decision clock (an operator's change of rules).
-const CN_TEN_DAYS: &str = r#"
-[[policy]]
-id = "CN-CBIRC"
-version = 2
-title = "test: ten days"
-source = "test"
-time_zone = "Asia/Shanghai"
-regions = { CN = "CN" }
-
-[[policy.clock]]
-id = "decision"
-title = "Decision in 10 days"
-starts = "received"
-stops = "answered"
-length = { calendar_days = 10 }
-"#;
+const CN_TEN_DAYS: &str = include_str!("policies/cn-ten-days.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_rules_change_recomputes_open_complaints_and_a_rebuild_agrees() {

@@ -366,23 +366,7 @@ async fn a_transfer_from_a_regulator_is_reported_back_once_answered() {
 }
 
 /// A policy whose rule sends a complaint to the ombudsman once its clock breaches.
-const REFER_ON_BREACH: &str = r#"
-[[policy]]
-id = "TEST-REFER"
-version = 1
-title = "test: answer in 15 minutes or the ombudsman takes it"
-source = "test"
-time_zone = "Asia/Shanghai"
-default_calendar = "CN"
-
-[[policy.clock]]
-id = "first_response"
-title = "First response within 15 minutes"
-starts = "received"
-stops = "acknowledged"
-length = { minutes = 15 }
-on_breach_refer_to = "FOS"
-"#;
+const REFER_ON_BREACH: &str = include_str!("policies/refer-on-breach.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_puts_a_breached_complaint_in_the_regulator_queue_once() {

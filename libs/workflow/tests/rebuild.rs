@@ -18,40 +18,9 @@ use eventlog_sled::{SledConfig, SledEventLog};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-const REFER: &str = r#"
-[[policy]]
-id = "TEST-REFER"
-version = 1
-title = "test: answer in 15 minutes or the ombudsman takes it"
-source = "test"
-time_zone = "Asia/Shanghai"
-default_calendar = "CN"
+const REFER: &str = include_str!("policies/refer-on-breach.toml");
 
-[[policy.clock]]
-id = "first_response"
-title = "First response within 15 minutes"
-starts = "received"
-stops = "acknowledged"
-length = { minutes = 15 }
-on_breach_refer_to = "FOS"
-"#;
-
-const CN_TEN_DAYS: &str = r#"
-[[policy]]
-id = "CN-CBIRC"
-version = 2
-title = "test: ten days"
-source = "test"
-time_zone = "Asia/Shanghai"
-regions = { CN = "CN" }
-
-[[policy.clock]]
-id = "decision"
-title = "Decision in 10 days"
-starts = "received"
-stops = "answered"
-length = { calendar_days = 10 }
-"#;
+const CN_TEN_DAYS: &str = include_str!("policies/cn-ten-days.toml");
 
 #[derive(Debug, Clone)]
 enum Op {

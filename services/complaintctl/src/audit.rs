@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
 use tonic::Request;
 
+use crate::identified;
+
 #[derive(Subcommand)]
 pub enum AuditCmd {
     /// Export events as JSON Lines (one object per event, with its hashes).
@@ -105,14 +107,7 @@ pub struct Ctx {
 
 impl Ctx {
     fn req<T>(&self, message: T) -> anyhow::Result<Request<T>> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("x-principal", self.principal.parse().context("--as")?);
-        request
-            .metadata_mut()
-            .insert("x-roles", self.roles.parse().context("--roles")?);
-        Ok(request)
+        identified(message, &self.principal, &self.roles)
     }
 
     async fn client(&self) -> anyhow::Result<AuditServiceClient<Channel>> {

@@ -587,15 +587,20 @@ struct Client {
 
 impl Client {
     fn req<T>(&self, message: T) -> anyhow::Result<Request<T>> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("x-principal", self.principal.parse().context("--as")?);
-        request
-            .metadata_mut()
-            .insert("x-roles", self.roles.parse().context("--roles")?);
-        Ok(request)
+        identified(message, &self.principal, &self.roles)
     }
+}
+
+/// A request naming the caller (development authentication: `--as`, `--roles`).
+fn identified<T>(message: T, principal: &str, roles: &str) -> anyhow::Result<Request<T>> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-principal", principal.parse().context("--as")?);
+    request
+        .metadata_mut()
+        .insert("x-roles", roles.parse().context("--roles")?);
+    Ok(request)
 }
 
 #[tokio::main]

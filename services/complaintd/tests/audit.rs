@@ -491,23 +491,8 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
     );
 }
 
-/// CN-CBIRC version 2: ten days instead of fifteen.
-const CN_TEN_DAYS: &str = r#"
-[[policy]]
-id = "CN-CBIRC"
-version = 2
-title = "test: ten days"
-source = "test"
-time_zone = "Asia/Shanghai"
-regions = { CN = "CN" }
-
-[[policy.clock]]
-id = "decision"
-title = "Decision in 10 days"
-starts = "received"
-stops = "answered"
-length = { calendar_days = 10 }
-"#;
+/// CN-CBIRC version 2: ten days instead of fifteen (shared test policy).
+const CN_TEN_DAYS: &str = include_str!("../../../libs/workflow/tests/policies/cn-ten-days.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_views_use_the_rules_in_force_then_unless_asked_for_todays() {
