@@ -26,7 +26,9 @@
 //! `sync_interval: always`. That is the documented difference from sled, whose commit
 //! includes an fdatasync.
 //!
-//! Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once,
+//! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
+//! stream (one info request), so a replica decides on every append acknowledged so far,
+//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once,
 //! through an ordered consumer, to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
 //! (resumable from any position the subscriber kept), not JetStream durable consumers. Another process's appends are noticed when this one next
 //! appends (its expected sequence is refused) or through a core subscription on the
@@ -569,6 +571,8 @@ impl EventLog for JetStreamEventLog {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
         self.check_open()?;
+        // Another replica may have appended: decide on the stream as JetStream has it.
+        self.catch_up().await?;
         Ok(self.index().version(stream))
     }
 
@@ -580,6 +584,9 @@ impl EventLog for JetStreamEventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         self.check_open()?;
+        // A command reads its complaint's stream before deciding: see every append
+        // acknowledged so far, including other replicas'.
+        self.catch_up().await?;
         let positions: Vec<Position> = {
             let index = self.index();
             let Some(all) = index.streams.get(stream) else {
