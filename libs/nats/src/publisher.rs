@@ -325,6 +325,14 @@ async fn run(
                 continue;
             }
         };
+        if let Some((_, last)) = batch.last() {
+            // The batch may reach past the head last seen.
+            status.send_if_modified(|s| {
+                let moved = last.position > s.head;
+                s.head = s.head.max(last.position);
+                moved
+            });
+        }
         let Some(sink_ref) = sink.as_ref() else {
             continue;
         };
