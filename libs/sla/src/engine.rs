@@ -77,6 +77,31 @@ pub struct Due {
     pub explanation: Vec<String>,
 }
 
+/// The times of a computed clock, borrowed: what [`Engine::assess_times`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockTimes<'a> {
+    pub started_at: Timestamp,
+    pub due_date: Option<Date>,
+    pub due_at: Timestamp,
+    /// The business-day calendar, for clocks counted in working days.
+    pub calendar: Option<&'a str>,
+    pub stopped_at: Option<Timestamp>,
+    pub paused_since: Option<Timestamp>,
+}
+
+/// A computed due time without its names or explanation (see [`Engine::timings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub started_at: Timestamp,
+    pub due_date: Option<Date>,
+    pub due_at: Timestamp,
+    pub length: Length,
+    /// Counted in working days on the region's calendar.
+    pub business_days: bool,
+    pub stopped_at: Option<Timestamp>,
+    pub paused_since: Option<Timestamp>,
+}
+
 /// The state of a clock at a moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClockState {
@@ -194,6 +219,21 @@ impl Engine {
         Ok(out)
     }
 
+    /// Every started clock's times, by index of its rule in the policy: what
+    /// [`Engine::due_dates_unexplained`] gives, without the names (for projections that
+    /// keep a million of them).
+    pub fn timings(&self, policy: &Policy, facts: &Facts) -> Result<Vec<(usize, Timing)>> {
+        let zone = tz(policy)?;
+        let mut out = Vec::with_capacity(policy.clocks.len());
+        for (i, rule) in policy.clocks.iter().enumerate() {
+            let mut why = Explanation::new(false);
+            if let Some(t) = self.timing(policy, rule, facts, &zone, &mut why)? {
+                out.push((i, t));
+            }
+        }
+        Ok(out)
+    }
+
     fn due_explained(
         &self,
         policy: &Policy,
@@ -203,6 +243,37 @@ impl Engine {
     ) -> Result<Option<Due>> {
         let zone = tz(policy)?;
         let mut why = Explanation::new(explain);
+        let Some(t) = self.timing(policy, rule, facts, &zone, &mut why)? else {
+            return Ok(None);
+        };
+        let calendar = match t.business_days {
+            true => policy.calendar_for(&facts.region).ok().map(str::to_owned),
+            false => None,
+        };
+        Ok(Some(Due {
+            policy: policy.id.clone(),
+            policy_version: policy.version,
+            clock: rule.id.clone(),
+            title: rule.title.clone(),
+            started_at: t.started_at,
+            due_date: t.due_date,
+            due_at: t.due_at,
+            length: t.length,
+            calendar,
+            stopped_at: t.stopped_at,
+            paused_since: t.paused_since,
+            explanation: why.lines,
+        }))
+    }
+
+    fn timing(
+        &self,
+        policy: &Policy,
+        rule: &ClockRule,
+        facts: &Facts,
+        zone: &TimeZone,
+        why: &mut Explanation,
+    ) -> Result<Option<Timing>> {
         why.note(|| {
             format!(
                 "policy {} v{} ({}), clock {}: {}",
@@ -326,20 +397,18 @@ impl Engine {
             }
         }
 
-        let (due_date, due_at, calendar) = if length.is_day_based() {
+        let (due_date, due_at, business_days) = if length.is_day_based() {
             let start_date = started_at.to_zoned(zone.clone()).date();
-            let calendar_id = policy.calendar_for(&facts.region).ok().map(str::to_owned);
+            let calendar_id = policy.calendar_for(&facts.region).ok();
             let mut date = match length {
                 Length::CalendarDays(n) => add_days(start_date, (n as i64).days())?,
                 Length::Weeks(n) => add_days(start_date, (7 * n as i64).days())?,
                 Length::Months(n) => add_days(start_date, (n as i64).months())?,
                 Length::BusinessDays(n) => {
-                    let id = calendar_id
-                        .as_deref()
-                        .ok_or_else(|| SlaError::UnknownRegion {
-                            policy: policy.id.clone(),
-                            region: facts.region.clone(),
-                        })?;
+                    let id = calendar_id.ok_or_else(|| SlaError::UnknownRegion {
+                        policy: policy.id.clone(),
+                        region: facts.region.clone(),
+                    })?;
                     let calendar = self.calendars.get(id)?;
                     why.note(|| {
                         format!(
@@ -358,7 +427,7 @@ impl Engine {
             }
             let paused_days = ceil_days(paused);
             if paused_days > 0 {
-                date = match (length, calendar_id.as_deref()) {
+                date = match (length, calendar_id) {
                     (Length::BusinessDays(_), Some(id)) => {
                         let calendar = self.calendars.get(id)?;
                         calendar.nth_working_day_after(date, paused_days as u32)?
@@ -367,7 +436,7 @@ impl Engine {
                 };
                 why.note(|| format!("+{paused_days} paused days (not counted): {date}"));
             }
-            if let Some(id) = &calendar_id {
+            if let Some(id) = calendar_id {
                 if self.calendars.get(id).is_ok_and(|c| c.is_provisional(date)) {
                     why.note(|| format!("note: calendar {id} is provisional for {}", date.year()));
                 }
@@ -397,7 +466,7 @@ impl Engine {
             (
                 Some(date),
                 due_at,
-                calendar_id.filter(|_| matches!(length, Length::BusinessDays(_))),
+                calendar_id.is_some() && matches!(length, Length::BusinessDays(_)),
             )
         } else {
             let span = match length {
@@ -417,26 +486,42 @@ impl Engine {
                     due.to_zoned(zone.clone())
                 )
             });
-            (None, due, None)
+            (None, due, false)
         };
-        Ok(Some(Due {
-            policy: policy.id.clone(),
-            policy_version: policy.version,
-            clock: rule.id.clone(),
-            title: rule.title.clone(),
+        Ok(Some(Timing {
             started_at,
             due_date,
             due_at,
             length,
-            calendar,
+            business_days,
             stopped_at,
             paused_since,
-            explanation: why.lines,
         }))
     }
 
     /// The clock `due` (of `rule`) as it stands at `now`.
     pub fn assess(&self, rule: &ClockRule, due: &Due, now: Timestamp) -> Assessment {
+        self.assess_times(
+            rule,
+            &ClockTimes {
+                started_at: due.started_at,
+                due_date: due.due_date,
+                due_at: due.due_at,
+                calendar: due.calendar.as_deref(),
+                stopped_at: due.stopped_at,
+                paused_since: due.paused_since,
+            },
+            now,
+        )
+    }
+
+    /// [`Engine::assess`] from the times alone (for projections that keep no [`Due`]).
+    pub fn assess_times(
+        &self,
+        rule: &ClockRule,
+        due: &ClockTimes<'_>,
+        now: Timestamp,
+    ) -> Assessment {
         let end = due.stopped_at.map_or(now, |s| s.min(now));
         let total = due.due_at.duration_since(due.started_at);
         let elapsed = end.duration_since(due.started_at);
@@ -446,7 +531,7 @@ impl Engine {
             elapsed.as_secs_f64() / total.as_secs_f64() * 100.0
         };
         let remaining = due.due_at.duration_since(end);
-        let remaining_business_days = match (&due.calendar, due.due_date) {
+        let remaining_business_days = match (due.calendar, due.due_date) {
             (Some(id), Some(date)) => self.calendars.get(id).ok().and_then(|c| {
                 let today = end.to_zoned(TimeZone::UTC).date();
                 c.working_days_between(today, date).ok()

@@ -20,7 +20,7 @@ pub mod policy;
 mod sources;
 
 pub use calendar::{Calendar, Calendars, YearStatus};
-pub use engine::{Assessment, ClockState, Due, Engine, Facts, PauseFact};
+pub use engine::{Assessment, ClockState, ClockTimes, Due, Engine, Facts, PauseFact, Timing};
 pub use error::{Result, SlaError};
 pub use policy::{ClockRule, DueAt, Length, Policies, Policy, Start, Stop};
 pub use sources::{RuleFile, RuleSources};

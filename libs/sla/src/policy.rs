@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::error::{Result, SlaError};
 
 /// How long a clock runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Length {
     /// Calendar days after the start day; due at the end of the last day.

@@ -4,21 +4,34 @@
 //!
 //! Per complaint it keeps only the SLA facts (no personal data) and the computed due
 //! times; the state at a moment is worked out at query time, since it depends on "now".
+//!
+//! It is built for a million open complaints: names are interned, times are microseconds,
+//! a clock keeps only its times and the index of its rule (names, titles and explanations
+//! come from the policy when asked), and a complaint has one entry in the crossing index
+//! (its next unrecorded crossing), not one per threshold. Events are applied in batches:
+//! a complaint's clocks are recomputed once per batch, after its last event in the batch,
+//! which gives exactly what recomputing after every event gives (the clocks are a function
+//! of the facts, the recorded crossings and the rules; see the rebuild property tests).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
 use complaints_domain::{status_after, Change, Event};
-use complaints_sla::{ClockState, Due, Engine, Facts, PauseFact, Stop};
+use complaints_sla::{
+    ClockRule, ClockState, ClockTimes, Due, Engine, Facts, Length, PauseFact, Policy, Stop, Timing,
+};
 use eventlog::{EventLog, Position, RecordedEvent};
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use uuid::Uuid;
 
-use crate::codec::{self, DecodeError};
-use crate::projection::{feed, Progress};
+use crate::codec::DecodeError;
+use crate::compact::{micros, micros_opt, time, time_opt, Micros, Names, Sym, NONE};
+use crate::projection::{Decoded, Progress};
 
-/// What the board keeps of one complaint.
+/// A complaint on the board, as [`SlaBoard::entry`] shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub id: ComplaintId,
@@ -27,7 +40,7 @@ pub struct Entry {
     pub category: String,
     pub status: Status,
     pub facts: Facts,
-    /// The clocks that have started, with their due times.
+    /// The clocks that have started, with their due times (without explanations).
     pub dues: Vec<Due>,
     /// Why the due times could not be computed, if they could not.
     pub problem: Option<String>,
@@ -36,8 +49,6 @@ pub struct Entry {
     pub ended_at: Option<Timestamp>,
     /// Threshold crossings already recorded in the log: (clock, threshold, due time).
     pub recorded: BTreeSet<(String, u8, Timestamp)>,
-    /// Crossings still to come, as keys of the board's crossing index.
-    scheduled: Vec<(Timestamp, usize, u8)>,
 }
 
 /// A clock reaching one of its thresholds: an at-risk percentage, or 100 for the breach.
@@ -52,88 +63,6 @@ pub struct Crossing {
     pub due_at: Timestamp,
     /// For a breach: where the policy says the complaint must go now, if anywhere.
     pub refer_to: Option<String>,
-}
-
-impl Entry {
-    /// The entry of a just-registered complaint.
-    pub fn registered(r: &complaints_domain::Register) -> Self {
-        Entry {
-            id: r.id,
-            regime: r.regime.clone(),
-            unit: r.unit.clone(),
-            category: r.category.clone(),
-            status: Status::Received,
-            facts: Facts {
-                category: r.category.clone(),
-                ..Facts::received(r.received_at, &r.region)
-            },
-            dues: Vec::new(),
-            problem: None,
-            answered_at: None,
-            ended_at: None,
-            recorded: BTreeSet::new(),
-            scheduled: Vec::new(),
-        }
-    }
-}
-
-/// Folds one event into an entry: the board's own fold, kept equal to
-/// [`crate::sla::facts`] of the full state (see the tests).
-pub fn fold(entry: &mut Entry, event: &Event) {
-    let at = event.at;
-    let facts = &mut entry.facts;
-    let close_pause = |facts: &mut Facts| {
-        if let Some(p) = facts.pauses.last_mut().filter(|p| p.until.is_none()) {
-            p.until = Some(at);
-        }
-    };
-    match &event.change {
-        Change::Acknowledged => {
-            facts.acknowledged_at.get_or_insert(at);
-        }
-        Change::Assigned { unit, .. } => entry.unit = unit.clone(),
-        Change::ClassifiedComplex { .. } => facts.complex = true,
-        Change::HoldingResponseSent { .. } => {
-            facts.holding_response_at.get_or_insert(at);
-        }
-        Change::ExtensionApproved { days, .. } => facts.extensions.push((*days, at)),
-        Change::ClockPaused { reason, .. } => facts.pauses.push(PauseFact {
-            reason: reason.as_str().to_owned(),
-            from: at,
-            until: None,
-        }),
-        Change::ClockResumed { .. } | Change::Withdrawn { .. } => close_pause(facts),
-        Change::NewFactsAdded { .. } => facts.new_facts_at.push(at),
-        Change::Answered { .. } => {
-            entry.answered_at = Some(at);
-            close_pause(facts);
-        }
-        Change::Registered(_)
-        | Change::Declined { .. }
-        | Change::Merged { .. }
-        | Change::FindingsRecorded { .. }
-        | Change::RedressProposed { .. }
-        | Change::ExtensionRequested { .. }
-        | Change::ReviewRequested { .. }
-        | Change::ReviewAnswered { .. }
-        | Change::ReferredToRegulator { .. }
-        | Change::RegulatorOutcomeRecorded { .. }
-        | Change::Closed
-        | Change::Reopened { .. } => {}
-    }
-    // Status and end time exactly as the domain's evolve keeps them.
-    entry.status = status_after(entry.status, &event.change);
-    match (entry.status.is_ended(), entry.ended_at) {
-        (true, None) => entry.ended_at = Some(at),
-        (false, Some(_)) => entry.ended_at = None,
-        _ => {}
-    }
-    // A complaint withdrawn, declined or merged stops its clocks the day it ended.
-    let ended_without_answer = match entry.status {
-        Status::Withdrawn | Status::Declined | Status::Merged => entry.ended_at,
-        _ => None,
-    };
-    entry.facts.answered_at = entry.answered_at.or(ended_without_answer);
 }
 
 /// Filters of a clock listing.
@@ -216,17 +145,503 @@ pub struct Figures {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoardState {
     pub entries: BTreeMap<ComplaintId, Entry>,
+    /// Running deadline clocks: (due time, complaint, clock index).
     pub urgent: BTreeSet<(Timestamp, ComplaintId, usize)>,
-    pub crossings: BTreeSet<(Timestamp, ComplaintId, usize, u8)>,
+    /// Each complaint's next unrecorded crossing.
+    pub crossings: BTreeSet<(Timestamp, ComplaintId)>,
+}
+
+/// A clock pause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pause {
+    reason: Sym,
+    from: Micros,
+    until: Micros,
+}
+
+/// What few complaints have: kept apart so that most complaints pay one pointer for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct More {
+    extensions: Vec<(u32, Micros)>,
+    pauses: Vec<Pause>,
+    new_facts: Vec<Micros>,
+    /// Crossings recorded in the log: (clock name, threshold, due time).
+    recorded: Vec<(Sym, u8, Micros)>,
+    problem: Option<String>,
+}
+
+/// A started clock: its times and the index of its rule in the policy version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Clock {
+    version: u32,
+    rule: u16,
+    business_days: bool,
+    due_date: Option<(i16, i8, i8)>,
+    length: Length,
+    started_at: Micros,
+    due_at: Micros,
+    stopped_at: Micros,
+    paused_since: Micros,
+}
+
+impl Clock {
+    fn of(version: u32, rule: usize, t: &Timing) -> Self {
+        Clock {
+            version,
+            rule: rule as u16,
+            business_days: t.business_days,
+            due_date: t.due_date.map(|d| (d.year(), d.month(), d.day())),
+            length: t.length,
+            started_at: micros(t.started_at),
+            due_at: micros(t.due_at),
+            stopped_at: micros_opt(t.stopped_at),
+            paused_since: micros_opt(t.paused_since),
+        }
+    }
+
+    fn due_date(&self) -> Option<jiff::civil::Date> {
+        self.due_date
+            .and_then(|(y, m, d)| jiff::civil::Date::new(y, m, d).ok())
+    }
+
+    fn running(&self, rule: &ClockRule) -> bool {
+        self.stopped_at == NONE && rule.stops != Stop::WindowCloses
+    }
+
+    /// When the clock reaches `threshold` percent of its time (100: its due time).
+    fn crossing_at(&self, threshold: u8) -> Micros {
+        if threshold >= 100 {
+            return self.due_at;
+        }
+        let total = i128::from(self.due_at) - i128::from(self.started_at);
+        let at = i128::from(self.started_at) + total * i128::from(threshold) / 100;
+        Micros::try_from(at).unwrap_or(self.due_at)
+    }
+}
+
+/// One complaint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Slot {
+    id: u128,
+    regime: Sym,
+    unit: Sym,
+    category: Sym,
+    region: Sym,
+    status: u8,
+    complex: bool,
+    /// Waiting for its clocks to be recomputed at the end of the batch.
+    #[serde(skip)]
+    dirty: bool,
+    received_at: Micros,
+    acknowledged_at: Micros,
+    holding_response_at: Micros,
+    /// The latest answer.
+    answered_at: Micros,
+    ended_at: Micros,
+    /// Its key in the crossing index, if it has an unrecorded crossing.
+    next_crossing: Micros,
+    more: Option<Box<More>>,
+    clocks: Box<[Clock]>,
+}
+
+fn status_of(code: u8) -> Status {
+    Status::ALL
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or(Status::Received)
+}
+
+fn code_of(status: Status) -> u8 {
+    Status::ALL.iter().position(|s| *s == status).unwrap_or(0) as u8
+}
+
+impl Slot {
+    fn registered(r: &complaints_domain::Register, names: &mut Names) -> Self {
+        Slot {
+            id: r.id.uuid().as_u128(),
+            regime: names.intern(&r.regime),
+            unit: names.intern(&r.unit),
+            category: names.intern(&r.category),
+            region: names.intern(&r.region),
+            status: code_of(Status::Received),
+            complex: false,
+            dirty: false,
+            received_at: micros(r.received_at),
+            acknowledged_at: NONE,
+            holding_response_at: NONE,
+            answered_at: NONE,
+            ended_at: NONE,
+            next_crossing: NONE,
+            more: None,
+            clocks: Box::new([]),
+        }
+    }
+
+    fn id(&self) -> ComplaintId {
+        ComplaintId::new(Uuid::from_u128(self.id))
+    }
+
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// When the clocks stop for an answer: the answer, or the end of a complaint
+    /// withdrawn, declined or merged (the day it ended).
+    fn effective_answer(&self) -> Micros {
+        if self.answered_at != NONE {
+            return self.answered_at;
+        }
+        match status_of(self.status) {
+            Status::Withdrawn | Status::Declined | Status::Merged => self.ended_at,
+            _ => NONE,
+        }
+    }
+
+    /// Folds one event in; says whether the SLA facts changed (the clocks need
+    /// recomputing). Kept equal to [`crate::sla::facts`] of the full state (see the tests).
+    fn fold(&mut self, event: &Event, names: &mut Names) -> bool {
+        let at = micros(event.at);
+        let answer_before = self.effective_answer();
+        let close_pause = |slot: &mut Slot| match slot
+            .more
+            .as_mut()
+            .and_then(|m| m.pauses.last_mut())
+            .filter(|p| p.until == NONE)
+        {
+            Some(p) => {
+                p.until = at;
+                true
+            }
+            None => false,
+        };
+        let mut changed = false;
+        match &event.change {
+            Change::Acknowledged if self.acknowledged_at == NONE => {
+                self.acknowledged_at = at;
+                changed = true;
+            }
+            Change::Assigned { unit, .. } => self.unit = names.intern(unit),
+            Change::ClassifiedComplex { .. } => {
+                changed = !self.complex;
+                self.complex = true;
+            }
+            Change::HoldingResponseSent { .. } if self.holding_response_at == NONE => {
+                self.holding_response_at = at;
+                changed = true;
+            }
+            Change::ExtensionApproved { days, .. } => {
+                self.more().extensions.push((*days, at));
+                changed = true;
+            }
+            Change::ClockPaused { reason, .. } => {
+                let reason = names.intern(reason.as_str());
+                self.more().pauses.push(Pause {
+                    reason,
+                    from: at,
+                    until: NONE,
+                });
+                changed = true;
+            }
+            Change::ClockResumed { .. } | Change::Withdrawn { .. } => changed = close_pause(self),
+            Change::NewFactsAdded { .. } => {
+                self.more().new_facts.push(at);
+                changed = true;
+            }
+            Change::Answered { .. } => {
+                self.answered_at = at;
+                close_pause(self);
+                changed = true;
+            }
+            _ => {}
+        }
+        // Status and end time exactly as the domain's evolve keeps them.
+        let status = status_after(status_of(self.status), &event.change);
+        self.status = code_of(status);
+        match (status.is_ended(), self.ended_at) {
+            (true, NONE) => self.ended_at = at,
+            (false, e) if e != NONE => self.ended_at = NONE,
+            _ => {}
+        }
+        changed || answer_before != self.effective_answer()
+    }
+
+    fn facts(&self, names: &Names) -> Facts {
+        let more = self.more.as_deref();
+        Facts {
+            received_at: time(self.received_at),
+            region: names.get(self.region).to_owned(),
+            category: names.get(self.category).to_owned(),
+            complex: self.complex,
+            holding_response_at: time_opt(self.holding_response_at),
+            extensions: more.map_or_else(Vec::new, |m| {
+                m.extensions.iter().map(|(d, at)| (*d, time(*at))).collect()
+            }),
+            pauses: more.map_or_else(Vec::new, |m| {
+                m.pauses
+                    .iter()
+                    .map(|p| PauseFact {
+                        reason: names.get(p.reason).to_owned(),
+                        from: time(p.from),
+                        until: time_opt(p.until),
+                    })
+                    .collect()
+            }),
+            new_facts_at: more
+                .map_or_else(Vec::new, |m| m.new_facts.iter().map(|t| time(*t)).collect()),
+            acknowledged_at: time_opt(self.acknowledged_at),
+            answered_at: time_opt(self.effective_answer()),
+        }
+    }
+
+    fn is_recorded(&self, names: &Names, clock: &str, threshold: u8, due_at: Micros) -> bool {
+        let Some(more) = self.more.as_deref() else {
+            return false;
+        };
+        let Some(clock) = names.find(clock) else {
+            return false;
+        };
+        more.recorded.contains(&(clock, threshold, due_at))
+    }
+}
+
+/// The serialisable part of the board: what a snapshot holds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Data {
+    names: Names,
+    slots: Vec<Slot>,
+    /// The payload of the last `rules.loaded` event applied, if any.
+    rules: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<ComplaintId, Entry>,
-    /// Running (not stopped) deadline clocks by due time: (due, complaint, clock index).
-    urgent: BTreeSet<(Timestamp, ComplaintId, usize)>,
-    /// Threshold crossings not yet recorded: (when, complaint, clock index, threshold).
-    crossings: BTreeSet<(Timestamp, ComplaintId, usize, u8)>,
+    data: Data,
+    ids: HashMap<ComplaintId, u32>,
+    /// Running (not stopped) deadline clocks by due time: (due, slot, clock index).
+    urgent: BTreeSet<(Micros, u32, u16)>,
+    /// Each complaint's next unrecorded crossing: (when, slot).
+    crossings: BTreeSet<(Micros, u32)>,
+    /// Slots waiting for their clocks to be recomputed.
+    dirty: Vec<u32>,
+}
+
+/// The rule of a clock of a complaint under `regime`.
+fn rule_of<'e>(
+    engine: &'e Engine,
+    regime: &str,
+    clock: &Clock,
+) -> Option<(&'e Policy, &'e ClockRule)> {
+    let policy = engine.policies.version(regime, clock.version).ok()?;
+    let rule = policy.clocks.get(usize::from(clock.rule))?;
+    Some((policy, rule))
+}
+
+impl Inner {
+    fn slot_of(&self, id: ComplaintId) -> Option<u32> {
+        self.ids.get(&id).copied()
+    }
+
+    fn mark(&mut self, s: u32) {
+        if let Some(slot) = self.data.slots.get_mut(s as usize) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(s);
+            }
+        }
+    }
+
+    fn mark_all(&mut self) {
+        for s in 0..self.data.slots.len() as u32 {
+            self.mark(s);
+        }
+    }
+
+    /// Removes a slot's keys from the indexes.
+    fn unindex(&mut self, s: u32) {
+        let Some(slot) = self.data.slots.get(s as usize) else {
+            return;
+        };
+        for (i, c) in slot.clocks.iter().enumerate() {
+            self.urgent.remove(&(c.due_at, s, i as u16));
+        }
+        if slot.next_crossing != NONE {
+            self.crossings.remove(&(slot.next_crossing, s));
+        }
+    }
+
+    /// Adds a slot's keys to the indexes (its clocks as they are).
+    fn index(&mut self, engine: &Engine, s: u32) {
+        let Some(slot) = self.data.slots.get(s as usize) else {
+            return;
+        };
+        let regime = self.data.names.get(slot.regime);
+        for (i, c) in slot.clocks.iter().enumerate() {
+            if rule_of(engine, regime, c).is_some_and(|(_, rule)| c.running(rule)) {
+                self.urgent.insert((c.due_at, s, i as u16));
+            }
+        }
+        let next = unrecorded(engine, &self.data.names, slot)
+            .map(|(at, ..)| at)
+            .min()
+            .unwrap_or(NONE);
+        if next != NONE {
+            self.crossings.insert((next, s));
+        }
+        self.data.slots[s as usize].next_crossing = next;
+    }
+
+    /// Recomputes a slot's clocks from its facts and re-indexes it.
+    fn recompute(&mut self, engine: &Engine, s: u32) {
+        self.unindex(s);
+        let Some(slot) = self.data.slots.get(s as usize) else {
+            return;
+        };
+        let names = &self.data.names;
+        let facts = slot.facts(names);
+        let (clocks, problem) = match engine.policies.latest(names.get(slot.regime)) {
+            Ok(policy) => match engine.timings(policy, &facts) {
+                Ok(t) => (
+                    t.iter()
+                        .map(|(rule, t)| Clock::of(policy.version, *rule, t))
+                        .collect(),
+                    None,
+                ),
+                Err(e) => (Box::default(), Some(e.to_string())),
+            },
+            Err(e) => (Box::default(), Some(e.to_string())),
+        };
+        let slot = &mut self.data.slots[s as usize];
+        slot.clocks = clocks;
+        slot.dirty = false;
+        match (problem, slot.more.as_deref_mut()) {
+            (Some(p), _) => slot.more().problem = Some(p),
+            (None, Some(more)) => more.problem = None,
+            (None, None) => {}
+        }
+        self.index(engine, s);
+    }
+
+    /// Recomputes every slot marked since the last flush.
+    fn flush(&mut self, engine: &Engine) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for s in dirty {
+            self.recompute(engine, s);
+        }
+    }
+
+    /// Rebuilds the id table and indexes from the slots (after a restore).
+    fn reindex(&mut self, engine: &Engine) {
+        self.ids = self
+            .data
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| (slot.id(), i as u32))
+            .collect();
+        self.urgent.clear();
+        self.crossings.clear();
+        for s in 0..self.data.slots.len() as u32 {
+            self.index(engine, s);
+        }
+    }
+
+    fn times<'a>(
+        &'a self,
+        engine: &'a Engine,
+        slot: &Slot,
+        c: &Clock,
+    ) -> Option<(&'a ClockRule, ClockTimes<'a>)> {
+        let (policy, rule) = rule_of(engine, self.data.names.get(slot.regime), c)?;
+        let calendar = match c.business_days {
+            true => policy.calendar_for(self.data.names.get(slot.region)).ok(),
+            false => None,
+        };
+        Some((
+            rule,
+            ClockTimes {
+                started_at: time(c.started_at),
+                due_date: c.due_date(),
+                due_at: time(c.due_at),
+                calendar,
+                stopped_at: time_opt(c.stopped_at),
+                paused_since: time_opt(c.paused_since),
+            },
+        ))
+    }
+
+    /// A clock as a [`Due`] (without its explanation).
+    fn due(&self, engine: &Engine, slot: &Slot, c: &Clock) -> Option<Due> {
+        let (policy, rule) = rule_of(engine, self.data.names.get(slot.regime), c)?;
+        let (_, t) = self.times(engine, slot, c)?;
+        Some(Due {
+            policy: policy.id.clone(),
+            policy_version: policy.version,
+            clock: rule.id.clone(),
+            title: rule.title.clone(),
+            started_at: t.started_at,
+            due_date: t.due_date,
+            due_at: t.due_at,
+            length: c.length,
+            calendar: t.calendar.map(str::to_owned),
+            stopped_at: t.stopped_at,
+            paused_since: t.paused_since,
+            explanation: Vec::new(),
+        })
+    }
+
+    fn entry(&self, engine: &Engine, s: u32) -> Option<Entry> {
+        let slot = self.data.slots.get(s as usize)?;
+        let names = &self.data.names;
+        let more = slot.more.as_deref();
+        Some(Entry {
+            id: slot.id(),
+            regime: names.get(slot.regime).to_owned(),
+            unit: names.get(slot.unit).to_owned(),
+            category: names.get(slot.category).to_owned(),
+            status: status_of(slot.status),
+            facts: slot.facts(names),
+            dues: slot
+                .clocks
+                .iter()
+                .filter_map(|c| self.due(engine, slot, c))
+                .collect(),
+            problem: more.and_then(|m| m.problem.clone()),
+            answered_at: time_opt(slot.answered_at),
+            ended_at: time_opt(slot.ended_at),
+            recorded: more.map_or_else(BTreeSet::new, |m| {
+                m.recorded
+                    .iter()
+                    .map(|(c, t, d)| (names.get(*c).to_owned(), *t, time(*d)))
+                    .collect()
+            }),
+        })
+    }
+}
+
+/// A slot's unrecorded crossings: (when, clock index, threshold). A paused clock has
+/// none (its due time moves while paused).
+fn unrecorded<'a>(
+    engine: &'a Engine,
+    names: &'a Names,
+    slot: &'a Slot,
+) -> impl Iterator<Item = (Micros, u16, u8)> + 'a {
+    let regime = names.get(slot.regime);
+    slot.clocks.iter().enumerate().flat_map(move |(i, c)| {
+        let rule = rule_of(engine, regime, c)
+            .map(|(_, rule)| rule)
+            .filter(|rule| c.running(rule) && c.paused_since == NONE);
+        let thresholds = rule.into_iter().flat_map(|rule| {
+            rule.at_risk
+                .iter()
+                .copied()
+                .chain(std::iter::once(100))
+                .map(move |t| (rule, t))
+        });
+        thresholds.filter_map(move |(rule, threshold)| {
+            let recorded = slot.is_recorded(names, &rule.id, threshold, c.due_at);
+            (!recorded).then(|| (c.crossing_at(threshold), i as u16, threshold))
+        })
+    })
 }
 
 /// The SLA board projection.
@@ -234,6 +649,8 @@ pub struct SlaBoard {
     /// The rules computing due times: the last recorded in the log (see [`crate::rules`]),
     /// or fixed ones when asked.
     engine: RwLock<Arc<Engine>>,
+    /// The rules it was given, before any recorded in the log.
+    initial: Arc<Engine>,
     follow_recorded_rules: bool,
     inner: RwLock<Inner>,
     progress: Progress,
@@ -244,7 +661,8 @@ impl SlaBoard {
     /// with those.
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
-            engine: RwLock::new(engine),
+            engine: RwLock::new(engine.clone()),
+            initial: engine,
             follow_recorded_rules: true,
             inner: RwLock::default(),
             progress: Progress::default(),
@@ -274,17 +692,29 @@ impl SlaBoard {
         log: Arc<dyn EventLog>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let board = Arc::new(Self::new(engine));
-        let task = feed("SLA board", log, board.clone(), Self::apply);
+        let task = crate::projection::feed("SLA board", log, board.clone(), Self::apply_batch);
         (board, task)
     }
 
     /// Its whole state, for comparing a rebuilt board with a live one.
     pub fn state(&self) -> BoardState {
+        let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let id = |s: u32| inner.data.slots[s as usize].id();
         BoardState {
-            entries: inner.entries.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            urgent: inner.urgent.clone(),
-            crossings: inner.crossings.clone(),
+            entries: (0..inner.data.slots.len() as u32)
+                .filter_map(|s| inner.entry(&engine, s).map(|e| (e.id, e)))
+                .collect(),
+            urgent: inner
+                .urgent
+                .iter()
+                .map(|(at, s, i)| (time(*at), id(*s), usize::from(*i)))
+                .collect(),
+            crossings: inner
+                .crossings
+                .iter()
+                .map(|(at, s)| (time(*at), id(*s)))
+                .collect(),
         }
     }
 
@@ -300,175 +730,190 @@ impl SlaBoard {
 
     /// Applies one event of the log (events of other streams are skipped).
     pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
+        self.apply_batch(&[Decoded::decode(record.clone())?])
+    }
+
+    /// Applies a batch of consecutive events: each complaint's clocks are recomputed once,
+    /// at the end. On an event it cannot read, it applies those before it and says so.
+    pub fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        let mut engine = self.engine();
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut applied = None;
+        let mut failed = None;
+        for d in batch {
+            if let Err(e) = self.apply_one(&mut inner, &mut engine, d) {
+                failed = Some(e);
+                break;
+            }
+            applied = Some(d.record.position);
+        }
+        inner.flush(&engine);
+        drop(inner);
+        if let Some(position) = applied {
+            self.progress.advance(position);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn apply_one(
+        &self,
+        inner: &mut Inner,
+        engine: &mut Arc<Engine>,
+        d: &Decoded,
+    ) -> Result<(), DecodeError> {
+        let record = &d.record;
         if record.event_type == crate::rules::EVENT_TYPE {
             if self.follow_recorded_rules {
-                self.switch_rules(record)?;
-            }
-        } else if record.event_type.starts_with("sla.") {
-            let t = crate::transitions::decode(&record.payload)?;
-            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            let Inner {
-                entries, crossings, ..
-            } = &mut *inner;
-            if let Some(entry) = entries.get_mut(&t.id) {
-                entry
-                    .recorded
-                    .insert((t.clock.clone(), t.threshold, t.due_at));
-                if let Some(index) = entry
-                    .dues
-                    .iter()
-                    .position(|d| d.clock == t.clock && d.due_at == t.due_at)
-                {
-                    crossings.remove(&(t.at, t.id, index, t.threshold));
-                    entry.scheduled.retain(|k| *k != (t.at, index, t.threshold));
-                }
-            }
-        } else if record.event_type.starts_with("complaint.") {
-            let event = codec::decode(&record.event_type, &record.payload)?;
-            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            let id = match &event.change {
-                Change::Registered(r) => {
-                    inner.entries.insert(r.id, Entry::registered(r));
-                    Some(r.id)
-                }
-                _ => record
-                    .stream
-                    .as_str()
-                    .strip_prefix("complaint-")
-                    .and_then(ComplaintId::parse_name),
-            };
-            if let Some(id) = id {
-                self.update(&mut inner, id, &event);
-            }
-        }
-        self.progress.advance(record.position);
-        Ok(())
-    }
-
-    /// Switches to the rules recorded in `record` and recomputes every complaint.
-    fn switch_rules(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
-        let sources = crate::rules::decode(&record.payload)?;
-        let engine = match sources.engine() {
-            Ok(engine) => engine,
-            Err(e) => {
-                // The service checked them before recording them, so this is a log
-                // written by another build; keep computing with the rules before.
-                tracing::error!(position = record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones");
-                return Ok(());
-            }
-        };
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<ComplaintId> = inner.entries.keys().copied().collect();
-        for id in ids {
-            self.recompute(&mut inner, id, None);
-        }
-        Ok(())
-    }
-
-    fn update(&self, inner: &mut Inner, id: ComplaintId, event: &Event) {
-        self.recompute(inner, id, Some(event))
-    }
-
-    /// Folds `event` (if any) into the complaint's entry and recomputes its clocks.
-    fn recompute(&self, inner: &mut Inner, id: ComplaintId, event: Option<&Event>) {
-        let engine = self.engine();
-        let Some(mut entry) = inner.entries.remove(&id) else {
-            return;
-        };
-        for (i, due) in entry.dues.iter().enumerate() {
-            inner.urgent.remove(&(due.due_at, id, i));
-        }
-        for (at, i, threshold) in entry.scheduled.drain(..) {
-            inner.crossings.remove(&(at, id, i, threshold));
-        }
-        if let Some(event) = event {
-            fold(&mut entry, event);
-        }
-        (entry.dues, entry.problem) = match engine.policies.latest(&entry.regime) {
-            Ok(policy) => match engine.due_dates_unexplained(policy, &entry.facts) {
-                Ok(dues) => (dues, None),
-                Err(e) => (Vec::new(), Some(e.to_string())),
-            },
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
-        if let Ok(policy) = engine.policies.latest(&entry.regime) {
-            for (i, due) in entry.dues.iter().enumerate() {
-                let Some(rule) = policy.clocks.iter().find(|c| c.id == due.clock) else {
-                    continue;
-                };
-                if due.stopped_at.is_some() || rule.stops == Stop::WindowCloses {
-                    continue;
-                }
-                inner.urgent.insert((due.due_at, id, i));
-                if due.paused_since.is_some() {
-                    continue; // the due time moves while paused: nothing to schedule
-                }
-                let total = due.due_at.duration_since(due.started_at);
-                let thresholds = rule.at_risk.iter().map(|p| {
-                    let at = due
-                        .started_at
-                        .checked_add(total * i32::from(*p) / 100)
-                        .unwrap_or(due.due_at);
-                    (*p, at)
-                });
-                for (threshold, at) in thresholds.chain(std::iter::once((100, due.due_at))) {
-                    if !entry
-                        .recorded
-                        .contains(&(due.clock.clone(), threshold, due.due_at))
-                    {
-                        inner.crossings.insert((at, id, i, threshold));
-                        entry.scheduled.push((at, i, threshold));
+                let sources = crate::rules::decode(&record.payload)?;
+                match sources.engine() {
+                    Ok(new) => {
+                        *engine = Arc::new(new);
+                        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine.clone();
+                        inner.data.rules = Some(record.payload.to_vec());
+                        inner.mark_all();
+                    }
+                    // The service checked them before recording them, so this is a log
+                    // written by another build; keep computing with the rules before.
+                    Err(e) => {
+                        tracing::error!(position = record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones")
                     }
                 }
             }
+        } else if record.event_type.starts_with("sla.") {
+            let t = crate::transitions::decode(&record.payload)?;
+            if let Some(s) = inner.slot_of(t.id) {
+                let clock = inner.data.names.intern(&t.clock);
+                let key = (clock, t.threshold, micros(t.due_at));
+                let slot = &mut inner.data.slots[s as usize];
+                if !slot.more().recorded.contains(&key) {
+                    slot.more().recorded.push(key);
+                    inner.unindex(s);
+                    inner.index(engine, s);
+                }
+            }
+        } else if let (Some(event), Some(id)) = (&d.event, d.complaint) {
+            let s = match &event.change {
+                Change::Registered(r) => {
+                    let slot = Slot::registered(r, &mut inner.data.names);
+                    match inner.slot_of(r.id) {
+                        // Registered twice (never, by the domain's rules): start over.
+                        Some(s) => {
+                            inner.unindex(s);
+                            inner.data.slots[s as usize] = slot;
+                            s
+                        }
+                        None => {
+                            let s = inner.data.slots.len() as u32;
+                            inner.data.slots.push(slot);
+                            inner.ids.insert(r.id, s);
+                            s
+                        }
+                    }
+                }
+                _ => match inner.slot_of(id) {
+                    Some(s) => s,
+                    None => return Ok(()),
+                },
+            };
+            let Inner { data, .. } = &mut *inner;
+            let changed = data.slots[s as usize].fold(event, &mut data.names)
+                || matches!(event.change, Change::Registered(_));
+            if changed {
+                inner.mark(s);
+            }
         }
-        inner.entries.insert(id, entry);
+        Ok(())
     }
 
-    fn assess(&self, due: &Due, now: Timestamp) -> Option<complaints_sla::Assessment> {
-        let engine = self.engine();
-        let policy = engine
-            .policies
-            .version(&due.policy, due.policy_version)
-            .ok()?;
-        let rule = policy.clocks.iter().find(|c| c.id == due.clock)?;
-        Some(engine.assess(rule, due, now))
+    /// Empties the board (back to position 0 and the rules it was given).
+    pub(crate) fn reset(&self) {
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = self.initial.clone();
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
+        self.progress.advance(0);
+    }
+
+    /// The board as bytes, with the position it stands at: for a snapshot.
+    pub(crate) fn save(&self) -> Result<(Position, Vec<u8>), postcard::Error> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
+    }
+
+    /// Replaces the board with a saved one standing at `position`.
+    pub(crate) fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+        let data: Data = postcard::from_bytes(bytes)
+            .map_err(|e| DecodeError(format!("undecodable board snapshot: {e}")))?;
+        let mut engine = self.initial.clone();
+        let recompute = match (&data.rules, self.follow_recorded_rules) {
+            (Some(payload), true) => {
+                let sources = crate::rules::decode(payload)?;
+                engine = Arc::new(sources.engine().map_err(|e| DecodeError(e.to_string()))?);
+                false
+            }
+            // Computed with rules given at start, not recorded: perhaps not today's.
+            _ => true,
+        };
+        let mut inner = Inner {
+            data,
+            ..Inner::default()
+        };
+        inner.reindex(&engine);
+        if recompute {
+            inner.mark_all();
+            inner.flush(&engine);
+        }
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
+        self.progress.advance(position);
+        Ok(())
     }
 
     /// Running clocks, earliest due first, as they stand at `now`.
     pub fn clocks(&self, now: Timestamp, query: &ClockQuery) -> ClockPage {
+        let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let size = query.page_size.max(1);
         let mut items = Vec::with_capacity(size.min(1024));
         let mut next = None;
-        let range = match query.after {
+        let names = &inner.data.names;
+        let wanted = |filter: &Option<String>| match filter {
+            None => Ok(None),
+            Some(name) => names.find(name).map(Some).ok_or(()),
+        };
+        let (Ok(regime), Ok(unit), Ok(category)) = (
+            wanted(&query.regime),
+            wanted(&query.unit),
+            wanted(&query.category),
+        ) else {
+            return ClockPage { items, next }; // a name the board has never seen
+        };
+        let start = query.after.map(|(at, id, i)| {
+            let s = inner.slot_of(id).unwrap_or(u32::MAX);
+            (micros(at), s, u16::try_from(i).unwrap_or(u16::MAX))
+        });
+        let range = match start {
             Some(after) => inner
                 .urgent
                 .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => inner.urgent.range(..),
         };
         let mut last = None;
-        for key in range {
-            let (_, id, index) = key;
-            let Some(entry) = inner.entries.get(id) else {
+        for key @ (_, s, i) in range {
+            let Some(slot) = inner.data.slots.get(*s as usize) else {
                 continue;
             };
-            let Some(due) = entry.dues.get(*index) else {
+            let Some(c) = slot.clocks.get(usize::from(*i)) else {
                 continue;
             };
-            if query.regime.as_ref().is_some_and(|r| &entry.regime != r)
-                || query.unit.as_ref().is_some_and(|u| &entry.unit != u)
-                || query
-                    .category
-                    .as_ref()
-                    .is_some_and(|c| &entry.category != c)
+            if regime.is_some_and(|r| slot.regime != r)
+                || unit.is_some_and(|u| slot.unit != u)
+                || category.is_some_and(|c| slot.category != c)
             {
                 continue;
             }
-            let Some(assessment) = self.assess(due, now) else {
+            let Some((rule, times)) = inner.times(&engine, slot, c) else {
                 continue;
             };
+            let assessment = engine.assess_times(rule, &times, now);
             if !query.states.is_empty() && !query.states.contains(&StateKind::of(&assessment.state))
             {
                 continue;
@@ -477,13 +922,17 @@ impl SlaBoard {
                 next = last;
                 break;
             }
-            last = Some(*key);
+            let Some(due) = inner.due(&engine, slot, c) else {
+                continue;
+            };
+            last = Some((due.due_at, slot.id(), usize::from(*i)));
+            let _ = key;
             items.push(ClockItem {
-                id: *id,
-                regime: entry.regime.clone(),
-                unit: entry.unit.clone(),
-                category: entry.category.clone(),
-                due: due.clone(),
+                id: slot.id(),
+                regime: names.get(slot.regime).to_owned(),
+                unit: names.get(slot.unit).to_owned(),
+                category: names.get(slot.category).to_owned(),
+                due,
                 assessment,
             });
         }
@@ -492,7 +941,9 @@ impl SlaBoard {
 
     /// The board's figures as they stand at `now`.
     pub fn figures(&self, now: Timestamp) -> Figures {
+        let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let names = &inner.data.names;
         let mut f = Figures::default();
         let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
         let instant = |d: jiff::civil::Date| {
@@ -500,48 +951,64 @@ impl SlaBoard {
                 .ok()
                 .map(|z| z.timestamp())
         };
-        let start_of_today = instant(today).unwrap_or(now);
-        let end_of_today = today.tomorrow().ok().and_then(instant).unwrap_or(now);
+        let start_of_today = micros(instant(today).unwrap_or(now));
+        let end_of_today = micros(today.tomorrow().ok().and_then(instant).unwrap_or(now));
         let (mut stopped, mut late) = (0u64, 0u64);
         let mut times_to_answer = Vec::new();
-        for entry in inner.entries.values() {
+        let mut by_state: BTreeMap<StateKind, u64> = BTreeMap::new();
+        let (mut by_regime, mut by_unit, mut by_category) = (
+            HashMap::<Sym, u64>::new(),
+            HashMap::<Sym, u64>::new(),
+            HashMap::<Sym, u64>::new(),
+        );
+        for slot in &inner.data.slots {
             f.complaints += 1;
-            if !entry.status.is_ended() {
+            if !status_of(slot.status).is_ended() {
                 f.open_complaints += 1;
             }
-            if let Some(answered) = entry.facts.answered_at {
-                times_to_answer.push(answered.duration_since(entry.facts.received_at));
+            let answered = slot.effective_answer();
+            if answered != NONE {
+                times_to_answer.push(SignedDuration::from_micros(answered - slot.received_at));
             }
-            for due in &entry.dues {
-                let Some(a) = self.assess(due, now) else {
+            for c in slot.clocks.iter() {
+                let Some((rule, times)) = inner.times(&engine, slot, c) else {
                     continue;
                 };
+                let a = engine.assess_times(rule, &times, now);
                 let kind = StateKind::of(&a.state);
-                if due.stopped_at.is_none() {
-                    *f.by_state
-                        .entry(format!("{kind:?}").to_lowercase())
-                        .or_default() += 1;
+                if c.stopped_at == NONE {
+                    *by_state.entry(kind).or_default() += 1;
                     let window = matches!(kind, StateKind::WindowOpen | StateKind::WindowClosed);
-                    if due.due_at > start_of_today && due.due_at <= end_of_today && !window {
+                    if c.due_at > start_of_today && c.due_at <= end_of_today && !window {
                         f.due_today += 1;
                     }
                 } else if matches!(kind, StateKind::Met | StateKind::Breached) {
                     stopped += 1;
                 }
                 if kind == StateKind::Breached {
-                    if due.stopped_at.is_some() {
+                    if c.stopped_at != NONE {
                         late += 1;
                     }
-                    *f.breached_by_regime
-                        .entry(entry.regime.clone())
-                        .or_default() += 1;
-                    *f.breached_by_unit.entry(entry.unit.clone()).or_default() += 1;
-                    *f.breached_by_category
-                        .entry(entry.category.clone())
-                        .or_default() += 1;
+                    *by_regime.entry(slot.regime).or_default() += 1;
+                    *by_unit.entry(slot.unit).or_default() += 1;
+                    *by_category.entry(slot.category).or_default() += 1;
                 }
             }
         }
+        f.by_state = by_state
+            .into_iter()
+            .map(|(k, n)| (format!("{k:?}").to_lowercase(), n))
+            .collect();
+        let named = |m: HashMap<Sym, u64>| -> BTreeMap<String, u64> {
+            let mut out = BTreeMap::new();
+            for (s, n) in m {
+                *out.entry(names.get(s).to_owned()).or_default() += n;
+            }
+            out
+        };
+        f.breached_by_regime = named(by_regime);
+        f.breached_by_unit = named(by_unit);
+        f.breached_by_category = named(by_category);
         f.breach_rate = if stopped == 0 {
             0.0
         } else {
@@ -556,40 +1023,49 @@ impl SlaBoard {
     pub fn crossings_due(&self, now: Timestamp) -> Vec<Crossing> {
         let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        inner
-            .crossings
-            .iter()
-            .take_while(|(at, ..)| *at <= now)
-            .filter_map(|(at, id, index, threshold)| {
-                let due = inner.entries.get(id)?.dues.get(*index)?;
-                let refer_to = if *threshold >= 100 {
-                    engine
-                        .policies
-                        .version(&due.policy, due.policy_version)
-                        .ok()
-                        .and_then(|p| p.clocks.iter().find(|c| c.id == due.clock))
-                        .and_then(|c| c.on_breach_refer_to.clone())
-                } else {
-                    None
+        let names = &inner.data.names;
+        let now = micros(now);
+        let mut out = Vec::new();
+        for (_, s) in inner.crossings.iter().take_while(|(at, _)| *at <= now) {
+            let Some(slot) = inner.data.slots.get(*s as usize) else {
+                continue;
+            };
+            let regime = names.get(slot.regime);
+            for (at, i, threshold) in unrecorded(&engine, names, slot).filter(|(at, ..)| *at <= now)
+            {
+                let Some(c) = slot.clocks.get(usize::from(i)) else {
+                    continue;
                 };
-                Some(Crossing {
-                    id: *id,
-                    policy: due.policy.clone(),
-                    policy_version: due.policy_version,
-                    clock: due.clock.clone(),
-                    threshold: *threshold,
-                    at: *at,
-                    due_at: due.due_at,
-                    refer_to,
-                })
-            })
-            .collect()
+                let Some((policy, rule)) = rule_of(&engine, regime, c) else {
+                    continue;
+                };
+                let refer_to = match threshold >= 100 {
+                    true => rule.on_breach_refer_to.clone(),
+                    false => None,
+                };
+                out.push((
+                    (at, slot.id, i, threshold),
+                    Crossing {
+                        id: slot.id(),
+                        policy: policy.id.clone(),
+                        policy_version: policy.version,
+                        clock: rule.id.clone(),
+                        threshold,
+                        at: time(at),
+                        due_at: time(c.due_at),
+                        refer_to,
+                    },
+                ));
+            }
+        }
+        out.sort_by_key(|(key, _)| *key);
+        out.into_iter().map(|(_, c)| c).collect()
     }
 
     /// When the next unrecorded crossing happens.
     pub fn next_crossing(&self) -> Option<Timestamp> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        inner.crossings.first().map(|(at, ..)| *at)
+        inner.crossings.first().map(|(at, _)| time(*at))
     }
 
     /// A receiver that changes whenever the board applies an event.
@@ -599,7 +1075,9 @@ impl SlaBoard {
 
     /// A complaint's entry.
     pub fn entry(&self, id: ComplaintId) -> Option<Entry> {
+        let engine = self.engine();
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        inner.entries.get(&id).cloned()
+        let s = inner.slot_of(id)?;
+        inner.entry(&engine, s)
     }
 }

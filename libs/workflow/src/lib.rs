@@ -13,12 +13,14 @@
 
 pub mod board;
 pub mod codec;
+pub mod compact;
 pub mod export;
 pub mod personal;
 pub mod projection;
 pub mod queue;
 pub mod rules;
 pub mod sla;
+pub mod snapshot;
 pub mod transitions;
 
 use std::collections::BTreeSet;

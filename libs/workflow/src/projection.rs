@@ -1,19 +1,23 @@
-//! The complaint list: a summary per complaint, kept in memory, fed by a subscription to
-//! the event log from the start (rebuilt on every start; persisted projections come with
-//! the SLA views). Readers can wait until it has seen a position, so a list taken after a
-//! write reflects that write.
+//! The projections' plumbing, and the complaint list.
+//!
+//! Projections are fed by one reader: it reads the log in pages (decoding each complaint
+//! event once, for every projection, while the previous page is being applied) and hands
+//! each page to every projection as a batch. With a [`crate::snapshot::SnapshotStore`],
+//! they start from their last snapshot (checked against the log) instead of position 1,
+//! and are saved again every so many events and when the log closes. Readers can wait
+//! until a projection has seen a position, so a query after a write reflects that write.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
-use complaints_domain::{status_after, Change};
+use complaints_domain::{status_after, Change, Event};
 use eventlog::{EventLog, Position, RecordedEvent, Version};
-use futures::StreamExt;
 use jiff::Timestamp;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::codec::{self, DecodeError};
+use crate::compact::{micros, time, Micros, Names, Sym, NO_SYM};
 
 /// What the list shows of one complaint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +55,126 @@ pub struct Page {
     pub next: Option<(Timestamp, ComplaintId)>,
 }
 
+/// A complaint as the list keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Row {
+    id: u128,
+    status: u8,
+    unit: Sym,
+    handler: Sym,
+    category: Sym,
+    regime: Sym,
+    region: Sym,
+    received_at: Micros,
+    updated_at: Micros,
+    version: Version,
+}
+
+/// The serialisable part of the list: what a snapshot holds.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+struct ListData {
+    names: Names,
+    rows: Vec<Row>,
+}
+
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<ComplaintId, Summary>,
-    order: BTreeSet<(Timestamp, ComplaintId)>,
+    data: ListData,
+    by_id: HashMap<ComplaintId, u32>,
+    /// (receipt time, id) -> row.
+    order: BTreeMap<(Micros, u128), u32>,
+}
+
+fn status_code(status: Status) -> u8 {
+    Status::ALL.iter().position(|s| *s == status).unwrap_or(0) as u8
+}
+
+impl Inner {
+    fn summary(&self, row: &Row) -> Summary {
+        let names = &self.data.names;
+        Summary {
+            id: ComplaintId::new(uuid::Uuid::from_u128(row.id)),
+            status: Status::ALL
+                .get(usize::from(row.status))
+                .copied()
+                .unwrap_or(Status::Received),
+            unit: names.get(row.unit).to_owned(),
+            handler: names.get_opt(row.handler).map(str::to_owned),
+            category: names.get(row.category).to_owned(),
+            regime: names.get(row.regime).to_owned(),
+            region: names.get(row.region).to_owned(),
+            received_at: time(row.received_at),
+            updated_at: time(row.updated_at),
+            version: row.version,
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.by_id.clear();
+        self.order.clear();
+        for (i, row) in self.data.rows.iter().enumerate() {
+            let id = ComplaintId::new(uuid::Uuid::from_u128(row.id));
+            self.by_id.insert(id, i as u32);
+            self.order.insert((row.received_at, row.id), i as u32);
+        }
+    }
+
+    fn apply(&mut self, d: &Decoded) {
+        let (Some(event), Some(id)) = (&d.event, d.complaint) else {
+            return;
+        };
+        let version = d.record.version;
+        let names = &mut self.data.names;
+        match &event.change {
+            Change::Registered(r) => {
+                let row = Row {
+                    id: r.id.uuid().as_u128(),
+                    status: status_code(Status::Received),
+                    unit: names.intern(&r.unit),
+                    handler: NO_SYM,
+                    category: names.intern(&r.category),
+                    regime: names.intern(&r.regime),
+                    region: names.intern(&r.region),
+                    received_at: micros(r.received_at),
+                    updated_at: micros(event.at),
+                    version,
+                };
+                let key = (row.received_at, row.id);
+                match self.by_id.get(&r.id) {
+                    // Registered twice (never, by the domain's rules): start over.
+                    Some(i) => {
+                        let old = &self.data.rows[*i as usize];
+                        self.order.remove(&(old.received_at, old.id));
+                        self.order.insert(key, *i);
+                        self.data.rows[*i as usize] = row;
+                    }
+                    None => {
+                        let i = self.data.rows.len() as u32;
+                        self.data.rows.push(row);
+                        self.by_id.insert(r.id, i);
+                        self.order.insert(key, i);
+                    }
+                }
+            }
+            change => {
+                let Some(i) = self.by_id.get(&id) else {
+                    return;
+                };
+                let row = &mut self.data.rows[*i as usize];
+                let status = Status::ALL
+                    .get(usize::from(row.status))
+                    .copied()
+                    .unwrap_or(Status::Received);
+                row.status = status_code(status_after(status, change));
+                row.updated_at = micros(event.at);
+                row.version = version;
+                if let Change::Assigned { unit, handler } = change {
+                    row.unit = names.intern(unit);
+                    row.handler = names.intern(handler);
+                }
+            }
+        }
+    }
 }
 
 /// The complaint list projection.
@@ -68,52 +188,64 @@ impl ComplaintList {
     /// Starts a list fed by `log` from its first event. The task ends with the log.
     pub fn spawn(log: Arc<dyn EventLog>) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let list = Arc::new(Self::default());
-        let task = feed("complaint list", log, list.clone(), Self::apply);
+        let task = feed("complaint list", log, list.clone(), Self::apply_batch);
         (list, task)
     }
 
     /// Applies one event of the log (events of other streams are skipped).
     pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
-        if record.event_type.starts_with("complaint.") {
-            let event = codec::decode(&record.event_type, &record.payload)?;
-            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            match &event.change {
-                Change::Registered(r) => {
-                    let summary = Summary {
-                        id: r.id,
-                        status: Status::Received,
-                        unit: r.unit.clone(),
-                        handler: None,
-                        category: r.category.clone(),
-                        regime: r.regime.clone(),
-                        region: r.region.clone(),
-                        received_at: r.received_at,
-                        updated_at: event.at,
-                        version: record.version,
-                    };
-                    inner.order.insert((r.received_at, r.id));
-                    inner.by_id.insert(r.id, summary);
-                }
-                change => {
-                    let id = record
-                        .stream
-                        .as_str()
-                        .strip_prefix("complaint-")
-                        .and_then(ComplaintId::parse_name);
-                    if let Some(summary) = id.and_then(|id| inner.by_id.get_mut(&id)) {
-                        summary.status = status_after(summary.status, change);
-                        summary.updated_at = event.at;
-                        summary.version = record.version;
-                        if let Change::Assigned { unit, handler } = change {
-                            summary.unit = unit.clone();
-                            summary.handler = Some(handler.clone());
-                        }
-                    }
-                }
-            }
+        self.apply_batch(&[Decoded::decode(record.clone())?])
+    }
+
+    /// Applies a batch of consecutive events.
+    pub fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        for d in batch {
+            inner.apply(d);
         }
-        self.progress.advance(record.position);
+        drop(inner);
+        self.progress.advance(last.record.position);
         Ok(())
+    }
+
+    /// The list as bytes, with the position it stands at: for a snapshot.
+    pub(crate) fn save(&self) -> Result<(Position, Vec<u8>), postcard::Error> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
+    }
+
+    /// Replaces the list with a saved one standing at `position`.
+    pub(crate) fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+        let data: ListData = postcard::from_bytes(bytes)
+            .map_err(|e| DecodeError(format!("undecodable list snapshot: {e}")))?;
+        let mut inner = Inner {
+            data,
+            ..Inner::default()
+        };
+        inner.reindex();
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
+        self.progress.advance(position);
+        Ok(())
+    }
+
+    /// Empties the list (back to position 0).
+    pub(crate) fn reset(&self) {
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
+        self.progress.advance(0);
+    }
+
+    /// Every complaint's summary, by id: what a rebuild must reproduce exactly.
+    pub fn state(&self) -> BTreeMap<ComplaintId, Summary> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: BTreeMap<ComplaintId, Summary> = BTreeMap::new();
+        for row in &inner.data.rows {
+            let s = inner.summary(row);
+            out.insert(s.id, s);
+        }
+        out
     }
 
     /// The last log position applied.
@@ -131,21 +263,33 @@ impl ComplaintList {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let size = query.page_size.max(1);
         let mut items = Vec::with_capacity(size.min(1024));
+        let names = &inner.data.names;
+        let wanted = |filter: &Option<String>| match filter {
+            None => Ok(None),
+            Some(name) => names.find(name).map(Some).ok_or(()),
+        };
+        let (Ok(unit), Ok(category), Ok(regime)) = (
+            wanted(&query.unit),
+            wanted(&query.category),
+            wanted(&query.regime),
+        ) else {
+            return Page { items, next: None }; // a name the list has never seen
+        };
+        let status = query.status.map(status_code);
         let mut next = None;
         let range = match query.after {
-            Some(after) => inner
-                .order
-                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            Some((at, id)) => inner.order.range((
+                std::ops::Bound::Excluded((micros(at), id.uuid().as_u128())),
+                std::ops::Bound::Unbounded,
+            )),
             None => inner.order.range(..),
         };
-        for key in range {
-            let Some(s) = inner.by_id.get(&key.1) else {
-                continue;
-            };
-            let matches = query.status.is_none_or(|st| s.status == st)
-                && query.unit.as_ref().is_none_or(|u| &s.unit == u)
-                && query.category.as_ref().is_none_or(|c| &s.category == c)
-                && query.regime.as_ref().is_none_or(|r| &s.regime == r);
+        for (_, i) in range {
+            let row = &inner.data.rows[*i as usize];
+            let matches = status.is_none_or(|st| row.status == st)
+                && unit.is_none_or(|u| row.unit == u)
+                && category.is_none_or(|c| row.category == c)
+                && regime.is_none_or(|r| row.regime == r);
             if !matches {
                 continue;
             }
@@ -155,7 +299,7 @@ impl ComplaintList {
                     .map(|last: &Summary| (last.received_at, last.id));
                 break;
             }
-            items.push(s.clone());
+            items.push(inner.summary(row));
         }
         Page { items, next }
     }
@@ -163,7 +307,8 @@ impl ComplaintList {
     /// A complaint's summary.
     pub fn get(&self, id: ComplaintId) -> Option<Summary> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        inner.by_id.get(&id).cloned()
+        let i = inner.by_id.get(&id)?;
+        Some(inner.summary(&inner.data.rows[*i as usize]))
     }
 }
 
@@ -200,30 +345,340 @@ impl Progress {
     }
 }
 
+/// An event of the log, with its complaint event decoded once for every projection.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub record: RecordedEvent,
+    /// The complaint event, for `complaint.*` events.
+    pub event: Option<Event>,
+    /// The complaint it belongs to, for `complaint.*` events.
+    pub complaint: Option<ComplaintId>,
+}
+
+impl Decoded {
+    /// Decodes the complaint event of `record`, if it holds one.
+    pub fn decode(record: RecordedEvent) -> Result<Self, DecodeError> {
+        if !record.event_type.starts_with("complaint.") {
+            return Ok(Self {
+                record,
+                event: None,
+                complaint: None,
+            });
+        }
+        let event = codec::decode(&record.event_type, &record.payload)?;
+        let complaint = match &event.change {
+            Change::Registered(r) => Some(r.id),
+            _ => record
+                .stream
+                .as_str()
+                .strip_prefix("complaint-")
+                .and_then(ComplaintId::parse_name),
+        };
+        Ok(Self {
+            record,
+            event: Some(event),
+            complaint,
+        })
+    }
+}
+
+/// A projection the feeder can drive.
+pub trait Projection: Send + Sync + 'static {
+    /// Applies a batch of consecutive events; on an event it cannot read, applies those
+    /// before it and says so.
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError>;
+}
+
+impl Projection for ComplaintList {
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        ComplaintList::apply_batch(self, batch)
+    }
+}
+
+impl Projection for crate::board::SlaBoard {
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        crate::board::SlaBoard::apply_batch(self, batch)
+    }
+}
+
+impl Projection for crate::queue::RegulatorQueue {
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        crate::queue::RegulatorQueue::apply_batch(self, batch)
+    }
+}
+
+/// The largest batch the feeder reads and applies at once.
+const PAGE: usize = 4096;
+
+/// What the reader hands the applier: a decoded page, and the error that cut it short.
+type Batch = (Vec<Decoded>, Option<DecodeError>);
+
+/// Reads the log from `from` in pages, decoding them, until the log closes or an event
+/// cannot be read; waits for the head to move when it has read everything.
+async fn read_pages(
+    log: Arc<dyn EventLog>,
+    from: Position,
+    pages: mpsc::Sender<Batch>,
+    name: &'static str,
+    mut stop: Option<watch::Receiver<bool>>,
+) {
+    let mut next = from.max(1);
+    let mut head_moved = log.watch_head();
+    let stopped = |stop: &Option<watch::Receiver<bool>>| stop.as_ref().is_some_and(|s| *s.borrow());
+    loop {
+        if stopped(&stop) {
+            return;
+        }
+        head_moved.borrow_and_update();
+        let head = match log.head().await {
+            Ok(head) => head,
+            Err(eventlog::Error::Closed) => return,
+            Err(e) => {
+                tracing::error!(projection = name, error = %e, "cannot read the log's head; the projections stop here");
+                return;
+            }
+        };
+        if head < next {
+            let stop_asked = async {
+                match stop.as_mut() {
+                    Some(s) => {
+                        let _ = s.wait_for(|stop| *stop).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                moved = head_moved.changed() => if moved.is_err() {
+                    return; // the log is gone
+                },
+                () = stop_asked => return,
+            }
+            continue;
+        }
+        let page = match log.read_all(next, eventlog::Direction::Forward, PAGE).await {
+            Ok(page) => page,
+            Err(eventlog::Error::Closed) => return,
+            Err(e) => {
+                tracing::error!(projection = name, error = %e, "cannot read the log; the projections stop here");
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(page.len());
+        let mut failed = None;
+        for record in page {
+            if record.position != next {
+                failed = Some(DecodeError(format!(
+                    "expected position {next}, read {}",
+                    record.position
+                )));
+                break;
+            }
+            let position = record.position;
+            match Decoded::decode(record) {
+                Ok(d) => batch.push(d),
+                Err(e) => {
+                    failed = Some(DecodeError(format!("position {position}: {}", e.0)));
+                    break;
+                }
+            }
+            next += 1;
+        }
+        if batch.is_empty() && failed.is_none() {
+            failed = Some(DecodeError(format!(
+                "the head is {head}, yet nothing was read from {next}"
+            )));
+        }
+        let stop = failed.is_some();
+        if pages.send((batch, failed)).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
 /// Feeds `projection` every event of `log` from the start, with `apply`, until the log
 /// closes; an event it cannot read stops it, loudly (a projection never skips one).
 pub(crate) fn feed<P: Send + Sync + 'static>(
     name: &'static str,
     log: Arc<dyn EventLog>,
     projection: Arc<P>,
-    apply: fn(&P, &RecordedEvent) -> Result<(), DecodeError>,
+    apply: fn(&P, &[Decoded]) -> Result<(), DecodeError>,
 ) -> tokio::task::JoinHandle<()> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    tokio::spawn(read_pages(log, 1, tx, name, None));
+    // Applied on a runtime worker (a batch takes milliseconds), while the reader reads
+    // and decodes the next page on another.
     tokio::spawn(async move {
-        let mut events = log.subscribe(1);
-        while let Some(item) = events.next().await {
-            match item {
-                Ok(record) => {
-                    if let Err(e) = apply(&projection, &record) {
-                        tracing::error!(projection = name, position = record.position, error = %e, "cannot read an event; the projection stops here");
-                        return;
-                    }
-                }
-                Err(eventlog::Error::Closed) => return,
-                Err(e) => {
-                    tracing::error!(projection = name, error = %e, "subscription failed");
-                    return;
-                }
+        while let Some((batch, failed)) = rx.recv().await {
+            let result = apply(&projection, &batch);
+            if let Some(e) = result.err().or(failed) {
+                tracing::error!(projection = name, error = %e, "cannot read an event; the projection stops here");
+                return;
             }
         }
     })
+}
+
+/// The projections a service keeps, fed together by one reader.
+pub struct Projections {
+    pub list: Arc<ComplaintList>,
+    pub board: Arc<crate::board::SlaBoard>,
+    pub queue: Arc<crate::queue::RegulatorQueue>,
+}
+
+impl Projections {
+    /// Empty projections; the board computes with `engine` until the log records rules.
+    pub fn new(engine: Arc<complaints_sla::Engine>) -> Self {
+        Self {
+            list: Arc::new(ComplaintList::default()),
+            board: Arc::new(crate::board::SlaBoard::new(engine)),
+            queue: Arc::new(crate::queue::RegulatorQueue::default()),
+        }
+    }
+
+    /// The position all three stand at (the least of theirs).
+    pub fn position(&self) -> Position {
+        self.list
+            .position()
+            .min(self.board.position())
+            .min(self.queue.position())
+    }
+
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        self.list.apply_batch(batch)?;
+        self.board.apply_batch(batch)?;
+        self.queue.apply_batch(batch)
+    }
+
+    /// Starts feeding them from `log`: from their snapshot in `store` if it has a valid
+    /// one, else from position 1; saving a snapshot every `every` events applied (never if
+    /// 0) and when they stop. The task ends, after that last snapshot, when `stop` turns
+    /// true or the log closes.
+    pub fn spawn(
+        self: &Arc<Self>,
+        log: Arc<dyn EventLog>,
+        store: Option<crate::snapshot::SnapshotStore>,
+        every: u64,
+        stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let projections = self.clone();
+        tokio::spawn(async move {
+            let mut from = 1;
+            if let Some(store) = &store {
+                match store.load(&*log).await {
+                    Ok(Some(snapshot)) => match projections.restore(&snapshot) {
+                        Ok(()) => {
+                            tracing::info!(
+                                position = snapshot.position,
+                                "projections restored from their snapshot"
+                            );
+                            from = snapshot.position + 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the projections' snapshot cannot be restored; rebuilding from the log");
+                            projections.clear();
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no usable snapshot of the projections; rebuilding from the log")
+                    }
+                }
+            }
+            let (tx, mut rx) = mpsc::channel::<Batch>(2);
+            tokio::spawn(read_pages(log, from, tx, "projections", Some(stop)));
+            let mut since_snapshot = 0u64;
+            let mut anchor = None;
+            while let Some((batch, failed)) = rx.recv().await {
+                let result = projections.apply_batch(&batch);
+                if let Some(last) = batch.last() {
+                    since_snapshot += batch.len() as u64;
+                    anchor = Some(crate::snapshot::Anchor::of(&last.record));
+                }
+                if let Some(e) = result.err().or(failed) {
+                    tracing::error!(error = %e, "cannot read an event; the projections stop here");
+                    return;
+                }
+                if let (Some(store), Some(anchor)) = (&store, anchor) {
+                    if every > 0
+                        && since_snapshot >= every
+                        && save(&projections, store, anchor).await
+                    {
+                        since_snapshot = 0;
+                    }
+                }
+            }
+            // Stopped (or the log closed): save where they stand, for the next start.
+            if let (Some(store), Some(anchor), true) = (&store, anchor, since_snapshot > 0) {
+                save(&projections, store, anchor).await;
+            }
+        })
+    }
+
+    fn restore(&self, snapshot: &crate::snapshot::Snapshot) -> Result<(), DecodeError> {
+        let section = |name: &str| {
+            snapshot
+                .section(name)
+                .ok_or_else(|| DecodeError(format!("the snapshot has no {name}")))
+        };
+        self.list.restore(snapshot.position, section("list")?)?;
+        self.board.restore(snapshot.position, section("board")?)?;
+        self.queue.restore(snapshot.position, section("queue")?)
+    }
+
+    fn clear(&self) {
+        self.list.reset();
+        self.board.reset();
+        self.queue.reset();
+    }
+
+    /// Saves a snapshot of the three standing at `anchor`; says whether it did.
+    fn save(
+        &self,
+        store: &crate::snapshot::SnapshotStore,
+        anchor: &crate::snapshot::Anchor,
+    ) -> bool {
+        let started = std::time::Instant::now();
+        let saved = (|| -> Result<bool, String> {
+            let (p1, list) = self.list.save().map_err(|e| e.to_string())?;
+            let (p2, board) = self.board.save().map_err(|e| e.to_string())?;
+            let (p3, queue) = self.queue.save().map_err(|e| e.to_string())?;
+            if [p1, p2, p3] != [anchor.position; 3] {
+                return Ok(false);
+            }
+            let sections = vec![
+                ("list".to_owned(), list),
+                ("board".to_owned(), board),
+                ("queue".to_owned(), queue),
+            ];
+            store.save(anchor, sections).map_err(|e| e.to_string())?;
+            Ok(true)
+        })();
+        match saved {
+            Ok(true) => {
+                tracing::info!(
+                    position = anchor.position,
+                    millis = started.elapsed().as_millis() as u64,
+                    "projections saved"
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log");
+                false
+            }
+        }
+    }
+}
+
+/// Saves a snapshot off the runtime's workers (it writes and syncs a file).
+async fn save(
+    projections: &Arc<Projections>,
+    store: &crate::snapshot::SnapshotStore,
+    anchor: crate::snapshot::Anchor,
+) -> bool {
+    let (projections, store) = (projections.clone(), store.clone());
+    tokio::task::spawn_blocking(move || projections.save(&store, &anchor))
+        .await
+        .unwrap_or(false)
 }

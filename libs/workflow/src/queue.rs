@@ -23,8 +23,8 @@ use jiff::{SignedDuration, Timestamp};
 use prost::Message;
 use uuid::Uuid;
 
-use crate::codec::{self, DecodeError};
-use crate::projection::{feed, Progress};
+use crate::codec::DecodeError;
+use crate::projection::{feed, Decoded, Progress};
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c3a_51e2_09d4_4f6b_a1c8_3e5f_7d9b_2c40);
 const LEASED: &str = "queue.leased";
@@ -140,7 +140,7 @@ impl RegulatorQueue {
     /// Starts a queue fed by `log` from its first event.
     pub fn spawn(log: Arc<dyn EventLog>) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let queue = Arc::new(Self::default());
-        let task = feed("regulator queue", log, queue.clone(), Self::apply);
+        let task = feed("regulator queue", log, queue.clone(), Self::apply_batch);
         (queue, task)
     }
 
@@ -163,16 +163,39 @@ impl RegulatorQueue {
 
     /// Applies one event of the log.
     pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
+        self.apply_batch(&[Decoded::decode(record.clone())?])
+    }
+
+    /// Applies a batch of consecutive events. On an event it cannot read, it applies those
+    /// before it and says so.
+    pub fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if record.event_type.starts_with("complaint.") {
-            let event = codec::decode(&record.event_type, &record.payload)?;
+        let mut applied = None;
+        let mut failed = None;
+        for d in batch {
+            if let Err(e) = Self::apply_one(&mut inner, d) {
+                failed = Some(e);
+                break;
+            }
+            applied = Some(d.record.position);
+        }
+        drop(inner);
+        if let Some(position) = applied {
+            self.progress.advance(position);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn apply_one(inner: &mut Inner, d: &Decoded) -> Result<(), DecodeError> {
+        let record = &d.record;
+        if let Some(event) = &d.event {
             match &event.change {
                 Change::Registered(r) if r.channel == Channel::RegulatorTransfer => {
                     if let Some(t) = &r.regulator {
                         let id = item_id(r.id, Direction::Inbound, &t.regulator, event.at);
                         inner.inbound.entry(r.id).or_default().push(id);
                         Self::add(
-                            &mut inner,
+                            inner,
                             Item {
                                 id,
                                 complaint: r.id,
@@ -188,10 +211,10 @@ impl RegulatorQueue {
                     }
                 }
                 Change::ReferredToRegulator { body, reason, .. } => {
-                    if let Some(complaint) = complaint_of(record) {
+                    if let Some(complaint) = d.complaint {
                         let id = item_id(complaint, Direction::Outbound, body, event.at);
                         Self::add(
-                            &mut inner,
+                            inner,
                             Item {
                                 id,
                                 complaint,
@@ -207,7 +230,7 @@ impl RegulatorQueue {
                     }
                 }
                 Change::Answered { .. } => {
-                    if let Some(complaint) = complaint_of(record) {
+                    if let Some(complaint) = d.complaint {
                         let ids = inner.inbound.get(&complaint).cloned().unwrap_or_default();
                         for id in ids {
                             if let Some(item) = inner.items.get_mut(&id) {
@@ -227,7 +250,7 @@ impl RegulatorQueue {
                 let id = item_id(t.id, Direction::Outbound, &body, t.at);
                 if !inner.items.contains_key(&id) {
                     Self::add(
-                        &mut inner,
+                        inner,
                         Item {
                             id,
                             complaint: t.id,
@@ -251,9 +274,47 @@ impl RegulatorQueue {
                 }
             }
         }
-        drop(inner);
-        self.progress.advance(record.position);
         Ok(())
+    }
+
+    /// The queue as bytes, with the position it stands at: for a snapshot.
+    pub(crate) fn save(&self) -> Result<(Position, Vec<u8>), postcard::Error> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut items: Vec<Saved> = inner.items.values().map(Saved::of).collect();
+        items.sort_by_key(|i| i.id);
+        Ok((self.progress.position(), postcard::to_stdvec(&items)?))
+    }
+
+    /// Replaces the queue with a saved one standing at `position`.
+    pub(crate) fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+        let saved: Vec<Saved> = postcard::from_bytes(bytes)
+            .map_err(|e| DecodeError(format!("undecodable queue snapshot: {e}")))?;
+        let mut inner = Inner::default();
+        for s in saved {
+            let item = s.item()?;
+            if item.direction == Direction::Inbound {
+                inner
+                    .inbound
+                    .entry(item.complaint)
+                    .or_default()
+                    .push(item.id);
+            }
+            Self::add(&mut inner, item);
+        }
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
+        self.progress.advance(position);
+        Ok(())
+    }
+
+    /// Empties the queue (back to position 0).
+    pub(crate) fn reset(&self) {
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
+        self.progress.advance(0);
+    }
+
+    /// The last log position applied.
+    pub fn position(&self) -> Position {
+        self.progress.position()
     }
 
     /// Items, in queue order (deadline, else creation), as they stand at `now`.
@@ -275,12 +336,83 @@ impl RegulatorQueue {
     }
 }
 
-fn complaint_of(record: &RecordedEvent) -> Option<ComplaintId> {
-    record
-        .stream
-        .as_str()
-        .strip_prefix("complaint-")
-        .and_then(ComplaintId::parse_name)
+/// An item as a snapshot stores it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    id: u128,
+    complaint: u128,
+    inbound: bool,
+    body: String,
+    detail: String,
+    created_at: i64,
+    deadline: Option<i64>,
+    /// 0 waiting, 1 available, 2 leased, 3 acknowledged.
+    state: u8,
+    consumer: String,
+    /// Lease end, or the regulator's reference.
+    until: i64,
+    reference: String,
+    version: u64,
+}
+
+impl Saved {
+    fn of(i: &Item) -> Self {
+        let (state, consumer, until, reference) = match &i.state {
+            ItemState::Waiting => (0, "", 0, ""),
+            ItemState::Available => (1, "", 0, ""),
+            ItemState::Leased { consumer, until } => {
+                (2, consumer.as_str(), until.as_microsecond(), "")
+            }
+            ItemState::Acknowledged {
+                consumer,
+                reference,
+            } => (3, consumer.as_str(), 0, reference.as_str()),
+        };
+        Saved {
+            id: i.id.as_u128(),
+            complaint: i.complaint.uuid().as_u128(),
+            inbound: i.direction == Direction::Inbound,
+            body: i.body.clone(),
+            detail: i.detail.clone(),
+            created_at: i.created_at.as_microsecond(),
+            deadline: i.deadline.map(|d| d.as_microsecond()),
+            state,
+            consumer: consumer.to_owned(),
+            until,
+            reference: reference.to_owned(),
+            version: i.version,
+        }
+    }
+
+    fn item(self) -> Result<Item, DecodeError> {
+        let state = match self.state {
+            0 => ItemState::Waiting,
+            1 => ItemState::Available,
+            2 => ItemState::Leased {
+                consumer: self.consumer,
+                until: time(self.until)?,
+            },
+            3 => ItemState::Acknowledged {
+                consumer: self.consumer,
+                reference: self.reference,
+            },
+            other => return Err(DecodeError(format!("unknown saved item state {other}"))),
+        };
+        Ok(Item {
+            id: Uuid::from_u128(self.id),
+            complaint: ComplaintId::new(Uuid::from_u128(self.complaint)),
+            direction: match self.inbound {
+                true => Direction::Inbound,
+                false => Direction::Outbound,
+            },
+            body: self.body,
+            detail: self.detail,
+            created_at: time(self.created_at)?,
+            deadline: self.deadline.map(time).transpose()?,
+            state,
+            version: self.version,
+        })
+    }
 }
 
 /// A queue event's item and the state it leaves the item in (`None`: unchanged).

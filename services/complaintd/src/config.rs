@@ -112,6 +112,11 @@ pub struct Config {
     /// How often a signed digest is recorded in the log, in seconds (0: never; one is
     /// also recorded at every shutdown) (`COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS`).
     pub audit_sign_interval_seconds: u64,
+    /// Save a snapshot of the projections (in `<data_dir>/projections`) every this many
+    /// events applied, and at shutdown, so that a start reads only the log after it; 0:
+    /// no snapshots, rebuild from the whole log at every start
+    /// (`COMPLAINTD_PROJECTION_SNAPSHOT_EVERY`).
+    pub projection_snapshot_every: u64,
 }
 
 impl Default for Config {
@@ -145,6 +150,7 @@ impl Default for Config {
             keys_dir: None,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
+            projection_snapshot_every: 250_000,
         }
     }
 }
@@ -243,6 +249,14 @@ impl Config {
                 Ok(s) => config.audit_sign_interval_seconds = s,
                 Err(_) => problems.push(format!(
                     "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS={seconds:?} is not a number of seconds"
+                )),
+            }
+        }
+        if let Some(every) = env("COMPLAINTD_PROJECTION_SNAPSHOT_EVERY") {
+            match every.parse() {
+                Ok(n) => config.projection_snapshot_every = n,
+                Err(_) => problems.push(format!(
+                    "COMPLAINTD_PROJECTION_SNAPSHOT_EVERY={every:?} is not a number of events"
                 )),
             }
         }

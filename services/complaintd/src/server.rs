@@ -9,9 +9,8 @@ use complaints_domain::Rules;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use complaints_sla::{Engine, RuleSources};
-use complaints_workflow::board::SlaBoard;
-use complaints_workflow::projection::ComplaintList;
-use complaints_workflow::queue::RegulatorQueue;
+use complaints_workflow::projection::Projections;
+use complaints_workflow::snapshot::SnapshotStore;
 use complaints_workflow::{rules, Workflow};
 use eventlog::audit::Signer;
 use eventlog::{Clock, EventLog, SystemClock};
@@ -224,8 +223,21 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         );
     }
     let engine = Arc::new(engine);
-    let (list, list_task) = ComplaintList::spawn(log.clone());
-    let (board, board_task) = SlaBoard::spawn(engine.clone(), log.clone());
+    let projections = Arc::new(Projections::new(engine.clone()));
+    let snapshots = (config.projection_snapshot_every > 0)
+        .then(|| SnapshotStore::new(config.data_dir.join("projections")));
+    let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
+    let projections_task = projections.spawn(
+        log.clone(),
+        snapshots,
+        config.projection_snapshot_every,
+        projections_stopped,
+    );
+    let (list, board, queue) = (
+        projections.list.clone(),
+        projections.board.clone(),
+        projections.queue.clone(),
+    );
     let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
     let watcher_task = tokio::spawn(complaints_workflow::transitions::run(
         board.clone(),
@@ -256,7 +268,6 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_keys(keys)
         .with_regimes(complaints_workflow::sla::regimes(&engine));
-    let (queue, queue_task) = RegulatorQueue::spawn(log.clone());
     let signer = match &config.audit_signing_key {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -368,9 +379,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         if let Some(publisher) = publisher {
             publisher.stop().await;
         }
-        list_task.abort();
-        board_task.abort();
-        queue_task.abort();
+        // The projections apply what they have read and save a snapshot for the next start.
+        let _ = stop_projections.send(true);
+        let _ = projections_task.await;
         let closed = log.close().await;
         served.context("grpc server")?;
         closed.context("closing the event log")?;

@@ -1,0 +1,224 @@
+//! Snapshots of the projections, stored beside the log, so that a restart reads only the
+//! events after the snapshot instead of the whole log.
+//!
+//! A snapshot is derived data: the log stays the truth. It is used only when it is whole
+//! (a BLAKE3 checksum over the file), written by this build (a new build may compute
+//! differently), and anchored in this log: the event at the snapshot's position must
+//! have the id and the chain hash of its predecessor that the snapshot recorded, which
+//! commits to every event before it. Otherwise the projections are rebuilt from the log.
+//! Files are written whole to a temporary name, synced, then renamed over the old one.
+//!
+//! Layout: `CWPSNAP1`, a little-endian u32 header length, the header (postcard), the
+//! sections' bytes one after the other, then the BLAKE3 hash of everything before it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use eventlog::{ChainHash, EventLog, Position, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const MAGIC: &[u8; 8] = b"CWPSNAP1";
+const FILE: &str = "projections.snap";
+
+/// Where in the log a snapshot stands: the last event applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub position: Position,
+    pub id: Uuid,
+    /// The chain hash of the event before it (commits to every event before it).
+    pub prev_hash: ChainHash,
+}
+
+impl Anchor {
+    /// The anchor of a snapshot taken right after applying `record`.
+    pub fn of(record: &RecordedEvent) -> Self {
+        Self {
+            position: record.position,
+            id: record.id,
+            prev_hash: record.prev_hash,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    /// The build that wrote it.
+    build: String,
+    position: Position,
+    id: [u8; 16],
+    prev_hash: [u8; 32],
+    /// Each section's name and length.
+    sections: Vec<(String, u64)>,
+}
+
+/// A snapshot read back, checked against the log.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub position: Position,
+    sections: Vec<(String, Vec<u8>)>,
+}
+
+impl Snapshot {
+    /// A section's bytes.
+    pub fn section(&self, name: &str) -> Option<&[u8]> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+}
+
+/// Why a snapshot could not be written or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unusable(String),
+}
+
+fn build() -> String {
+    concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
+/// The directory holding the projections' snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Snapshots in `dir` (created on first save).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The snapshot file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+        move |source| SnapshotError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Writes a snapshot of `sections` standing at `anchor`, durably, replacing the last.
+    pub fn save(
+        &self,
+        anchor: &Anchor,
+        sections: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), SnapshotError> {
+        std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
+        let header = Header {
+            build: build(),
+            position: anchor.position,
+            id: *anchor.id.as_bytes(),
+            prev_hash: anchor.prev_hash.0,
+            sections: sections
+                .iter()
+                .map(|(n, b)| (n.clone(), b.len() as u64))
+                .collect(),
+        };
+        let header = postcard::to_stdvec(&header)
+            .map_err(|e| SnapshotError::Unusable(format!("cannot encode the header: {e}")))?;
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let mut file = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&tmp).map_err(Self::io(&tmp))?,
+        );
+        let mut hasher = blake3::Hasher::new();
+        let mut put = |bytes: &[u8]| -> Result<(), SnapshotError> {
+            hasher.update(bytes);
+            file.write_all(bytes).map_err(Self::io(&tmp))
+        };
+        put(MAGIC)?;
+        put(&(header.len() as u32).to_le_bytes())?;
+        put(&header)?;
+        for (_, bytes) in &sections {
+            put(bytes)?;
+        }
+        let sum = *hasher.finalize().as_bytes();
+        file.write_all(&sum).map_err(Self::io(&tmp))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| Self::io(&tmp)(e.into_error()))?;
+        file.sync_all().map_err(Self::io(&tmp))?;
+        drop(file);
+        let path = self.path();
+        std::fs::rename(&tmp, &path).map_err(Self::io(&path))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Self::io(&self.dir))?;
+        Ok(())
+    }
+
+    /// The last snapshot, if there is one that is whole, of this build, and anchored in
+    /// `log`; `Ok(None)` if there is none; an error saying why one cannot be used.
+    pub async fn load(&self, log: &dyn EventLog) -> Result<Option<Snapshot>, SnapshotError> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Self::io(&path)(e)),
+        };
+        let unusable = |why: String| SnapshotError::Unusable(format!("{}: {why}", path.display()));
+        if bytes.len() < MAGIC.len() + 4 + 32 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(unusable("not a snapshot file".into()));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 32);
+        if blake3::hash(body).as_bytes() != sum {
+            return Err(unusable("checksum mismatch (torn or altered)".into()));
+        }
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&body[8..12]);
+        let header_end = 12 + u32::from_le_bytes(len) as usize;
+        let header: Header = body
+            .get(12..header_end)
+            .ok_or_else(|| unusable("header past the end".into()))
+            .and_then(|h| postcard::from_bytes(h).map_err(|e| unusable(format!("header: {e}"))))?;
+        if header.build != build() {
+            return Err(unusable(format!(
+                "written by {}, this is {}",
+                header.build,
+                build()
+            )));
+        }
+        let mut sections = Vec::with_capacity(header.sections.len());
+        let mut at = header_end;
+        for (name, len) in header.sections {
+            let end = at.saturating_add(len as usize);
+            let bytes = body
+                .get(at..end)
+                .ok_or_else(|| unusable(format!("section {name} past the end")))?;
+            sections.push((name, bytes.to_vec()));
+            at = end;
+        }
+        // Anchored in this log?
+        let record = log
+            .read_all(header.position, eventlog::Direction::Forward, 1)
+            .await
+            .map_err(|e| unusable(format!("cannot read the log at {}: {e}", header.position)))?;
+        let anchored = record.first().is_some_and(|r| {
+            r.position == header.position
+                && r.id.as_bytes() == &header.id
+                && r.prev_hash.0 == header.prev_hash
+        });
+        if !anchored {
+            return Err(unusable(format!(
+                "the log does not hold the event the snapshot was taken at (position {})",
+                header.position
+            )));
+        }
+        Ok(Some(Snapshot {
+            position: header.position,
+            sections,
+        }))
+    }
+}
