@@ -160,14 +160,28 @@ struct Pause {
 }
 
 /// What few complaints have: kept apart so that most complaints pay one pointer for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct More {
+    holding_response_at: Micros,
     extensions: Vec<(u32, Micros)>,
     pauses: Vec<Pause>,
     new_facts: Vec<Micros>,
     /// Crossings recorded in the log: (clock name, threshold, due time).
     recorded: Vec<(Sym, u8, Micros)>,
     problem: Option<String>,
+}
+
+impl Default for More {
+    fn default() -> Self {
+        Self {
+            holding_response_at: NONE,
+            extensions: Vec::new(),
+            pauses: Vec::new(),
+            new_facts: Vec::new(),
+            recorded: Vec::new(),
+            problem: None,
+        }
+    }
 }
 
 /// A started clock: its times and the index of its rule in the policy version.
@@ -222,7 +236,8 @@ impl Clock {
 /// One complaint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Slot {
-    id: u128,
+    /// The complaint's uuid (bytes: no 16-byte alignment to pad for).
+    id: [u8; 16],
     regime: Sym,
     unit: Sym,
     category: Sym,
@@ -234,7 +249,6 @@ struct Slot {
     dirty: bool,
     received_at: Micros,
     acknowledged_at: Micros,
-    holding_response_at: Micros,
     /// The latest answer.
     answered_at: Micros,
     ended_at: Micros,
@@ -258,7 +272,7 @@ fn code_of(status: Status) -> u8 {
 impl Slot {
     fn registered(r: &complaints_domain::Register, names: &mut Names) -> Self {
         Slot {
-            id: r.id.uuid().as_u128(),
+            id: *r.id.uuid().as_bytes(),
             regime: names.intern(&r.regime),
             unit: names.intern(&r.unit),
             category: names.intern(&r.category),
@@ -268,7 +282,6 @@ impl Slot {
             dirty: false,
             received_at: micros(r.received_at),
             acknowledged_at: NONE,
-            holding_response_at: NONE,
             answered_at: NONE,
             ended_at: NONE,
             next_crossing: NONE,
@@ -278,7 +291,7 @@ impl Slot {
     }
 
     fn id(&self) -> ComplaintId {
-        ComplaintId::new(Uuid::from_u128(self.id))
+        ComplaintId::new(Uuid::from_bytes(self.id))
     }
 
     fn more(&mut self) -> &mut More {
@@ -325,8 +338,13 @@ impl Slot {
                 changed = !self.complex;
                 self.complex = true;
             }
-            Change::HoldingResponseSent { .. } if self.holding_response_at == NONE => {
-                self.holding_response_at = at;
+            Change::HoldingResponseSent { .. }
+                if self
+                    .more
+                    .as_ref()
+                    .is_none_or(|m| m.holding_response_at == NONE) =>
+            {
+                self.more().holding_response_at = at;
                 changed = true;
             }
             Change::ExtensionApproved { days, .. } => {
@@ -372,7 +390,7 @@ impl Slot {
             region: names.get(self.region).to_owned(),
             category: names.get(self.category).to_owned(),
             complex: self.complex,
-            holding_response_at: time_opt(self.holding_response_at),
+            holding_response_at: more.and_then(|m| time_opt(m.holding_response_at)),
             extensions: more.map_or_else(Vec::new, |m| {
                 m.extensions.iter().map(|(d, at)| (*d, time(*at))).collect()
             }),

@@ -7,7 +7,7 @@
 //! and are saved again every so many events and when the log closes. Readers can wait
 //! until a projection has seen a position, so a query after a write reflects that write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
@@ -81,8 +81,12 @@ struct ListData {
 struct Inner {
     data: ListData,
     by_id: HashMap<ComplaintId, u32>,
-    /// (receipt time, id) -> row.
-    order: BTreeMap<(Micros, u128), u32>,
+    /// Receipt time and id (as two halves, in uuid order), for the list's order.
+    order: BTreeSet<(Micros, u64, u64)>,
+}
+
+fn order_key(received_at: Micros, id: u128) -> (Micros, u64, u64) {
+    (received_at, (id >> 64) as u64, id as u64)
 }
 
 fn status_code(status: Status) -> u8 {
@@ -115,7 +119,7 @@ impl Inner {
         for (i, row) in self.data.rows.iter().enumerate() {
             let id = ComplaintId::new(uuid::Uuid::from_u128(row.id));
             self.by_id.insert(id, i as u32);
-            self.order.insert((row.received_at, row.id), i as u32);
+            self.order.insert(order_key(row.received_at, row.id));
         }
     }
 
@@ -139,20 +143,20 @@ impl Inner {
                     updated_at: micros(event.at),
                     version,
                 };
-                let key = (row.received_at, row.id);
+                let key = order_key(row.received_at, row.id);
                 match self.by_id.get(&r.id) {
                     // Registered twice (never, by the domain's rules): start over.
                     Some(i) => {
                         let old = &self.data.rows[*i as usize];
-                        self.order.remove(&(old.received_at, old.id));
-                        self.order.insert(key, *i);
+                        self.order.remove(&order_key(old.received_at, old.id));
+                        self.order.insert(key);
                         self.data.rows[*i as usize] = row;
                     }
                     None => {
                         let i = self.data.rows.len() as u32;
                         self.data.rows.push(row);
                         self.by_id.insert(r.id, i);
-                        self.order.insert(key, i);
+                        self.order.insert(key);
                     }
                 }
             }
@@ -279,12 +283,16 @@ impl ComplaintList {
         let mut next = None;
         let range = match query.after {
             Some((at, id)) => inner.order.range((
-                std::ops::Bound::Excluded((micros(at), id.uuid().as_u128())),
+                std::ops::Bound::Excluded(order_key(micros(at), id.uuid().as_u128())),
                 std::ops::Bound::Unbounded,
             )),
             None => inner.order.range(..),
         };
-        for (_, i) in range {
+        for (_, hi, lo) in range {
+            let id = ComplaintId::new(uuid::Uuid::from_u64_pair(*hi, *lo));
+            let Some(i) = inner.by_id.get(&id) else {
+                continue;
+            };
             let row = &inner.data.rows[*i as usize];
             let matches = status.is_none_or(|st| row.status == st)
                 && unit.is_none_or(|u| row.unit == u)
