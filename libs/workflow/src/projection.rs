@@ -531,6 +531,8 @@ pub struct Projections {
     pub list: Arc<ComplaintList>,
     pub board: Arc<crate::board::SlaBoard>,
     pub queue: Arc<crate::queue::RegulatorQueue>,
+    /// The first position read from the log once started (1: no snapshot used).
+    started_from: std::sync::atomic::AtomicU64,
 }
 
 impl Projections {
@@ -540,6 +542,17 @@ impl Projections {
             list: Arc::new(ComplaintList::default()),
             board: Arc::new(crate::board::SlaBoard::new(engine)),
             queue: Arc::new(crate::queue::RegulatorQueue::default()),
+            started_from: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The first position they read from the log once started: 1 if they rebuilt from
+    /// scratch, the position after their snapshot if they restored one (`None` until the
+    /// started task has decided).
+    pub fn started_from(&self) -> Option<Position> {
+        match self.started_from.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            p => Some(p),
         }
     }
 
@@ -573,7 +586,13 @@ impl Projections {
             let mut from = 1;
             if let Some(store) = &store {
                 match store.load(&*log).await {
-                    Ok(Some(snapshot)) => match projections.restore(&snapshot) {
+                    Ok(Some(snapshot)) => match {
+                        // Said before restoring makes the position visible to waiters.
+                        projections
+                            .started_from
+                            .store(snapshot.position + 1, std::sync::atomic::Ordering::Release);
+                        projections.restore(&snapshot)
+                    } {
                         Ok(()) => {
                             tracing::info!(
                                 position = snapshot.position,
@@ -592,6 +611,9 @@ impl Projections {
                     }
                 }
             }
+            projections
+                .started_from
+                .store(from, std::sync::atomic::Ordering::Release);
             let (tx, mut rx) = mpsc::channel::<Batch>(2);
             tokio::spawn(read_pages(log, from, tx, "projections", Some(stop)));
             let mut since_snapshot = 0u64;
