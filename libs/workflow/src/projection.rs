@@ -586,25 +586,26 @@ impl Projections {
             let mut from = 1;
             if let Some(store) = &store {
                 match store.load(&*log).await {
-                    Ok(Some(snapshot)) => match {
+                    Ok(Some(snapshot)) => {
                         // Said before restoring makes the position visible to waiters.
                         projections
                             .started_from
                             .store(snapshot.position + 1, std::sync::atomic::Ordering::Release);
-                        projections.restore(&snapshot)
-                    } {
-                        Ok(()) => {
-                            tracing::info!(
-                                position = snapshot.position,
-                                "projections restored from their snapshot"
-                            );
-                            from = snapshot.position + 1;
+                        let restored = projections.restore(&snapshot);
+                        match restored {
+                            Ok(()) => {
+                                tracing::info!(
+                                    position = snapshot.position,
+                                    "projections restored from their snapshot"
+                                );
+                                from = snapshot.position + 1;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the projections' snapshot cannot be restored; rebuilding from the log");
+                                projections.clear();
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the projections' snapshot cannot be restored; rebuilding from the log");
-                            projections.clear();
-                        }
-                    },
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "no usable snapshot of the projections; rebuilding from the log")
