@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::codec::DecodeError;
-use crate::compact::{micros, micros_opt, time, time_opt, Micros, Names, Sym, NONE};
+use crate::compact::{micros, micros_opt, time, time_opt, Micros, Names, RowIndex, Sym, NONE};
 use crate::projection::{Decoded, Progress};
 
 /// A complaint on the board, as [`SlaBoard::entry`] shows it.
@@ -434,7 +434,7 @@ struct Data {
 #[derive(Default)]
 struct Inner {
     data: Data,
-    ids: HashMap<ComplaintId, u32>,
+    ids: RowIndex,
     /// Running (not stopped) deadline clocks by due time: (due, slot, clock index).
     urgent: BTreeSet<(Micros, u32, u16)>,
     /// Each complaint's next unrecorded crossing: (when, slot).
@@ -456,7 +456,8 @@ fn rule_of<'e>(
 
 impl Inner {
     fn slot_of(&self, id: ComplaintId) -> Option<u32> {
-        self.ids.get(&id).copied()
+        let slots = &self.data.slots;
+        self.ids.get(id.uuid().as_bytes(), |s| slots[s as usize].id)
     }
 
     fn mark(&mut self, s: u32) {
@@ -549,13 +550,11 @@ impl Inner {
 
     /// Rebuilds the id table and indexes from the slots (after a restore).
     fn reindex(&mut self, engine: &Engine) {
-        self.ids = self
-            .data
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| (slot.id(), i as u32))
-            .collect();
+        self.ids.clear();
+        let Inner { data, ids, .. } = self;
+        for (i, slot) in data.slots.iter().enumerate() {
+            ids.insert(&slot.id, i as u32, |s| data.slots[s as usize].id);
+        }
         self.urgent.clear();
         self.crossings.clear();
         for s in 0..self.data.slots.len() as u32 {
@@ -823,7 +822,8 @@ impl SlaBoard {
                         None => {
                             let s = inner.data.slots.len() as u32;
                             inner.data.slots.push(slot);
-                            inner.ids.insert(r.id, s);
+                            let Inner { data, ids, .. } = &mut *inner;
+                            ids.insert(r.id.uuid().as_bytes(), s, |s| data.slots[s as usize].id);
                             s
                         }
                     }

@@ -95,3 +95,40 @@ pub fn time(m: Micros) -> Timestamp {
 pub fn time_opt(m: Micros) -> Option<Timestamp> {
     (m != NONE).then(|| time(m))
 }
+
+/// Complaint id -> row number, for projections that keep each complaint's id in its row:
+/// a bucket holds only the row number (4 bytes, where a map from id to row takes 20), and
+/// the id is compared on the row itself.
+#[derive(Default)]
+pub struct RowIndex {
+    table: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl RowIndex {
+    fn hash(&self, id: &[u8; 16]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(id)
+    }
+
+    /// The row of `id`; `id_of` gives the id of a row.
+    pub fn get(&self, id: &[u8; 16], id_of: impl Fn(u32) -> [u8; 16]) -> Option<u32> {
+        self.table
+            .find(self.hash(id), |row| id_of(*row) == *id)
+            .copied()
+    }
+
+    /// Adds `row` as the row of `id`, which has none yet.
+    pub fn insert(&mut self, id: &[u8; 16], row: u32, id_of: impl Fn(u32) -> [u8; 16]) {
+        let hash = self.hash(id);
+        let hasher = self.hasher.clone();
+        self.table.insert_unique(hash, row, move |row| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(id_of(*row))
+        });
+    }
+
+    pub fn clear(&mut self) {
+        self.table.clear();
+    }
+}

@@ -7,7 +7,7 @@
 //! and are saved again every so many events and when the log closes. Readers can wait
 //! until a projection has seen a position, so a query after a write reflects that write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 
 use crate::codec::{self, DecodeError};
-use crate::compact::{micros, time, Micros, Names, Sym, NO_SYM};
+use crate::compact::{micros, time, Micros, Names, RowIndex, Sym, NO_SYM};
 
 /// What the list shows of one complaint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,8 @@ pub struct Page {
 /// A complaint as the list keeps it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Row {
-    id: u128,
+    /// The complaint's uuid (bytes: no 16-byte alignment to pad for).
+    id: [u8; 16],
     status: u8,
     unit: Sym,
     handler: Sym,
@@ -80,13 +81,14 @@ struct ListData {
 #[derive(Default)]
 struct Inner {
     data: ListData,
-    by_id: HashMap<ComplaintId, u32>,
+    by_id: RowIndex,
     /// Receipt time and id (as two halves, in uuid order), for the list's order.
     order: BTreeSet<(Micros, u64, u64)>,
 }
 
-fn order_key(received_at: Micros, id: u128) -> (Micros, u64, u64) {
-    (received_at, (id >> 64) as u64, id as u64)
+fn order_key(received_at: Micros, id: [u8; 16]) -> (Micros, u64, u64) {
+    let (hi, lo) = uuid::Uuid::from_bytes(id).as_u64_pair();
+    (received_at, hi, lo)
 }
 
 fn status_code(status: Status) -> u8 {
@@ -97,7 +99,7 @@ impl Inner {
     fn summary(&self, row: &Row) -> Summary {
         let names = &self.data.names;
         Summary {
-            id: ComplaintId::new(uuid::Uuid::from_u128(row.id)),
+            id: ComplaintId::new(uuid::Uuid::from_bytes(row.id)),
             status: Status::ALL
                 .get(usize::from(row.status))
                 .copied()
@@ -113,12 +115,19 @@ impl Inner {
         }
     }
 
+    fn row_of(&self, id: ComplaintId) -> Option<u32> {
+        let rows = &self.data.rows;
+        self.by_id
+            .get(id.uuid().as_bytes(), |r| rows[r as usize].id)
+    }
+
     fn reindex(&mut self) {
         self.by_id.clear();
         self.order.clear();
-        for (i, row) in self.data.rows.iter().enumerate() {
-            let id = ComplaintId::new(uuid::Uuid::from_u128(row.id));
-            self.by_id.insert(id, i as u32);
+        let rows = &self.data.rows;
+        for (i, row) in rows.iter().enumerate() {
+            self.by_id
+                .insert(&row.id, i as u32, |r| rows[r as usize].id);
             self.order.insert(order_key(row.received_at, row.id));
         }
     }
@@ -132,7 +141,7 @@ impl Inner {
         match &event.change {
             Change::Registered(r) => {
                 let row = Row {
-                    id: r.id.uuid().as_u128(),
+                    id: *r.id.uuid().as_bytes(),
                     status: status_code(Status::Received),
                     unit: names.intern(&r.unit),
                     handler: NO_SYM,
@@ -144,27 +153,30 @@ impl Inner {
                     version,
                 };
                 let key = order_key(row.received_at, row.id);
-                match self.by_id.get(&r.id) {
+                match self.row_of(id) {
                     // Registered twice (never, by the domain's rules): start over.
                     Some(i) => {
-                        let old = &self.data.rows[*i as usize];
+                        let old = &self.data.rows[i as usize];
                         self.order.remove(&order_key(old.received_at, old.id));
                         self.order.insert(key);
-                        self.data.rows[*i as usize] = row;
+                        self.data.rows[i as usize] = row;
                     }
                     None => {
                         let i = self.data.rows.len() as u32;
                         self.data.rows.push(row);
-                        self.by_id.insert(r.id, i);
+                        let rows = &self.data.rows;
+                        self.by_id
+                            .insert(&rows[i as usize].id, i, |r| rows[r as usize].id);
                         self.order.insert(key);
                     }
                 }
             }
             change => {
-                let Some(i) = self.by_id.get(&id) else {
+                let Some(i) = self.row_of(id) else {
                     return;
                 };
-                let row = &mut self.data.rows[*i as usize];
+                let names = &mut self.data.names;
+                let row = &mut self.data.rows[i as usize];
                 let status = Status::ALL
                     .get(usize::from(row.status))
                     .copied()
@@ -283,17 +295,17 @@ impl ComplaintList {
         let mut next = None;
         let range = match query.after {
             Some((at, id)) => inner.order.range((
-                std::ops::Bound::Excluded(order_key(micros(at), id.uuid().as_u128())),
+                std::ops::Bound::Excluded(order_key(micros(at), *id.uuid().as_bytes())),
                 std::ops::Bound::Unbounded,
             )),
             None => inner.order.range(..),
         };
         for (_, hi, lo) in range {
             let id = ComplaintId::new(uuid::Uuid::from_u64_pair(*hi, *lo));
-            let Some(i) = inner.by_id.get(&id) else {
+            let Some(i) = inner.row_of(id) else {
                 continue;
             };
-            let row = &inner.data.rows[*i as usize];
+            let row = &inner.data.rows[i as usize];
             let matches = status.is_none_or(|st| row.status == st)
                 && unit.is_none_or(|u| row.unit == u)
                 && category.is_none_or(|c| row.category == c)
@@ -315,8 +327,8 @@ impl ComplaintList {
     /// A complaint's summary.
     pub fn get(&self, id: ComplaintId) -> Option<Summary> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let i = inner.by_id.get(&id)?;
-        Some(inner.summary(&inner.data.rows[*i as usize]))
+        let i = inner.row_of(id)?;
+        Some(inner.summary(&inner.data.rows[i as usize]))
     }
 }
 
