@@ -631,6 +631,8 @@ impl Projections {
             tokio::spawn(read_pages(log, from, tx, "projections", Some(stop)));
             let mut since_snapshot = 0u64;
             let mut anchor = None;
+            // The snapshot being written, if one is.
+            let mut writing: Option<tokio::task::JoinHandle<()>> = None;
             while let Some((batch, failed)) = rx.recv().await {
                 let result = projections.apply_batch(&batch);
                 if let Some(last) = batch.last() {
@@ -641,18 +643,25 @@ impl Projections {
                     tracing::error!(error = %e, "cannot read an event; the projections stop here");
                     return;
                 }
-                if let (Some(store), Some(anchor)) = (&store, anchor) {
-                    if every > 0
-                        && since_snapshot >= every
-                        && save(&projections, store, anchor).await
-                    {
+                let (Some(store), Some(at)) = (&store, anchor) else {
+                    continue;
+                };
+                let idle = writing.as_ref().is_none_or(|w| w.is_finished());
+                if every > 0 && since_snapshot >= every && idle {
+                    if let Some(sections) = capture(&projections, at).await {
+                        writing = Some(write(store, at, sections));
                         since_snapshot = 0;
                     }
                 }
             }
             // Stopped (or the log closed): save where they stand, for the next start.
-            if let (Some(store), Some(anchor), true) = (&store, anchor, since_snapshot > 0) {
-                save(&projections, store, anchor).await;
+            if let Some(w) = writing {
+                let _ = w.await;
+            }
+            if let (Some(store), Some(at), true) = (&store, anchor, since_snapshot > 0) {
+                if let Some(sections) = capture(&projections, at).await {
+                    let _ = write(store, at, sections).await;
+                }
             }
         })
     }
@@ -674,54 +683,60 @@ impl Projections {
         self.queue.reset();
     }
 
-    /// Saves a snapshot of the three standing at `anchor`; says whether it did.
-    fn save(
-        &self,
-        store: &crate::snapshot::SnapshotStore,
-        anchor: &crate::snapshot::Anchor,
-    ) -> bool {
-        let started = std::time::Instant::now();
-        let saved = (|| -> Result<bool, String> {
-            let (p1, list) = self.list.save().map_err(|e| e.to_string())?;
-            let (p2, board) = self.board.save().map_err(|e| e.to_string())?;
-            let (p3, queue) = self.queue.save().map_err(|e| e.to_string())?;
-            if [p1, p2, p3] != [anchor.position; 3] {
-                return Ok(false);
-            }
-            let sections = vec![
-                ("list".to_owned(), list),
-                ("board".to_owned(), board),
-                ("queue".to_owned(), queue),
-            ];
-            store.save(anchor, sections).map_err(|e| e.to_string())?;
-            Ok(true)
-        })();
-        match saved {
-            Ok(true) => {
-                tracing::info!(
-                    position = anchor.position,
-                    millis = started.elapsed().as_millis() as u64,
-                    "projections saved"
-                );
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log");
-                false
-            }
+    /// The three as snapshot sections, if they all stand at `anchor`.
+    fn capture(&self, anchor: &crate::snapshot::Anchor) -> Result<Option<Sections>, String> {
+        let (p1, list) = self.list.save().map_err(|e| e.to_string())?;
+        let (p2, board) = self.board.save().map_err(|e| e.to_string())?;
+        let (p3, queue) = self.queue.save().map_err(|e| e.to_string())?;
+        if [p1, p2, p3] != [anchor.position; 3] {
+            return Ok(None);
         }
+        Ok(Some(vec![
+            ("list".to_owned(), list),
+            ("board".to_owned(), board),
+            ("queue".to_owned(), queue),
+        ]))
     }
 }
 
-/// Saves a snapshot off the runtime's workers (it writes and syncs a file).
-async fn save(
+type Sections = Vec<(String, Vec<u8>)>;
+
+/// Takes the projections' sections at `anchor` (applying pauses meanwhile: they must not
+/// move), off the runtime's workers.
+async fn capture(
     projections: &Arc<Projections>,
+    anchor: crate::snapshot::Anchor,
+) -> Option<Sections> {
+    let projections = projections.clone();
+    let captured = tokio::task::spawn_blocking(move || projections.capture(&anchor)).await;
+    match captured {
+        Ok(Ok(sections)) => sections,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot encode the projections; no snapshot this time");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Writes a snapshot (a file written and synced) on a blocking thread; applying goes on.
+fn write(
     store: &crate::snapshot::SnapshotStore,
     anchor: crate::snapshot::Anchor,
-) -> bool {
-    let (projections, store) = (projections.clone(), store.clone());
-    tokio::task::spawn_blocking(move || projections.save(&store, &anchor))
-        .await
-        .unwrap_or(false)
+    sections: Sections,
+) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match store.save(&anchor, sections) {
+            Ok(()) => tracing::info!(
+                position = anchor.position,
+                millis = started.elapsed().as_millis() as u64,
+                "projections saved"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log")
+            }
+        }
+    })
 }
