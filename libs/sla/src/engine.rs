@@ -102,6 +102,35 @@ pub struct Timing {
     pub paused_since: Option<Timestamp>,
 }
 
+impl Timing {
+    /// The [`Due`] of these times: clock `rule` of `policy`, for a complaint from `region`.
+    pub fn due(
+        &self,
+        policy: &Policy,
+        rule: &ClockRule,
+        region: &str,
+        explanation: Vec<String>,
+    ) -> Due {
+        Due {
+            policy: policy.id.clone(),
+            policy_version: policy.version,
+            clock: rule.id.clone(),
+            title: rule.title.clone(),
+            started_at: self.started_at,
+            due_date: self.due_date,
+            due_at: self.due_at,
+            length: self.length,
+            calendar: match self.business_days {
+                true => policy.calendar_for(region).ok().map(str::to_owned),
+                false => None,
+            },
+            stopped_at: self.stopped_at,
+            paused_since: self.paused_since,
+            explanation,
+        }
+    }
+}
+
 /// The state of a clock at a moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClockState {
@@ -246,24 +275,7 @@ impl Engine {
         let Some(t) = self.timing(policy, rule, facts, &zone, &mut why)? else {
             return Ok(None);
         };
-        let calendar = match t.business_days {
-            true => policy.calendar_for(&facts.region).ok().map(str::to_owned),
-            false => None,
-        };
-        Ok(Some(Due {
-            policy: policy.id.clone(),
-            policy_version: policy.version,
-            clock: rule.id.clone(),
-            title: rule.title.clone(),
-            started_at: t.started_at,
-            due_date: t.due_date,
-            due_at: t.due_at,
-            length: t.length,
-            calendar,
-            stopped_at: t.stopped_at,
-            paused_since: t.paused_since,
-            explanation: why.lines,
-        }))
+        Ok(Some(t.due(policy, rule, &facts.region, why.lines)))
     }
 
     fn timing(

@@ -80,10 +80,12 @@ async fn rebuild(
     (projections, took, head)
 }
 
-/// Applying alone (the log read and decoded beforehand), per projection.
-async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
-    use complaints_workflow::projection::Decoded;
-    let (mut from, mut pages) = (1, Vec::new());
+/// Reads the whole log page by page, handing each page to `f`; returns the events read.
+async fn each_page(
+    log: &Arc<SledEventLog>,
+    mut f: impl FnMut(Vec<eventlog::RecordedEvent>),
+) -> u64 {
+    let (mut from, mut count) = (1, 0u64);
     loop {
         let page = log
             .read_all(from, eventlog::Direction::Forward, 4096)
@@ -91,13 +93,24 @@ async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
             .unwrap();
         let Some(last) = page.last() else { break };
         from = last.position + 1;
+        count += page.len() as u64;
+        f(page);
+    }
+    count
+}
+
+/// Applying alone (the log read and decoded beforehand), per projection.
+async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
+    use complaints_workflow::projection::Decoded;
+    let mut pages = Vec::new();
+    let events = each_page(log, |page| {
         pages.push(
             page.into_iter()
                 .map(|r| Decoded::decode(r).unwrap())
                 .collect::<Vec<_>>(),
-        );
-    }
-    let events: usize = pages.iter().map(Vec::len).sum();
+        )
+    })
+    .await;
     let p = Projections::new(engine);
     let rate = |t: Instant| events as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -114,15 +127,7 @@ async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
 /// Events per second of reading the whole log page by page (and decoding each event).
 async fn read_only(log: &Arc<SledEventLog>, decode: bool) -> f64 {
     let start = Instant::now();
-    let (mut from, mut count) = (1, 0u64);
-    loop {
-        let page = log
-            .read_all(from, eventlog::Direction::Forward, 4096)
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
-        count += page.len() as u64;
+    let count = each_page(log, |page| {
         if decode {
             for record in page {
                 std::hint::black_box(
@@ -130,7 +135,8 @@ async fn read_only(log: &Arc<SledEventLog>, decode: bool) -> f64 {
                 );
             }
         }
-    }
+    })
+    .await;
     count as f64 / start.elapsed().as_secs_f64()
 }
 

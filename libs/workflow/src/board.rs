@@ -213,6 +213,18 @@ impl Clock {
         }
     }
 
+    fn timing(&self) -> Timing {
+        Timing {
+            started_at: time(self.started_at),
+            due_date: self.due_date(),
+            due_at: time(self.due_at),
+            length: self.length,
+            business_days: self.business_days,
+            stopped_at: time_opt(self.stopped_at),
+            paused_since: time_opt(self.paused_since),
+        }
+    }
+
     fn due_date(&self) -> Option<jiff::civil::Date> {
         self.due_date
             .and_then(|(y, m, d)| jiff::civil::Date::new(y, m, d).ok())
@@ -589,21 +601,10 @@ impl Inner {
     /// A clock as a [`Due`] (without its explanation).
     fn due(&self, engine: &Engine, slot: &Slot, c: &Clock) -> Option<Due> {
         let (policy, rule) = rule_of(engine, self.data.names.get(slot.regime), c)?;
-        let (_, t) = self.times(engine, slot, c)?;
-        Some(Due {
-            policy: policy.id.clone(),
-            policy_version: policy.version,
-            clock: rule.id.clone(),
-            title: rule.title.clone(),
-            started_at: t.started_at,
-            due_date: t.due_date,
-            due_at: t.due_at,
-            length: c.length,
-            calendar: t.calendar.map(str::to_owned),
-            stopped_at: t.stopped_at,
-            paused_since: t.paused_since,
-            explanation: Vec::new(),
-        })
+        Some(
+            c.timing()
+                .due(policy, rule, self.data.names.get(slot.region), Vec::new()),
+        )
     }
 
     fn entry(&self, engine: &Engine, s: u32) -> Option<Entry> {
@@ -893,14 +894,10 @@ impl SlaBoard {
         let mut items = Vec::with_capacity(size.min(1024));
         let mut next = None;
         let names = &inner.data.names;
-        let wanted = |filter: &Option<String>| match filter {
-            None => Ok(None),
-            Some(name) => names.find(name).map(Some).ok_or(()),
-        };
         let (Ok(regime), Ok(unit), Ok(category)) = (
-            wanted(&query.regime),
-            wanted(&query.unit),
-            wanted(&query.category),
+            names.filter(&query.regime),
+            names.filter(&query.unit),
+            names.filter(&query.category),
         ) else {
             return ClockPage { items, next }; // a name the board has never seen
         };

@@ -59,6 +59,15 @@ impl Names {
         self.index.get(name).copied()
     }
 
+    /// A query's filter by name as a symbol: `Ok(None)` for no filter, `Err` for a name
+    /// never seen (nothing can match it).
+    pub(crate) fn filter(&self, wanted: &Option<String>) -> Result<Option<Sym>, ()> {
+        match wanted {
+            None => Ok(None),
+            Some(name) => self.find(name).map(Some).ok_or(()),
+        }
+    }
+
     /// The name of `sym` ("" for [`NO_SYM`] or an unknown symbol).
     pub fn get(&self, sym: Sym) -> &str {
         self.names.get(sym as usize).map_or("", |n| n)

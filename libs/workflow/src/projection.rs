@@ -280,14 +280,10 @@ impl ComplaintList {
         let size = query.page_size.max(1);
         let mut items = Vec::with_capacity(size.min(1024));
         let names = &inner.data.names;
-        let wanted = |filter: &Option<String>| match filter {
-            None => Ok(None),
-            Some(name) => names.find(name).map(Some).ok_or(()),
-        };
         let (Ok(unit), Ok(category), Ok(regime)) = (
-            wanted(&query.unit),
-            wanted(&query.category),
-            wanted(&query.regime),
+            names.filter(&query.unit),
+            names.filter(&query.category),
+            names.filter(&query.regime),
         ) else {
             return Page { items, next: None }; // a name the list has never seen
         };

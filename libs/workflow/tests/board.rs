@@ -1,10 +1,13 @@
 //! The SLA board: its fold matches the full state, and it lists clocks most urgent first.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use common::registration;
 use complaints_domain::model::*;
-use complaints_domain::{decide, evolve, Command, Context, Register, Rules};
+use complaints_domain::{decide, evolve, Command, Context, Rules};
 use complaints_sla::Engine;
 use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
 use complaints_workflow::codec;
@@ -14,29 +17,6 @@ use eventlog_sled::{SledConfig, SledEventLog};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use uuid::Uuid;
-
-fn registration(id: ComplaintId, received_at: Timestamp) -> Register {
-    Register {
-        id,
-        channel: Channel::Web,
-        complainant: Complainant {
-            person_id: "p".into(),
-            name: "n".into(),
-            contact: "c".into(),
-            id_number: String::new(),
-        },
-        unit: "cards".into(),
-        employee: None,
-        product: "p".into(),
-        category: "fees".into(),
-        claim: "c".into(),
-        facts: "f".into(),
-        received_at,
-        regime: "CN-CBIRC".into(),
-        region: "CN".into(),
-        regulator: None,
-    }
-}
 
 fn step() -> impl Strategy<Value = Command> {
     prop_oneof![

@@ -7,6 +7,8 @@
 //!
 //! Also: a snapshot that is torn, altered or taken of another log is not used.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -95,26 +97,7 @@ fn register(id: ComplaintId, regime: u8, at: jiff::Timestamp) -> Register {
         ("CN-CBIRC", "CN"),
         ("TEST-REFER", "CN"),
     ][regime as usize % 3];
-    Register {
-        id,
-        channel: Channel::Web,
-        complainant: Complainant {
-            person_id: format!("p-{id}"),
-            name: "n".into(),
-            contact: "c".into(),
-            id_number: String::new(),
-        },
-        unit: "cards".into(),
-        employee: None,
-        product: "p".into(),
-        category: "fees".into(),
-        claim: "c".into(),
-        facts: "f".into(),
-        received_at: at,
-        regime: regime.into(),
-        region: region.into(),
-        regulator: None,
-    }
+    common::register(id, regime, region, at)
 }
 
 async fn run(ops: Vec<Op>) {

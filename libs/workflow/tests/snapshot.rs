@@ -1,12 +1,15 @@
 //! Snapshots of the projections: a start uses one only when it is whole and anchored in
 //! this log; otherwise it rebuilds from position 1 (and ends the same).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::registration;
 use complaints_domain::model::*;
-use complaints_domain::{Command, Register, Rules};
+use complaints_domain::{Command, Rules};
 use complaints_sla::Engine;
 use complaints_workflow::projection::Projections;
 use complaints_workflow::snapshot::SnapshotStore;
@@ -14,29 +17,6 @@ use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
 use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
 use uuid::Uuid;
-
-fn registration(id: ComplaintId, received_at: jiff::Timestamp) -> Register {
-    Register {
-        id,
-        channel: Channel::Web,
-        complainant: Complainant {
-            person_id: "p".into(),
-            name: "n".into(),
-            contact: "c".into(),
-            id_number: String::new(),
-        },
-        unit: "cards".into(),
-        employee: None,
-        product: "p".into(),
-        category: "fees".into(),
-        claim: "c".into(),
-        facts: "f".into(),
-        received_at,
-        regime: "CN-CBIRC".into(),
-        region: "CN".into(),
-        regulator: None,
-    }
-}
 
 /// A log in `dir` holding `ids` registered and acknowledged.
 async fn log_of(dir: &Path, ids: &[u128]) -> Arc<dyn EventLog> {
