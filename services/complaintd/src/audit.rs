@@ -8,6 +8,8 @@ use complaints_proto::complaints::audit::v1::audit_service_server::AuditService;
 use complaints_proto::complaints::v1 as api;
 use complaints_sla::Engine;
 use complaints_workflow::board::SlaBoard;
+use complaints_workflow::codec::DecodeError;
+use complaints_workflow::projection::Decoded;
 use complaints_workflow::queue::RegulatorQueue;
 use complaints_workflow::{export, rules, Workflow};
 use eventlog::audit::{Digest, HeldDigest, Outcome, Signer, Verifier};
@@ -65,24 +67,31 @@ async fn first_position_at_or_after(
 async fn replay_until(
     log: &dyn EventLog,
     at: Timestamp,
-    mut each: impl FnMut(&RecordedEvent) -> Result<(), Status>,
+    mut each: impl FnMut(&[Decoded]) -> Result<(), DecodeError>,
 ) -> Result<Position, Status> {
     let mut from = 1;
     let mut last = 0;
     loop {
-        let page = log
+        let mut page = log
             .read_all(from, Direction::Forward, PAGE)
             .await
             .map_err(log_error)?;
         let Some(end) = page.last().map(|r| r.position) else {
             return Ok(last);
         };
-        for record in &page {
-            if record.recorded_at > at {
-                return Ok(last);
-            }
-            each(record)?;
-            last = record.position;
+        let cut = page.iter().position(|r| r.recorded_at > at);
+        if let Some(cut) = cut {
+            page.truncate(cut);
+        }
+        let batch = page
+            .into_iter()
+            .map(Decoded::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| errors::status(e.into()))?;
+        each(&batch).map_err(|e| errors::status(e.into()))?;
+        last = batch.last().map_or(last, |d| d.record.position);
+        if cut.is_some() {
+            return Ok(last);
         }
         from = end + 1;
     }
@@ -324,10 +333,7 @@ impl Audit {
         } else {
             SlaBoard::with_fixed_rules(engine)
         };
-        replay_until(&**self.log(), micros(at), |record| {
-            board.apply(record).map_err(|e| errors::status(e.into()))
-        })
-        .await?;
+        replay_until(&**self.log(), micros(at), |batch| board.apply_batch(batch)).await?;
         Ok(Response::new(board_out(&board, at)))
     }
 
@@ -341,10 +347,7 @@ impl Audit {
             return Err(errors::invalid(v.0));
         };
         let queue = RegulatorQueue::default();
-        replay_until(&**self.log(), micros(at), |record| {
-            queue.apply(record).map_err(|e| errors::status(e.into()))
-        })
-        .await?;
+        replay_until(&**self.log(), micros(at), |batch| queue.apply_batch(batch)).await?;
         Ok(Response::new(queue_out(&queue, at, None, &[])))
     }
 }
