@@ -38,6 +38,7 @@ pub struct Running {
     config: Config,
     log: Arc<dyn EventLog>,
     workflow: Workflow,
+    projections: Arc<Projections>,
 }
 
 impl Running {
@@ -57,6 +58,12 @@ impl Running {
             None => tracing::info!("SLA rules reloaded: unchanged"),
         }
         Ok(recorded)
+    }
+
+    /// Where the projections started reading the log: 1 if they rebuilt from it, the
+    /// position after their snapshot if they restored one (`None` until decided).
+    pub fn projections_started_from(&self) -> Option<eventlog::Position> {
+        self.projections.started_from()
     }
 
     /// Stops accepting calls, lets the ones in flight finish, and closes the log.
@@ -233,6 +240,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         config.projection_snapshot_every,
         projections_stopped,
     );
+    let running_projections = projections.clone();
     let (list, board, queue) = (
         projections.list.clone(),
         projections.board.clone(),
@@ -396,5 +404,6 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         config: config.clone(),
         log: reload_log,
         workflow: reload_workflow,
+        projections: running_projections,
     })
 }

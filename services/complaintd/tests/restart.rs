@@ -1,0 +1,168 @@
+//! Restarts: complaintd saves its projections at shutdown and the next start restores them
+//! instead of reading the whole log; what the API shows is the same either way, and the
+//! same as a start that rebuilds from the log (snapshots off).
+
+use std::sync::Arc;
+
+use complaintd::config::Config;
+use complaintd::server::{self, Running};
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use eventlog::{ManualClock, Timestamp as LogTime};
+use tonic::transport::Channel;
+use tonic::Request;
+use uuid::Uuid;
+
+/// 2026-02-05T02:00:00Z.
+const T0: i64 = 1_770_256_800;
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn req<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert("x-principal", "user:tester".parse().unwrap());
+    metadata.insert(
+        "x-roles",
+        "intake,handler,supervisor,operations".parse().unwrap(),
+    );
+    request
+}
+
+async fn start(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    snapshots: bool,
+) -> (Running, ComplaintServiceClient<Channel>) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        projection_snapshot_every: if snapshots { 250_000 } else { 0 },
+        ..Config::default()
+    };
+    let running = server::start_with_clock(&config, clock.clone())
+        .await
+        .unwrap();
+    let client = ComplaintServiceClient::connect(format!("http://{}", running.addr))
+        .await
+        .unwrap();
+    (running, client)
+}
+
+fn register(regime: &str, region: &str, received: i64) -> api::RegisterComplaintRequest {
+    api::RegisterComplaintRequest {
+        request_id: Uuid::new_v4().to_string(),
+        complaint_id: String::new(),
+        channel: api::Channel::Email as i32,
+        complainant: Some(api::Complainant {
+            person_id: "person-1".into(),
+            name: "Ada Lovelace".into(),
+            contact: "ada@example.org".into(),
+            id_number: String::new(),
+        }),
+        unit: "cards".into(),
+        employee: String::new(),
+        product: "credit card".into(),
+        category: "fees".into(),
+        claim: "refund the fee".into(),
+        facts: "charged twice".into(),
+        receive_time: ts(received),
+        regime: regime.into(),
+        region: region.into(),
+        regulator: None,
+    }
+}
+
+/// What operations see: the list, the clocks, the board figures, the regulator queue.
+async fn views(
+    c: &mut ComplaintServiceClient<Channel>,
+) -> (
+    api::ListComplaintsResponse,
+    api::ListClocksResponse,
+    api::Board,
+    api::ListRegulatorQueueResponse,
+) {
+    let list = c
+        .list_complaints(req(api::ListComplaintsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let clocks = c
+        .list_clocks(req(api::ListClocksRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut board = c
+        .get_board(req(api::GetBoardRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    board.evaluate_time = None;
+    let queue = c
+        .list_regulator_queue(req(api::ListRegulatorQueueRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    (list, clocks, board, queue)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_restores_the_projections_and_shows_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        (T0 + 86_400) * 1_000_000,
+    )));
+    let (running, mut c) = start(dir.path(), &clock, true).await;
+    assert_eq!(running.projections_started_from(), Some(1));
+    let first = c
+        .register_complaint(req(register("CN-CBIRC", "CN", T0)))
+        .await
+        .unwrap()
+        .into_inner();
+    c.register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0)))
+        .await
+        .unwrap();
+    c.refer_to_regulator(req(api::ReferToRegulatorRequest {
+        name: first.name.clone(),
+        request_id: Uuid::new_v4().to_string(),
+        expected_version: None,
+        body: "CBIRC".into(),
+        reason: api::ReferralReason::ComplainantReferred as i32,
+        reference: "R-1".into(),
+    }))
+    .await
+    .unwrap();
+    let before = views(&mut c).await;
+    assert_eq!(before.0.complaints.len(), 2);
+    assert_eq!(before.2.complaints, 2);
+    assert_eq!(before.3.items.len(), 1);
+    drop(c);
+    running.shutdown().await.unwrap();
+    let snapshot = dir.path().join("data/projections/projections.snap");
+    assert!(snapshot.exists(), "saved at shutdown");
+
+    // Restored from the snapshot: the same views.
+    let (running, mut c) = start(dir.path(), &clock, true).await;
+    let restored = views(&mut c).await;
+    let from = running.projections_started_from().unwrap();
+    assert!(from > 1, "started after the snapshot, at {from}");
+    assert_eq!(restored, before);
+    // And it goes on from there.
+    c.register_complaint(req(register("US-CFPB", "US", T0)))
+        .await
+        .unwrap();
+    let after = views(&mut c).await;
+    assert_eq!(after.0.complaints.len(), 3);
+    drop(c);
+    running.shutdown().await.unwrap();
+
+    // Snapshots off: rebuilt from the whole log, the same views.
+    let (running, mut c) = start(dir.path(), &clock, false).await;
+    let rebuilt = views(&mut c).await;
+    assert_eq!(running.projections_started_from(), Some(1));
+    assert_eq!(rebuilt, after);
+    drop(c);
+    running.shutdown().await.unwrap();
+}
