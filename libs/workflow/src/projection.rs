@@ -595,7 +595,8 @@ impl Projections {
             if let Some(store) = &store {
                 match store.load(&*log).await {
                     Ok(Some(snapshot)) => {
-                        // Said before restoring makes the position visible to waiters.
+                        // Set before restoring: whoever the restored positions wake
+                        // sees where the projections started.
                         projections
                             .started_from
                             .store(snapshot.position + 1, std::sync::atomic::Ordering::Release);
