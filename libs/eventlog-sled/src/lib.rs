@@ -436,17 +436,32 @@ impl OfflineLog {
 /// reopen in the same process can briefly find it taken. Lock conflicts are retried with
 /// backoff for about two seconds; after that, another owner really holds the log.
 fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
-    let mut wait = Duration::from_millis(2);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let opened = sled::Config::new()
+    retrying_lock_conflicts(path, || {
+        sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity_bytes)
             .mode(sled::Mode::HighThroughput)
             // Every commit flushes; sled's periodic flusher would only add I/O.
             .flush_every_ms(None)
-            .open();
-        match opened {
+            .open()
+    })
+}
+
+/// The raw sled store in `path`, with sled's default settings, for tools and tests that
+/// work below the event log (never while a log has it open). Like opening the log, it
+/// waits out the lock a just-closed log may still hold for a moment.
+pub fn open_raw(path: &Path) -> Result<sled::Db> {
+    retrying_lock_conflicts(path, || sled::open(path))
+}
+
+fn retrying_lock_conflicts(
+    path: &Path,
+    mut open: impl FnMut() -> sled::Result<sled::Db>,
+) -> Result<sled::Db> {
+    let mut wait = Duration::from_millis(2);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match open() {
             Ok(tree) => return Ok(tree),
             Err(e)
                 if e.to_string().contains("could not acquire lock")

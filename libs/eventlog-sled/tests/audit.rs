@@ -73,7 +73,7 @@ async fn make_log() -> Made {
 }
 
 fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = sled::open(path).unwrap();
+    let db = eventlog_sled::open_raw(path).unwrap();
     change(&db);
     db.flush().unwrap();
 }

@@ -39,7 +39,7 @@ async fn make_log(path: &Path) {
 
 /// Changes the raw store behind the log's back.
 fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = sled::open(path).unwrap();
+    let db = eventlog_sled::open_raw(path).unwrap();
     change(&db);
     db.flush().unwrap();
 }

@@ -52,7 +52,7 @@ async fn a_closed_log_reopens_at_once_every_time() {
         drop(log);
         // A raw sled handle, with sled's default background flusher, opened and dropped
         // in between, as tools do (and as the corruption tests do).
-        let raw = sled::open(&path).unwrap();
+        let raw = eventlog_sled::open_raw(&path).unwrap();
         raw.flush().unwrap();
         drop(raw);
     }
