@@ -2,8 +2,11 @@
 //! JSON, filtered, following), digests and verification, and views of past moments with
 //! the rules in force then.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{register, req, ts};
 use complaintd::config::Config;
 use complaintd::server::{self, Running};
 use complaints_proto::complaints::audit::v1 as audit;
@@ -14,27 +17,12 @@ use eventlog::audit::{HeldDigest, Outcome, Signer, Verifier};
 use eventlog::{ChainHash, ManualClock, Timestamp as LogTime};
 use futures::StreamExt;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 use uuid::Uuid;
 
 /// 2026-02-05T02:00:00Z.
 const T0: i64 = 1_770_256_800;
 const HOUR: i64 = 3600;
-
-fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-fn req<T>(message: T, roles: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:tester".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", roles.parse().unwrap());
-    request
-}
 
 struct Env {
     dir: tempfile::TempDir,
@@ -82,30 +70,6 @@ impl Env {
 struct Clients {
     api: ComplaintServiceClient<Channel>,
     audit: AuditServiceClient<Channel>,
-}
-
-fn register(regime: &str, region: &str, received: i64) -> api::RegisterComplaintRequest {
-    api::RegisterComplaintRequest {
-        request_id: Uuid::new_v4().to_string(),
-        complaint_id: String::new(),
-        channel: api::Channel::Email as i32,
-        complainant: Some(api::Complainant {
-            person_id: "person-1".into(),
-            name: "Ada Lovelace".into(),
-            contact: "ada@example.org".into(),
-            id_number: String::new(),
-        }),
-        unit: "cards".into(),
-        employee: String::new(),
-        product: "credit card".into(),
-        category: "fees".into(),
-        claim: "refund the fee".into(),
-        facts: "charged twice".into(),
-        receive_time: ts(received),
-        regime: regime.into(),
-        region: region.into(),
-        regulator: None,
-    }
 }
 
 async fn events(

@@ -2,8 +2,11 @@
 //! see it, and erasable for good (crypto-shredding) while every event stays and the hash
 //! chain still verifies.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::req;
 use complaintd::config::Config;
 use complaints_proto::complaints::audit::v1 as audit;
 use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
@@ -12,23 +15,12 @@ use complaints_proto::complaints::v1::complaint_service_client::ComplaintService
 use eventlog::{ManualClock, Timestamp};
 use futures::StreamExt;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 use uuid::Uuid;
 
 const NOW: i64 = 1_772_452_800;
 const NAME: &str = "Zebulon Quixote";
 const ID_NUMBER: &str = "QX-998877";
-
-fn req<T>(message: T, roles: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:tester".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", roles.parse().unwrap());
-    request
-}
 
 fn register(person: &str, name: &str) -> api::RegisterComplaintRequest {
     api::RegisterComplaintRequest {

@@ -2,8 +2,11 @@
 //! instead of reading the whole log; what the API shows is the same either way, and the
 //! same as a start that rebuilds from the log (snapshots off).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::register;
 use complaintd::config::Config;
 use complaintd::server::{self, Running};
 use complaints_proto::complaints::v1 as api;
@@ -13,23 +16,14 @@ use tonic::transport::Channel;
 use tonic::Request;
 use uuid::Uuid;
 
-/// 2026-02-05T02:00:00Z.
-const T0: i64 = 1_770_256_800;
-
-fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
+const ROLES: &str = "intake,handler,supervisor,operations";
 
 fn req<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let metadata = request.metadata_mut();
-    metadata.insert("x-principal", "user:tester".parse().unwrap());
-    metadata.insert(
-        "x-roles",
-        "intake,handler,supervisor,operations".parse().unwrap(),
-    );
-    request
+    common::req(message, ROLES)
 }
+
+/// 2026-02-05T02:00:00Z.
+const T0: i64 = 1_770_256_800;
 
 async fn start(
     dir: &std::path::Path,
@@ -49,30 +43,6 @@ async fn start(
         .await
         .unwrap();
     (running, client)
-}
-
-fn register(regime: &str, region: &str, received: i64) -> api::RegisterComplaintRequest {
-    api::RegisterComplaintRequest {
-        request_id: Uuid::new_v4().to_string(),
-        complaint_id: String::new(),
-        channel: api::Channel::Email as i32,
-        complainant: Some(api::Complainant {
-            person_id: "person-1".into(),
-            name: "Ada Lovelace".into(),
-            contact: "ada@example.org".into(),
-            id_number: String::new(),
-        }),
-        unit: "cards".into(),
-        employee: String::new(),
-        product: "credit card".into(),
-        category: "fees".into(),
-        claim: "refund the fee".into(),
-        facts: "charged twice".into(),
-        receive_time: ts(received),
-        regime: regime.into(),
-        region: region.into(),
-        regulator: None,
-    }
 }
 
 /// What operations see: the list, the clocks, the board figures, the regulator queue.
