@@ -912,7 +912,7 @@ impl SlaBoard {
             None => inner.urgent.range(..),
         };
         let mut last = None;
-        for key @ (_, s, i) in range {
+        for (_, s, i) in range {
             let Some(slot) = inner.data.slots.get(*s as usize) else {
                 continue;
             };
@@ -941,7 +941,6 @@ impl SlaBoard {
                 continue;
             };
             last = Some((due.due_at, slot.id(), usize::from(*i)));
-            let _ = key;
             items.push(ClockItem {
                 id: slot.id(),
                 regime: names.get(slot.regime).to_owned(),

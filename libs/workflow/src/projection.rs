@@ -398,31 +398,6 @@ impl Decoded {
     }
 }
 
-/// A projection the feeder can drive.
-pub trait Projection: Send + Sync + 'static {
-    /// Applies a batch of consecutive events; on an event it cannot read, applies those
-    /// before it and says so.
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError>;
-}
-
-impl Projection for ComplaintList {
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        ComplaintList::apply_batch(self, batch)
-    }
-}
-
-impl Projection for crate::board::SlaBoard {
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        crate::board::SlaBoard::apply_batch(self, batch)
-    }
-}
-
-impl Projection for crate::queue::RegulatorQueue {
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        crate::queue::RegulatorQueue::apply_batch(self, batch)
-    }
-}
-
 /// The largest batch the feeder reads and applies at once.
 const PAGE: usize = 4096;
 
@@ -562,14 +537,6 @@ impl Projections {
             0 => None,
             p => Some(p),
         }
-    }
-
-    /// The position all three stand at (the least of theirs).
-    pub fn position(&self) -> Position {
-        self.list
-            .position()
-            .min(self.board.position())
-            .min(self.queue.position())
     }
 
     fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
