@@ -5,135 +5,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::Subcommand;
 use complaints_proto::complaints::audit::v1 as audit;
-use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
 use eventlog::audit::{HeldDigest, Outcome, Signer, Verifier};
 use indicatif::{ProgressBar, ProgressStyle};
-use tonic::transport::Channel;
-use tonic::Request;
 
-use crate::identified;
-
-#[derive(Subcommand)]
-pub enum AuditCmd {
-    /// Export events as JSON Lines (one object per event, with its hashes).
-    Export {
-        /// Only this complaint's events.
-        #[arg(long)]
-        complaint: Option<String>,
-        /// Only these event types (repeatable), e.g. complaint.answered.
-        #[arg(long = "type")]
-        types: Vec<String>,
-        /// Start at this position.
-        #[arg(long)]
-        from_position: Option<u64>,
-        /// Start at the first event recorded at or after this time (RFC 3339; online only).
-        #[arg(long)]
-        from_time: Option<String>,
-        /// Write here instead of standard output.
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-        /// Read a copy of a data directory instead of asking the server.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-    /// Verify the hash chain and the signed digests, and that the log still matches the
-    /// digests you hold: prints "intact up to N" or where and how it breaks (exit 1).
-    Verify {
-        /// A digest you kept (JSON from `audit digest`); repeatable.
-        #[arg(long)]
-        digest: Vec<PathBuf>,
-        /// The service's public key (PEM or hex); repeatable. Signed digests by any
-        /// other key are refused.
-        #[arg(long)]
-        public_key: Vec<PathBuf>,
-        /// Check only what was appended after this digest (one you verified before).
-        #[arg(long)]
-        after_digest: Option<PathBuf>,
-        /// Verify a copy of a data directory instead of asking the server.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-    /// Print the log's current digest (signed when the service has a key) to keep.
-    Digest {
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-    },
-    /// A complaint's history in readable form.
-    Timeline { complaint: String },
-    /// A complaint, the board or the regulator queue as it stood at a past time.
-    #[command(subcommand)]
-    AsOf(AsOfCmd),
-    /// Make an Ed25519 key pair for complaintd's `audit_signing_key`.
-    Keygen {
-        /// Where to write the private key (PKCS#8 PEM; keep it secret).
-        #[arg(long)]
-        private: PathBuf,
-        /// Where to write the public key (PEM) to hand to auditors.
-        #[arg(long)]
-        public: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum AsOfCmd {
-    Complaint {
-        complaint: String,
-        /// RFC 3339, e.g. 2026-03-01T12:00:00Z.
-        #[arg(long)]
-        at: String,
-        /// Apply today's SLA rules instead of those in force at the time.
-        #[arg(long)]
-        current_rules: bool,
-    },
-    Board {
-        #[arg(long)]
-        at: String,
-        #[arg(long)]
-        current_rules: bool,
-    },
-    Queue {
-        #[arg(long)]
-        at: String,
-    },
-}
-
-pub struct Ctx {
-    pub server: String,
-    pub principal: String,
-    pub roles: String,
-}
-
-impl Ctx {
-    fn req<T>(&self, message: T) -> anyhow::Result<Request<T>> {
-        identified(message, &self.principal, &self.roles)
-    }
-
-    async fn client(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
-        AuditServiceClient::connect(self.server.clone())
-            .await
-            .with_context(|| format!("cannot reach complaintd at {}", self.server))
-    }
-}
-
-fn complaint_name(c: &str) -> String {
-    if c.starts_with("complaints/") {
-        c.to_owned()
-    } else {
-        format!("complaints/{c}")
-    }
-}
-
-fn time(text: &str) -> anyhow::Result<prost_types::Timestamp> {
-    let t: jiff::Timestamp = text
-        .parse()
-        .with_context(|| format!("{text:?} is not an RFC 3339 time like 2026-03-01T12:00:00Z"))?;
-    Ok(prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    })
-}
+use crate::cli::{AsOfCmd, AuditCmd};
+use crate::connect::Target;
+use crate::display::timestamp;
+use crate::parse::{complaint_name, complaint_stream, time};
 
 /// A progress bar with rate and ETA on standard error (hidden when it is not a terminal).
 fn bar(total: u64, what: &str) -> ProgressBar {
@@ -167,7 +46,7 @@ fn output(out: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
-pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
+pub async fn run(target: &Target, cmd: AuditCmd) -> anyhow::Result<()> {
     match cmd {
         AuditCmd::Export {
             complaint,
@@ -194,7 +73,7 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                         format: audit::EventFormat::Json as i32,
                         follow: false,
                     };
-                    export_online(&ctx, request, &mut out).await?
+                    export_online(target, request, &mut out).await?
                 }
             };
             out.flush()?;
@@ -206,29 +85,18 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
             after_digest,
             data_dir,
         } => {
-            let after = after_digest
-                .map(|p| {
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("cannot read {}", p.display()))
-                })
-                .transpose()?;
+            let after = after_digest.as_deref().map(read).transpose()?;
             let digests = digest
                 .iter()
-                .map(|p| {
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("cannot read {}", p.display()))
-                })
+                .map(|p| read(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let keys = public_key
                 .iter()
-                .map(|p| {
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("cannot read {}", p.display()))
-                })
+                .map(|p| read(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (intact, summary) = match data_dir {
                 Some(dir) => verify_offline(&dir, &digests, &keys, after.as_deref())?,
-                None => verify_online(&ctx, digests, keys, after.unwrap_or_default()).await?,
+                None => verify_online(target, digests, keys, after.unwrap_or_default()).await?,
             };
             out!("{summary}");
             if !intact {
@@ -236,10 +104,10 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
             }
         }
         AuditCmd::Digest { out } => {
-            let digest = ctx
-                .client()
+            let digest = target
+                .audit()
                 .await?
-                .get_digest(ctx.req(audit::GetDigestRequest {})?)
+                .get_digest(target.request(audit::GetDigestRequest {})?)
                 .await?
                 .into_inner();
             match out {
@@ -260,8 +128,8 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                 None => out!("{}", digest.json),
             }
         }
-        AuditCmd::Timeline { complaint } => timeline(&ctx, &complaint_name(&complaint)).await?,
-        AuditCmd::AsOf(what) => as_of(&ctx, what).await?,
+        AuditCmd::Timeline { complaint } => timeline(target, &complaint_name(&complaint)).await?,
+        AuditCmd::AsOf(what) => as_of(target, what).await?,
         AuditCmd::Keygen { private, public } => {
             let signer = Signer::generate();
             write_new(&private, &signer.to_pem())?;
@@ -274,6 +142,10 @@ pub async fn run(ctx: Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Writes a file that must not exist yet (never overwrite a key).
@@ -293,18 +165,21 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 async fn export_online(
-    ctx: &Ctx,
+    target: &Target,
     request: audit::StreamEventsRequest,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
-    let mut client = ctx.client().await?;
+    let mut client = target.audit().await?;
     let head = client
-        .get_digest(ctx.req(audit::GetDigestRequest {})?)
+        .get_digest(target.request(audit::GetDigestRequest {})?)
         .await?
         .into_inner()
         .position;
     let bar = bar(head, "exporting");
-    let mut stream = client.stream_events(ctx.req(request)?).await?.into_inner();
+    let mut stream = client
+        .stream_events(target.request(request)?)
+        .await?
+        .into_inner();
     let mut written = 0;
     while let Some(event) = stream.message().await? {
         let Some(audit::audit_event::Body::Json(json)) = event.body else {
@@ -327,10 +202,7 @@ fn export_offline(
 ) -> anyhow::Result<u64> {
     let log = eventlog_sled::OfflineLog::open(&log_dir(dir))?;
     let bar = bar(log.last_position()?, "exporting");
-    let stream = complaint.map(|c| {
-        let name = complaint_name(&c);
-        format!("complaint-{}", name.trim_start_matches("complaints/"))
-    });
+    let stream = complaint.as_deref().map(complaint_stream);
     let mut written = 0u64;
     let mut failure = None;
     log.scan(from, |record| {
@@ -394,15 +266,15 @@ fn verify_offline(
 }
 
 async fn verify_online(
-    ctx: &Ctx,
+    target: &Target,
     held_digests: Vec<String>,
     trusted_keys: Vec<String>,
     start_after: String,
 ) -> anyhow::Result<(bool, String)> {
-    let mut stream = ctx
-        .client()
+    let mut stream = target
+        .audit()
         .await?
-        .verify(ctx.req(audit::VerifyRequest {
+        .verify(target.request(audit::VerifyRequest {
             held_digests,
             trusted_keys,
             start_after,
@@ -421,16 +293,16 @@ async fn verify_online(
     bail!("the server ended the verification without a report")
 }
 
-async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+async fn timeline(target: &Target, name: &str) -> anyhow::Result<()> {
     let request = audit::StreamEventsRequest {
         complaint: name.to_owned(),
         format: audit::EventFormat::Json as i32,
         ..Default::default()
     };
-    let mut stream = ctx
-        .client()
+    let mut stream = target
+        .audit()
         .await?
-        .stream_events(ctx.req(request)?)
+        .stream_events(target.request(request)?)
         .await?
         .into_inner();
     out!("{name}");
@@ -473,7 +345,7 @@ async fn timeline(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
+async fn as_of(target: &Target, what: AsOfCmd) -> anyhow::Result<()> {
     let rules = |current: bool| {
         if current {
             audit::RulesChoice::Current as i32
@@ -481,7 +353,7 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
             audit::RulesChoice::AsRecorded as i32
         }
     };
-    let mut client = ctx.client().await?;
+    let mut client = target.audit().await?;
     match what {
         AsOfCmd::Complaint {
             complaint,
@@ -489,7 +361,7 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
             current_rules,
         } => {
             let r = client
-                .get_complaint_as_of(ctx.req(audit::GetComplaintAsOfRequest {
+                .get_complaint_as_of(target.request(audit::GetComplaintAsOfRequest {
                     name: complaint_name(&complaint),
                     as_of: Some(time(&at)?),
                     rules: rules(current_rules),
@@ -517,12 +389,7 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
                         clock.clock,
                         clock.state(),
                         clock.due_date,
-                        clock
-                            .due_time
-                            .map(|t| jiff::Timestamp::new(t.seconds, t.nanos)
-                                .map(|t| t.to_string())
-                                .unwrap_or_default())
-                            .unwrap_or_default(),
+                        timestamp(clock.due_time.as_ref()).unwrap_or_default(),
                         clock.percent_used
                     );
                 }
@@ -530,7 +397,7 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
         }
         AsOfCmd::Board { at, current_rules } => {
             let b = client
-                .get_board_as_of(ctx.req(audit::GetBoardAsOfRequest {
+                .get_board_as_of(target.request(audit::GetBoardAsOfRequest {
                     as_of: Some(time(&at)?),
                     rules: rules(current_rules),
                 })?)
@@ -553,9 +420,11 @@ async fn as_of(ctx: &Ctx, what: AsOfCmd) -> anyhow::Result<()> {
         }
         AsOfCmd::Queue { at } => {
             let q = client
-                .list_regulator_queue_as_of(ctx.req(audit::ListRegulatorQueueAsOfRequest {
-                    as_of: Some(time(&at)?),
-                })?)
+                .list_regulator_queue_as_of(target.request(
+                    audit::ListRegulatorQueueAsOfRequest {
+                        as_of: Some(time(&at)?),
+                    },
+                )?)
                 .await?
                 .into_inner();
             out!("regulator queue as of {at}: {} items", q.items.len());

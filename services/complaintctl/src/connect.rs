@@ -1,0 +1,69 @@
+//! Where complaintd is and who is calling: the gRPC clients, and the development
+//! authentication headers (`--as`, `--roles`) that every request carries.
+
+use anyhow::Context;
+use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use tonic::transport::Channel;
+use tonic::{Request, Response};
+
+/// The global options: the server's address and the caller.
+pub struct Target {
+    server: String,
+    principal: String,
+    roles: String,
+}
+
+impl Target {
+    pub fn new(server: String, principal: String, roles: String) -> Self {
+        Self {
+            server,
+            principal,
+            roles,
+        }
+    }
+
+    /// A request naming the caller.
+    pub fn request<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("x-principal", self.principal.parse().context("--as")?);
+        request
+            .metadata_mut()
+            .insert("x-roles", self.roles.parse().context("--roles")?);
+        Ok(request)
+    }
+
+    /// Calls one method of complaintd's `ComplaintService` with `message`, as the caller:
+    /// `target.call(message, async |c, r| c.get_complaint(r).await)`.
+    pub async fn call<M, R>(
+        &self,
+        message: M,
+        method: impl AsyncFnOnce(
+            &mut ComplaintServiceClient<Channel>,
+            Request<M>,
+        ) -> Result<Response<R>, tonic::Status>,
+    ) -> anyhow::Result<R> {
+        let mut client = self.complaints().await?;
+        Ok(method(&mut client, self.request(message)?)
+            .await?
+            .into_inner())
+    }
+
+    async fn complaints(&self) -> anyhow::Result<ComplaintServiceClient<Channel>> {
+        ComplaintServiceClient::connect(self.server.clone())
+            .await
+            .with_context(|| self.cannot_reach())
+    }
+
+    pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
+        AuditServiceClient::connect(self.server.clone())
+            .await
+            .with_context(|| self.cannot_reach())
+    }
+
+    fn cannot_reach(&self) -> String {
+        format!("cannot reach complaintd at {}", self.server)
+    }
+}
