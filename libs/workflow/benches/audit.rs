@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{scaled, write_log};
-use complaints_workflow::export;
+use complaints_events::export;
 use eventlog::audit::{Outcome, Verifier};
 use eventlog::EventLog;
 use eventlog_sled::{OfflineLog, SledConfig, SledEventLog};

@@ -10,16 +10,17 @@
 
 mod common;
 
+use complaints_projections::Projection;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{rss_mib, scaled, write_log};
+use complaints_projections::board::ClockQuery;
+use complaints_projections::snapshot::SnapshotStore;
+use complaints_projections::Projections;
 use complaints_sla::Engine;
-use complaints_workflow::board::ClockQuery;
-use complaints_workflow::projection::Projections;
-use complaints_workflow::snapshot::SnapshotStore;
 use eventlog::EventLog;
 use eventlog_sled::{SledConfig, SledEventLog};
 use jiff::Timestamp;
@@ -72,9 +73,21 @@ async fn rebuild(
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let task = projections.spawn(log.clone(), None, 0, stop);
-    projections.list.wait_for(head).await;
-    projections.board.wait_for(head).await;
-    projections.queue.wait_for(head).await;
+    projections
+        .get::<complaints_projections::list::ComplaintList>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::board::SlaBoard>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::queue::RegulatorQueue>()
+        .unwrap()
+        .wait_for(head)
+        .await;
     let took = start.elapsed();
     task.abort();
     (projections, took, head)
@@ -101,7 +114,7 @@ async fn each_page(
 
 /// Applying alone (the log read and decoded beforehand), per projection.
 async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
-    use complaints_workflow::projection::Decoded;
+    use complaints_projections::Decoded;
     let mut pages = Vec::new();
     let events = each_page(log, |page| {
         pages.push(
@@ -114,13 +127,28 @@ async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
     let p = Projections::new(engine);
     let rate = |t: Instant| events as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    pages.iter().for_each(|b| p.list.apply_batch(b).unwrap());
+    pages.iter().for_each(|b| {
+        p.get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .apply_batch(b)
+            .unwrap()
+    });
     println!("apply only: list {:.0} events/s", rate(t));
     let t = Instant::now();
-    pages.iter().for_each(|b| p.board.apply_batch(b).unwrap());
+    pages.iter().for_each(|b| {
+        p.get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .apply_batch(b)
+            .unwrap()
+    });
     println!("apply only: board {:.0} events/s", rate(t));
     let t = Instant::now();
-    pages.iter().for_each(|b| p.queue.apply_batch(b).unwrap());
+    pages.iter().for_each(|b| {
+        p.get::<complaints_projections::queue::RegulatorQueue>()
+            .unwrap()
+            .apply_batch(b)
+            .unwrap()
+    });
     println!("apply only: queue {:.0} events/s", rate(t));
 }
 
@@ -130,9 +158,7 @@ async fn read_only(log: &Arc<SledEventLog>, decode: bool) -> f64 {
     let count = each_page(log, |page| {
         if decode {
             for record in page {
-                std::hint::black_box(
-                    complaints_workflow::projection::Decoded::decode(record).unwrap(),
-                );
+                std::hint::black_box(complaints_projections::Decoded::decode(record).unwrap());
             }
         }
     })
@@ -191,7 +217,7 @@ fn main() {
         // SAFETY: a plain call into the allocator in use.
         unsafe { libmimalloc_sys::mi_collect(true) };
         let after = rss_mib();
-        let board = &projections.board;
+        let board = &projections.get::<complaints_projections::board::SlaBoard>().unwrap();
         let now: Timestamp = "2026-06-20T12:00:00Z".parse().unwrap();
         let mut lat = Vec::with_capacity(1000);
         for _ in 0..1000 {
@@ -216,7 +242,7 @@ fn main() {
         let projections = Arc::new(Projections::new(engine.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = projections.spawn(log.clone() as Arc<dyn EventLog>, Some(store.clone()), 0, stopped);
-        projections.board.wait_for(head).await;
+        projections.get::<complaints_projections::board::SlaBoard>().unwrap().wait_for(head).await;
         let t = Instant::now();
         stop.send(true).unwrap();
         task.await.unwrap();
@@ -227,7 +253,7 @@ fn main() {
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         let t = Instant::now();
         let task = projections.spawn(log.clone() as Arc<dyn EventLog>, Some(store), 0, stopped);
-        projections.board.wait_for(head).await;
+        projections.get::<complaints_projections::board::SlaBoard>().unwrap().wait_for(head).await;
         let restore_s = t.elapsed().as_secs_f64();
         assert_eq!(projections.started_from(), Some(head + 1), "restored, not rebuilt");
         task.abort();

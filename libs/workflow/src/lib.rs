@@ -2,25 +2,23 @@
 //! domain and the transports (gRPC, CLI). No tonic here.
 //!
 //! - [`Workflow`]: load a complaint's stream, decide, append; request ids make retries
-//!   return the first result; an expected version gives optimistic concurrency.
-//! - [`codec`]: domain events <-> the stored-event schema.
-//! - [`projection`]: the in-memory complaint list, fed by a log subscription.
-//! - [`sla`]: the SLA facts of a complaint, for the SLA engine.
-//! - [`board`]: the SLA board projection; [`transitions`]: the watcher that records
-//!   clocks crossing their at-risk and breach thresholds.
-//! - [`queue`]: the regulator-transfer queue, with leases and acknowledgements.
+//!   return the first result; an expected version gives optimistic concurrency; erasure
+//!   of personal data.
+//! - [`queue`]: leasing and acknowledging regulator-queue items.
+//! - [`transitions`]: the watcher that records clocks crossing their at-risk and breach
+//!   thresholds.
+//! - [`rules`]: the SLA rules in force, recorded in the log; [`sla`]: the regimes and
+//!   regions registrations may name.
+//! - [`as_of`]: views of a past moment (complaint, board, queue) for auditors.
+//!
+//! Stored events are read and written through `complaints-events`; the projections the
+//! queue and the watcher read are in `complaints-projections`.
 #![forbid(unsafe_code)]
 
-pub mod board;
-pub mod codec;
-pub mod compact;
-pub mod export;
-pub mod personal;
-pub mod projection;
+pub mod as_of;
 pub mod queue;
 pub mod rules;
 pub mod sla;
-pub mod snapshot;
 pub mod transitions;
 
 use std::collections::BTreeSet;
@@ -30,16 +28,15 @@ use complaints_domain::model::{ComplaintId, Role};
 use complaints_domain::{
     decide, evolve, Command, Complaint, Context, DomainError, Event, Regimes, Rules,
 };
-use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, StreamId, Version};
+use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, Version};
 use uuid::Uuid;
 
-pub use codec::DecodeError;
-use personal::{KeyStore, KeyStoreError, PersonalState};
-
-/// The stream that records erasures of personal data.
-pub const ERASURES_STREAM: &str = "erasures";
-/// The event type of an erasure; payload `complaints.events.v1.PersonalDataErased`.
-pub const ERASED_EVENT_TYPE: &str = "personal_data.erased";
+use complaints_events::codec;
+use complaints_events::personal::{KeyStore, KeyStoreError, PersonalState};
+use complaints_events::stored::{
+    complaint_stream, named_stream, Erasure, ERASURES_STREAM, PERSONAL_DATA_ERASED,
+};
+pub use complaints_events::DecodeError;
 
 /// Who is acting: the authenticated principal and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +211,6 @@ impl Workflow {
         &self.log
     }
 
-    fn stream(id: ComplaintId) -> StreamId {
-        StreamId::new(id.stream()).expect("a uuid stream id is valid")
-    }
-
     async fn load(&self, id: ComplaintId) -> Result<Vec<Loaded>> {
         self.load_until(id, None).await
     }
@@ -228,7 +221,7 @@ impl Workflow {
         id: ComplaintId,
         until: Option<eventlog::Timestamp>,
     ) -> Result<Vec<Loaded>> {
-        let stream = Self::stream(id);
+        let stream = complaint_stream(id);
         let mut out = Vec::new();
         let mut from = 1;
         loop {
@@ -288,21 +281,21 @@ impl Workflow {
             .as_ref()
             .ok_or_else(|| WorkflowError::KeyStore("no key store is configured".into()))?;
         let destroyed = keys.erase(person_id)?;
-        let payload = complaints_proto::complaints::events::v1::PersonalDataErased {
+        let erasure = Erasure {
             person_id: person_id.to_owned(),
             reason: reason.to_owned(),
             key_destroyed: destroyed,
         };
         let event = NewEvent {
             id: Uuid::new_v5(&REQUEST_NAMESPACE, request_id.as_bytes()),
-            event_type: ERASED_EVENT_TYPE.to_owned(),
+            event_type: PERSONAL_DATA_ERASED.to_owned(),
             schema_version: 1,
             actor: principal.id.clone(),
             correlation_id: request_id.to_string(),
             causation_id: String::new(),
-            payload: prost::Message::encode_to_vec(&payload).into(),
+            payload: erasure.encode(),
         };
-        let stream = StreamId::new(ERASURES_STREAM).expect("valid stream id");
+        let stream = named_stream(ERASURES_STREAM);
         match self
             .log
             .append(&stream, ExpectedVersion::Any, vec![event])
@@ -404,7 +397,7 @@ impl Workflow {
             } else {
                 ExpectedVersion::Exact(version)
             };
-            match self.log.append(&Self::stream(id), expected, new).await {
+            match self.log.append(&complaint_stream(id), expected, new).await {
                 Ok(result) => {
                     let complaint = events
                         .iter()

@@ -2,67 +2,19 @@
 //!
 //! At start-up the service loads its rules from the built-in and operator files and, if
 //! they differ from the last ones recorded, appends a `rules.loaded` event to the stream
-//! [`STREAM`] with every file's text. Projections switch to the recorded rules when they
+//! `rules` with every file's text. Projections switch to the recorded rules when they
 //! reach that event and recompute every open complaint (so no stale due date survives a
 //! change, and a rebuild gives what live updating gave); views of a past moment use the
 //! rules in force at that moment.
 
-use bytes::Bytes;
-use complaints_proto::complaints::events::v1 as pb;
-use complaints_sla::{RuleFile, RuleSources};
+use complaints_events::stored::{
+    decode_rules, encode_rules, named_stream, RULES_LOADED, RULES_STREAM,
+};
+use complaints_sla::RuleSources;
 use eventlog::{Direction, EventLog, ExpectedVersion, NewEvent, Position, StreamId, Timestamp};
-use prost::Message;
-
-use crate::codec::DecodeError;
-
-/// The stream of recorded rules.
-pub const STREAM: &str = "rules";
-/// The event type of recorded rules.
-pub const EVENT_TYPE: &str = "rules.loaded";
 
 fn stream() -> StreamId {
-    StreamId::new(STREAM).expect("valid stream id")
-}
-
-fn to_proto(files: &[RuleFile]) -> Vec<pb::RuleFile> {
-    files
-        .iter()
-        .map(|f| pb::RuleFile {
-            name: f.name.clone(),
-            text: f.text.clone(),
-        })
-        .collect()
-}
-
-fn from_proto(files: Vec<pb::RuleFile>) -> Vec<RuleFile> {
-    files
-        .into_iter()
-        .map(|f| RuleFile {
-            name: f.name,
-            text: f.text,
-        })
-        .collect()
-}
-
-/// The payload of a `rules.loaded` event.
-pub fn encode(sources: &RuleSources) -> Bytes {
-    Bytes::from(
-        pb::RulesLoaded {
-            calendars: to_proto(&sources.calendars),
-            policies: to_proto(&sources.policies),
-        }
-        .encode_to_vec(),
-    )
-}
-
-/// Reads the payload of a `rules.loaded` event.
-pub fn decode(payload: &[u8]) -> Result<RuleSources, DecodeError> {
-    let loaded = pb::RulesLoaded::decode(payload)
-        .map_err(|e| DecodeError(format!("undecodable rules.loaded: {e}")))?;
-    Ok(RuleSources {
-        calendars: from_proto(loaded.calendars),
-        policies: from_proto(loaded.policies),
-    })
+    named_stream(RULES_STREAM)
 }
 
 /// Records `sources` as the rules in force unless they are the last ones recorded.
@@ -81,11 +33,11 @@ pub async fn record_if_changed(
             .await?;
         let version = last.first().map_or(0, |e| e.version);
         if let Some(event) = last.first() {
-            if decode(&event.payload).ok().as_ref() == Some(sources) {
+            if decode_rules(&event.payload).ok().as_ref() == Some(sources) {
                 return Ok(None);
             }
         }
-        let event = NewEvent::new(EVENT_TYPE, actor, encode(sources));
+        let event = NewEvent::new(RULES_LOADED, actor, encode_rules(sources));
         let expected = if version == 0 {
             ExpectedVersion::NoStream
         } else {
@@ -110,7 +62,7 @@ pub async fn in_force_at(
     let Some(event) = events.into_iter().rev().find(|e| e.recorded_at <= at) else {
         return Ok(None);
     };
-    let sources = decode(&event.payload).map_err(|e| eventlog::Error::Corruption {
+    let sources = decode_rules(&event.payload).map_err(|e| eventlog::Error::Corruption {
         position: event.position,
         reason: e.0,
     })?;

@@ -10,83 +10,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use complaints_domain::model::ComplaintId;
-use complaints_proto::complaints::events::v1 as pb;
-use eventlog::{Clock, EventLog, ExpectedVersion, NewEvent, StreamId};
+use complaints_events::stored::sla_stream;
+use complaints_events::Crossing;
+use complaints_projections::board::SlaBoard;
+use eventlog::{Clock, EventLog, ExpectedVersion, NewEvent};
 use jiff::Timestamp;
-use prost::Message;
 use uuid::Uuid;
 
-use crate::board::{Crossing, SlaBoard};
-use crate::codec::DecodeError;
-
-/// Event type of an at-risk crossing.
-pub const AT_RISK: &str = "sla.clock_at_risk";
-/// Event type of a breach.
-pub const BREACHED: &str = "sla.clock_breached";
 /// The actor recorded on transitions.
 pub const ACTOR: &str = "system:sla-watcher";
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x2f1e_8d3c_4b5a_4968_8776_a5b4_c3d2_e1f0);
 
-/// The stream of a complaint's SLA transitions.
-pub fn stream(id: ComplaintId) -> StreamId {
-    StreamId::new(format!("sla-{}", id.uuid())).expect("a uuid stream id is valid")
-}
-
-/// The event recording a crossing.
+/// The event recording a crossing: its id is derived from (complaint, clock, threshold,
+/// due time), so a restart or a race records it once.
 pub fn event(c: &Crossing) -> NewEvent {
     let mut name = Vec::with_capacity(64);
     name.extend_from_slice(c.id.uuid().as_bytes());
     name.extend_from_slice(c.clock.as_bytes());
     name.push(c.threshold);
     name.extend_from_slice(&c.due_at.as_microsecond().to_be_bytes());
-    let payload = pb::SlaTransition {
-        complaint_id: c.id.uuid().to_string(),
-        policy: c.policy.clone(),
-        policy_version: c.policy_version,
-        clock: c.clock.clone(),
-        threshold: u32::from(c.threshold),
-        crossed_at_micros: c.at.as_microsecond(),
-        due_at_micros: c.due_at.as_microsecond(),
-        refer_to: c.refer_to.clone().unwrap_or_default(),
-    };
     NewEvent {
         id: Uuid::new_v5(&NAMESPACE, &name),
-        event_type: if c.threshold >= 100 {
-            BREACHED
-        } else {
-            AT_RISK
-        }
-        .to_owned(),
+        event_type: c.event_type().to_owned(),
         schema_version: 1,
         actor: ACTOR.to_owned(),
         correlation_id: String::new(),
         causation_id: String::new(),
-        payload: Bytes::from(payload.encode_to_vec()),
+        payload: c.encode(),
     }
-}
-
-/// Reads a recorded transition back.
-pub fn decode(payload: &[u8]) -> Result<Crossing, DecodeError> {
-    let t = pb::SlaTransition::decode(payload).map_err(|e| DecodeError(e.to_string()))?;
-    let time = |m: i64| {
-        Timestamp::from_microsecond(m).map_err(|_| DecodeError("time out of range".into()))
-    };
-    Ok(Crossing {
-        id: Uuid::parse_str(&t.complaint_id)
-            .map(ComplaintId::new)
-            .map_err(|_| DecodeError("complaint id is not a uuid".into()))?,
-        policy: t.policy,
-        policy_version: t.policy_version,
-        clock: t.clock,
-        threshold: u8::try_from(t.threshold)
-            .map_err(|_| DecodeError("threshold over 255".into()))?,
-        at: time(t.crossed_at_micros)?,
-        due_at: time(t.due_at_micros)?,
-        refer_to: Some(t.refer_to).filter(|r| !r.is_empty()),
-    })
 }
 
 fn now(clock: &dyn Clock) -> Timestamp {
@@ -103,7 +55,7 @@ pub async fn record_due(
     for crossing in board.crossings_due(now(clock)) {
         let result = log
             .append(
-                &stream(crossing.id),
+                &sla_stream(crossing.id),
                 ExpectedVersion::Any,
                 vec![event(&crossing)],
             )

@@ -2,15 +2,16 @@
 
 mod common;
 
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::registration;
 use complaints_domain::model::*;
 use complaints_domain::{decide, evolve, Command, Context, Rules};
+use complaints_events::codec;
+use complaints_projections::board::{ClockQuery, SlaBoard, StateKind};
 use complaints_sla::Engine;
-use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
-use complaints_workflow::codec;
 use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
 use eventlog::{ChainHash, ManualClock, RecordedEvent, StreamId, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -133,7 +134,7 @@ proptest! {
             }
             let full = state.as_ref().unwrap();
             let entry = board.entry(id).unwrap();
-            prop_assert_eq!(&entry.facts, &sla::facts(full));
+            prop_assert_eq!(&entry.facts, &complaints_projections::board::facts(full));
             prop_assert_eq!(entry.status, full.status);
         }
     }
@@ -156,7 +157,7 @@ async fn the_board_lists_clocks_most_urgent_first_with_figures() {
     let engine = Arc::new(Engine::built_in());
     let workflow =
         Workflow::new(log.clone(), clock, Rules::default()).with_regimes(sla::regimes(&engine));
-    let (board, _task) = SlaBoard::spawn(engine, log.clone());
+    let (board, _task) = complaints_projections::spawn(SlaBoard::new(engine), log.clone());
     let principal = Principal {
         id: "user:t".into(),
         roles: BTreeSet::from([Role::Handler]),
@@ -323,7 +324,7 @@ async fn a_recorded_rules_change_recomputes_open_complaints_and_a_rebuild_agrees
     let engine = Arc::new(Engine::built_in());
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_regimes(sla::regimes(&engine));
-    let (board, _task) = SlaBoard::spawn(engine.clone(), log.clone());
+    let (board, _task) = complaints_projections::spawn(SlaBoard::new(engine.clone()), log.clone());
     let id = ComplaintId::new(Uuid::from_u128(7));
     workflow
         .execute(CommandRequest {

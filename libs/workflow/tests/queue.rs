@@ -1,11 +1,13 @@
 //! The regulator-transfer queue: leases, expiry, acknowledgement, racing consumers.
 
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use complaints_domain::model::*;
 use complaints_domain::{Command, Register, Rules};
-use complaints_workflow::queue::{self, Direction, ItemState, QueueError, RegulatorQueue};
+use complaints_projections::queue::{Direction, ItemState, RegulatorQueue};
+use complaints_workflow::queue::{self, QueueError};
 use complaints_workflow::{CommandRequest, Principal, Workflow};
 use eventlog::{Direction as Read, EventLog, ManualClock, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -35,7 +37,7 @@ fn harness() -> Harness {
             .unwrap(),
     );
     let workflow = Workflow::new(log.clone(), clock, Rules::default());
-    let (queue, _task) = RegulatorQueue::spawn(log.clone());
+    let (queue, _task) = complaints_projections::spawn(RegulatorQueue::default(), log.clone());
     Harness {
         _dir: dir,
         log,
@@ -183,7 +185,12 @@ async fn a_lease_holds_an_item_until_acknowledged_or_expired() {
     assert_eq!(again.id, item.id);
     let stream = h
         .log
-        .read_stream(&queue::stream(item.id), 1, Read::Forward, 10)
+        .read_stream(
+            &complaints_events::stored::queue_stream(item.id),
+            1,
+            Read::Forward,
+            10,
+        )
         .await
         .unwrap();
     let types: Vec<&str> = stream.iter().map(|e| e.event_type.as_str()).collect();
@@ -279,7 +286,12 @@ async fn racing_consumers_never_share_an_item() {
     for id in won {
         let leases = h
             .log
-            .read_stream(&queue::stream(id), 1, Read::Forward, 10)
+            .read_stream(
+                &complaints_events::stored::queue_stream(id),
+                1,
+                Read::Forward,
+                10,
+            )
             .await
             .unwrap();
         assert_eq!(leases.len(), 1);
@@ -370,9 +382,9 @@ const REFER_ON_BREACH: &str = include_str!("policies/refer-on-breach.toml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_puts_a_breached_complaint_in_the_regulator_queue_once() {
+    use complaints_projections::board::SlaBoard;
+    use complaints_projections::queue::{Direction as QueueDirection, RegulatorQueue};
     use complaints_sla::{RuleFile, RuleSources};
-    use complaints_workflow::board::SlaBoard;
-    use complaints_workflow::queue::{Direction as QueueDirection, RegulatorQueue};
     use complaints_workflow::{sla, transitions};
     use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
 
@@ -396,8 +408,8 @@ async fn a_rule_puts_a_breached_complaint_in_the_regulator_queue_once() {
     let engine = Arc::new(sources.engine().unwrap());
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_regimes(sla::regimes(&engine));
-    let (board, _b) = SlaBoard::spawn(engine.clone(), log.clone());
-    let (queue, _q) = RegulatorQueue::spawn(log.clone());
+    let (board, _b) = complaints_projections::spawn(SlaBoard::new(engine.clone()), log.clone());
+    let (queue, _q) = complaints_projections::spawn(RegulatorQueue::default(), log.clone());
     let id = ComplaintId::new(Uuid::from_u128(42));
     let mut register = registration(id, None);
     register.regime = "TEST-REFER".into();

@@ -9,16 +9,17 @@
 
 mod common;
 
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use complaints_domain::model::*;
 use complaints_domain::{Command, Register, Rules};
+use complaints_projections::board::SlaBoard;
+use complaints_projections::queue::RegulatorQueue;
+use complaints_projections::snapshot::SnapshotStore;
+use complaints_projections::{list::ComplaintList, Projections};
 use complaints_sla::{RuleFile, RuleSources};
-use complaints_workflow::board::SlaBoard;
-use complaints_workflow::projection::{ComplaintList, Projections};
-use complaints_workflow::queue::RegulatorQueue;
-use complaints_workflow::snapshot::SnapshotStore;
 use complaints_workflow::{rules, sla, transitions, CommandRequest, Principal, Workflow};
 use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -169,7 +170,9 @@ async fn run(ops: Vec<Op>) {
                     .unwrap();
                 clock.set(LogTime::from_micros(now.as_microsecond()));
                 // The watcher's work: record the crossings due by now (board caught up).
-                let board = &projections.board;
+                let board = &projections
+                    .get::<complaints_projections::board::SlaBoard>()
+                    .unwrap();
                 board.wait_for(log.head().await.unwrap()).await;
                 transitions::record_due(board, &*log, &*clock)
                     .await
@@ -194,7 +197,11 @@ async fn run(ops: Vec<Op>) {
                 task.await.unwrap();
                 let saved = store.load(&*log).await.unwrap().map(|s| s.position);
                 (projections, stop, task) = start_projections();
-                projections.board.wait_for(log.head().await.unwrap()).await;
+                projections
+                    .get::<complaints_projections::board::SlaBoard>()
+                    .unwrap()
+                    .wait_for(log.head().await.unwrap())
+                    .await;
                 let from = projections.started_from().unwrap();
                 assert_eq!(
                     from,
@@ -206,16 +213,46 @@ async fn run(ops: Vec<Op>) {
         }
     }
     let head = log.head().await.unwrap();
-    projections.list.wait_for(head).await;
-    projections.board.wait_for(head).await;
-    projections.queue.wait_for(head).await;
+    projections
+        .get::<complaints_projections::list::ComplaintList>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::board::SlaBoard>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::queue::RegulatorQueue>()
+        .unwrap()
+        .wait_for(head)
+        .await;
     drop(stop);
     RESTORED.fetch_add(restored, std::sync::atomic::Ordering::Relaxed);
 
     let (list, board, queue) = rebuild_one_by_one(&*log, engine).await;
-    assert_eq!(list.state(), projections.list.state());
-    assert_eq!(board.state(), projections.board.state());
-    assert_eq!(queue.state(), projections.queue.state());
+    assert_eq!(
+        list.state(),
+        projections
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        board.state(),
+        projections
+            .get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        queue.state(),
+        projections
+            .get::<complaints_projections::queue::RegulatorQueue>()
+            .unwrap()
+            .state()
+    );
 }
 
 /// The projections rebuilt from position 1, one event at a time.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use std::sync::Arc;
 use common::registration;
 use complaints_domain::model::*;
 use complaints_domain::{Command, Rules};
+use complaints_projections::snapshot::SnapshotStore;
+use complaints_projections::Projections;
 use complaints_sla::Engine;
-use complaints_workflow::projection::Projections;
-use complaints_workflow::snapshot::SnapshotStore;
 use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
 use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -58,9 +59,21 @@ async fn run_once(log: &Arc<dyn EventLog>, store: &SnapshotStore) -> (Arc<Projec
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = projections.spawn(log.clone(), Some(store.clone()), 1_000, stopped);
     let head = log.head().await.unwrap();
-    projections.list.wait_for(head).await;
-    projections.board.wait_for(head).await;
-    projections.queue.wait_for(head).await;
+    projections
+        .get::<complaints_projections::list::ComplaintList>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::board::SlaBoard>()
+        .unwrap()
+        .wait_for(head)
+        .await;
+    projections
+        .get::<complaints_projections::queue::RegulatorQueue>()
+        .unwrap()
+        .wait_for(head)
+        .await;
     stop.send(true).unwrap();
     task.await.unwrap();
     let from = projections.started_from().unwrap();
@@ -80,10 +93,44 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     assert_eq!(store.load(&*log).await.unwrap().unwrap().position, head);
     let (second, from) = run_once(&log, &store).await;
     assert_eq!(from, head + 1, "restored from the snapshot");
-    assert_eq!(second.list.state(), first.list.state());
-    assert_eq!(second.board.state(), first.board.state());
-    assert_eq!(second.queue.state(), first.queue.state());
-    assert_eq!(second.list.state().len(), 3);
+    assert_eq!(
+        second
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state(),
+        first
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        second
+            .get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .state(),
+        first
+            .get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        second
+            .get::<complaints_projections::queue::RegulatorQueue>()
+            .unwrap()
+            .state(),
+        first
+            .get::<complaints_projections::queue::RegulatorQueue>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        second
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state()
+            .len(),
+        3
+    );
 
     // One byte altered: refused, rebuilt, the same.
     let path = store.path();
@@ -95,8 +142,26 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     assert!(refused.contains("checksum"), "{refused}");
     let (third, from) = run_once(&log, &store).await;
     assert_eq!(from, 1, "rebuilt from the log");
-    assert_eq!(third.board.state(), first.board.state());
-    assert_eq!(third.list.state(), first.list.state());
+    assert_eq!(
+        third
+            .get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .state(),
+        first
+            .get::<complaints_projections::board::SlaBoard>()
+            .unwrap()
+            .state()
+    );
+    assert_eq!(
+        third
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state(),
+        first
+            .get::<complaints_projections::list::ComplaintList>()
+            .unwrap()
+            .state()
+    );
 
     // Torn: cut short.
     let bytes = std::fs::read(&path).unwrap();
@@ -114,7 +179,8 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     let (fourth, from) = run_once(&other, &store).await;
     assert_eq!(from, 1);
     let ids: Vec<u128> = fourth
-        .list
+        .get::<complaints_projections::list::ComplaintList>()
+        .unwrap()
         .state()
         .keys()
         .map(|id| id.uuid().as_u128())

@@ -1,13 +1,14 @@
 //! Time-driven SLA transitions, under paused tokio time: the watcher's timers fire at the
 //! crossing instants, each crossing is recorded once, answered clocks record nothing.
 
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use complaints_domain::model::*;
 use complaints_domain::{Command, Register, Rules};
+use complaints_projections::board::SlaBoard;
 use complaints_sla::Engine;
-use complaints_workflow::board::SlaBoard;
 use complaints_workflow::{sla, transitions, CommandRequest, Principal, Workflow};
 use eventlog::{Clock, EventLog, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -114,7 +115,7 @@ async fn crossings_are_recorded_when_they_happen_and_only_once() {
         .unwrap();
 
     // Only now start the board and the watcher: no timer existed before.
-    let (board, _feed) = SlaBoard::spawn(engine, log.clone());
+    let (board, _feed) = complaints_projections::spawn(SlaBoard::new(engine), log.clone());
     board.wait_for(log.head().await.unwrap()).await;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(transitions::run(
@@ -129,7 +130,11 @@ async fn crossings_are_recorded_when_they_happen_and_only_once() {
     while seen.len() < 4 {
         let e = events.next().await.unwrap().unwrap();
         if e.event_type.starts_with("sla.") {
-            let t = transitions::decode(&e.payload).unwrap();
+            let complaints_events::Stored::Crossing(t) =
+                complaints_events::Stored::decode(&e).unwrap()
+            else {
+                panic!("not a crossing: {}", e.event_type)
+            };
             seen.push((e.event_type.clone(), t.id, t.threshold, t.at, e.recorded_at));
         }
     }
@@ -138,10 +143,10 @@ async fn crossings_are_recorded_when_they_happen_and_only_once() {
             .unwrap()
     };
     let expected = [
-        (transitions::AT_RISK, 50u8, minutes(7.5)),
-        (transitions::AT_RISK, 75, minutes(11.25)),
-        (transitions::AT_RISK, 90, minutes(13.5)),
-        (transitions::BREACHED, 100, minutes(15.0)),
+        (complaints_events::stored::SLA_AT_RISK, 50u8, minutes(7.5)),
+        (complaints_events::stored::SLA_AT_RISK, 75, minutes(11.25)),
+        (complaints_events::stored::SLA_AT_RISK, 90, minutes(13.5)),
+        (complaints_events::stored::SLA_BREACHED, 100, minutes(15.0)),
     ];
     for ((event_type, id, threshold, at, recorded_at), (want_type, want_threshold, want_at)) in
         seen.iter().zip(expected)

@@ -1,14 +1,14 @@
 //! The workflow over a real (sled) event log.
 
+use complaints_events::codec;
+use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use complaints_domain::model::*;
 use complaints_domain::{Change, Command, DomainError, Event, Register, Rules};
-use complaints_workflow::projection::{ComplaintList, ListQuery};
-use complaints_workflow::{
-    codec, complaint_id_for, CommandRequest, Principal, Workflow, WorkflowError,
-};
+use complaints_projections::list::{ComplaintList, ListQuery};
+use complaints_workflow::{complaint_id_for, CommandRequest, Principal, Workflow, WorkflowError};
 use eventlog::{EventLog, ManualClock, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
 use iso_currency::Currency;
@@ -446,7 +446,7 @@ async fn a_refused_command_records_nothing() {
 #[tokio::test]
 async fn the_list_follows_the_log_with_filters_and_pages() {
     let h = harness();
-    let (list, _task) = ComplaintList::spawn(h.log.clone());
+    let (list, _task) = complaints_projections::spawn(ComplaintList::default(), h.log.clone());
     let mut ids = Vec::new();
     for (i, (unit, category)) in [
         ("cards", "fees"),

@@ -215,7 +215,7 @@ fn export_offline(
             {
                 return Ok(());
             }
-            let json = complaints_workflow::export::event_json(&event, stored.hash());
+            let json = complaints_events::export::event_json(&event, stored.hash());
             serde_json::to_writer(&mut *out, &json)?;
             out.write_all(b"\n")?;
             written += 1;

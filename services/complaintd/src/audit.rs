@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
+use complaints_events::export;
+use complaints_events::personal::KeyStore;
+use complaints_projections::board::SlaBoard;
 use complaints_proto::complaints::audit::v1 as audit;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditService;
 use complaints_proto::complaints::v1 as api;
-use complaints_sla::Engine;
-use complaints_workflow::board::SlaBoard;
-use complaints_workflow::codec::DecodeError;
-use complaints_workflow::projection::Decoded;
-use complaints_workflow::queue::RegulatorQueue;
-use complaints_workflow::{export, rules, Workflow};
+use complaints_workflow::as_of::{self, AsOfError, RulesAt, RulesChoice};
+use complaints_workflow::Workflow;
 use eventlog::audit::{Digest, HeldDigest, Outcome, Signer, Verifier};
 use eventlog::{Direction, EventLog, Position, RecordedEvent, StoredRecord, StreamId, Timestamp};
 use tokio::sync::mpsc;
@@ -40,61 +39,16 @@ fn log_error(e: eventlog::Error) -> Status {
     errors::status(e.into())
 }
 
+fn as_of_error(e: AsOfError) -> Status {
+    match e {
+        AsOfError::Log(e) => log_error(e),
+        AsOfError::Decode(e) => errors::status(e.into()),
+        rules @ AsOfError::Rules { .. } => Status::internal(rules.to_string()),
+    }
+}
+
 fn micros(t: jiff::Timestamp) -> Timestamp {
     Timestamp::from_micros(t.as_microsecond())
-}
-
-/// The first position recorded at or after `at` (head + 1 if none): `recorded_at` never
-/// decreases along the log, so a binary search over positions finds it.
-async fn first_position_at_or_after(
-    log: &dyn EventLog,
-    at: Timestamp,
-) -> eventlog::Result<Position> {
-    let (mut low, mut high) = (1, log.head().await? + 1);
-    while low < high {
-        let mid = low + (high - low) / 2;
-        let record = log.read_all(mid, Direction::Forward, 1).await?;
-        match record.first() {
-            Some(r) if r.recorded_at < at => low = mid + 1,
-            _ => high = mid,
-        }
-    }
-    Ok(low)
-}
-
-/// Feeds every event recorded at or before `at` to `each`, in order; returns the last
-/// position fed (0 if none).
-async fn replay_until(
-    log: &dyn EventLog,
-    at: Timestamp,
-    mut each: impl FnMut(&[Decoded]) -> Result<(), DecodeError>,
-) -> Result<Position, Status> {
-    let mut from = 1;
-    let mut last = 0;
-    loop {
-        let mut page = log
-            .read_all(from, Direction::Forward, PAGE)
-            .await
-            .map_err(log_error)?;
-        let Some(end) = page.last().map(|r| r.position) else {
-            return Ok(last);
-        };
-        let cut = page.iter().position(|r| r.recorded_at > at);
-        if let Some(cut) = cut {
-            page.truncate(cut);
-        }
-        let batch = page
-            .into_iter()
-            .map(Decoded::decode)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| errors::status(e.into()))?;
-        each(&batch).map_err(|e| errors::status(e.into()))?;
-        last = batch.last().map_or(last, |d| d.record.position);
-        if cut.is_some() {
-            return Ok(last);
-        }
-        from = end + 1;
-    }
 }
 
 impl Audit {
@@ -110,44 +64,22 @@ impl Audit {
         self.workflow.log()
     }
 
-    /// The engine a past view uses: the rules recorded as in force at `at`, or today's.
-    async fn engine_at(
-        &self,
-        at: Timestamp,
-        choice: i32,
-    ) -> Result<(Arc<Engine>, bool, String), Status> {
-        match audit::RulesChoice::try_from(choice) {
-            Ok(audit::RulesChoice::Current) => Ok((self.board.engine(), false, "current".into())),
+    /// The rules a past view uses: those recorded as in force at `at`, or today's.
+    async fn rules_at(&self, at: Timestamp, choice: i32) -> Result<RulesAt, Status> {
+        let choice = match audit::RulesChoice::try_from(choice) {
+            Ok(audit::RulesChoice::Current) => RulesChoice::Current,
             Ok(audit::RulesChoice::Unspecified | audit::RulesChoice::AsRecorded) => {
-                match rules::in_force_at(&**self.log(), at)
-                    .await
-                    .map_err(log_error)?
-                {
-                    Some((position, sources)) => {
-                        let engine = sources.engine().map_err(|e| {
-                            Status::internal(format!(
-                                "the rules recorded at position {position} do not load: {e}"
-                            ))
-                        })?;
-                        Ok((
-                            Arc::new(engine),
-                            true,
-                            format!("recorded at position {position}"),
-                        ))
-                    }
-                    None => Ok((
-                        Arc::new(Engine::built_in()),
-                        true,
-                        "built-in (no rules recorded yet at that time)".into(),
-                    )),
-                }
+                RulesChoice::AsRecorded
             }
             Err(_) => {
                 let mut v = Violations::default();
                 v.add("rules", "must be one of the listed values");
-                Err(errors::invalid(v.0))
+                return Err(errors::invalid(v.0));
             }
-        }
+        };
+        as_of::rules_at(&**self.log(), at, choice, self.board.engine())
+            .await
+            .map_err(as_of_error)
     }
 
     fn as_of(v: &mut Violations, t: Option<prost_types::Timestamp>) -> Option<jiff::Timestamp> {
@@ -183,7 +115,7 @@ impl Audit {
         }
         let log = self.log().clone();
         let from = match from_time {
-            Some(t) => first_position_at_or_after(&*log, micros(t))
+            Some(t) => as_of::first_position_at_or_after(&*log, micros(t))
                 .await
                 .map_err(log_error)?
                 .max(r.from_position),
@@ -289,20 +221,16 @@ impl Audit {
         let (Some(id), Some(at), true) = (id, at, v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
-        let (engine, _, rules) = self.engine_at(micros(at), r.rules).await?;
+        let rules = self.rules_at(micros(at), r.rules).await?;
         let read = self
             .workflow
             .get_as_of(id, micros(at))
             .await
             .map_err(errors::status)?;
         let (complaint, version) = (&read.complaint, read.version);
-        let position = first_position_at_or_after(
-            &**self.log(),
-            Timestamp::from_micros(micros(at).as_micros() + 1),
-        )
-        .await
-        .map_err(log_error)?
-            - 1;
+        let position = as_of::position_at(&**self.log(), micros(at))
+            .await
+            .map_err(log_error)?;
         Ok(Response::new(audit::ComplaintAsOf {
             complaint: Some(convert::complaint_for(
                 complaint,
@@ -310,9 +238,9 @@ impl Audit {
                 read.personal,
                 crate::authz::sees_personal_data(&principal),
             )),
-            sla: Some(sla_view(&engine, complaint, version, at)?),
+            sla: Some(sla_view(&rules.engine, complaint, version, at)?),
             position,
-            rules,
+            rules: rules.description,
         }))
     }
 
@@ -325,15 +253,12 @@ impl Audit {
         let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
-        let (engine, follow, _) = self.engine_at(Timestamp::from_micros(0), r.rules).await?;
         // Replayed from the start, as the projection saw it: recorded rules switch in as
-        // their events come by.
-        let board = if follow {
-            SlaBoard::new(engine)
-        } else {
-            SlaBoard::with_fixed_rules(engine)
-        };
-        replay_until(&**self.log(), micros(at), |batch| board.apply_batch(batch)).await?;
+        // their events come by (from those in force at the start).
+        let rules = self.rules_at(Timestamp::from_micros(0), r.rules).await?;
+        let board = as_of::board_as_of(&**self.log(), micros(at), &rules)
+            .await
+            .map_err(as_of_error)?;
         Ok(Response::new(board_out(&board, at)))
     }
 
@@ -346,8 +271,9 @@ impl Audit {
         let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
-        let queue = RegulatorQueue::default();
-        replay_until(&**self.log(), micros(at), |batch| queue.apply_batch(batch)).await?;
+        let queue = as_of::queue_as_of(&**self.log(), micros(at))
+            .await
+            .map_err(as_of_error)?;
         Ok(Response::new(queue_out(&queue, at, None, &[])))
     }
 }
@@ -356,7 +282,7 @@ struct Filter {
     stream: Option<StreamId>,
     types: Vec<String>,
     json: bool,
-    keys: Option<Arc<dyn complaints_workflow::personal::KeyStore>>,
+    keys: Option<Arc<dyn KeyStore>>,
 }
 
 impl Filter {

@@ -3,8 +3,8 @@
 
 use complaints_domain::model::{self as m, ComplaintId};
 use complaints_domain::{Command, Complaint, FieldViolation, Register};
+use complaints_projections::list::Summary;
 use complaints_proto::complaints::v1 as api;
-use complaints_workflow::projection::Summary;
 use jiff::Timestamp;
 use uuid::Uuid;
 
@@ -400,10 +400,10 @@ step!(api::ReopenComplaintRequest, |r, v| Some(Command::Reopen {
 pub fn complaint_for(
     c: &Complaint,
     version: u64,
-    personal: complaints_workflow::personal::PersonalState,
+    personal: complaints_events::personal::PersonalState,
     sees_personal_data: bool,
 ) -> api::Complaint {
-    use complaints_workflow::personal::PersonalState;
+    use complaints_events::personal::PersonalState;
     let mut out = complaint_out(c, version);
     let state = match (personal, sees_personal_data) {
         (PersonalState::Erased, _) => api::PersonalDataState::PersonalDataErased,
@@ -638,8 +638,11 @@ pub fn clock_token(v: &mut Violations, token: &str) -> Option<(Timestamp, Compla
 }
 
 /// The API view of a queue item as it stands at `now`.
-pub fn queue_item_out(item: &complaints_workflow::queue::Item, now: Timestamp) -> api::QueueItem {
-    use complaints_workflow::queue::{Direction, ItemState};
+pub fn queue_item_out(
+    item: &complaints_projections::queue::Item,
+    now: Timestamp,
+) -> api::QueueItem {
+    use complaints_projections::queue::{Direction, ItemState};
     let (state, consumer, lease_expire_time, reference) = match item.state_at(now) {
         ItemState::Waiting => (
             api::QueueItemState::QueueWaiting,
@@ -692,8 +695,8 @@ pub fn queue_direction(
     v: &mut Violations,
     field: &str,
     value: i32,
-) -> Option<complaints_workflow::queue::Direction> {
-    use complaints_workflow::queue::Direction;
+) -> Option<complaints_projections::queue::Direction> {
+    use complaints_projections::queue::Direction;
     match api::QueueDirection::try_from(value) {
         Ok(api::QueueDirection::Unspecified) => None,
         Ok(api::QueueDirection::Outbound) => Some(Direction::Outbound),

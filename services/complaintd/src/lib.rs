@@ -1,12 +1,13 @@
 //! complaintd: the complaint workflow server. Wiring only: configuration, authentication,
-//! the gRPC service over [`complaints_workflow`], and the server's start and stop.
+//! the gRPC services over [`complaints_workflow`] and [`complaints_projections`], and the
+//! server's start and stop (storage opened through [`complaints_storage::open`]).
 //!
 //! - [`config`]: defaults, TOML file, environment; every problem reported at once.
 //! - [`cli`]: the `complaintd` command itself.
 //! - [`authz`]: the one place every call is authenticated and checked against its roles.
-//! - [`auth`]: the pluggable authentication layer (development headers for now).
+//! - [`auth`]: the pluggable authentication: development headers, or verified (JWT
+//!   bearer tokens and/or mutual-TLS client certificates).
 //! - [`convert`]: API messages <-> domain values, with field violations.
-//! - [`keystore`]: the per-person keys of personal data, apart from the log.
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
 //! - [`service`]: the `complaints.v1.ComplaintService` implementation.
 //! - [`audit`]: the `complaints.audit.v1.AuditService` implementation (auditors).
@@ -20,6 +21,5 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod errors;
-pub mod keystore;
 pub mod server;
 pub mod service;

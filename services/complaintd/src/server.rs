@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use complaints_domain::Rules;
+use complaints_projections::board::SlaBoard;
+use complaints_projections::snapshot::SnapshotStore;
+use complaints_projections::Projections;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use complaints_sla::{Engine, RuleSources};
-use complaints_workflow::projection::Projections;
-use complaints_workflow::snapshot::SnapshotStore;
+use complaints_storage::Backend;
 use complaints_workflow::{rules, Workflow};
 use eventlog::audit::Signer;
 use eventlog::{Clock, EventLog, SystemClock};
-use eventlog_sled::{SledConfig, SledEventLog};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -23,7 +24,6 @@ use crate::audit::Audit;
 use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
 use crate::config::{AuthMode, Config, LogBackend, NatsMode};
-use crate::keystore::{KvKeyStore, SledKeyStore};
 use crate::service::Api;
 
 /// The actor of the events the service records on its own (rules, signed digests).
@@ -181,6 +181,21 @@ async fn sign_periodically(
     }
 }
 
+/// Where `config` keeps the log and its keys.
+fn backend(config: &Config) -> Backend {
+    match config.log_backend {
+        LogBackend::Sled => Backend::Sled {
+            data_dir: config.data_dir.clone(),
+            keys_dir: config.keys_dir.clone(),
+        },
+        LogBackend::Jetstream => Backend::JetStream {
+            url: config.jetstream_url.clone().unwrap_or_default(),
+            stream: config.jetstream_stream.clone(),
+            replicas: config.jetstream_replicas,
+        },
+    }
+}
+
 /// Starts the server described by `config`, with the system clock.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     start_with_clock(config, Arc::new(SystemClock)).await
@@ -190,33 +205,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let log: Arc<dyn EventLog> = match config.log_backend {
-        LogBackend::Sled => {
-            let log_path = config.data_dir.join("log");
-            Arc::new(
-                SledEventLog::open_with_clock(SledConfig::new(&log_path), clock.clone())
-                    .with_context(|| {
-                        format!("cannot open the event log in {}", log_path.display())
-                    })?,
-            )
-        }
-        LogBackend::Jetstream => {
-            let url = config.jetstream_url.clone().unwrap_or_default();
-            let mut js =
-                eventlog_jetstream::JetStreamConfig::new(url.clone(), &config.jetstream_stream);
-            js.replicas = config.jetstream_replicas;
-            let log = eventlog_jetstream::JetStreamEventLog::open(js, clock.clone())
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot open the event log on JetStream at {url} (stream {})",
-                        config.jetstream_stream
-                    )
-                })?;
-            tracing::info!(%url, stream = %config.jetstream_stream, "event log on NATS JetStream");
-            Arc::new(log)
-        }
-    };
+    let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
+    let (log, keys) = (storage.log, storage.keys);
     let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
@@ -241,11 +231,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         projections_stopped,
     );
     let running_projections = projections.clone();
-    let (list, board, queue) = (
-        projections.list.clone(),
-        projections.board.clone(),
-        projections.queue.clone(),
-    );
+    let board = projections.get::<SlaBoard>()?;
     let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
     let watcher_task = tokio::spawn(complaints_workflow::transitions::run(
         board.clone(),
@@ -253,26 +239,6 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         clock.clone(),
         watcher_stopped,
     ));
-    let keys_dir = config
-        .keys_dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("keys"));
-    // Replicas sharing a JetStream log share their keys too (a bucket beside the log);
-    // one server on sled keeps them in its own directory.
-    let keys: Arc<dyn complaints_workflow::personal::KeyStore> = match config.log_backend {
-        LogBackend::Sled => {
-            Arc::new(SledKeyStore::open(&keys_dir).map_err(|e| anyhow::anyhow!("{e}"))?)
-        }
-        LogBackend::Jetstream => Arc::new(
-            KvKeyStore::open(
-                config.jetstream_url.as_deref().unwrap_or_default(),
-                &format!("{}_KEYS", config.jetstream_stream),
-                config.jetstream_replicas,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        ),
-    };
     let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_keys(keys)
         .with_regimes(complaints_workflow::sla::regimes(&engine));
@@ -301,7 +267,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     });
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
     let audit = Audit::new(workflow.clone(), board.clone(), signer);
-    let mut api = Api::new(workflow, list, board, queue);
+    let mut api = Api::new(workflow, &projections)?;
     let publisher = match &config.nats_url {
         Some(url) => {
             let mut nats = complaints_nats::PublisherConfig::new(

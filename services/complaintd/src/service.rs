@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use complaints_domain::model::ComplaintId;
+use complaints_events::{Kind, Stored};
+use complaints_projections::board::{ClockQuery, SlaBoard, StateKind};
+use complaints_projections::list::{ComplaintList, ListQuery};
+use complaints_projections::queue::{Direction, RegulatorQueue};
+use complaints_projections::{NotRegistered, Projection, Projections};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintService;
 use complaints_sla::Engine;
-use complaints_workflow::board::{ClockQuery, SlaBoard, StateKind};
-use complaints_workflow::projection::{ComplaintList, ListQuery};
-use complaints_workflow::queue::{self, RegulatorQueue};
+use complaints_workflow::queue;
 use complaints_workflow::{complaint_id_for, CommandRequest, Workflow};
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
@@ -45,19 +48,15 @@ pub struct Api {
 pub const REPLAYED_HEADER: &str = "x-replayed";
 
 impl Api {
-    pub fn new(
-        workflow: Workflow,
-        list: Arc<ComplaintList>,
-        board: Arc<SlaBoard>,
-        queue: Arc<RegulatorQueue>,
-    ) -> Self {
-        Self {
+    /// The service over `workflow`, answering queries from `projections`.
+    pub fn new(workflow: Workflow, projections: &Projections) -> Result<Self, NotRegistered> {
+        Ok(Self {
             workflow,
-            list,
-            board,
-            queue,
+            list: projections.get()?,
+            board: projections.get()?,
+            queue: projections.get()?,
             publisher: None,
-        }
+        })
     }
 
     /// Reports this publisher's status in GetPublisherStatus.
@@ -150,7 +149,7 @@ pub(crate) fn sla_view(
     let policy = engine.policies.latest(regime).map_err(|_| {
         Status::failed_precondition(format!("no SLA policy is loaded for regime {regime}"))
     })?;
-    let facts = complaints_workflow::sla::facts(complaint);
+    let facts = complaints_projections::board::facts(complaint);
     let mut clocks = Vec::new();
     for rule in &policy.clocks {
         match engine.due(policy, rule, &facts) {
@@ -195,7 +194,7 @@ pub(crate) fn board_out(board: &SlaBoard, now: jiff::Timestamp) -> api::Board {
 pub(crate) fn queue_out(
     queue: &RegulatorQueue,
     now: jiff::Timestamp,
-    direction: Option<complaints_workflow::queue::Direction>,
+    direction: Option<Direction>,
     states: &[i32],
 ) -> api::ListRegulatorQueueResponse {
     let items = queue
@@ -407,10 +406,18 @@ impl Api {
             let regime = regime.clone();
             async move {
                 match item {
-                    Ok(e) if e.event_type.starts_with("sla.") => {
-                        let t = match complaints_workflow::transitions::decode(&e.payload) {
-                            Ok(t) => t,
-                            Err(err) => return Some(Err(errors::status(err.into()))),
+                    Ok(e)
+                        if matches!(
+                            Kind::of(&e.event_type),
+                            Some(Kind::SlaAtRisk | Kind::SlaBreached)
+                        ) =>
+                    {
+                        let t = match Stored::decode(&e) {
+                            Ok(Stored::Crossing(t)) => t,
+                            Ok(_) => return None,
+                            Err(err) => {
+                                return Some(Err(errors::status(err.at(e.position).into())))
+                            }
                         };
                         if regime.as_ref().is_some_and(|r| r != &t.policy) {
                             return None;

@@ -270,14 +270,36 @@ proptest! {
 
     #[test]
     fn arbitrary_stored_payloads_never_panic_a_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        use complaints_workflow::codec;
+        use complaints_events::codec;
         let _ = codec::decode("complaint.registered", &bytes);
         let _ = codec::decode("complaint.new_facts_added", &bytes);
-        let keys = complaints_workflow::personal::MemoryKeys::default();
+        let keys = complaints_events::personal::MemoryKeys::default();
         let _ = codec::decode_with("complaint.registered", &bytes, Some(&keys));
-        let _ = complaints_workflow::transitions::decode(&bytes);
-        let _ = complaints_workflow::rules::decode(&bytes);
-        let _ = complaints_workflow::export::payload_json("complaint.registered", &bytes);
+        // Every kind of stored event, and one this build does not know.
+        for event_type in [
+            "complaint.registered", "sla.clock_at_risk", "sla.clock_breached", "queue.leased",
+            "queue.lease_expired", "queue.acknowledged", "rules.loaded", "personal_data.erased",
+            "log.digest_signed", "something.else",
+        ] {
+            let record = eventlog::RecordedEvent {
+                id: uuid::Uuid::nil(),
+                stream: eventlog::StreamId::new("complaint-x").unwrap(),
+                version: 1,
+                position: 1,
+                event_type: event_type.into(),
+                schema_version: 1,
+                recorded_at: eventlog::Timestamp::from_micros(0),
+                actor: String::new(),
+                correlation_id: String::new(),
+                causation_id: String::new(),
+                payload: bytes.clone().into(),
+                checksum: 0,
+                prev_hash: eventlog::ChainHash::GENESIS,
+            };
+            let _ = complaints_events::Stored::decode(&record);
+        }
+        let _ = complaints_events::stored::decode_rules(&bytes);
+        let _ = complaints_events::export::payload_json("complaint.registered", &bytes);
         let stored = eventlog::StoredRecord { position: 1, bytes: bytes.clone().into() };
         let _ = stored.decode();
         let mut verifier = eventlog::audit::Verifier::new();
@@ -290,7 +312,7 @@ proptest! {
     fn corrupted_real_payloads_never_panic_and_never_open_wrongly(
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
     ) {
-        use complaints_workflow::{codec, personal::MemoryKeys};
+        use complaints_events::{codec, personal::MemoryKeys};
         let keys = MemoryKeys::default();
         let event = complaints_domain::Event {
             at: jiff::Timestamp::from_second(NOW).unwrap(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use complaints_domain::model::*;
 use complaints_domain::{Change, Event, Register};
-use complaints_workflow::codec;
+use complaints_events::codec;
 use eventlog::{EventLog, ExpectedVersion, NewEvent, StreamId};
 use eventlog_sled::SledEventLog;
 use jiff::{SignedDuration, Timestamp};

@@ -17,19 +17,53 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
-use complaints_domain::{status_after, Change, Event};
+use complaints_domain::{status_after, Change, Complaint, Event};
+use complaints_events::stored::decode_rules;
+pub use complaints_events::Crossing;
+use complaints_events::{DecodeError, Stored};
 use complaints_sla::{
     ClockRule, ClockState, ClockTimes, Due, Engine, Facts, Length, PauseFact, Policy, Stop, Timing,
 };
-use eventlog::{EventLog, Position, RecordedEvent};
+use eventlog::Position;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::codec::DecodeError;
 use crate::compact::{micros, micros_opt, time, time_opt, Micros, Names, RowIndex, Sym, NONE};
-use crate::projection::{Decoded, Progress};
+use crate::feed::{Decoded, Progress};
+use crate::projection::{Projection, SaveError};
+
+/// The SLA facts of a complaint from its full state (no personal data): what the board's
+/// fold of its events must equal (a property test keeps them equal).
+pub fn facts(c: &Complaint) -> Facts {
+    let r = &c.registration;
+    // A complaint withdrawn, declined or merged stops its clocks the day it ended.
+    let ended_without_answer = match c.status {
+        Status::Withdrawn | Status::Declined | Status::Merged => c.ended_at,
+        _ => None,
+    };
+    Facts {
+        received_at: r.received_at,
+        region: r.region.clone(),
+        category: r.category.clone(),
+        complex: c.complex,
+        holding_response_at: c.holding_responses.first().copied(),
+        extensions: c.extensions.clone(),
+        pauses: c
+            .pauses
+            .iter()
+            .map(|p| PauseFact {
+                reason: p.reason.as_str().to_owned(),
+                from: p.from,
+                until: p.until,
+            })
+            .collect(),
+        new_facts_at: c.new_facts_at.clone(),
+        acknowledged_at: c.acknowledged_at,
+        answered_at: c.answered_at.or(ended_without_answer),
+    }
+}
 
 /// A complaint on the board, as [`SlaBoard::entry`] shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,20 +83,6 @@ pub struct Entry {
     pub ended_at: Option<Timestamp>,
     /// Threshold crossings already recorded in the log: (clock, threshold, due time).
     pub recorded: BTreeSet<(String, u8, Timestamp)>,
-}
-
-/// A clock reaching one of its thresholds: an at-risk percentage, or 100 for the breach.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Crossing {
-    pub id: ComplaintId,
-    pub policy: String,
-    pub policy_version: u32,
-    pub clock: String,
-    pub threshold: u8,
-    pub at: Timestamp,
-    pub due_at: Timestamp,
-    /// For a breach: where the policy says the complaint must go now, if anywhere.
-    pub refer_to: Option<String>,
 }
 
 /// Filters of a clock listing.
@@ -323,7 +343,9 @@ impl Slot {
     }
 
     /// Folds one event in; says whether the SLA facts changed (the clocks need
-    /// recomputing). Kept equal to [`crate::sla::facts`] of the full state (see the tests).
+    /// recomputing). Kept equal to [`facts`] of the full state (see the tests). Every
+    /// change is named: a new lifecycle step does not compile until it is decided here
+    /// whether it moves an SLA fact.
     fn fold(&mut self, event: &Event, names: &mut Names) -> bool {
         let at = micros(event.at);
         let answer_before = self.effective_answer();
@@ -341,23 +363,26 @@ impl Slot {
         };
         let mut changed = false;
         match &event.change {
-            Change::Acknowledged if self.acknowledged_at == NONE => {
-                self.acknowledged_at = at;
-                changed = true;
+            Change::Acknowledged => {
+                if self.acknowledged_at == NONE {
+                    self.acknowledged_at = at;
+                    changed = true;
+                }
             }
             Change::Assigned { unit, .. } => self.unit = names.intern(unit),
             Change::ClassifiedComplex { .. } => {
                 changed = !self.complex;
                 self.complex = true;
             }
-            Change::HoldingResponseSent { .. }
+            Change::HoldingResponseSent { .. } => {
                 if self
                     .more
                     .as_ref()
-                    .is_none_or(|m| m.holding_response_at == NONE) =>
-            {
-                self.more().holding_response_at = at;
-                changed = true;
+                    .is_none_or(|m| m.holding_response_at == NONE)
+                {
+                    self.more().holding_response_at = at;
+                    changed = true;
+                }
             }
             Change::ExtensionApproved { days, .. } => {
                 self.more().extensions.push((*days, at));
@@ -382,7 +407,20 @@ impl Slot {
                 close_pause(self);
                 changed = true;
             }
-            _ => {}
+            // The facts of registration are taken when the slot is made; these steps move
+            // no SLA fact (a status they change is followed below).
+            Change::Registered(_)
+            | Change::Declined { .. }
+            | Change::Merged { .. }
+            | Change::FindingsRecorded { .. }
+            | Change::RedressProposed { .. }
+            | Change::ExtensionRequested { .. }
+            | Change::ReviewRequested { .. }
+            | Change::ReviewAnswered { .. }
+            | Change::ReferredToRegulator { .. }
+            | Change::RegulatorOutcomeRecorded { .. }
+            | Change::Closed
+            | Change::Reopened { .. } => {}
         }
         // Status and end time exactly as the domain's evolve keeps them.
         let status = status_after(status_of(self.status), &event.change);
@@ -664,7 +702,7 @@ fn unrecorded<'a>(
 
 /// The SLA board projection.
 pub struct SlaBoard {
-    /// The rules computing due times: the last recorded in the log (see [`crate::rules`]),
+    /// The rules computing due times: the last recorded in the log (`rules.loaded`),
     /// or fixed ones when asked.
     engine: RwLock<Arc<Engine>>,
     /// The rules it was given, before any recorded in the log.
@@ -704,16 +742,6 @@ impl SlaBoard {
             .clone()
     }
 
-    /// Starts a board fed by `log` from its first event. The task ends with the log.
-    pub fn spawn(
-        engine: Arc<Engine>,
-        log: Arc<dyn EventLog>,
-    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let board = Arc::new(Self::new(engine));
-        let task = crate::projection::feed("SLA board", log, board.clone(), Self::apply_batch);
-        (board, task)
-    }
-
     /// Its whole state, for comparing a rebuilt board with a live one.
     pub fn state(&self) -> BoardState {
         let engine = self.engine();
@@ -736,153 +764,79 @@ impl SlaBoard {
         }
     }
 
-    /// The last log position applied.
-    pub fn position(&self) -> Position {
-        self.progress.position()
-    }
-
-    /// Waits until the board has applied `position`.
-    pub async fn wait_for(&self, position: Position) {
-        self.progress.wait_for(position).await
-    }
-
-    /// Applies one event of the log (events of other streams are skipped).
-    pub fn apply(&self, record: &RecordedEvent) -> Result<(), DecodeError> {
-        self.apply_batch(&[Decoded::decode(record.clone())?])
-    }
-
-    /// Applies a batch of consecutive events: each complaint's clocks are recomputed once,
-    /// at the end. On an event it cannot read, it applies those before it and says so.
-    pub fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        let mut engine = self.engine();
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let mut applied = None;
-        let mut failed = None;
-        for d in batch {
-            if let Err(e) = self.apply_one(&mut inner, &mut engine, d) {
-                failed = Some(e);
-                break;
-            }
-            applied = Some(d.record.position);
-        }
-        inner.flush(&engine);
-        drop(inner);
-        if let Some(position) = applied {
-            self.progress.advance(position);
-        }
-        failed.map_or(Ok(()), Err)
-    }
-
     fn apply_one(
         &self,
         inner: &mut Inner,
         engine: &mut Arc<Engine>,
         d: &Decoded,
     ) -> Result<(), DecodeError> {
-        let record = &d.record;
-        if record.event_type == crate::rules::EVENT_TYPE {
-            if self.follow_recorded_rules {
-                let sources = crate::rules::decode(&record.payload)?;
-                match sources.engine() {
-                    Ok(new) => {
-                        *engine = Arc::new(new);
-                        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine.clone();
-                        inner.data.rules = Some(record.payload.to_vec());
-                        inner.mark_all();
-                    }
-                    // The service checked them before recording them, so this is a log
-                    // written by another build; keep computing with the rules before.
-                    Err(e) => {
-                        tracing::error!(position = record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones")
-                    }
-                }
-            }
-        } else if record.event_type.starts_with("sla.") {
-            let t = crate::transitions::decode(&record.payload)?;
-            if let Some(s) = inner.slot_of(t.id) {
-                let clock = inner.data.names.intern(&t.clock);
-                let key = (clock, t.threshold, micros(t.due_at));
-                let slot = &mut inner.data.slots[s as usize];
-                if !slot.more().recorded.contains(&key) {
-                    slot.more().recorded.push(key);
-                    inner.unindex(s);
-                    inner.index(engine, s);
-                }
-            }
-        } else if let (Some(event), Some(id)) = (&d.event, d.complaint) {
-            let s = match &event.change {
-                Change::Registered(r) => {
-                    let slot = Slot::registered(r, &mut inner.data.names);
-                    match inner.slot_of(r.id) {
-                        // Registered twice (never, by the domain's rules): start over.
-                        Some(s) => {
-                            inner.unindex(s);
-                            inner.data.slots[s as usize] = slot;
-                            s
+        match &d.stored {
+            Stored::RulesLoaded(sources) => {
+                if self.follow_recorded_rules {
+                    match sources.engine() {
+                        Ok(new) => {
+                            *engine = Arc::new(new);
+                            *self.engine.write().unwrap_or_else(|p| p.into_inner()) =
+                                engine.clone();
+                            inner.data.rules = Some(d.record.payload.to_vec());
+                            inner.mark_all();
                         }
-                        None => {
-                            let s = inner.data.slots.len() as u32;
-                            inner.data.slots.push(slot);
-                            let Inner { data, ids, .. } = &mut *inner;
-                            ids.insert(r.id.uuid().as_bytes(), s, |s| data.slots[s as usize].id);
-                            s
+                        // The service checked them before recording them, so this is a log
+                        // written by another build; keep computing with the rules before.
+                        Err(e) => {
+                            tracing::error!(position = d.record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones")
                         }
                     }
                 }
-                _ => match inner.slot_of(id) {
-                    Some(s) => s,
-                    None => return Ok(()),
-                },
-            };
-            let Inner { data, .. } = &mut *inner;
-            let changed = data.slots[s as usize].fold(event, &mut data.names)
-                || matches!(event.change, Change::Registered(_));
-            if changed {
-                inner.mark(s);
             }
-        }
-        Ok(())
-    }
-
-    /// Empties the board (back to position 0 and the rules it was given).
-    pub(crate) fn reset(&self) {
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = self.initial.clone();
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
-        self.progress.advance(0);
-    }
-
-    /// The board as bytes, with the position it stands at: for a snapshot.
-    pub(crate) fn save(&self) -> Result<(Position, Vec<u8>), postcard::Error> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
-    }
-
-    /// Replaces the board with a saved one standing at `position`.
-    pub(crate) fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
-        let data: Data = postcard::from_bytes(bytes)
-            .map_err(|e| DecodeError(format!("undecodable board snapshot: {e}")))?;
-        let mut engine = self.initial.clone();
-        let recompute = match (&data.rules, self.follow_recorded_rules) {
-            (Some(payload), true) => {
-                let sources = crate::rules::decode(payload)?;
-                engine = Arc::new(sources.engine().map_err(|e| DecodeError(e.to_string()))?);
-                false
+            Stored::Crossing(t) => {
+                if let Some(s) = inner.slot_of(t.id) {
+                    let clock = inner.data.names.intern(&t.clock);
+                    let key = (clock, t.threshold, micros(t.due_at));
+                    let slot = &mut inner.data.slots[s as usize];
+                    if !slot.more().recorded.contains(&key) {
+                        slot.more().recorded.push(key);
+                        inner.unindex(s);
+                        inner.index(engine, s);
+                    }
+                }
             }
-            // Computed with rules given at start, not recorded: perhaps not today's.
-            _ => true,
-        };
-        let mut inner = Inner {
-            data,
-            ..Inner::default()
-        };
-        inner.reindex(&engine);
-        if recompute {
-            inner.mark_all();
-            inner.flush(&engine);
+            Stored::Complaint { complaint, event } => {
+                let s = match &event.change {
+                    Change::Registered(r) => {
+                        let slot = Slot::registered(r, &mut inner.data.names);
+                        match inner.slot_of(r.id) {
+                            // Registered twice (never, by the domain's rules): start over.
+                            Some(s) => {
+                                inner.unindex(s);
+                                inner.data.slots[s as usize] = slot;
+                                s
+                            }
+                            None => {
+                                let s = inner.data.slots.len() as u32;
+                                inner.data.slots.push(slot);
+                                let Inner { data, ids, .. } = &mut *inner;
+                                ids.insert(r.id.uuid().as_bytes(), s, |s| {
+                                    data.slots[s as usize].id
+                                });
+                                s
+                            }
+                        }
+                    }
+                    _ => match inner.slot_of(*complaint) {
+                        Some(s) => s,
+                        None => return Ok(()),
+                    },
+                };
+                let Inner { data, .. } = &mut *inner;
+                let changed = data.slots[s as usize].fold(event, &mut data.names)
+                    || matches!(event.change, Change::Registered(_));
+                if changed {
+                    inner.mark(s);
+                }
+            }
+            Stored::Queue(_) | Stored::Erasure(_) | Stored::DigestSigned | Stored::Unknown => {}
         }
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
-        self.progress.advance(position);
         Ok(())
     }
 
@@ -1093,5 +1047,79 @@ impl SlaBoard {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let s = inner.slot_of(id)?;
         inner.entry(&engine, s)
+    }
+}
+
+impl Projection for SlaBoard {
+    fn name(&self) -> &'static str {
+        "board"
+    }
+
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Applies a batch of consecutive events: each complaint's clocks are recomputed once,
+    /// at the end. On an event it cannot read, it applies those before it and says so.
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        let mut engine = self.engine();
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut applied = None;
+        let mut failed = None;
+        for d in batch {
+            if let Err(e) = self.apply_one(&mut inner, &mut engine, d) {
+                failed = Some(e);
+                break;
+            }
+            applied = Some(d.record.position);
+        }
+        inner.flush(&engine);
+        drop(inner);
+        if let Some(position) = applied {
+            self.progress.advance(position);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Empties the board (back to position 0 and the rules it was given).
+    fn reset(&self) {
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = self.initial.clone();
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
+        self.progress.advance(0);
+    }
+
+    /// The board as bytes, with the position it stands at: for a snapshot.
+    fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
+    }
+
+    /// Replaces the board with a saved one standing at `position`.
+    fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+        let data: Data = postcard::from_bytes(bytes)
+            .map_err(|e| DecodeError(format!("undecodable board snapshot: {e}")))?;
+        let mut engine = self.initial.clone();
+        let recompute = match (&data.rules, self.follow_recorded_rules) {
+            (Some(payload), true) => {
+                let sources = decode_rules(payload)?;
+                engine = Arc::new(sources.engine().map_err(|e| DecodeError(e.to_string()))?);
+                false
+            }
+            // Computed with rules given at start, not recorded: perhaps not today's.
+            _ => true,
+        };
+        let mut inner = Inner {
+            data,
+            ..Inner::default()
+        };
+        inner.reindex(&engine);
+        if recompute {
+            inner.mark_all();
+            inner.flush(&engine);
+        }
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
+        self.progress.advance(position);
+        Ok(())
     }
 }

@@ -7,18 +7,15 @@ use complaints_domain::model::*;
 use complaints_domain::{Change, Event, Register};
 use complaints_proto::complaints::events::v1 as pb;
 
-use crate::personal::{KeyStore, KeyStoreError, PersonalState};
 use jiff::Timestamp;
 use prost::Message;
 use uuid::Uuid;
 
+pub use crate::error::DecodeError;
+use crate::personal::{KeyStore, KeyStoreError, PersonalState};
+
 /// Schema version of the payloads written now (the envelope's `schema_version`).
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// A stored event that cannot be read back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("undecodable stored event: {0}")]
-pub struct DecodeError(pub String);
 
 type Decoded<T> = Result<T, DecodeError>;
 
@@ -125,7 +122,10 @@ fn reason(reason: &str) -> pb::Reason {
 /// Encodes an event as the log's payload with its personal fields in the clear (tests
 /// and tools); the service seals them ([`encode_with`]).
 pub fn encode(event: &Event) -> (&'static str, Bytes) {
-    encode_with(event, Sealing::Plain).expect("plain encoding does not fail")
+    let Ok(encoded) = encode_wrapping::<std::convert::Infallible>(event, |person_id, fields| {
+        Ok(plain(person_id, fields))
+    });
+    encoded
 }
 
 /// Encodes an event as the log's payload; returns the event type and bytes.
@@ -133,8 +133,7 @@ pub fn encode_with(
     event: &Event,
     sealing: Sealing<'_>,
 ) -> Result<(&'static str, Bytes), KeyStoreError> {
-    use pb::complaint_event::Change as C;
-    let wrap = |person_id: &str, fields: pb::PersonalFields| match sealing {
+    encode_wrapping(event, |person_id, fields| match sealing {
         Sealing::Plain => Ok(plain(person_id, fields)),
         Sealing::Sealed {
             keys,
@@ -147,7 +146,15 @@ pub fn encode_with(
             };
             crate::personal::seal(keys, person, &fields)
         }
-    };
+    })
+}
+
+/// Encodes an event, turning its personal fields into stored personal data with `wrap`.
+fn encode_wrapping<E>(
+    event: &Event,
+    wrap: impl Fn(&str, pb::PersonalFields) -> Result<pb::PersonalData, E>,
+) -> Result<(&'static str, Bytes), E> {
+    use pb::complaint_event::Change as C;
     let change = match &event.change {
         Change::Registered(r) => C::Registered(Box::new(pb::Registered {
             complaint_id: r.id.uuid().to_string(),
@@ -436,4 +443,45 @@ fn decode_opening(event_type: &str, payload: &[u8], opener: &mut Opener<'_>) -> 
         actor: stored.actor,
         change,
     })
+}
+
+/// The personal data a stored complaint change carries, if it carries any: the one place
+/// that knows which changes hold personal fields (sealing and export both go by it).
+fn personal_of(change: &mut pb::complaint_event::Change) -> Option<&mut Option<pb::PersonalData>> {
+    use pb::complaint_event::Change as C;
+    match change {
+        C::Registered(r) => Some(&mut r.personal),
+        C::NewFactsAdded(n) => Some(&mut n.personal),
+        C::Acknowledged(_)
+        | C::Declined(_)
+        | C::Merged(_)
+        | C::Assigned(_)
+        | C::ClassifiedComplex(_)
+        | C::FindingsRecorded(_)
+        | C::RedressProposed(_)
+        | C::Answered(_)
+        | C::HoldingResponseSent(_)
+        | C::ExtensionRequested(_)
+        | C::ExtensionApproved(_)
+        | C::ClockPaused(_)
+        | C::ClockResumed(_)
+        | C::Withdrawn(_)
+        | C::ReviewRequested(_)
+        | C::ReviewAnswered(_)
+        | C::ReferredToRegulator(_)
+        | C::RegulatorOutcomeRecorded(_)
+        | C::Closed(_)
+        | C::Reopened(_) => None,
+    }
+}
+
+/// A stored complaint payload with its sealed personal fields opened with `keys` (an
+/// erased person's come back empty), re-encoded; `None` when it holds none or does not
+/// decode.
+pub fn opened_payload(payload: &[u8], keys: &dyn KeyStore) -> Option<Vec<u8>> {
+    let mut event = pb::ComplaintEvent::decode(payload).ok()?;
+    let personal = personal_of(event.change.as_mut()?)?;
+    let sealed = personal.take()?;
+    *personal = Some(crate::personal::open(Some(keys), sealed).ok()?.0);
+    Some(event.encode_to_vec())
 }

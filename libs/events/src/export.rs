@@ -12,6 +12,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{json, Value};
 
 use crate::personal::KeyStore;
+use crate::stored::Kind;
 
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
@@ -23,17 +24,7 @@ fn pool() -> &'static DescriptorPool {
 
 /// The protobuf message of an event type's payload, if known.
 pub fn payload_message(event_type: &str) -> Option<&'static str> {
-    Some(match event_type {
-        t if t.starts_with("complaint.") => "complaints.events.v1.ComplaintEvent",
-        t if t.starts_with("sla.") => "complaints.events.v1.SlaTransition",
-        "queue.leased" => "complaints.events.v1.QueueLeased",
-        "queue.lease_expired" => "complaints.events.v1.QueueLeaseExpired",
-        "queue.acknowledged" => "complaints.events.v1.QueueAcknowledged",
-        crate::rules::EVENT_TYPE => "complaints.events.v1.RulesLoaded",
-        eventlog::audit::DIGEST_EVENT_TYPE => "eventlog.v1.SignedDigest",
-        crate::ERASED_EVENT_TYPE => "complaints.events.v1.PersonalDataErased",
-        _ => return None,
-    })
+    Kind::of(event_type).map(Kind::payload_message)
 }
 
 /// The payload as JSON, if its type is known and it decodes.
@@ -47,26 +38,6 @@ fn rfc3339(t: eventlog::Timestamp) -> String {
     jiff::Timestamp::from_microsecond(t.as_micros())
         .map(|t| t.to_string())
         .unwrap_or_else(|_| t.as_micros().to_string())
-}
-
-/// The payload of a complaint event with its sealed personal fields opened with `keys`
-/// (an erased person's fields come back empty); other payloads as they are.
-fn opened_payload(record: &RecordedEvent, keys: &dyn KeyStore) -> Option<Vec<u8>> {
-    use complaints_proto::complaints::events::v1 as pb;
-    use pb::complaint_event::Change as C;
-    use prost::Message;
-    if !record.event_type.starts_with("complaint.") {
-        return None;
-    }
-    let mut event = pb::ComplaintEvent::decode(record.payload.as_ref()).ok()?;
-    let personal = match event.change.as_mut()? {
-        C::Registered(r) => &mut r.personal,
-        C::NewFactsAdded(n) => &mut n.personal,
-        _ => return None,
-    };
-    let sealed = personal.take()?;
-    *personal = Some(crate::personal::open(Some(keys), sealed).ok()?.0);
-    Some(event.encode_to_vec())
 }
 
 /// One event as a JSON object (one line of an export).
@@ -95,7 +66,9 @@ pub fn event_json_with(
         "hash": hash.to_hex(),
         "prev_hash": record.prev_hash.to_hex(),
     });
-    let opened = keys.and_then(|keys| opened_payload(record, keys));
+    let opened = keys
+        .filter(|_| Kind::of(&record.event_type) == Some(Kind::Complaint))
+        .and_then(|keys| crate::codec::opened_payload(&record.payload, keys));
     let payload = opened.as_deref().unwrap_or(&record.payload);
     match payload_json(&record.event_type, payload) {
         Some(payload) => out["payload"] = payload,

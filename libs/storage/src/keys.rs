@@ -1,7 +1,8 @@
-//! The per-person keys of complainants' personal data, in their own sled database beside
-//! (never inside) the event log: `<data_dir>/keys` unless configured elsewhere.
+//! The key stores of complainants' personal data, one beside each backend: a sled
+//! database beside (never inside) the sled log (`<data_dir>/keys` unless configured
+//! elsewhere), and a JetStream key-value bucket beside a JetStream log.
 //!
-//! One entry per person: their 32-byte key, or an empty value once erased (so no new key
+//! In sled, one entry per person: their 32-byte key, or an empty value once erased (so no new key
 //! is ever made for them). Every change is durable before it is used: sled's flush, then
 //! an fdatasync of its data file (sled's flush alone does not flush the disk cache). An
 //! erased key is overwritten in sled's log and later compacted away; for a stronger
@@ -11,8 +12,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
-use complaints_workflow::personal::{KeyStore, KeyStoreError};
+use complaints_events::personal::{KeyStore, KeyStoreError};
 
+/// The per-person keys in their own sled database.
 pub struct SledKeyStore {
     db: sled::Db,
     data_file: File,
@@ -25,6 +27,7 @@ fn failed(e: impl std::fmt::Display) -> KeyStoreError {
 }
 
 impl SledKeyStore {
+    /// Opens (or creates) the key store in `path`.
     pub fn open(path: &Path) -> Result<Self, KeyStoreError> {
         let db = sled::Config::new()
             .path(path)
