@@ -21,6 +21,8 @@ mod error;
 mod event;
 pub mod model;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use command::{Command, Context, Regimes, Register, Rules};
 pub use decide::{decide, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS, MAX_SHORT};

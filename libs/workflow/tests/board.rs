@@ -16,55 +16,12 @@ use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
 use eventlog::{ChainHash, ManualClock, RecordedEvent, StreamId, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
 use jiff::{SignedDuration, Timestamp};
+use complaints_domain::testing::{command, Values};
 use proptest::prelude::*;
 use uuid::Uuid;
 
 fn step() -> impl Strategy<Value = Command> {
-    prop_oneof![
-        Just(Command::Acknowledge),
-        Just(Command::Assign {
-            unit: "u2".into(),
-            handler: "h".into()
-        }),
-        Just(Command::ClassifyComplex { reason: "r".into() }),
-        Just(Command::SendHoldingResponse {
-            reason: "r".into(),
-            delivery: DeliveryMethod::Email
-        }),
-        (1u32..40).prop_map(|days| Command::RequestExtension {
-            days,
-            reason: "r".into()
-        }),
-        Just(Command::PauseClock {
-            reason: PauseReason::ExternalAppraisal,
-            complainant_notified_at: None
-        }),
-        Just(Command::PauseClock {
-            reason: PauseReason::AwaitingCustomer,
-            complainant_notified_at: None
-        }),
-        Just(Command::ResumeClock),
-        Just(Command::AddNewFacts {
-            facts: "more".into()
-        }),
-        Just(Command::Answer {
-            decision: Decision::Rejected,
-            redress: vec![],
-            delivery: DeliveryMethod::Letter,
-            summary: "s".into()
-        }),
-        Just(Command::Withdraw {
-            reason: String::new()
-        }),
-        Just(Command::Decline { reason: "r".into() }),
-        Just(Command::RequestReview { reason: "r".into() }),
-        Just(Command::AnswerReview {
-            outcome: ReviewOutcome::Confirmed,
-            summary: "s".into()
-        }),
-        Just(Command::Close),
-        Just(Command::Reopen { reason: "r".into() }),
-    ]
+    command(Values::Plausible)
 }
 
 /// `event` of complaint `id` as the log would hand it to the board at `position`.
