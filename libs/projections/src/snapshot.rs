@@ -81,8 +81,18 @@ pub enum SnapshotError {
     Unusable(String),
 }
 
+/// The build a snapshot must have been written by: this crate's name and version and a
+/// hash of the code the projections' state is computed with (see `build.rs`). Snapshots
+/// of builds before the projections had a crate of their own say `complaints-workflow`.
 fn build() -> String {
-    concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION")).to_owned()
+    concat!(
+        env!("CARGO_PKG_NAME"),
+        " ",
+        env!("CARGO_PKG_VERSION"),
+        " code ",
+        env!("PROJECTIONS_CODE_HASH")
+    )
+    .to_owned()
 }
 
 /// The directory holding the projections' snapshot.

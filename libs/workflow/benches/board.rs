@@ -10,6 +10,9 @@
 
 mod common;
 
+use complaints_projections::board::SlaBoard;
+use complaints_projections::list::ComplaintList;
+use complaints_projections::queue::RegulatorQueue;
 use complaints_projections::Projection;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -74,17 +77,13 @@ async fn rebuild(
     let start = Instant::now();
     let task = projections.spawn(log.clone(), None, 0, stop);
     projections
-        .get::<complaints_projections::list::ComplaintList>()
+        .get::<ComplaintList>()
         .unwrap()
         .wait_for(head)
         .await;
+    projections.get::<SlaBoard>().unwrap().wait_for(head).await;
     projections
-        .get::<complaints_projections::board::SlaBoard>()
-        .unwrap()
-        .wait_for(head)
-        .await;
-    projections
-        .get::<complaints_projections::queue::RegulatorQueue>()
+        .get::<RegulatorQueue>()
         .unwrap()
         .wait_for(head)
         .await;
@@ -127,28 +126,19 @@ async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
     let p = Projections::new(engine);
     let rate = |t: Instant| events as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    pages.iter().for_each(|b| {
-        p.get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .apply_batch(b)
-            .unwrap()
-    });
+    pages
+        .iter()
+        .for_each(|b| p.get::<ComplaintList>().unwrap().apply_batch(b).unwrap());
     println!("apply only: list {:.0} events/s", rate(t));
     let t = Instant::now();
-    pages.iter().for_each(|b| {
-        p.get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .apply_batch(b)
-            .unwrap()
-    });
+    pages
+        .iter()
+        .for_each(|b| p.get::<SlaBoard>().unwrap().apply_batch(b).unwrap());
     println!("apply only: board {:.0} events/s", rate(t));
     let t = Instant::now();
-    pages.iter().for_each(|b| {
-        p.get::<complaints_projections::queue::RegulatorQueue>()
-            .unwrap()
-            .apply_batch(b)
-            .unwrap()
-    });
+    pages
+        .iter()
+        .for_each(|b| p.get::<RegulatorQueue>().unwrap().apply_batch(b).unwrap());
     println!("apply only: queue {:.0} events/s", rate(t));
 }
 
@@ -217,7 +207,7 @@ fn main() {
         // SAFETY: a plain call into the allocator in use.
         unsafe { libmimalloc_sys::mi_collect(true) };
         let after = rss_mib();
-        let board = &projections.get::<complaints_projections::board::SlaBoard>().unwrap();
+        let board = &projections.get::<SlaBoard>().unwrap();
         let now: Timestamp = "2026-06-20T12:00:00Z".parse().unwrap();
         let mut lat = Vec::with_capacity(1000);
         for _ in 0..1000 {
@@ -242,7 +232,7 @@ fn main() {
         let projections = Arc::new(Projections::new(engine.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = projections.spawn(log.clone() as Arc<dyn EventLog>, Some(store.clone()), 0, stopped);
-        projections.get::<complaints_projections::board::SlaBoard>().unwrap().wait_for(head).await;
+        projections.get::<SlaBoard>().unwrap().wait_for(head).await;
         let t = Instant::now();
         stop.send(true).unwrap();
         task.await.unwrap();
@@ -253,7 +243,7 @@ fn main() {
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         let t = Instant::now();
         let task = projections.spawn(log.clone() as Arc<dyn EventLog>, Some(store), 0, stopped);
-        projections.get::<complaints_projections::board::SlaBoard>().unwrap().wait_for(head).await;
+        projections.get::<SlaBoard>().unwrap().wait_for(head).await;
         let restore_s = t.elapsed().as_secs_f64();
         assert_eq!(projections.started_from(), Some(head + 1), "restored, not rebuilt");
         task.abort();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::registration;
 use complaints_domain::model::*;
+use complaints_domain::testing::{command, Values};
 use complaints_domain::{decide, evolve, Command, Context, Rules};
 use complaints_events::codec;
 use complaints_projections::board::{ClockQuery, SlaBoard, StateKind};
@@ -16,7 +17,6 @@ use complaints_workflow::{sla, CommandRequest, Principal, Workflow};
 use eventlog::{ChainHash, ManualClock, RecordedEvent, StreamId, Timestamp as LogTime};
 use eventlog_sled::{SledConfig, SledEventLog};
 use jiff::{SignedDuration, Timestamp};
-use complaints_domain::testing::{command, Values};
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -170,9 +170,7 @@ async fn run(ops: Vec<Op>) {
                     .unwrap();
                 clock.set(LogTime::from_micros(now.as_microsecond()));
                 // The watcher's work: record the crossings due by now (board caught up).
-                let board = &projections
-                    .get::<complaints_projections::board::SlaBoard>()
-                    .unwrap();
+                let board = &projections.get::<SlaBoard>().unwrap();
                 board.wait_for(log.head().await.unwrap()).await;
                 transitions::record_due(board, &*log, &*clock)
                     .await
@@ -198,7 +196,7 @@ async fn run(ops: Vec<Op>) {
                 let saved = store.load(&*log).await.unwrap().map(|s| s.position);
                 (projections, stop, task) = start_projections();
                 projections
-                    .get::<complaints_projections::board::SlaBoard>()
+                    .get::<SlaBoard>()
                     .unwrap()
                     .wait_for(log.head().await.unwrap())
                     .await;
@@ -214,17 +212,13 @@ async fn run(ops: Vec<Op>) {
     }
     let head = log.head().await.unwrap();
     projections
-        .get::<complaints_projections::list::ComplaintList>()
+        .get::<ComplaintList>()
         .unwrap()
         .wait_for(head)
         .await;
+    projections.get::<SlaBoard>().unwrap().wait_for(head).await;
     projections
-        .get::<complaints_projections::board::SlaBoard>()
-        .unwrap()
-        .wait_for(head)
-        .await;
-    projections
-        .get::<complaints_projections::queue::RegulatorQueue>()
+        .get::<RegulatorQueue>()
         .unwrap()
         .wait_for(head)
         .await;
@@ -234,24 +228,15 @@ async fn run(ops: Vec<Op>) {
     let (list, board, queue) = rebuild_one_by_one(&*log, engine).await;
     assert_eq!(
         list.state(),
-        projections
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state()
+        projections.get::<ComplaintList>().unwrap().state()
     );
     assert_eq!(
         board.state(),
-        projections
-            .get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .state()
+        projections.get::<SlaBoard>().unwrap().state()
     );
     assert_eq!(
         queue.state(),
-        projections
-            .get::<complaints_projections::queue::RegulatorQueue>()
-            .unwrap()
-            .state()
+        projections.get::<RegulatorQueue>().unwrap().state()
     );
 }
 

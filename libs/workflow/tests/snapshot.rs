@@ -3,6 +3,9 @@
 
 mod common;
 
+use complaints_projections::board::SlaBoard;
+use complaints_projections::list::ComplaintList;
+use complaints_projections::queue::RegulatorQueue;
 use complaints_projections::Projection;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,17 +63,13 @@ async fn run_once(log: &Arc<dyn EventLog>, store: &SnapshotStore) -> (Arc<Projec
     let task = projections.spawn(log.clone(), Some(store.clone()), 1_000, stopped);
     let head = log.head().await.unwrap();
     projections
-        .get::<complaints_projections::list::ComplaintList>()
+        .get::<ComplaintList>()
         .unwrap()
         .wait_for(head)
         .await;
+    projections.get::<SlaBoard>().unwrap().wait_for(head).await;
     projections
-        .get::<complaints_projections::board::SlaBoard>()
-        .unwrap()
-        .wait_for(head)
-        .await;
-    projections
-        .get::<complaints_projections::queue::RegulatorQueue>()
+        .get::<RegulatorQueue>()
         .unwrap()
         .wait_for(head)
         .await;
@@ -94,43 +93,18 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     let (second, from) = run_once(&log, &store).await;
     assert_eq!(from, head + 1, "restored from the snapshot");
     assert_eq!(
-        second
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state(),
-        first
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state()
+        second.get::<ComplaintList>().unwrap().state(),
+        first.get::<ComplaintList>().unwrap().state()
     );
     assert_eq!(
-        second
-            .get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .state(),
-        first
-            .get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .state()
+        second.get::<SlaBoard>().unwrap().state(),
+        first.get::<SlaBoard>().unwrap().state()
     );
     assert_eq!(
-        second
-            .get::<complaints_projections::queue::RegulatorQueue>()
-            .unwrap()
-            .state(),
-        first
-            .get::<complaints_projections::queue::RegulatorQueue>()
-            .unwrap()
-            .state()
+        second.get::<RegulatorQueue>().unwrap().state(),
+        first.get::<RegulatorQueue>().unwrap().state()
     );
-    assert_eq!(
-        second
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state()
-            .len(),
-        3
-    );
+    assert_eq!(second.get::<ComplaintList>().unwrap().state().len(), 3);
 
     // One byte altered: refused, rebuilt, the same.
     let path = store.path();
@@ -143,24 +117,12 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     let (third, from) = run_once(&log, &store).await;
     assert_eq!(from, 1, "rebuilt from the log");
     assert_eq!(
-        third
-            .get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .state(),
-        first
-            .get::<complaints_projections::board::SlaBoard>()
-            .unwrap()
-            .state()
+        third.get::<SlaBoard>().unwrap().state(),
+        first.get::<SlaBoard>().unwrap().state()
     );
     assert_eq!(
-        third
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state(),
-        first
-            .get::<complaints_projections::list::ComplaintList>()
-            .unwrap()
-            .state()
+        third.get::<ComplaintList>().unwrap().state(),
+        first.get::<ComplaintList>().unwrap().state()
     );
 
     // Torn: cut short.
@@ -179,7 +141,7 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     let (fourth, from) = run_once(&other, &store).await;
     assert_eq!(from, 1);
     let ids: Vec<u128> = fourth
-        .get::<complaints_projections::list::ComplaintList>()
+        .get::<ComplaintList>()
         .unwrap()
         .state()
         .keys()
@@ -193,4 +155,69 @@ async fn a_snapshot_is_used_only_when_whole_and_taken_of_this_log() {
     assert!(store.load(&*short).await.is_err());
     let (_, from) = run_once(&short, &store).await;
     assert_eq!(from, 1);
+}
+
+/// The same snapshot file with its header's build replaced by `build`, its checksum made
+/// whole again (as another build would have written it).
+fn rewritten_by(bytes: &[u8], build: &str) -> Vec<u8> {
+    let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let header = &bytes[12..12 + header_len];
+    // The header is postcard: the build string first, as a length (one byte below 128)
+    // and its bytes.
+    let old_len = header[0] as usize;
+    assert!(old_len < 128 && build.len() < 128);
+    let mut new_header = vec![build.len() as u8];
+    new_header.extend_from_slice(build.as_bytes());
+    new_header.extend_from_slice(&header[1 + old_len..]);
+    let mut out = bytes[..8].to_vec();
+    out.extend_from_slice(&(new_header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&new_header);
+    out.extend_from_slice(&bytes[12 + header_len..bytes.len() - 32]);
+    let sum = *blake3::hash(&out).as_bytes();
+    out.extend_from_slice(&sum);
+    out
+}
+
+#[tokio::test]
+async fn a_snapshot_of_another_build_is_refused_and_the_projections_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::new(dir.path().join("projections"));
+    let log = log_of(&dir.path().join("a"), &[1, 2, 3]).await;
+    let (first, _) = run_once(&log, &store).await;
+    let path = store.path();
+    let ours = std::fs::read(&path).unwrap();
+    // Rewriting the header with our own build leaves a usable snapshot (the rewrite is
+    // faithful), so what refuses the others below is the build alone.
+    let header_len = u32::from_le_bytes(ours[8..12].try_into().unwrap()) as usize;
+    let our_build = String::from_utf8(ours[13..13 + ours[12] as usize].to_vec()).unwrap();
+    assert!(header_len > our_build.len());
+    assert!(
+        our_build.starts_with("complaints-projections "),
+        "{our_build}"
+    );
+    std::fs::write(&path, rewritten_by(&ours, &our_build)).unwrap();
+    assert!(store.load(&*log).await.unwrap().is_some());
+
+    // Builds before the projections had their own crate, and another build of this one.
+    for other in [
+        "complaints-workflow 0.1.0",
+        "complaints-projections 0.1.0 code 0000",
+    ] {
+        std::fs::write(&path, rewritten_by(&ours, other)).unwrap();
+        let refused = store.load(&*log).await.unwrap_err().to_string();
+        assert!(
+            refused.contains(&format!("written by {other}")),
+            "{refused}"
+        );
+        let (rebuilt, from) = run_once(&log, &store).await;
+        assert_eq!(from, 1, "rebuilt from the log, not restored");
+        assert_eq!(
+            rebuilt.get::<SlaBoard>().unwrap().state(),
+            first.get::<SlaBoard>().unwrap().state()
+        );
+        assert_eq!(
+            rebuilt.get::<ComplaintList>().unwrap().state(),
+            first.get::<ComplaintList>().unwrap().state()
+        );
+    }
 }
