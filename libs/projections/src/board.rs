@@ -14,7 +14,7 @@
 //! of the facts, the recorded crossings and the rules; see the rebuild property tests).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use complaints_domain::model::{ComplaintId, Status};
 use complaints_domain::{status_after, Change, Complaint, Event};
@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::compact::{micros, micros_opt, time, time_opt, Micros, Names, RowIndex, Sym, NONE};
 use crate::feed::{Decoded, Progress};
-use crate::projection::{Projection, SaveError};
+use crate::projection::{Kept, Projection, SaveError};
 
 /// The SLA facts of a complaint from its full state (no personal data): what the board's
 /// fold of its events must equal (a property test keeps them equal).
@@ -708,8 +708,7 @@ pub struct SlaBoard {
     /// The rules it was given, before any recorded in the log.
     initial: Arc<Engine>,
     follow_recorded_rules: bool,
-    inner: RwLock<Inner>,
-    progress: Progress,
+    kept: Kept<Inner>,
 }
 
 impl SlaBoard {
@@ -720,8 +719,7 @@ impl SlaBoard {
             engine: RwLock::new(engine.clone()),
             initial: engine,
             follow_recorded_rules: true,
-            inner: RwLock::default(),
-            progress: Progress::default(),
+            kept: Kept::default(),
         }
     }
 
@@ -738,14 +736,14 @@ impl SlaBoard {
     pub fn engine(&self) -> Arc<Engine> {
         self.engine
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     /// Its whole state, for comparing a rebuilt board with a live one.
     pub fn state(&self) -> BoardState {
         let engine = self.engine();
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let id = |s: u32| inner.data.slots[s as usize].id();
         BoardState {
             entries: (0..inner.data.slots.len() as u32)
@@ -776,7 +774,7 @@ impl SlaBoard {
                     match sources.engine() {
                         Ok(new) => {
                             *engine = Arc::new(new);
-                            *self.engine.write().unwrap_or_else(|p| p.into_inner()) =
+                            *self.engine.write().unwrap_or_else(PoisonError::into_inner) =
                                 engine.clone();
                             inner.data.rules = Some(d.record.payload.to_vec());
                             inner.mark_all();
@@ -843,7 +841,7 @@ impl SlaBoard {
     /// Running clocks, earliest due first, as they stand at `now`.
     pub fn clocks(&self, now: Timestamp, query: &ClockQuery) -> ClockPage {
         let engine = self.engine();
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let size = query.page_size.max(1);
         let mut items = Vec::with_capacity(size.min(1024));
         let mut next = None;
@@ -910,7 +908,7 @@ impl SlaBoard {
     /// The board's figures as they stand at `now`.
     pub fn figures(&self, now: Timestamp) -> Figures {
         let engine = self.engine();
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let names = &inner.data.names;
         let mut f = Figures::default();
         let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -990,7 +988,7 @@ impl SlaBoard {
     /// Crossings due by `now` that are not recorded yet, earliest first.
     pub fn crossings_due(&self, now: Timestamp) -> Vec<Crossing> {
         let engine = self.engine();
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let names = &inner.data.names;
         let now = micros(now);
         let mut out = Vec::new();
@@ -1032,19 +1030,19 @@ impl SlaBoard {
 
     /// When the next unrecorded crossing happens.
     pub fn next_crossing(&self) -> Option<Timestamp> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         inner.crossings.first().map(|(at, _)| time(*at))
     }
 
     /// A receiver that changes whenever the board applies an event.
     pub fn changes(&self) -> watch::Receiver<Position> {
-        self.progress.changes()
+        self.kept.progress().changes()
     }
 
     /// A complaint's entry.
     pub fn entry(&self, id: ComplaintId) -> Option<Entry> {
         let engine = self.engine();
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let s = inner.slot_of(id)?;
         inner.entry(&engine, s)
     }
@@ -1056,14 +1054,14 @@ impl Projection for SlaBoard {
     }
 
     fn progress(&self) -> &Progress {
-        &self.progress
+        self.kept.progress()
     }
 
     /// Applies a batch of consecutive events: each complaint's clocks are recomputed once,
     /// at the end. On an event it cannot read, it applies those before it and says so.
     fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
         let mut engine = self.engine();
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.kept.write();
         let mut applied = None;
         let mut failed = None;
         for d in batch {
@@ -1076,22 +1074,21 @@ impl Projection for SlaBoard {
         inner.flush(&engine);
         drop(inner);
         if let Some(position) = applied {
-            self.progress.advance(position);
+            self.kept.progress().advance(position);
         }
         failed.map_or(Ok(()), Err)
     }
 
     /// Empties the board (back to position 0 and the rules it was given).
     fn reset(&self) {
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = self.initial.clone();
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
-        self.progress.advance(0);
+        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = self.initial.clone();
+        self.kept.reset();
     }
 
     /// The board as bytes, with the position it stands at: for a snapshot.
     fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
+        self.kept
+            .save(|inner| Ok(postcard::to_stdvec(&inner.data)?))
     }
 
     /// Replaces the board with a saved one standing at `position`.
@@ -1117,9 +1114,8 @@ impl Projection for SlaBoard {
             inner.mark_all();
             inner.flush(&engine);
         }
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
-        self.progress.advance(position);
+        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = engine;
+        self.kept.replace(position, inner);
         Ok(())
     }
 }

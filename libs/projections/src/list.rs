@@ -3,7 +3,6 @@
 //! file implementing [`Projection`], registered in [`crate::Projections::new`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
 
 use complaints_domain::model::{ComplaintId, Status};
 use complaints_domain::{status_after, Change};
@@ -13,7 +12,7 @@ use jiff::Timestamp;
 
 use crate::compact::{micros, time, Micros, Names, RowIndex, Sym, NO_SYM};
 use crate::feed::{Decoded, Progress};
-use crate::projection::{Projection, SaveError};
+use crate::projection::{Kept, Projection, SaveError};
 
 /// What the list shows of one complaint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +191,7 @@ impl Inner {
 /// The complaint list projection.
 #[derive(Default)]
 pub struct ComplaintList {
-    inner: RwLock<Inner>,
-    progress: Progress,
+    kept: Kept<Inner>,
 }
 
 impl Projection for ComplaintList {
@@ -202,25 +200,17 @@ impl Projection for ComplaintList {
     }
 
     fn progress(&self) -> &Progress {
-        &self.progress
+        self.kept.progress()
     }
 
     fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        for d in batch {
-            inner.apply(d);
-        }
-        drop(inner);
-        self.progress.advance(last.record.position);
+        self.kept.apply_each(batch, Inner::apply);
         Ok(())
     }
 
     fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        Ok((self.progress.position(), postcard::to_stdvec(&inner.data)?))
+        self.kept
+            .save(|inner| Ok(postcard::to_stdvec(&inner.data)?))
     }
 
     fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
@@ -231,21 +221,19 @@ impl Projection for ComplaintList {
             ..Inner::default()
         };
         inner.reindex();
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
-        self.progress.advance(position);
+        self.kept.replace(position, inner);
         Ok(())
     }
 
     fn reset(&self) {
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
-        self.progress.advance(0);
+        self.kept.reset();
     }
 }
 
 impl ComplaintList {
     /// Every complaint's summary, by id: what a rebuild must reproduce exactly.
     pub fn state(&self) -> BTreeMap<ComplaintId, Summary> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let mut out: BTreeMap<ComplaintId, Summary> = BTreeMap::new();
         for row in &inner.data.rows {
             let s = inner.summary(row);
@@ -256,7 +244,7 @@ impl ComplaintList {
 
     /// One page of complaints matching `query`.
     pub fn query(&self, query: &ListQuery) -> Page {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let size = query.page_size.max(1);
         let mut items = Vec::with_capacity(size.min(1024));
         let names = &inner.data.names;
@@ -302,7 +290,7 @@ impl ComplaintList {
 
     /// A complaint's summary.
     pub fn get(&self, id: ComplaintId) -> Option<Summary> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         let i = inner.row_of(id)?;
         Some(inner.summary(&inner.data.rows[i as usize]))
     }

@@ -1,5 +1,7 @@
 //! What every projection implements.
 
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use complaints_events::DecodeError;
 use eventlog::{Position, RecordedEvent};
 
@@ -50,5 +52,74 @@ pub trait Projection: Send + Sync + 'static {
         Self: Sized,
     {
         self.progress().wait_for(position)
+    }
+}
+
+/// A projection's state behind a lock, with its progress: what every projection keeps.
+/// A panic while holding the lock does not make the state unreadable (it is a fold of the
+/// log, replaced whole on restore or reset).
+pub struct Kept<S> {
+    state: RwLock<S>,
+    progress: Progress,
+}
+
+impl<S: Default> Default for Kept<S> {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            progress: Progress::default(),
+        }
+    }
+}
+
+impl<S> Kept<S> {
+    /// How far the state has applied the log.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The state, to read.
+    pub fn read(&self) -> RwLockReadGuard<'_, S> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, to change.
+    pub fn write(&self) -> RwLockWriteGuard<'_, S> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies each event of `batch` with `apply`, then advances to the last.
+    pub fn apply_each(&self, batch: &[Decoded], mut apply: impl FnMut(&mut S, &Decoded)) {
+        let Some(last) = batch.last() else {
+            return;
+        };
+        let mut state = self.write();
+        for d in batch {
+            apply(&mut state, d);
+        }
+        drop(state);
+        self.progress.advance(last.record.position);
+    }
+
+    /// Replaces the state with `state`, standing at `position`.
+    pub fn replace(&self, position: Position, state: S) {
+        *self.write() = state;
+        self.progress.advance(position);
+    }
+
+    /// The state encoded with `encode`, with the position it stands at (taken together).
+    pub fn save(
+        &self,
+        encode: impl FnOnce(&S) -> Result<Vec<u8>, SaveError>,
+    ) -> Result<(Position, Vec<u8>), SaveError> {
+        let state = self.read();
+        Ok((self.progress.position(), encode(&state)?))
+    }
+}
+
+impl<S: Default> Kept<S> {
+    /// Empties the state (back to position 0).
+    pub fn reset(&self) {
+        self.replace(0, S::default());
     }
 }

@@ -8,7 +8,6 @@
 //! [`ItemState::after`] folds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
 
 use complaints_domain::model::{Channel, ComplaintId};
 use complaints_domain::{Change, Event};
@@ -18,7 +17,7 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::feed::{Decoded, Progress};
-use crate::projection::{Projection, SaveError};
+use crate::projection::{Kept, Projection, SaveError};
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c3a_51e2_09d4_4f6b_a1c8_3e5f_7d9b_2c40);
 
@@ -121,8 +120,7 @@ struct Inner {
 /// The queue projection, fed by a log subscription.
 #[derive(Default)]
 pub struct RegulatorQueue {
-    inner: RwLock<Inner>,
-    progress: Progress,
+    kept: Kept<Inner>,
 }
 
 impl Projection for RegulatorQueue {
@@ -131,27 +129,20 @@ impl Projection for RegulatorQueue {
     }
 
     fn progress(&self) -> &Progress {
-        &self.progress
+        self.kept.progress()
     }
 
     fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        for d in batch {
-            inner.apply(d);
-        }
-        drop(inner);
-        self.progress.advance(last.record.position);
+        self.kept.apply_each(batch, Inner::apply);
         Ok(())
     }
 
     fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let mut items: Vec<Saved> = inner.items.values().map(Saved::of).collect();
-        items.sort_by_key(|i| i.id);
-        Ok((self.progress.position(), postcard::to_stdvec(&items)?))
+        self.kept.save(|inner| {
+            let mut items: Vec<Saved> = inner.items.values().map(Saved::of).collect();
+            items.sort_by_key(|i| i.id);
+            Ok(postcard::to_stdvec(&items)?)
+        })
     }
 
     fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
@@ -169,14 +160,12 @@ impl Projection for RegulatorQueue {
             }
             inner.add(item);
         }
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = inner;
-        self.progress.advance(position);
+        self.kept.replace(position, inner);
         Ok(())
     }
 
     fn reset(&self) {
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Inner::default();
-        self.progress.advance(0);
+        self.kept.reset();
     }
 }
 
@@ -298,13 +287,13 @@ impl Inner {
 impl RegulatorQueue {
     /// Every item, by id: what a rebuild must reproduce exactly.
     pub fn state(&self) -> BTreeMap<Uuid, Item> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         inner.items.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 
     /// Items, in queue order (deadline, else creation), as they stand at `now`.
     pub fn items(&self, now: Timestamp, direction: Option<Direction>) -> Vec<(Item, ItemState)> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         inner
             .order
             .keys()
@@ -316,7 +305,7 @@ impl RegulatorQueue {
 
     /// One item.
     pub fn item(&self, id: Uuid) -> Option<Item> {
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.kept.read();
         inner.items.get(&id).cloned()
     }
 }
