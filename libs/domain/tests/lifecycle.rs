@@ -1,4 +1,5 @@
 //! The lifecycle, step by step, as given / when / then.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::collections::BTreeSet;
 
@@ -167,7 +168,7 @@ impl Then {
                 assert!(
                     reason.contains(needle),
                     "reason {reason:?} lacks {needle:?}"
-                )
+                );
             }
             other => panic!("expected a refusal mentioning {needle:?}, got {other:?}"),
         }

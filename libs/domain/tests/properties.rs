@@ -1,6 +1,7 @@
 //! Properties of the lifecycle over random command sequences: deciding never panics, a
 //! refusal records nothing, an accepted step records exactly one event, and the state is
 //! always the fold of the recorded events.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::collections::BTreeSet;
 

@@ -74,7 +74,7 @@ pub fn event_json_with(
         Some(payload) => out["payload"] = payload,
         None => {
             out["payload_base64"] =
-                Value::String(base64::engine::general_purpose::STANDARD.encode(&record.payload))
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&record.payload));
         }
     }
     out

@@ -48,7 +48,10 @@ pub struct MemoryKeys(Mutex<HashMap<String, Option<[u8; 32]>>>);
 
 impl KeyStore for MemoryKeys {
     fn key(&self, person_id: &str, create: bool) -> Result<Option<[u8; 32]>, KeyStoreError> {
-        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match keys.get(person_id) {
             Some(Some(key)) => Ok(Some(*key)),
             Some(None) if create => Err(KeyStoreError::Erased(person_id.to_owned())),
@@ -63,7 +66,10 @@ impl KeyStore for MemoryKeys {
     }
 
     fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError> {
-        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(keys.insert(person_id.to_owned(), None).flatten().is_some())
     }
 }
@@ -129,9 +135,8 @@ pub fn open(
     keys: Option<&dyn KeyStore>,
     data: pb::PersonalData,
 ) -> Result<(pb::PersonalData, PersonalState), KeyStoreError> {
-    let sealed = match data.form {
-        Some(pb::personal_data::Form::Sealed(sealed)) => sealed,
-        _ => return Ok((data, PersonalState::Present)),
+    let Some(pb::personal_data::Form::Sealed(sealed)) = data.form else {
+        return Ok((data, PersonalState::Present));
     };
     let blank = |state| {
         (

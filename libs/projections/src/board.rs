@@ -782,7 +782,7 @@ impl SlaBoard {
                         // The service checked them before recording them, so this is a log
                         // written by another build; keep computing with the rules before.
                         Err(e) => {
-                            tracing::error!(position = d.record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones")
+                            tracing::error!(position = d.record.position, error = %e, "recorded SLA rules are invalid; keeping the previous ones");
                         }
                     }
                 }
@@ -936,7 +936,7 @@ impl SlaBoard {
             if answered != NONE {
                 times_to_answer.push(SignedDuration::from_micros(answered - slot.received_at));
             }
-            for c in slot.clocks.iter() {
+            for c in &slot.clocks {
                 let Some((rule, times)) = inner.times(&engine, slot, c) else {
                     continue;
                 };

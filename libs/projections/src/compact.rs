@@ -37,7 +37,10 @@ impl From<Vec<String>> for Names {
 
 impl From<Names> for Vec<String> {
     fn from(n: Names) -> Self {
-        n.names.iter().map(|s| s.to_string()).collect()
+        n.names
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect()
     }
 }
 

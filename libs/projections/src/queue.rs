@@ -349,7 +349,7 @@ impl Saved {
             body: i.body.clone(),
             detail: i.detail.clone(),
             created_at: i.created_at.as_microsecond(),
-            deadline: i.deadline.map(|d| d.as_microsecond()),
+            deadline: i.deadline.map(jiff::Timestamp::as_microsecond),
             state,
             consumer: consumer.to_owned(),
             until,

@@ -132,7 +132,7 @@ impl Projections {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "no usable snapshot of the projections; rebuilding from the log")
+                        tracing::warn!(error = %e, "no usable snapshot of the projections; rebuilding from the log");
                     }
                 }
             }
@@ -156,7 +156,9 @@ impl Projections {
                 let (Some(store), Some(at)) = (&store, anchor) else {
                     continue;
                 };
-                let idle = writing.as_ref().is_none_or(|w| w.is_finished());
+                let idle = writing
+                    .as_ref()
+                    .is_none_or(tokio::task::JoinHandle::is_finished);
                 if every > 0 && since_snapshot >= every && idle {
                     if let Some(sections) = capture(&projections, at).await {
                         writing = Some(write(store, at, sections));
@@ -233,7 +235,7 @@ fn write(store: &SnapshotStore, anchor: Anchor, sections: Sections) -> tokio::ta
                 "projections saved"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log")
+                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log");
             }
         }
     })

@@ -1,4 +1,5 @@
 //! The worked examples of REGIMES.md, exactly as written, and the engine's rules.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use complaints_sla::*;
 use jiff::civil::{date, Date};
@@ -257,7 +258,7 @@ fn a_date_past_a_calendars_known_years_is_an_error_not_a_working_day() {
     let cn = calendars.get("CN").unwrap();
     match cn.is_working_day(date(2027, 1, 4)) {
         Err(SlaError::OutOfRange { reason, .. }) => {
-            assert!(reason.contains("not published"), "{reason}")
+            assert!(reason.contains("not published"), "{reason}");
         }
         other => panic!("expected OutOfRange, got {other:?}"),
     }

@@ -71,7 +71,10 @@ impl KeyStore for SledKeyStore {
             None if !create => return Ok(None),
             None => {}
         }
-        let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self
+            .create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(found) = read(&self.db)? {
             return found
                 .ok_or_else(|| KeyStoreError::Erased(person_id.to_owned()))
@@ -84,7 +87,10 @@ impl KeyStore for SledKeyStore {
     }
 
     fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError> {
-        let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self
+            .create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = self.db.insert(person_id, &[][..]).map_err(failed)?;
         self.sync()?;
         Ok(previous.is_some_and(|v| !v.is_empty()))

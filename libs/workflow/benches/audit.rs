@@ -8,6 +8,7 @@
 //! Run: `cargo bench -p complaints-workflow --bench audit`. `BENCH_DIR` picks where the
 //! log goes (default: the system temp dir); `BENCH_SCALE` (default 1.0) scales the counts.
 //! Prints the figures, then one JSON line.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -7,6 +7,8 @@
 //! Run: `cargo bench -p complaints-workflow --bench board`. `BENCH_DIR` picks where the
 //! logs go (default: the system temp dir); `BENCH_SCALE` (default 1.0) scales the counts.
 //! Prints the figures, then one JSON line.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
+#![allow(unsafe_code)] // the one place: a counting wrapper around mimalloc, to measure the projections' heap
 
 mod common;
 
@@ -120,7 +122,7 @@ async fn breakdown(log: &Arc<SledEventLog>, engine: Arc<Engine>) {
             page.into_iter()
                 .map(|r| Decoded::decode(r).unwrap())
                 .collect::<Vec<_>>(),
-        )
+        );
     })
     .await;
     let p = Projections::new(engine);
@@ -181,7 +183,7 @@ fn main() {
         println!("wrote {} events for {complaints} complaints in {:.1} s", log.head().await.unwrap(), t.elapsed().as_secs_f64());
         // Where the time goes: reading the log alone, and reading and decoding it.
         let (read, decode) = (read_only(&log, false).await, read_only(&log, true).await);
-        println!("of which: reading the log alone {:.0} events/s; reading and decoding {:.0} events/s", read, decode);
+        println!("of which: reading the log alone {read:.0} events/s; reading and decoding {decode:.0} events/s");
         if std::env::var_os("BENCH_BREAKDOWN").is_some() {
             breakdown(&log, engine.clone()).await;
         }

@@ -193,7 +193,10 @@ impl Workflow {
     /// Replaces the regimes and regions registrations may use (rules reloaded); every
     /// clone of this workflow sees the change.
     pub fn set_regimes(&self, regimes: Regimes) {
-        *self.regimes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(regimes);
+        *self
+            .regimes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(regimes);
     }
 
     /// The clock "now" comes from.
@@ -361,7 +364,7 @@ impl Workflow {
                 regimes: self
                     .regimes
                     .read()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone(),
             };
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;

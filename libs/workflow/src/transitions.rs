@@ -81,7 +81,7 @@ pub async fn run(
             Ok(_) => {}
             Err(eventlog::Error::Closed) => return,
             Err(e) => {
-                tracing::error!(error = %e, "recording SLA transitions failed; retrying at the next change")
+                tracing::error!(error = %e, "recording SLA transitions failed; retrying at the next change");
             }
         }
         changes.borrow_and_update();

@@ -1,4 +1,5 @@
 //! The regulator-transfer queue: leases, expiry, acknowledgement, racing consumers.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use complaints_projections::Projection;
 use std::collections::BTreeSet;

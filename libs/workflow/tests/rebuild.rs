@@ -6,6 +6,7 @@
 //! one event at a time, makes them.
 //!
 //! Also: a snapshot that is torn, altered or taken of another log is not used.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Snapshots of the projections: a start uses one only when it is whole and anchored in
 //! this log; otherwise it rebuilds from position 1 (and ends the same).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Time-driven SLA transitions, under paused tokio time: the watcher's timers fire at the
 //! crossing instants, each crossing is recorded once, answered clocks record nothing.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use complaints_projections::Projection;
 use std::collections::BTreeSet;

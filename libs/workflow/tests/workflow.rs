@@ -1,4 +1,5 @@
 //! The workflow over a real (sled) event log.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use complaints_events::codec;
 use complaints_projections::Projection;
@@ -436,7 +437,7 @@ async fn a_refused_command_records_nothing() {
         .await
     {
         Err(WorkflowError::Domain(DomainError::Invalid(v))) => {
-            assert_eq!(v[0].field, "complainant.name")
+            assert_eq!(v[0].field, "complainant.name");
         }
         other => panic!("{other:?}"),
     }

@@ -157,7 +157,7 @@ async fn sign_periodically(
     let record = || async {
         match signer.record(&*log, SERVICE_ACTOR, clock.now()).await {
             Ok(Some(signed)) => {
-                tracing::info!(position = signed.digest.position, head = %signed.digest.head, "signed digest recorded")
+                tracing::info!(position = signed.digest.position, head = %signed.digest.head, "signed digest recorded");
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "could not record a signed digest"),
@@ -166,9 +166,9 @@ async fn sign_periodically(
     loop {
         let tick = async {
             if interval_seconds == 0 {
-                std::future::pending::<()>().await
+                std::future::pending::<()>().await;
             } else {
-                tokio::time::sleep(std::time::Duration::from_secs(interval_seconds)).await
+                tokio::time::sleep(std::time::Duration::from_secs(interval_seconds)).await;
             }
         };
         tokio::select! {
