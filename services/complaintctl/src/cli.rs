@@ -1,6 +1,10 @@
 //! The command line: global options, subcommands and their flags (clap derive). Values
 //! with a fixed set of spellings are the enums of [`crate::parse`]; they are matched
 //! ignoring case, as they always were.
+//!
+//! The doc comments here are the `--help` texts, written for a terminal (`<uuid>` is a
+//! placeholder there, not HTML).
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
