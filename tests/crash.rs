@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use complaints_testkit::ChildGuard;
 use eventlog::{Direction, EventLog, StreamId};
 use eventlog_sled::{SledConfig, SledEventLog};
 use rand::{Rng, SeedableRng};
@@ -66,13 +67,16 @@ async fn acknowledged_events_survive_sigkill() {
     let mut kills_under_load = 0;
 
     for round in 0..ROUNDS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
-            .arg(&path)
-            .arg(WRITERS)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crash-writer");
+        // Killed and reaped on drop too, should an assertion below fail mid-round.
+        let mut child = ChildGuard::new(
+            Command::new(env!("CARGO_BIN_EXE_crash-writer"))
+                .arg(&path)
+                .arg(WRITERS)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start crash-writer"),
+        );
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         // Kill at a random moment: sometimes while it opens, mostly after a random number
         // of acknowledgements, while the other writers are mid-append.

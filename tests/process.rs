@@ -3,19 +3,20 @@
 //! complaint is found exactly as it was.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use complaints_testkit::{req_as, rid, ts, ChildGuard};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 use tonic::Request;
 use uuid::Uuid;
 
 struct Server {
-    child: Child,
+    /// Killed and reaped if the test ends (or panics) before [`Server::terminate`].
+    child: ChildGuard,
     addr: String,
     /// Every log line after "ready", collected until the process ends.
     rest: tokio::task::JoinHandle<Vec<String>>,
@@ -32,17 +33,19 @@ async fn start(data_dir: &Path) -> (Server, Duration) {
 /// [`start`] with `RUST_LOG` set to `filter`.
 async fn start_logging(data_dir: &Path, filter: &str) -> (Server, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
-        .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
-        .env("COMPLAINTD_DATA_DIR", data_dir)
-        .env("COMPLAINTD_LOG_FORMAT", "json")
-        .env("RUST_LOG", filter)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start complaintd");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
+            .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
+            .env("COMPLAINTD_DATA_DIR", data_dir)
+            .env("COMPLAINTD_LOG_FORMAT", "json")
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start complaintd"),
+    );
+    let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
+    let mut lines = BufReader::new(stdout).lines();
     let mut before = Vec::new();
     let addr = loop {
         let line = lines
@@ -85,31 +88,20 @@ impl Server {
 
     /// SIGTERM, then the exit status and the log lines written on the way out.
     async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id().expect("running") as i32;
+        let pid = self.child.id();
         // kill(1) rather than libc::kill, which would need unsafe code.
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
-        let status = self.child.wait().await.unwrap();
+        let status = tokio::task::block_in_place(|| self.child.wait()).unwrap();
         (status, self.rest.await.unwrap())
     }
 }
 
 fn req<T>(message: T, roles: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:e2e".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", roles.parse().unwrap());
-    request
-}
-
-fn rid() -> String {
-    Uuid::new_v4().to_string()
+    req_as(message, "user:e2e", roles)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,10 +132,7 @@ async fn a_complaint_survives_a_restart_exactly() {
                 category: "delay".into(),
                 claim: "interest for the delay".into(),
                 facts: "a transfer took nine days".into(),
-                receive_time: Some(prost_types::Timestamp {
-                    seconds: now - 3600,
-                    nanos: 0,
-                }),
+                receive_time: ts(now - 3600),
                 regime: "UK-FCA-PSD".into(),
                 region: "GB-ENG".into(),
                 regulator: None,
@@ -330,10 +319,7 @@ async fn no_personal_data_reaches_the_logs_of_a_full_run() {
         category: "delay".into(),
         claim: format!("{SECRET_NAME} wants the money back"),
         facts: format!("account of {SECRET_NAME}, id {SECRET_ID}"),
-        receive_time: Some(prost_types::Timestamp {
-            seconds: now - 60,
-            nanos: 0,
-        }),
+        receive_time: ts(now - 60),
         regime: "UK-FCA-PSD".into(),
         region: "GB-ENG".into(),
         ..Default::default()

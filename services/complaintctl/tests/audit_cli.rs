@@ -4,12 +4,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use complaintd::config::Config;
 use complaints_proto::complaints::v1 as api;
-use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{ManualClock, Timestamp};
+use complaints_testkit::{manual_clock, req_as, rid, ts, TestServer};
+use eventlog::Timestamp;
 
 /// 2026-03-02T09:00:00Z.
 const T0: i64 = 1_772_442_000;
@@ -69,23 +67,16 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
     .status
     .success());
 
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(T0 * 1_000_000)));
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        audit_signing_key: Some(key.clone()),
-        audit_sign_interval_seconds: 0,
-        ..Config::default()
-    };
-    let running = complaintd::server::start_with_clock(&config, clock.clone())
-        .await
-        .unwrap();
-    let server = format!("http://{}", running.addr);
-    let mut grpc = ComplaintServiceClient::connect(server.clone())
-        .await
-        .unwrap();
-    let mut request = tonic::Request::new(api::RegisterComplaintRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
+    let clock = manual_clock(T0);
+    let daemon = TestServer::start_with_clock(clock.clone(), |config| {
+        config.audit_signing_key = Some(key.clone());
+        config.audit_sign_interval_seconds = 0;
+    })
+    .await;
+    let server = daemon.url();
+    let mut grpc = daemon.complaints();
+    let register = api::RegisterComplaintRequest {
+        request_id: rid(),
         channel: api::Channel::Email as i32,
         complainant: Some(api::Complainant {
             person_id: "p-1".into(),
@@ -98,21 +89,16 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
         category: "fees".into(),
         claim: "refund".into(),
         facts: "charged twice".into(),
-        receive_time: Some(prost_types::Timestamp {
-            seconds: T0,
-            nanos: 0,
-        }),
+        receive_time: ts(T0),
         regime: "UK-FCA-DISP".into(),
         region: "GB-ENG".into(),
         ..Default::default()
-    });
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:intake".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", "intake".parse().unwrap());
-    let complaint = grpc.register_complaint(request).await.unwrap().into_inner();
+    };
+    let complaint = grpc
+        .register_complaint(req_as(register, "user:intake", "intake"))
+        .await
+        .unwrap()
+        .into_inner();
     clock.set(Timestamp::from_micros((T0 + 86_400) * 1_000_000));
 
     // Keep a digest; export; verify online against it.
@@ -182,12 +168,12 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(stderr.contains("PermissionDenied"), "{stderr}");
 
-    running.shutdown().await.unwrap();
+    let stopped = daemon.shutdown().await;
 
     // Offline, on a copy: the same history (plus the digest signed at shutdown).
     let copy = dir.path().join("copy");
     let copy_s = copy.to_str().unwrap();
-    copy_dir(&dir.path().join("data"), &copy);
+    copy_dir(&stopped.data_dir(), &copy);
     let offline_export = dir.path().join("offline.jsonl");
     ok(ctl(
         NOWHERE,

@@ -7,16 +7,16 @@
 //! (default: the system temp dir), `BENCH_SCALE` (default 1.0) scales the work.
 //! Prints the figures and the ratio, then one JSON line.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use complaintd::config::Config;
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use complaints_testkit::{req_as, rid, ts, TestServer};
 use tonic::transport::Channel;
 use tonic::Request;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use uuid::Uuid;
 
 const IN_FLIGHT: usize = 64;
 
@@ -37,18 +37,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn req<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:load".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", "intake,handler".parse().unwrap());
-    request
-}
-
-fn rid() -> String {
-    Uuid::new_v4().to_string()
+    req_as(message, "user:load", "intake,handler")
 }
 
 /// Takes one complaint through its life; returns each command's latency.
@@ -72,10 +61,7 @@ async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -
             category: format!("category-{}", n % 5),
             claim: "a refund of the charge".into(),
             facts: "x".repeat(200),
-            receive_time: Some(prost_types::Timestamp {
-                seconds: now - 60,
-                nanos: 0,
-            }),
+            receive_time: ts(now - 60),
             regime: "UK-FCA-DISP".into(),
             region: "GB-ENG".into(),
             regulator: None,
@@ -141,20 +127,22 @@ fn main() {
     let base = std::env::var_os("BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("complaintd-load-{}", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("complaintd-load-")
+        .tempdir_in(&base)
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let json = runtime.block_on(async {
-        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.clone(), ..Config::default() };
-        let server = complaintd::server::start(&config).await.unwrap();
-        let url = format!("http://{}", server.addr);
-        println!("complaintd load: {IN_FLIGHT} clients in flight, server and clients in one process on this machine, data in {}", dir.display());
+        // The system clock: the server's, as in production.
+        let server = TestServer::start_in(dir, Arc::new(eventlog::SystemClock), |_| {}).await;
+        println!("complaintd load: {IN_FLIGHT} clients in flight, server and clients in one process on this machine, data in {}", server.config().data_dir.display());
 
-        // The transport's ceiling: a no-op unary call.
-        let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        // The transport's ceiling: a no-op unary call (connected before the clock starts).
+        let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
         let calls = scaled(1_500);
         let start = Instant::now();
         let tasks: Vec<_> = (0..IN_FLIGHT)
@@ -206,7 +194,8 @@ fn main() {
             "durable commands: {rate:.0} commands/s ({} commands), p50 {:.2} ms, p99 {:.2} ms; {:.0}% of the no-op rate (target >= 70%, p99 <= 10 ms)",
             commands.len(), ms(p50), ms(p99), rate / noop_rate * 100.0
         );
-        server.shutdown().await.unwrap();
+        // The data goes with the server's temporary directory.
+        server.shutdown().await;
         serde_json::json!({
             "in_flight": IN_FLIGHT,
             "noop_calls_per_s": noop_rate,
@@ -218,6 +207,5 @@ fn main() {
             "ratio_to_noop": rate / noop_rate,
         })
     });
-    std::fs::remove_dir_all(&dir).ok();
     println!("{json}");
 }

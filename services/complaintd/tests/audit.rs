@@ -6,13 +6,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{register, req, ts};
-use complaintd::config::Config;
-use complaintd::server::{self, Running};
+use common::{register, req, ts, Clients, TestServer};
 use complaints_proto::complaints::audit::v1 as audit;
 use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
 use complaints_proto::complaints::v1 as api;
-use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use eventlog::audit::{HeldDigest, Outcome, Signer, Verifier};
 use eventlog::{ChainHash, ManualClock, Timestamp as LogTime};
 use futures::StreamExt;
@@ -37,7 +34,7 @@ impl Env {
         std::fs::write(dir.path().join("audit-key.pem"), signer.to_pem()).unwrap();
         Self {
             dir,
-            clock: Arc::new(ManualClock::new(LogTime::from_micros(T0 * 1_000_000))),
+            clock: common::manual_clock(T0),
             signer,
         }
     }
@@ -46,30 +43,18 @@ impl Env {
         self.clock.set(LogTime::from_micros(seconds * 1_000_000));
     }
 
-    async fn start(&self, policies_dir: Option<std::path::PathBuf>) -> (Running, Clients) {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.dir.path().join("data"),
-            audit_signing_key: Some(self.dir.path().join("audit-key.pem")),
-            audit_sign_interval_seconds: 0,
-            policies_dir,
-            ..Config::default()
-        };
-        let running = server::start_with_clock(&config, self.clock.clone())
-            .await
-            .unwrap();
-        let url = format!("http://{}", running.addr);
-        let clients = Clients {
-            api: ComplaintServiceClient::connect(url.clone()).await.unwrap(),
-            audit: AuditServiceClient::connect(url).await.unwrap(),
-        };
-        (running, clients)
+    /// The server signing with the key in the directory, only at shutdown.
+    async fn start(&self, policies_dir: Option<std::path::PathBuf>) -> (TestServer, Clients) {
+        let key = self.dir.path().join("audit-key.pem");
+        let server = TestServer::start_with_clock(self.clock.clone(), |config| {
+            config.audit_signing_key = Some(key);
+            config.audit_sign_interval_seconds = 0;
+            config.policies_dir = policies_dir;
+        })
+        .await;
+        let clients = server.clients();
+        (server, clients)
     }
-}
-
-struct Clients {
-    api: ComplaintServiceClient<Channel>,
-    audit: AuditServiceClient<Channel>,
 }
 
 async fn events(
@@ -117,7 +102,7 @@ async fn verify(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
     let env = Env::new();
-    let (running, mut c) = env.start(None).await;
+    let (server, mut c) = env.start(None).await;
 
     // Only auditors.
     let denied = c
@@ -437,8 +422,8 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
     assert!(queue.items.is_empty());
 
     // Shutting down records a last signed digest; the stored log verifies offline.
-    running.shutdown().await.unwrap();
-    let offline = eventlog_sled::OfflineLog::open(&env.dir.path().join("data/log"))
+    let stopped = server.shutdown().await;
+    let offline = eventlog_sled::OfflineLog::open(&stopped.data_dir().join("log"))
         .unwrap()
         .verify(
             Verifier::new()
@@ -461,21 +446,24 @@ const CN_TEN_DAYS: &str = include_str!("../../../libs/workflow/tests/policies/cn
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_views_use_the_rules_in_force_then_unless_asked_for_todays() {
     let env = Env::new();
-    let (running, mut c) = env.start(None).await;
+    let (server, mut c) = env.start(None).await;
     let registered = c
         .api
         .register_complaint(req(register("CN-CBIRC", "CN", T0), "intake"))
         .await
         .unwrap()
         .into_inner();
-    running.shutdown().await.unwrap();
+    let stopped = server.shutdown().await;
 
     // A day later the operator adds a stricter policy version and restarts.
     env.set_time(T0 + 24 * HOUR);
     let policies = env.dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("cn.toml"), CN_TEN_DAYS).unwrap();
-    let (running, mut c2) = env.start(Some(policies)).await;
+    let server = stopped
+        .restart(|config| config.policies_dir = Some(policies))
+        .await;
+    let mut c2 = server.clients();
     drop(c);
 
     let due = |sla: &api::ComplaintSla| sla.clocks[0].due_date.clone();
@@ -536,7 +524,7 @@ async fn past_views_use_the_rules_in_force_then_unless_asked_for_todays() {
         .unwrap()
         .into_inner();
     assert_eq!(board.clocks_by_state.get("breached"), Some(&1), "{board:?}");
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,7 +532,7 @@ async fn reloading_the_rules_recomputes_open_complaints_without_a_restart() {
     let env = Env::new();
     let policies = env.dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let (running, mut c) = env.start(Some(policies.clone())).await;
+    let (server, mut c) = env.start(Some(policies.clone())).await;
     let registered = c
         .api
         .register_complaint(req(register("CN-CBIRC", "CN", T0), "intake"))
@@ -563,23 +551,23 @@ async fn reloading_the_rules_recomputes_open_complaints_without_a_restart() {
     };
     assert_eq!(sla(&mut c).await.clocks[0].due_date, "2026-02-20");
     assert!(
-        running.reload_rules().await.unwrap().is_none(),
+        server.running().reload_rules().await.unwrap().is_none(),
         "nothing changed"
     );
 
     // A broken file is refused and changes nothing.
     std::fs::write(policies.join("broken.toml"), "[[policy]]\nid = 3\n").unwrap();
-    assert!(running.reload_rules().await.is_err());
+    assert!(server.running().reload_rules().await.is_err());
     std::fs::remove_file(policies.join("broken.toml")).unwrap();
     assert_eq!(sla(&mut c).await.clocks[0].due_date, "2026-02-20");
 
     // The operator adds a stricter version: recorded, and the open complaint recomputed.
     std::fs::write(policies.join("cn.toml"), CN_TEN_DAYS).unwrap();
-    assert!(running.reload_rules().await.unwrap().is_some());
+    assert!(server.running().reload_rules().await.unwrap().is_some());
     let now = sla(&mut c).await;
     assert_eq!(
         (now.clocks[0].due_date.as_str(), now.policy_version),
         ("2026-02-15", 2)
     );
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }

@@ -2,53 +2,23 @@
 //! client certificates (mutual TLS), the principal each yields, and the development
 //! headers ignored once verified authentication is on.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
+use common::{req_as, with_bearer, TestServer, NOW};
 use complaintd::config::{AuthMode, Config};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
-use eventlog::{ManualClock, Timestamp};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};
 use uuid::Uuid;
 
-const NOW: i64 = 1_772_452_800;
-
 fn register() -> api::RegisterComplaintRequest {
-    api::RegisterComplaintRequest {
-        request_id: Uuid::new_v4().to_string(),
-        channel: api::Channel::Email as i32,
-        complainant: Some(api::Complainant {
-            person_id: "p-1".into(),
-            name: "Ada".into(),
-            contact: "ada@example.org".into(),
-            id_number: String::new(),
-        }),
-        unit: "cards".into(),
-        product: "card".into(),
-        category: "fees".into(),
-        claim: "refund".into(),
-        facts: "twice".into(),
-        receive_time: Some(prost_types::Timestamp {
-            seconds: NOW - 60,
-            nanos: 0,
-        }),
-        regime: "UK-FCA-DISP".into(),
-        region: "GB-ENG".into(),
-        ..Default::default()
-    }
-}
-
-async fn start(config: Config) -> complaintd::server::Running {
-    // Tokens are checked against the real time; the log's clock is the test's.
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(NOW * 1_000_000)));
-    complaintd::server::start_with_clock(&config, clock)
-        .await
-        .unwrap()
+    common::register("UK-FCA-DISP", "GB-ENG", NOW - 60)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -84,32 +54,21 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_are_verified_and_name_the_principal() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = ed25519_key();
     let (stranger, _) = ed25519_key();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        auth: AuthMode::Verified,
-        jwt_keys: vec![write(dir.path(), "jwt.pub.pem", &public)],
-        jwt_issuer: Some("https://idp.example".into()),
-        jwt_audience: Some("complaints".into()),
-        ..Config::default()
-    };
-    let running = start(config).await;
-    let mut c = ComplaintServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let jwt_key = write(dir.path(), "jwt.pub.pem", &public);
+    // Tokens are checked against the real time; the log's clock is the test's.
+    let server = TestServer::start(|config| {
+        config.auth = AuthMode::Verified;
+        config.jwt_keys = vec![jwt_key];
+        config.jwt_issuer = Some("https://idp.example".into());
+        config.jwt_audience = Some("complaints".into());
+    })
+    .await;
+    let mut c = server.complaints();
     let claims = |sub: &str, roles: &[&str], iss: &str, aud: &str, exp: i64| serde_json::json!({"sub": sub, "roles": roles, "iss": iss, "aud": aud, "exp": exp});
     let good = |sub: &str, roles: &[&str]| {
         token(
@@ -125,7 +84,7 @@ async fn bearer_tokens_are_verified_and_name_the_principal() {
     };
 
     let created = c
-        .register_complaint(with_token(register(), &good("alice@bank", &["intake"])))
+        .register_complaint(with_bearer(register(), &good("alice@bank", &["intake"])))
         .await
         .unwrap()
         .into_inner();
@@ -190,7 +149,7 @@ async fn bearer_tokens_are_verified_and_name_the_principal() {
         ("not.a.token".to_owned(), "malformed"),
     ] {
         let status = c
-            .register_complaint(with_token(register(), &bad))
+            .register_complaint(with_bearer(register(), &bad))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{why}");
@@ -201,25 +160,21 @@ async fn bearer_tokens_are_verified_and_name_the_principal() {
         );
     }
     // Development headers mean nothing here.
-    let mut dev = Request::new(register());
-    dev.metadata_mut()
-        .insert("x-principal", "user:me".parse().unwrap());
-    dev.metadata_mut()
-        .insert("x-roles", "intake".parse().unwrap());
+    let dev = req_as(register(), "user:me", "intake");
     assert_eq!(code(c.register_complaint(dev).await), Code::Unauthenticated);
     // A valid token without the role.
     assert_eq!(
         code(
-            c.register_complaint(with_token(register(), &good("ops@bank", &["operations"])))
+            c.register_complaint(with_bearer(register(), &good("ops@bank", &["operations"])))
                 .await
         ),
         Code::PermissionDenied
     );
-    running.shutdown().await.unwrap();
+    let stopped = server.shutdown().await;
 
     // The stored actor is the token's subject.
     let log = eventlog_sled::SledEventLog::open(eventlog_sled::SledConfig::new(
-        dir.path().join("data/log"),
+        stopped.data_dir().join("log"),
     ))
     .unwrap();
     use eventlog::EventLog;
@@ -270,21 +225,23 @@ async fn client_certificates_authenticate_services_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("Complaints test CA");
     let (server_cert, server_key) = pki.issue("complaintd");
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        auth: AuthMode::Verified,
-        tls_cert: Some(write(dir.path(), "server.pem", &server_cert)),
-        tls_key: Some(write(dir.path(), "server.key", &server_key)),
-        tls_client_ca: Some(write(dir.path(), "ca.pem", &pki.ca_pem)),
-        certificate_roles: BTreeMap::from([(
+    let (cert, key, ca) = (
+        write(dir.path(), "server.pem", &server_cert),
+        write(dir.path(), "server.key", &server_key),
+        write(dir.path(), "ca.pem", &pki.ca_pem),
+    );
+    let server = TestServer::start(|config| {
+        config.auth = AuthMode::Verified;
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+        config.tls_client_ca = Some(ca);
+        config.certificate_roles = BTreeMap::from([(
             "svc-gateway".to_owned(),
             vec!["regulator_gateway".to_owned()],
-        )]),
-        ..Config::default()
-    };
-    let running = start(config).await;
-    let url = format!("https://localhost:{}", running.addr.port());
+        )]);
+    })
+    .await;
+    let url = format!("https://localhost:{}", server.addr().port());
     let connect = |identity: Option<(String, String)>, ca: String| {
         let url = url.clone();
         async move {
@@ -348,7 +305,7 @@ async fn client_certificates_authenticate_services_over_mutual_tls() {
         assert_ne!(outcome, Code::Ok);
         assert_ne!(outcome, Code::PermissionDenied, "refused before any call");
     }
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 #[test]

@@ -3,26 +3,24 @@
 //! panics; every refusal is a clear code (with field violations for bad fields); an
 //! oversized message is refused and the server goes on.
 
-use std::sync::{Arc, OnceLock};
+mod common;
 
-use complaintd::config::Config;
+use std::sync::OnceLock;
+
+use common::{req_as, TestServer, NOW};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{ManualClock, Timestamp};
 use proptest::prelude::*;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
-
-const NOW: i64 = 1_772_452_800;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     client: ComplaintServiceClient<Channel>,
     /// A complaint to aim steps at.
     complaint: String,
-    _dir: tempfile::TempDir,
-    _running: complaintd::server::Running,
+    _server: TestServer,
 }
 
 fn fixture() -> &'static Fixture {
@@ -33,74 +31,35 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        let (running, client, complaint) = runtime.block_on(async {
-            let clock = Arc::new(ManualClock::new(Timestamp::from_micros(NOW * 1_000_000)));
-            let running = complaintd::server::start_with_clock(&config, clock)
-                .await
-                .unwrap();
-            let mut client = ComplaintServiceClient::connect(format!("http://{}", running.addr))
-                .await
-                .unwrap();
+        let (server, client, complaint) = runtime.block_on(async {
+            let server = TestServer::start(|_| {}).await;
+            let mut client = server.complaints();
             let created = client
                 .register_complaint(req(valid_register()))
                 .await
                 .unwrap()
                 .into_inner();
-            (running, client, created.name)
+            (server, client, created.name)
         });
         Fixture {
             runtime,
             client,
             complaint,
-            _dir: dir,
-            _running: running,
+            _server: server,
         }
     })
 }
 
 fn req<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:fuzz".parse().unwrap());
-    request.metadata_mut().insert(
-        "x-roles",
-        "intake,handler,supervisor,regulator_gateway"
-            .parse()
-            .unwrap(),
-    );
-    request
+    req_as(
+        message,
+        "user:fuzz",
+        "intake,handler,supervisor,regulator_gateway",
+    )
 }
 
 fn valid_register() -> api::RegisterComplaintRequest {
-    api::RegisterComplaintRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        channel: api::Channel::Email as i32,
-        complainant: Some(api::Complainant {
-            person_id: "p".into(),
-            name: "n".into(),
-            contact: "c".into(),
-            id_number: String::new(),
-        }),
-        unit: "u".into(),
-        product: "p".into(),
-        category: "c".into(),
-        claim: "c".into(),
-        facts: "f".into(),
-        receive_time: Some(prost_types::Timestamp {
-            seconds: NOW - 60,
-            nanos: 0,
-        }),
-        regime: "UK-FCA-DISP".into(),
-        region: "GB-ENG".into(),
-        ..Default::default()
-    }
+    common::register("UK-FCA-DISP", "GB-ENG", NOW - 60)
 }
 
 /// Text as hostile clients send it: empty, huge, control characters, any Unicode.

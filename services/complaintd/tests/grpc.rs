@@ -1,38 +1,22 @@
 //! complaintd's gRPC API, in process on port 0, over a real sled log.
 
-use std::sync::Arc;
+mod common;
 
-use complaintd::config::Config;
-use complaintd::server::{self, Running};
+use common::{req_as, rid, ts, TestServer, NOW};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{Direction, EventLog, ManualClock, Timestamp as LogTime};
+use eventlog::{Direction, EventLog};
 use futures::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-/// 2026-03-02T12:00:00Z, the server's clock.
-const NOW_SECS: i64 = 1_772_452_800;
-
-struct Server {
-    dir: tempfile::TempDir,
-    running: Running,
+async fn server() -> TestServer {
+    TestServer::start(|_| {}).await
 }
 
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    let clock = Arc::new(ManualClock::new(LogTime::from_micros(NOW_SECS * 1_000_000)));
-    let running = server::start_with_clock(&config, clock).await.unwrap();
-    Server { dir, running }
-}
-
+/// A client that calls as `principal` (none if empty) with `roles`.
 #[derive(Clone)]
 struct Client {
     grpc: ComplaintServiceClient<Channel>,
@@ -40,63 +24,24 @@ struct Client {
     roles: &'static str,
 }
 
-impl Server {
-    async fn client(&self, principal: &'static str, roles: &'static str) -> Client {
-        let grpc = ComplaintServiceClient::connect(format!("http://{}", self.running.addr))
-            .await
-            .unwrap();
-        Client {
-            grpc,
-            principal,
-            roles,
-        }
+fn client(server: &TestServer, principal: &'static str, roles: &'static str) -> Client {
+    Client {
+        grpc: server.complaints(),
+        principal,
+        roles,
     }
 }
 
 impl Client {
     fn req<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if !self.principal.is_empty() {
-            request
-                .metadata_mut()
-                .insert("x-principal", self.principal.parse().unwrap());
-        }
-        request
-            .metadata_mut()
-            .insert("x-roles", self.roles.parse().unwrap());
-        request
+        req_as(message, self.principal, self.roles)
     }
-}
-
-fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-fn rid() -> String {
-    Uuid::new_v4().to_string()
 }
 
 fn register_request() -> api::RegisterComplaintRequest {
     api::RegisterComplaintRequest {
-        request_id: rid(),
-        complaint_id: String::new(),
-        channel: api::Channel::Email as i32,
-        complainant: Some(api::Complainant {
-            person_id: "person-1".into(),
-            name: "Ada Lovelace".into(),
-            contact: "ada@example.org".into(),
-            id_number: String::new(),
-        }),
-        unit: "cards".into(),
         employee: "emp-9".into(),
-        product: "credit card".into(),
-        category: "fees".into(),
-        claim: "refund the fee".into(),
-        facts: "charged twice".into(),
-        receive_time: ts(NOW_SECS - 3600),
-        regime: "UK-FCA-DISP".into(),
-        region: "GB-ENG".into(),
-        regulator: None,
+        ..common::register("UK-FCA-DISP", "GB-ENG", NOW - 3600)
     }
 }
 
@@ -128,10 +73,8 @@ macro_rules! step {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_goes_through_its_whole_life_over_grpc() {
     let server = server().await;
-    let handler = server
-        .client("user:hana", "handler,intake,regulator_gateway")
-        .await;
-    let supervisor = server.client("user:sam", "supervisor").await;
+    let handler = client(&server, "user:hana", "handler,intake,regulator_gateway");
+    let supervisor = client(&server, "user:sam", "supervisor");
 
     let created = step!(handler, register_complaint, register_request())
         .unwrap()
@@ -220,7 +163,7 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             name: n(),
             request_id: rid(),
             expected_version: None,
-            complainant_notify_time: ts(NOW_SECS)
+            complainant_notify_time: ts(NOW)
         },
         S::InProgress
     );
@@ -233,7 +176,7 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             request_id: rid(),
             expected_version: None,
             reason: api::PauseReason::ExternalAppraisal as i32,
-            complainant_notify_time: ts(NOW_SECS)
+            complainant_notify_time: ts(NOW)
         },
         S::InProgress
     );
@@ -397,10 +340,9 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
     assert_eq!(got.complainant.unwrap().name, "Ada Lovelace");
 
     // The stored actor is the authenticated principal of each call.
-    let Server { dir, running } = server;
-    running.shutdown().await.unwrap();
+    let stopped = server.shutdown().await;
     let log = eventlog_sled::SledEventLog::open(eventlog_sled::SledConfig::new(
-        dir.path().join("data/log"),
+        stopped.data_dir().join("log"),
     ))
     .unwrap();
     let events = log.read_all(1, Direction::Forward, 100).await.unwrap();
@@ -430,7 +372,7 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
 #[tokio::test]
 async fn decline_and_merge_end_a_complaint() {
     let server = server().await;
-    let c = server.client("user:hana", "intake").await;
+    let c = client(&server, "user:hana", "intake");
     let first = step!(c, register_complaint, register_request())
         .unwrap()
         .into_inner();
@@ -476,13 +418,13 @@ async fn decline_and_merge_end_a_complaint() {
 #[tokio::test]
 async fn each_failure_has_its_code_and_names_its_fields() {
     let server = server().await;
-    let c = server.client("user:hana", "intake,handler").await;
+    let c = client(&server, "user:hana", "intake,handler");
 
     // No credentials.
-    let anonymous = server.client("", "").await;
+    let anonymous = client(&server, "", "");
     let e = step!(anonymous, register_complaint, register_request()).unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    let bad_role = server.client("user:x", "wizard").await;
+    let bad_role = client(&server, "user:x", "wizard");
     assert_eq!(
         step!(bad_role, register_complaint, register_request())
             .unwrap_err()
@@ -500,7 +442,7 @@ async fn each_failure_has_its_code_and_names_its_fields() {
     assert_eq!(fields(&e), ["request_id", "channel", "receive_time"]);
     let mut r = register_request();
     r.complainant.as_mut().unwrap().name.clear();
-    r.receive_time = ts(NOW_SECS + 86_400);
+    r.receive_time = ts(NOW + 86_400);
     r.regime = "fca".into();
     let e = step!(c, register_complaint, r).unwrap_err();
     assert_eq!(fields(&e), ["complainant.name", "regime", "receive_time"]);
@@ -660,7 +602,7 @@ async fn each_failure_has_its_code_and_names_its_fields() {
             name: name.clone(),
             request_id: rid(),
             expected_version: None,
-            complainant_notify_time: ts(NOW_SECS)
+            complainant_notify_time: ts(NOW)
         }
     )
     .unwrap_err();
@@ -693,11 +635,11 @@ async fn each_failure_has_its_code_and_names_its_fields() {
 #[tokio::test]
 async fn a_retry_with_the_same_request_id_returns_the_first_result() {
     let server = server().await;
-    let c = server.client("user:hana", "intake,handler").await;
+    let c = client(&server, "user:hana", "intake,handler");
     let mut register = register_request();
     // Finer than storage keeps: the first reply must already show what a retry will.
     register.receive_time = Some(prost_types::Timestamp {
-        seconds: NOW_SECS - 60,
+        seconds: NOW - 60,
         nanos: 123_456_789,
     });
     let first = c
@@ -756,7 +698,7 @@ async fn a_retry_with_the_same_request_id_returns_the_first_result() {
 #[tokio::test]
 async fn the_list_filters_and_pages() {
     let server = server().await;
-    let c = server.client("user:hana", "intake,handler").await;
+    let c = client(&server, "user:hana", "intake,handler");
     let mut names = Vec::new();
     for (i, unit) in ["cards", "loans", "cards", "cards", "loans"]
         .into_iter()
@@ -764,7 +706,7 @@ async fn the_list_filters_and_pages() {
     {
         let mut r = register_request();
         r.unit = unit.into();
-        r.receive_time = ts(NOW_SECS - 10_000 + i as i64);
+        r.receive_time = ts(NOW - 10_000 + i as i64);
         names.push(step!(c, register_complaint, r).unwrap().into_inner().name);
     }
     step!(
@@ -834,8 +776,7 @@ async fn health_and_reflection_answer() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let server = server().await;
-    let url = format!("http://{}", server.running.addr);
-    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let channel = server.channel();
     let mut health = HealthClient::new(channel.clone());
     let status = health
         .check(HealthCheckRequest {
@@ -878,7 +819,7 @@ async fn health_and_reflection_answer() {
 #[tokio::test]
 async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
     let server = server().await;
-    let c = server.client("user:hana", "intake,handler").await;
+    let c = client(&server, "user:hana", "intake,handler");
     // REGIMES.md example 1: UK-FCA-PSD, Northern Ireland, received Fri 2026-01-30.
     let mut r = register_request();
     r.regime = "UK-FCA-PSD".into();
@@ -957,7 +898,7 @@ async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
 #[tokio::test]
 async fn operations_see_clocks_most_urgent_first_and_the_board() {
     let server = server().await;
-    let c = server.client("user:ops", "intake,handler,operations").await;
+    let c = client(&server, "user:ops", "intake,handler,operations");
     // CN-CBIRC, 15 calendar days; the server's clock says 2026-03-02T12:00Z.
     let mut names = Vec::new();
     for (received, unit) in [(1_770_256_800, "cards"), (1_771_552_800, "loans")] {
@@ -1026,7 +967,7 @@ async fn operations_see_clocks_most_urgent_first_and_the_board() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
     let server = server().await;
-    let c = server.client("user:ops", "intake,handler,operations").await;
+    let c = client(&server, "user:ops", "intake,handler,operations");
     let mut watch = c
         .grpc
         .clone()
@@ -1043,7 +984,7 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
     r.channel = api::Channel::Hotline as i32;
     r.regime = "INTERNAL-HOTLINE".into();
     r.region = "CN".into();
-    r.receive_time = ts(NOW_SECS - 20 * 60);
+    r.receive_time = ts(NOW - 20 * 60);
     let created = step!(c, register_complaint, r).unwrap().into_inner();
     let mut got = Vec::new();
     while got.len() < 4 {
@@ -1063,7 +1004,7 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
             t.position,
         ));
     }
-    let base = NOW_SECS - 20 * 60;
+    let base = NOW - 20 * 60;
     let expected = [(50, 450), (75, 675), (90, 810), (100, 900)];
     for ((threshold, state, at, _), (want, offset)) in got.iter().zip(expected) {
         assert_eq!((*threshold, *at), (want, base + offset));
@@ -1101,9 +1042,9 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
 #[tokio::test]
 async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
     let server = server().await;
-    let handler = server.client("user:hana", "intake,handler").await;
-    let gateway_a = server.client("svc:gateway-a", "regulator_gateway").await;
-    let gateway_b = server.client("svc:gateway-b", "regulator_gateway").await;
+    let handler = client(&server, "user:hana", "intake,handler");
+    let gateway_a = client(&server, "svc:gateway-a", "regulator_gateway");
+    let gateway_b = client(&server, "svc:gateway-b", "regulator_gateway");
     let created = step!(handler, register_complaint, register_request())
         .unwrap()
         .into_inner();

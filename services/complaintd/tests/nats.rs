@@ -1,29 +1,19 @@
 //! complaintd publishes its events to NATS (a nats-server of the test's own): each event
 //! arrives on its subject with its envelope; the publisher's status is served.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use complaintd::config::Config;
+use common::{register, req_as, TestServer, NOW};
 use complaints_nats::testing::NatsServer;
 use complaints_proto::complaints::v1 as api;
-use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{ManualClock, Timestamp};
 use futures::StreamExt;
 use tonic::Request;
 use uuid::Uuid;
 
-const NOW: i64 = 1_772_452_800;
-
 fn req<T>(message: T, roles: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:nats".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", roles.parse().unwrap());
-    request
+    req_as(message, "user:nats", roles)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,46 +26,10 @@ async fn events_are_published_to_nats_as_they_are_recorded() {
         .unwrap();
     watcher.flush().await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        nats_url: Some(nats.url()),
-        ..Config::default()
-    };
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(NOW * 1_000_000)));
-    let running = complaintd::server::start_with_clock(&config, clock)
-        .await
-        .unwrap();
-    let mut c = ComplaintServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let server = TestServer::start(|config| config.nats_url = Some(nats.url())).await;
+    let mut c = server.complaints();
     let created = c
-        .register_complaint(req(
-            api::RegisterComplaintRequest {
-                request_id: Uuid::new_v4().to_string(),
-                channel: api::Channel::Email as i32,
-                complainant: Some(api::Complainant {
-                    person_id: "p-1".into(),
-                    name: "Ada Lovelace".into(),
-                    contact: "ada@example.org".into(),
-                    id_number: String::new(),
-                }),
-                unit: "cards".into(),
-                product: "card".into(),
-                category: "fees".into(),
-                claim: "refund".into(),
-                facts: "twice".into(),
-                receive_time: Some(prost_types::Timestamp {
-                    seconds: NOW - 60,
-                    nanos: 0,
-                }),
-                regime: "UK-FCA-DISP".into(),
-                region: "GB-ENG".into(),
-                ..Default::default()
-            },
-            "intake",
-        ))
+        .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", NOW - 60), "intake"))
         .await
         .unwrap()
         .into_inner();
@@ -112,36 +66,24 @@ async fn events_are_published_to_nats_as_they_are_recorded() {
         "{status:?}"
     );
     assert_eq!(status.lag, status.head_position - status.published_position);
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
     use complaintd::config::LogBackend;
     let nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = |name: &str| Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join(name),
-        log_backend: LogBackend::Jetstream,
-        jetstream_url: Some(nats.url()),
-        ..Config::default()
+    // Two replicas, each with a data directory of its own, on one JetStream log.
+    let jetstream = |config: &mut complaintd::config::Config| {
+        config.log_backend = LogBackend::Jetstream;
+        config.jetstream_url = Some(nats.url());
     };
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(NOW * 1_000_000)));
-    let a = complaintd::server::start_with_clock(&config("a"), clock.clone())
-        .await
-        .unwrap();
-    let b = complaintd::server::start_with_clock(&config("b"), clock.clone())
-        .await
-        .unwrap();
-    let mut ca = ComplaintServiceClient::connect(format!("http://{}", a.addr))
-        .await
-        .unwrap();
-    let mut cb = ComplaintServiceClient::connect(format!("http://{}", b.addr))
-        .await
-        .unwrap();
+    let clock = common::manual_clock(NOW);
+    let a = TestServer::start_with_clock(clock.clone(), jetstream).await;
+    let b = TestServer::start_with_clock(clock.clone(), jetstream).await;
+    let mut ca = a.complaints();
+    let mut cb = b.complaints();
     let register = api::RegisterComplaintRequest {
-        request_id: Uuid::new_v4().to_string(),
         channel: api::Channel::Web as i32,
         complainant: Some(api::Complainant {
             person_id: "p-js".into(),
@@ -149,18 +91,7 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
             contact: "c".into(),
             id_number: String::new(),
         }),
-        unit: "cards".into(),
-        product: "card".into(),
-        category: "fees".into(),
-        claim: "c".into(),
-        facts: "f".into(),
-        receive_time: Some(prost_types::Timestamp {
-            seconds: NOW - 60,
-            nanos: 0,
-        }),
-        regime: "UK-FCA-DISP".into(),
-        region: "GB-ENG".into(),
-        ..Default::default()
+        ..register("UK-FCA-DISP", "GB-ENG", NOW - 60)
     };
     let created = ca
         .register_complaint(req(register, "intake"))
@@ -238,16 +169,12 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
         via_a.personal_data,
         api::PersonalDataState::PersonalDataErased as i32
     );
-    a.shutdown().await.unwrap();
-    b.shutdown().await.unwrap();
+    let a = a.shutdown().await;
+    b.shutdown().await;
 
     // Restarted, it reads the same complaint back from JetStream.
-    let a = complaintd::server::start_with_clock(&config("a"), clock)
-        .await
-        .unwrap();
-    let mut ca = ComplaintServiceClient::connect(format!("http://{}", a.addr))
-        .await
-        .unwrap();
+    let a = a.restart(|_| {}).await;
+    let mut ca = a.complaints();
     let read = ca
         .get_complaint(req(
             api::GetComplaintRequest {
@@ -267,5 +194,5 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
         "",
         "still erased after a restart"
     );
-    a.shutdown().await.unwrap();
+    a.shutdown().await;
 }

@@ -4,21 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::req;
-use complaintd::config::Config;
+use common::{req, Clients, TestServer, NOW};
 use complaints_proto::complaints::audit::v1 as audit;
-use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
 use complaints_proto::complaints::v1 as api;
-use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{ManualClock, Timestamp};
 use futures::StreamExt;
-use tonic::transport::Channel;
 use tonic::Code;
 use uuid::Uuid;
 
-const NOW: i64 = 1_772_452_800;
 const NAME: &str = "Zebulon Quixote";
 const ID_NUMBER: &str = "QX-998877";
 
@@ -47,29 +39,6 @@ fn register(person: &str, name: &str) -> api::RegisterComplaintRequest {
     }
 }
 
-async fn start(dir: &std::path::Path) -> (complaintd::server::Running, Clients) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        ..Config::default()
-    };
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(NOW * 1_000_000)));
-    let running = complaintd::server::start_with_clock(&config, clock)
-        .await
-        .unwrap();
-    let url = format!("http://{}", running.addr);
-    let clients = Clients {
-        api: ComplaintServiceClient::connect(url.clone()).await.unwrap(),
-        audit: AuditServiceClient::connect(url).await.unwrap(),
-    };
-    (running, clients)
-}
-
-struct Clients {
-    api: ComplaintServiceClient<Channel>,
-    audit: AuditServiceClient<Channel>,
-}
-
 async fn get(c: &mut Clients, name: &str, roles: &str) -> api::Complaint {
     c.api
         .get_complaint(req(api::GetComplaintRequest { name: name.into() }, roles))
@@ -86,8 +55,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
-    let dir = tempfile::tempdir().unwrap();
-    let (running, mut c) = start(dir.path()).await;
+    let server = TestServer::start(|_| {}).await;
+    let mut c = server.clients();
     let zeb = c
         .api
         .register_complaint(req(register("p-zeb", NAME), "intake"))
@@ -303,8 +272,8 @@ async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
     assert!(erasures.next().await.is_none(), "recorded once");
 
     // After a restart: still erased, the other still readable.
-    running.shutdown().await.unwrap();
-    let (running, mut c) = start(dir.path()).await;
+    let server = server.shutdown().await.restart(|_| {}).await;
+    let mut c = server.clients();
     assert_eq!(
         get(&mut c, &zeb.name, "handler").await.personal_data,
         api::PersonalDataState::PersonalDataErased as i32
@@ -317,5 +286,5 @@ async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
             .name,
         "Olive Other"
     );
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }

@@ -4,14 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::register;
-use complaintd::config::Config;
-use complaintd::server::{self, Running};
+use common::{register, TestServer};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use eventlog::{ManualClock, Timestamp as LogTime};
 use tonic::transport::Channel;
 use tonic::Request;
 use uuid::Uuid;
@@ -24,26 +19,6 @@ fn req<T>(message: T) -> Request<T> {
 
 /// 2026-02-05T02:00:00Z.
 const T0: i64 = 1_770_256_800;
-
-async fn start(
-    dir: &std::path::Path,
-    clock: &Arc<ManualClock>,
-    snapshots: bool,
-) -> (Running, ComplaintServiceClient<Channel>) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        projection_snapshot_every: if snapshots { 250_000 } else { 0 },
-        ..Config::default()
-    };
-    let running = server::start_with_clock(&config, clock.clone())
-        .await
-        .unwrap();
-    let client = ComplaintServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
-    (running, client)
-}
 
 /// What operations see: the list, the clocks, the board figures, the regulator queue.
 async fn views(
@@ -80,12 +55,12 @@ async fn views(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_restores_the_projections_and_shows_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
-        (T0 + 86_400) * 1_000_000,
-    )));
-    let (running, mut c) = start(dir.path(), &clock, true).await;
-    assert_eq!(running.projections_started_from(), Some(1));
+    let clock = common::manual_clock(T0 + 86_400);
+    let server = TestServer::start_with_clock(clock, |config| {
+        config.projection_snapshot_every = 250_000;
+    })
+    .await;
+    let mut c = server.complaints();
     let first = c
         .register_complaint(req(register("CN-CBIRC", "CN", T0)))
         .await
@@ -105,18 +80,21 @@ async fn a_restart_restores_the_projections_and_shows_the_same() {
     .await
     .unwrap();
     let before = views(&mut c).await;
+    // Decided by the projections' task; the views waited for it to catch up.
+    assert_eq!(server.running().projections_started_from(), Some(1));
     assert_eq!(before.0.complaints.len(), 2);
     assert_eq!(before.2.complaints, 2);
     assert_eq!(before.3.items.len(), 1);
     drop(c);
-    running.shutdown().await.unwrap();
-    let snapshot = dir.path().join("data/projections/projections.snap");
+    let stopped = server.shutdown().await;
+    let snapshot = stopped.data_dir().join("projections/projections.snap");
     assert!(snapshot.exists(), "saved at shutdown");
 
     // Restored from the snapshot: the same views.
-    let (running, mut c) = start(dir.path(), &clock, true).await;
+    let server = stopped.restart(|_| {}).await;
+    let mut c = server.complaints();
     let restored = views(&mut c).await;
-    let from = running.projections_started_from().unwrap();
+    let from = server.running().projections_started_from().unwrap();
     assert!(from > 1, "started after the snapshot, at {from}");
     assert_eq!(restored, before);
     // And it goes on from there.
@@ -126,13 +104,16 @@ async fn a_restart_restores_the_projections_and_shows_the_same() {
     let after = views(&mut c).await;
     assert_eq!(after.0.complaints.len(), 3);
     drop(c);
-    running.shutdown().await.unwrap();
+    let stopped = server.shutdown().await;
 
     // Snapshots off: rebuilt from the whole log, the same views.
-    let (running, mut c) = start(dir.path(), &clock, false).await;
+    let server = stopped
+        .restart(|config| config.projection_snapshot_every = 0)
+        .await;
+    let mut c = server.complaints();
     let rebuilt = views(&mut c).await;
-    assert_eq!(running.projections_started_from(), Some(1));
+    assert_eq!(server.running().projections_started_from(), Some(1));
     assert_eq!(rebuilt, after);
     drop(c);
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }

@@ -2,13 +2,13 @@
 //! credentials), is allowed or denied exactly as the table below says. The RPCs are read
 //! from the compiled descriptors, so a new RPC missing from the table fails this test.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
-use complaintd::config::Config;
+use common::{req_as, TestServer};
 use complaints_domain::model::Role;
-use eventlog::{ManualClock, Timestamp};
 use prost_reflect::DescriptorPool;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
@@ -182,15 +182,10 @@ impl Decoder for Raw {
 async fn call(channel: &Channel, path: &str, streaming: bool, roles: Option<&str>) -> Code {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.unwrap();
-    let mut request = tonic::Request::new(Vec::new());
-    if let Some(roles) = roles {
-        request
-            .metadata_mut()
-            .insert("x-principal", "user:matrix".parse().unwrap());
-        request
-            .metadata_mut()
-            .insert("x-roles", roles.parse().unwrap());
-    }
+    let request = match roles {
+        Some(roles) => req_as(Vec::new(), "user:matrix", roles),
+        None => tonic::Request::new(Vec::new()),
+    };
     let path = path.parse().unwrap();
     if streaming {
         // A refusal comes back at once (trailers only); a stream let through may wait
@@ -209,23 +204,8 @@ async fn call(channel: &Channel, path: &str, streaming: bool, roles: Option<&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_under_every_role_is_allowed_or_denied_as_the_matrix_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
-        1_772_452_800_000_000,
-    )));
-    let running = complaintd::server::start_with_clock(&config, clock)
-        .await
-        .unwrap();
-    let channel = Channel::from_shared(format!("http://{}", running.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let server = TestServer::start(|_| {}).await;
+    let channel = server.channel();
 
     let pool = DescriptorPool::decode(complaints_proto::FILE_DESCRIPTOR_SET).unwrap();
     let matrix: BTreeMap<&str, BTreeSet<&str>> = MATRIX
@@ -274,5 +254,5 @@ async fn every_rpc_under_every_role_is_allowed_or_denied_as_the_matrix_says() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    running.shutdown().await.unwrap();
+    server.shutdown().await;
 }

@@ -1,31 +1,18 @@
-//! What several test files share: request helpers.
-#![allow(dead_code)]
+//! What several test files share: the in-process server and the request builders of
+//! complaints-testkit (shared with complaintctl's and the end-to-end tests), and a
+//! registration.
+#![allow(dead_code, unused_imports)]
 
 use complaints_proto::complaints::v1 as api;
-use tonic::Request;
-use uuid::Uuid;
 
-/// A protobuf timestamp `seconds` after the epoch.
-pub fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-/// `message` from user:tester with `roles` (development headers).
-pub fn req<T>(message: T, roles: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-principal", "user:tester".parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("x-roles", roles.parse().unwrap());
-    request
-}
+pub use complaints_testkit::{
+    manual_clock, req, req_as, rid, ts, with_bearer, Clients, Stopped, TestServer, NOW,
+};
 
 /// A registration under `regime` from `region`, received at `received` (seconds).
 pub fn register(regime: &str, region: &str, received: i64) -> api::RegisterComplaintRequest {
     api::RegisterComplaintRequest {
-        request_id: Uuid::new_v4().to_string(),
+        request_id: rid(),
         complaint_id: String::new(),
         channel: api::Channel::Email as i32,
         complainant: Some(api::Complainant {
