@@ -4,6 +4,7 @@
 //! its acknowledged stream version and global position, and keep positions gapless.
 //!
 //! The seed is printed; set CRASH_SEED to replay a failing run.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

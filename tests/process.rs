@@ -1,6 +1,7 @@
 //! End to end: complaintd as a process. A complaint is driven from receipt to close over
 //! gRPC, the server is stopped with SIGTERM, started again on the same data, and the
 //! complaint is found exactly as it was.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -379,7 +380,11 @@ async fn no_personal_data_reaches_the_logs_of_a_full_run() {
     let (status, rest) = server.terminate().await;
     assert!(status.success());
 
-    let all: Vec<&str> = before.iter().chain(&rest).map(|l| l.as_str()).collect();
+    let all: Vec<&str> = before
+        .iter()
+        .chain(&rest)
+        .map(std::string::String::as_str)
+        .collect();
     assert!(
         all.iter().any(|l| l.contains("personal data erased")),
         "the run's log was captured (and the erasure is logged by id)"

@@ -8,6 +8,7 @@
 //! - Request builders with the development headers or a bearer token: [`req`],
 //!   [`req_as`], [`with_bearer`]; and [`ts`], [`rid`].
 //! - [`ChildGuard`]: a child process killed and reaped when dropped.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

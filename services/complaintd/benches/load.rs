@@ -6,6 +6,7 @@
 //! Run: `cargo bench -p complaintd --bench load`. `BENCH_DIR` picks where the data goes
 //! (default: the system temp dir), `BENCH_SCALE` (default 1.0) scales the work.
 //! Prints the figures and the ratio, then one JSON line.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

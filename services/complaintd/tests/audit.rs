@@ -1,6 +1,7 @@
 //! The auditors' gRPC API, in process on port 0, over a real sled log: replay (stored and
 //! JSON, filtered, following), digests and verification, and views of past moments with
 //! the rules in force then.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

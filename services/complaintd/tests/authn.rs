@@ -1,6 +1,7 @@
 //! Production authentication: bearer tokens (JWT: signature, issuer, audience, expiry) and
 //! client certificates (mutual TLS), the principal each yields, and the development
 //! headers ignored once verified authentication is on.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

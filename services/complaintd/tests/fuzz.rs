@@ -2,6 +2,7 @@
 //! validation, the domain's checks) and arbitrary bytes through every decoder. Nothing
 //! panics; every refusal is a clear code (with field violations for bad fields); an
 //! oversized message is refused and the server goes on.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! complaintd's gRPC API, in process on port 0, over a real sled log.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! complaintd publishes its events to NATS (a nats-server of the test's own): each event
 //! arrives on its subject with its envelope; the publisher's status is served.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

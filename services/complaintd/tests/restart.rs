@@ -1,6 +1,7 @@
 //! Restarts: complaintd saves its projections at shutdown and the next start restores them
 //! instead of reading the whole log; what the API shows is the same either way, and the
 //! same as a start that rebuilds from the log (snapshots off).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

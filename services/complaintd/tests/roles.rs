@@ -1,6 +1,7 @@
 //! The role matrix: every RPC of every service, called under every role (and with no
 //! credentials), is allowed or denied exactly as the table below says. The RPCs are read
 //! from the compiled descriptors, so a new RPC missing from the table fails this test.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

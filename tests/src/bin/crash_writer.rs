@@ -4,6 +4,7 @@
 //! The test kills it with SIGKILL and checks every acknowledged event after reopening.
 //!
 //! Usage: `crash-writer <dir> <writers>`
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
