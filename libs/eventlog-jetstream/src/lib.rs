@@ -43,9 +43,8 @@ use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use eventlog::{
-    codec, idempotency, AppendResult, ChainHash, Clock, Direction, Error, EventLog,
-    ExpectedVersion, Limits, NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId,
-    Timestamp, Version,
+    idempotency, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
+    NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId, Tail, Version,
 };
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -111,8 +110,8 @@ struct Index {
     subject_sequence: HashMap<StreamId, u64>,
     slots: Vec<Slot>,
     last_sequence: u64,
-    last_hash: ChainHash,
-    last_recorded_at: Timestamp,
+    /// The last record applied.
+    tail: Tail,
 }
 
 impl Index {
@@ -135,7 +134,7 @@ impl Index {
                     record.position
                 )));
             }
-            if record.prev_hash != self.last_hash {
+            if record.prev_hash != self.tail.hash {
                 return Err(corrupt("the hash chain breaks here".into()));
             }
             if record.version != self.version(&record.stream) + 1 {
@@ -154,8 +153,7 @@ impl Index {
                 sequence,
                 index: index as u32,
             });
-            self.last_hash = stored.hash();
-            self.last_recorded_at = record.recorded_at;
+            self.tail = Tail::after(stored, record);
         }
         self.last_sequence = sequence;
         Ok(())
@@ -195,13 +193,17 @@ fn unframe(sequence: u64, first: Position, payload: &Bytes) -> Result<Vec<Stored
     Ok(out)
 }
 
-fn frame(records: &[Vec<u8>]) -> Bytes {
-    let size = 4 + records.iter().map(|r| r.len() + 4).sum::<usize>();
+/// One message holding `records`' stored bytes.
+fn frame(records: &[(StoredRecord, RecordedEvent)]) -> Bytes {
+    let size = 4 + records
+        .iter()
+        .map(|(r, _)| r.bytes.len() + 4)
+        .sum::<usize>();
     let mut out = BytesMut::with_capacity(size);
     out.put_u32_le(records.len() as u32);
-    for r in records {
-        out.put_u32_le(r.len() as u32);
-        out.put_slice(r);
+    for (r, _) in records {
+        out.put_u32_le(r.bytes.len() as u32);
+        out.put_slice(&r.bytes);
     }
     out.freeze()
 }
@@ -389,11 +391,7 @@ impl JetStreamEventLog {
             index.apply(sequence, &records)?;
             index.head()
         };
-        self.inner.head_tx.send_if_modified(|h| {
-            let moved = head > *h;
-            *h = (*h).max(head);
-            moved
-        });
+        eventlog::advance_head(&self.inner.head_tx, head);
         Ok(())
     }
 
@@ -463,15 +461,13 @@ impl EventLog for JetStreamEventLog {
             if let Some(original) = self.find_original(stream, &events).await? {
                 return Ok(original);
             }
-            let (actual, last_sequence, subject_sequence, first_position, mut hash, last_at) = {
+            let (actual, last_sequence, subject_sequence, tail) = {
                 let index = self.index();
                 (
                     index.version(stream),
                     index.last_sequence,
                     index.subject_sequence.get(stream).copied().unwrap_or(0),
-                    index.head() + 1,
-                    index.last_hash,
-                    index.last_recorded_at,
+                    index.tail,
                 )
             };
             if !expected.admits(actual) {
@@ -481,37 +477,7 @@ impl EventLog for JetStreamEventLog {
                     actual,
                 });
             }
-            let recorded_at = self.inner.clock.now().max(last_at);
-            let mut records = Vec::with_capacity(events.len());
-            let mut encoded = Vec::with_capacity(events.len());
-            for (i, event) in events.iter().enumerate() {
-                let mut record = RecordedEvent {
-                    id: event.id,
-                    stream: stream.clone(),
-                    version: actual + 1 + i as u64,
-                    position: first_position + i as u64,
-                    event_type: event.event_type.clone(),
-                    schema_version: event.schema_version,
-                    recorded_at,
-                    actor: event.actor.clone(),
-                    correlation_id: event.correlation_id.clone(),
-                    causation_id: event.causation_id.clone(),
-                    payload: event.payload.clone(),
-                    checksum: 0,
-                    prev_hash: hash,
-                };
-                let (bytes, checksum) = codec::encode(&record);
-                record.checksum = checksum;
-                hash = ChainHash::of_record(&bytes);
-                records.push((
-                    StoredRecord {
-                        position: record.position,
-                        bytes: Bytes::from(bytes.clone()),
-                    },
-                    record,
-                ));
-                encoded.push(bytes);
-            }
+            let sealed = tail.seal(stream, actual, self.inner.clock.now(), &events);
             let mut headers = HeaderMap::new();
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
@@ -533,7 +499,7 @@ impl EventLog for JetStreamEventLog {
             let published = self
                 .inner
                 .js
-                .publish_with_headers(subject, headers, frame(&encoded))
+                .publish_with_headers(subject, headers, frame(&sealed.records))
                 .await
                 .map_err(|e| storage(format!("publish failed: {e}")))?
                 .await;
@@ -542,23 +508,12 @@ impl EventLog for JetStreamEventLog {
                     let head = {
                         let mut index = self.index();
                         if index.last_sequence < ack.sequence {
-                            index.apply(ack.sequence, &records)?;
+                            index.apply(ack.sequence, &sealed.records)?;
                         }
                         index.head()
                     };
-                    self.inner.head_tx.send_if_modified(|h| {
-                        let moved = head > *h;
-                        *h = (*h).max(head);
-                        moved
-                    });
-                    let count = events.len() as u64;
-                    return Ok(AppendResult {
-                        first_version: actual + 1,
-                        last_version: actual + count,
-                        first_position,
-                        last_position: first_position + count - 1,
-                        deduplicated: false,
-                    });
+                    eventlog::advance_head(&self.inner.head_tx, head);
+                    return Ok(sealed.result());
                 }
                 Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                     // Someone else appended: read what they wrote and decide again.
