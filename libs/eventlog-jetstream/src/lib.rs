@@ -3,9 +3,9 @@
 //!
 //! Layout: one JetStream stream (e.g. `EVENTLOG`) with subjects `<prefix>.<stream id>`.
 //! **One message per append**, holding the append's records in the shared stored form
-//! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record checksummed and
-//! chained exactly as on sled), so an append is atomic without batch publishing (which
-//! nats-server 2.9 lacks).
+//! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record sealed by
+//! [`eventlog::seal`]: checksummed and chained exactly as on sled), so an append is atomic
+//! without batch publishing (which nats-server 2.9 lacks).
 //!
 //! Order and concurrency: every append is published with `Nats-Expected-Last-Sequence`
 //! (the stream's last message as this process knows it) and
@@ -28,11 +28,15 @@
 //!
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
-//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once,
-//! through an ordered consumer, to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
-//! (resumable from any position the subscriber kept), not JetStream durable consumers. Another process's appends are noticed when this one next
-//! appends (its expected sequence is refused) or through a core subscription on the
-//! stream's subjects, which wakes followers.
+//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the
+//! whole stream once to rebuild the indexes, checking positions, the hash chain, stream
+//! versions and unique event ids (through an ordered consumer when 32 messages or more
+//! are to be read, else message by message). Subscriptions are the trait's
+//! catch-up-then-follow by position (resumable from any position the subscriber kept),
+//! not JetStream durable consumers. Another process's appends are noticed when this one
+//! next appends (its expected sequence is refused), on the stream reads above, or through
+//! a core subscription on the stream's subjects, which wakes followers; `read_all`,
+//! `read_stored` and `head` answer from what this process has seen.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
