@@ -17,7 +17,8 @@
 //! - [`idempotency`]: when a repeated append returns its original result, shared by all
 //!   backends.
 //! - [`EventLog::subscribe`]: catch-up-then-follow subscriptions, built on the reads.
-//! - `conformance` (feature `conformance`): the suite every backend must pass.
+//! - `conformance` (feature `conformance`): the suite every backend must pass; `bench`
+//!   (same feature): what the backends' benchmarks share.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -30,6 +31,8 @@ pub mod seal;
 mod subscribe;
 pub mod types;
 
+#[cfg(feature = "conformance")]
+pub mod bench;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
