@@ -3,6 +3,7 @@
 //!
 //! A tail cut off cleanly (whole trailing chunks removed) looks like a shorter log: only a
 //! digest held outside the store can prove it (the audit hash chain's job).
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

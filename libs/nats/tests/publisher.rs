@@ -1,5 +1,6 @@
 //! The outbox publisher against real nats-server processes of the test's own: every event,
 //! in order, once per event id, with its envelope; NATS down or restarted loses nothing.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
