@@ -422,6 +422,15 @@ impl JetStreamEventLog {
         Ok((stored, record))
     }
 
+    /// The records at `positions`, in that order.
+    async fn events(&self, positions: Vec<Position>) -> Result<Vec<RecordedEvent>> {
+        let mut out = Vec::with_capacity(positions.len());
+        for position in positions {
+            out.push(self.record(position).await?.1);
+        }
+        Ok(out)
+    }
+
     /// The original result if every id was appended before (idempotent retry), `None` if
     /// none was; a partial or different repeat is a conflict.
     async fn find_original(
@@ -439,10 +448,7 @@ impl JetStreamEventLog {
         let Some(positions) = idempotency::known_positions(events, found)? else {
             return Ok(None);
         };
-        let mut originals = Vec::with_capacity(positions.len());
-        for position in positions {
-            originals.push(self.record(position).await?.1);
-        }
+        let originals = self.events(positions).await?;
         idempotency::original_result(stream, events, &originals).map(Some)
     }
 }
@@ -564,11 +570,7 @@ impl EventLog for JetStreamEventLog {
                 }
             }
         };
-        let mut out = Vec::with_capacity(positions.len());
-        for position in positions {
-            out.push(self.record(position).await?.1);
-        }
-        Ok(out)
+        self.events(positions).await
     }
 
     async fn read_all(
@@ -583,11 +585,7 @@ impl EventLog for JetStreamEventLog {
             Direction::Forward => (from.max(1)..=head).take(limit).collect(),
             Direction::Backward => (1..=from.min(head)).rev().take(limit).collect(),
         };
-        let mut out = Vec::with_capacity(positions.len());
-        for position in positions {
-            out.push(self.record(position).await?.1);
-        }
-        Ok(out)
+        self.events(positions).await
     }
 
     async fn read_stored(&self, from: Position, limit: usize) -> Result<Vec<StoredRecord>> {
