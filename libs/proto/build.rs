@@ -1,6 +1,8 @@
 //! Compiles every `.proto` under the workspace's `proto/` with protox (pure Rust, no
-//! `protoc`): messages with prost, the API's services with tonic, and a file descriptor
-//! set for gRPC server reflection.
+//! `protoc`): messages with prost, always; with the feature `grpc`, also the APIs'
+//! services with tonic (servers and clients); and a file descriptor set for gRPC server
+//! reflection and JSON export.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
@@ -24,9 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config
         .bytes([".eventlog", ".complaints.events", ".complaints.audit"])
         .boxed(".complaints.events.v1.ComplaintEvent.change.registered");
+    // With `grpc`, messages and the tonic services; without, messages only.
+    #[cfg(feature = "grpc")]
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .compile_fds_with_config(descriptors, config)?;
+    #[cfg(not(feature = "grpc"))]
+    config.compile_fds(descriptors)?;
     Ok(())
 }

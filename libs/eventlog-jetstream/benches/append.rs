@@ -8,22 +8,19 @@
 //! Run: `cargo bench -p eventlog-jetstream --bench append` (needs `nats-server`;
 //! `BENCH_DIR` picks where data goes; `BENCH_SCALE` scales the counts). Prints a table,
 //! then one JSON line.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use complaints_nats::testing::{NatsCluster, NatsServer};
-use eventlog::{EventLog, ExpectedVersion, NewEvent, StreamId, SystemClock};
+use eventlog::{bench, EventLog, NewEvent, StreamId, SystemClock};
 use eventlog_jetstream::{JetStreamConfig, JetStreamEventLog};
 use eventlog_sled::{SledConfig, SledEventLog};
 
 fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as usize).max(1)
+    bench::scaled(n, 1)
 }
 
 fn event() -> NewEvent {
@@ -40,31 +37,12 @@ async fn measure(log: Arc<dyn EventLog>) -> Figures {
     let n = scaled(500);
     let stream = StreamId::new("complaint-single").unwrap();
     let t = Instant::now();
-    for _ in 0..n {
-        log.append(&stream, ExpectedVersion::Any, vec![event()])
-            .await
-            .unwrap();
-    }
+    bench::one_by_one(&*log, &stream, n, event).await;
     let latency = t.elapsed() / n as u32;
     // (b) 64 writers.
     let per = scaled(100);
     let t = Instant::now();
-    let tasks: Vec<_> = (0..64)
-        .map(|w| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let stream = StreamId::new(format!("complaint-w{w}")).unwrap();
-                for _ in 0..per {
-                    log.append(&stream, ExpectedVersion::Any, vec![event()])
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
+    bench::concurrent(log.clone(), 64, per, event).await;
     let events_per_s = (64 * per) as f64 / t.elapsed().as_secs_f64();
     log.close().await.unwrap();
     Figures {
@@ -90,17 +68,8 @@ async fn jetstream(url: String, replicas: usize) -> Arc<dyn EventLog> {
 }
 
 fn main() {
-    let base = std::env::var_os("BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("js-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime.block_on(async {
+    let dir = bench::data_dir("js-bench");
+    let results = bench::runtime().block_on(async {
         let sled: Arc<dyn EventLog> =
             Arc::new(SledEventLog::open(SledConfig::new(dir.join("sled"))).unwrap());
         let sled = measure(sled).await;

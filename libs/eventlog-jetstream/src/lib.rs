@@ -3,9 +3,9 @@
 //!
 //! Layout: one JetStream stream (e.g. `EVENTLOG`) with subjects `<prefix>.<stream id>`.
 //! **One message per append**, holding the append's records in the shared stored form
-//! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record checksummed and
-//! chained exactly as on sled), so an append is atomic without batch publishing (which
-//! nats-server 2.9 lacks).
+//! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record sealed by
+//! [`eventlog::seal`]: checksummed and chained exactly as on sled), so an append is atomic
+//! without batch publishing (which nats-server 2.9 lacks).
 //!
 //! Order and concurrency: every append is published with `Nats-Expected-Last-Sequence`
 //! (the stream's last message as this process knows it) and
@@ -28,11 +28,15 @@
 //!
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
-//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the whole stream once,
-//! through an ordered consumer, to rebuild the indexes. Subscriptions are the trait's catch-up-then-follow by position
-//! (resumable from any position the subscriber kept), not JetStream durable consumers. Another process's appends are noticed when this one next
-//! appends (its expected sequence is refused) or through a core subscription on the
-//! stream's subjects, which wakes followers.
+//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the
+//! whole stream once to rebuild the indexes, checking positions, the hash chain, stream
+//! versions and unique event ids (through an ordered consumer when 32 messages or more
+//! are to be read, else message by message). Subscriptions are the trait's
+//! catch-up-then-follow by position (resumable from any position the subscriber kept),
+//! not JetStream durable consumers. Another process's appends are noticed when this one
+//! next appends (its expected sequence is refused), on the stream reads above, or through
+//! a core subscription on the stream's subjects, which wakes followers; `read_all`,
+//! `read_stored` and `head` answer from what this process has seen.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -43,9 +47,8 @@ use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use eventlog::{
-    codec, idempotency, AppendResult, ChainHash, Clock, Direction, Error, EventLog,
-    ExpectedVersion, Limits, NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId,
-    Timestamp, Version,
+    idempotency, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
+    NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId, Tail, Version,
 };
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -111,8 +114,8 @@ struct Index {
     subject_sequence: HashMap<StreamId, u64>,
     slots: Vec<Slot>,
     last_sequence: u64,
-    last_hash: ChainHash,
-    last_recorded_at: Timestamp,
+    /// The last record applied.
+    tail: Tail,
 }
 
 impl Index {
@@ -135,7 +138,7 @@ impl Index {
                     record.position
                 )));
             }
-            if record.prev_hash != self.last_hash {
+            if record.prev_hash != self.tail.hash {
                 return Err(corrupt("the hash chain breaks here".into()));
             }
             if record.version != self.version(&record.stream) + 1 {
@@ -154,8 +157,7 @@ impl Index {
                 sequence,
                 index: index as u32,
             });
-            self.last_hash = stored.hash();
-            self.last_recorded_at = record.recorded_at;
+            self.tail = Tail::after(stored, record);
         }
         self.last_sequence = sequence;
         Ok(())
@@ -195,13 +197,17 @@ fn unframe(sequence: u64, first: Position, payload: &Bytes) -> Result<Vec<Stored
     Ok(out)
 }
 
-fn frame(records: &[Vec<u8>]) -> Bytes {
-    let size = 4 + records.iter().map(|r| r.len() + 4).sum::<usize>();
+/// One message holding `records`' stored bytes.
+fn frame(records: &[(StoredRecord, RecordedEvent)]) -> Bytes {
+    let size = 4 + records
+        .iter()
+        .map(|(r, _)| r.bytes.len() + 4)
+        .sum::<usize>();
     let mut out = BytesMut::with_capacity(size);
     out.put_u32_le(records.len() as u32);
-    for r in records {
-        out.put_u32_le(r.len() as u32);
-        out.put_slice(r);
+    for (r, _) in records {
+        out.put_u32_le(r.bytes.len() as u32);
+        out.put_slice(&r.bytes);
     }
     out.freeze()
 }
@@ -389,11 +395,7 @@ impl JetStreamEventLog {
             index.apply(sequence, &records)?;
             index.head()
         };
-        self.inner.head_tx.send_if_modified(|h| {
-            let moved = head > *h;
-            *h = (*h).max(head);
-            moved
-        });
+        eventlog::advance_head(&self.inner.head_tx, head);
         Ok(())
     }
 
@@ -420,6 +422,15 @@ impl JetStreamEventLog {
         Ok((stored, record))
     }
 
+    /// The records at `positions`, in that order.
+    async fn events(&self, positions: Vec<Position>) -> Result<Vec<RecordedEvent>> {
+        let mut out = Vec::with_capacity(positions.len());
+        for position in positions {
+            out.push(self.record(position).await?.1);
+        }
+        Ok(out)
+    }
+
     /// The original result if every id was appended before (idempotent retry), `None` if
     /// none was; a partial or different repeat is a conflict.
     async fn find_original(
@@ -437,10 +448,7 @@ impl JetStreamEventLog {
         let Some(positions) = idempotency::known_positions(events, found)? else {
             return Ok(None);
         };
-        let mut originals = Vec::with_capacity(positions.len());
-        for position in positions {
-            originals.push(self.record(position).await?.1);
-        }
+        let originals = self.events(positions).await?;
         idempotency::original_result(stream, events, &originals).map(Some)
     }
 }
@@ -463,15 +471,13 @@ impl EventLog for JetStreamEventLog {
             if let Some(original) = self.find_original(stream, &events).await? {
                 return Ok(original);
             }
-            let (actual, last_sequence, subject_sequence, first_position, mut hash, last_at) = {
+            let (actual, last_sequence, subject_sequence, tail) = {
                 let index = self.index();
                 (
                     index.version(stream),
                     index.last_sequence,
                     index.subject_sequence.get(stream).copied().unwrap_or(0),
-                    index.head() + 1,
-                    index.last_hash,
-                    index.last_recorded_at,
+                    index.tail,
                 )
             };
             if !expected.admits(actual) {
@@ -481,37 +487,7 @@ impl EventLog for JetStreamEventLog {
                     actual,
                 });
             }
-            let recorded_at = self.inner.clock.now().max(last_at);
-            let mut records = Vec::with_capacity(events.len());
-            let mut encoded = Vec::with_capacity(events.len());
-            for (i, event) in events.iter().enumerate() {
-                let mut record = RecordedEvent {
-                    id: event.id,
-                    stream: stream.clone(),
-                    version: actual + 1 + i as u64,
-                    position: first_position + i as u64,
-                    event_type: event.event_type.clone(),
-                    schema_version: event.schema_version,
-                    recorded_at,
-                    actor: event.actor.clone(),
-                    correlation_id: event.correlation_id.clone(),
-                    causation_id: event.causation_id.clone(),
-                    payload: event.payload.clone(),
-                    checksum: 0,
-                    prev_hash: hash,
-                };
-                let (bytes, checksum) = codec::encode(&record);
-                record.checksum = checksum;
-                hash = ChainHash::of_record(&bytes);
-                records.push((
-                    StoredRecord {
-                        position: record.position,
-                        bytes: Bytes::from(bytes.clone()),
-                    },
-                    record,
-                ));
-                encoded.push(bytes);
-            }
+            let sealed = tail.seal(stream, actual, self.inner.clock.now(), &events);
             let mut headers = HeaderMap::new();
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
@@ -533,7 +509,7 @@ impl EventLog for JetStreamEventLog {
             let published = self
                 .inner
                 .js
-                .publish_with_headers(subject, headers, frame(&encoded))
+                .publish_with_headers(subject, headers, frame(&sealed.records))
                 .await
                 .map_err(|e| storage(format!("publish failed: {e}")))?
                 .await;
@@ -542,23 +518,12 @@ impl EventLog for JetStreamEventLog {
                     let head = {
                         let mut index = self.index();
                         if index.last_sequence < ack.sequence {
-                            index.apply(ack.sequence, &records)?;
+                            index.apply(ack.sequence, &sealed.records)?;
                         }
                         index.head()
                     };
-                    self.inner.head_tx.send_if_modified(|h| {
-                        let moved = head > *h;
-                        *h = (*h).max(head);
-                        moved
-                    });
-                    let count = events.len() as u64;
-                    return Ok(AppendResult {
-                        first_version: actual + 1,
-                        last_version: actual + count,
-                        first_position,
-                        last_position: first_position + count - 1,
-                        deduplicated: false,
-                    });
+                    eventlog::advance_head(&self.inner.head_tx, head);
+                    return Ok(sealed.result());
                 }
                 Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                     // Someone else appended: read what they wrote and decide again.
@@ -605,11 +570,7 @@ impl EventLog for JetStreamEventLog {
                 }
             }
         };
-        let mut out = Vec::with_capacity(positions.len());
-        for position in positions {
-            out.push(self.record(position).await?.1);
-        }
-        Ok(out)
+        self.events(positions).await
     }
 
     async fn read_all(
@@ -624,11 +585,7 @@ impl EventLog for JetStreamEventLog {
             Direction::Forward => (from.max(1)..=head).take(limit).collect(),
             Direction::Backward => (1..=from.min(head)).rev().take(limit).collect(),
         };
-        let mut out = Vec::with_capacity(positions.len());
-        for position in positions {
-            out.push(self.record(position).await?.1);
-        }
-        Ok(out)
+        self.events(positions).await
     }
 
     async fn read_stored(&self, from: Position, limit: usize) -> Result<Vec<StoredRecord>> {

@@ -1,5 +1,6 @@
 //! The event-log conformance suite, run against the JetStream backend on a nats-server of
 //! this test binary's own (one server; a fresh JetStream stream per test).
+#![forbid(unsafe_code)]
 
 use std::sync::{Arc, OnceLock};
 

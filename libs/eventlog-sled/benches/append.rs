@@ -10,26 +10,23 @@
 //! Run: `cargo bench -p eventlog-sled --bench append`. `BENCH_DIR` picks the directory
 //! (default: the system temp dir), `BENCH_SCALE` (default 1.0) scales the event counts.
 //! Prints the figures and ratios, then one JSON line with all of them.
+#![forbid(unsafe_code)]
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use eventlog::{Direction, EventLog, ExpectedVersion, NewEvent, StreamId};
+use eventlog::{bench, Direction, EventLog, ExpectedVersion, NewEvent, StreamId};
 use eventlog_sled::{CommitStats, SledConfig, SledEventLog};
 use futures::StreamExt;
 
 const EVENT_BYTES: usize = 300;
 
 fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as usize).max(10)
+    bench::scaled(n, 10)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -107,17 +104,8 @@ fn raw_group_commit(dir: &Path, groups: usize) -> f64 {
 }
 
 fn main() {
-    let base: PathBuf = std::env::var_os("BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("eventlog-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime.block_on(run(&dir));
+    let dir = bench::data_dir("eventlog-bench");
+    let results = bench::runtime().block_on(run(&dir));
     std::fs::remove_dir_all(&dir).ok();
     println!("{results}");
 }
@@ -146,14 +134,7 @@ async fn run(dir: &Path) -> serde_json::Value {
     let n = scaled(2000);
     let before = log.commit_stats();
     let stream = StreamId::new("complaint-single").unwrap();
-    let mut latencies = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        log.append(&stream, ExpectedVersion::Any, vec![event()])
-            .await
-            .unwrap();
-        latencies.push(start.elapsed());
-    }
+    let mut latencies = bench::one_by_one(&*log, &stream, n, event).await;
     latencies.sort();
     let a_median = percentile(&latencies, 0.5);
     let a_p99 = percentile(&latencies, 0.99);
@@ -166,26 +147,7 @@ async fn run(dir: &Path) -> serde_json::Value {
     let per_writer = scaled(4000);
     let before = log.commit_stats();
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..64 {
-        let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            let stream = StreamId::new(format!("complaint-w{w}")).unwrap();
-            let mut latencies = Vec::with_capacity(per_writer);
-            for _ in 0..per_writer {
-                let t = Instant::now();
-                log.append(&stream, ExpectedVersion::Any, vec![event()])
-                    .await
-                    .unwrap();
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut b_latencies = Vec::new();
-    for t in tasks {
-        b_latencies.extend(t.await.unwrap());
-    }
+    let mut b_latencies = bench::concurrent(log.clone(), 64, per_writer, event).await;
     let b_rate = b_latencies.len() as f64 / start.elapsed().as_secs_f64();
     b_latencies.sort();
     println!("(b) 64 writers, 1 event/append: {b_rate:.0} durable events/s (target >= 100,000), p50 {:.0} us, p99 {:.0} us; {:.2}x raw group commit",

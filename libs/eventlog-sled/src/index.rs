@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use eventlog::{ChainHash, Error, Position, RecordedEvent, Result, StreamId, Timestamp, Version};
+use eventlog::{
+    ChainHash, Error, Position, RecordedEvent, Result, StoredRecord, StreamId, Tail, Version,
+};
 use uuid::Uuid;
 
 use crate::{keys, storage};
@@ -17,15 +19,6 @@ pub(crate) struct Index {
     streams: HashMap<StreamId, Vec<Position>>,
     /// The last record.
     pub tail: Tail,
-}
-
-/// The last record of a log (position 0 when it is empty).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tail {
-    pub position: Position,
-    pub recorded_at: Timestamp,
-    /// The chain hash of the last record ([`ChainHash::GENESIS`] for an empty log).
-    pub hash: ChainHash,
 }
 
 /// What a full check of a stored log found.
@@ -56,13 +49,13 @@ impl Index {
             let mut records = keys::ChunkRecords::new(first, value)?;
             while let Some(stored) = records.next_stored() {
                 let stored = stored?;
-                index.check_and_add(&stored.decode()?, stored.hash())?;
+                index.check_and_add(&stored, &stored.decode()?)?;
             }
         }
         Ok(index)
     }
 
-    fn check_and_add(&mut self, record: &RecordedEvent, hash: ChainHash) -> Result<()> {
+    fn check_and_add(&mut self, stored: &StoredRecord, record: &RecordedEvent) -> Result<()> {
         let position = record.position;
         let corrupt = |reason: String| Error::Corruption { position, reason };
         if record.prev_hash != self.tail.hash {
@@ -90,11 +83,7 @@ impl Index {
             )));
         }
         self.add(&record.stream, record.id, position);
-        self.tail = Tail {
-            position,
-            recorded_at: record.recorded_at,
-            hash,
-        };
+        self.tail = Tail::after(stored, record);
         Ok(())
     }
 

@@ -1,21 +1,38 @@
 //! The embedded default backend of the event log: one directory, no server, on sled 0.34.
 //!
-//! Appends go through two threads that form a pipeline:
-//! - the **writer** takes appends in arrival order, checks idempotency and expected
-//!   versions, assigns versions and positions, and applies each append as one sled batch
-//!   (a record plus its index entries, atomic across crashes; see [`keys`]);
-//! - the **flusher** makes everything applied so far durable in one go (group commit:
-//!   sled's `flush`, then an fdatasync of sled's data file and of any new blob file, since
-//!   sled's own flush only calls `sync_file_range`, which leaves the disk cache unflushed),
-//!   then publishes the new durable head and answers the callers.
+//! **Layout** (`keys.rs`): records are stored in chunks, sled values of about 96 KiB at
+//! most (unless one append alone is larger) that each hold the records of one or more
+//! whole appends, keyed by their first position. One sled insert is atomic across crashes and an append never spans two
+//! chunks, so an append is all or nothing. The indexes (event id -> position, stream ->
+//! positions) live in memory, about 40 bytes per event (see `index.rs`).
+//!
+//! **Appends** go through two threads that form a pipeline (`pipeline.rs`):
+//! - the **writer** takes appends in arrival order (as many as are waiting, up to 1,024,
+//!   form a group), checks idempotency and expected versions, seals each append's
+//!   records ([`eventlog::seal`]: versions, positions, `recorded_at`, the hash chain) and
+//!   adds them to the chunk being filled; it inserts the chunk into sled when the next
+//!   append would take it past its target size and at the end of each group, then hands
+//!   the group to the flusher;
+//! - the **flusher** makes every group handed over so far durable in one go (group
+//!   commit: sled's `flush`, then an fdatasync of sled's data file and of any new blob
+//!   file and their directory, since sled's own flush only calls `sync_file_range`, which
+//!   leaves the disk cache unflushed, and never syncs blobs), then publishes the new
+//!   durable head and answers the callers. When a commit could start with far fewer
+//!   appends than the last one had, it first waits up to 250 µs for more (like
+//!   PostgreSQL's `commit_delay`); a lone writer never waits.
 //!
 //! While the flusher syncs one group the writer applies the next. Readers and subscribers
 //! see nothing past the durable head, so no one ever observes an event that a crash could
 //! take back. A failed write or sync stops the log from accepting writes (fail-stop):
 //! reopening recovers the last durable state.
 //!
-//! On open every record is checked (checksum, position, gapless positions and stream
-//! versions, stream heads); a failure is [`eventlog::Error::Corruption`] with its position.
+//! **Open** reads and checks every record (checksum and position, the hash chain, gapless
+//! positions and stream versions, unique event ids, non-decreasing `recorded_at`) to
+//! rebuild the indexes; a failure is [`eventlog::Error::Corruption`] with its position
+//! and the log does not open. [`SledEventLog::verify`] runs the same check without
+//! opening for writing; [`OfflineLog`] walks a (copied, possibly tampered) store without
+//! any check, for the audit verifier and export; [`open_raw`] gives the raw sled store to
+//! tools and tests.
 #![forbid(unsafe_code)]
 
 mod index;

@@ -10,12 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    codec, idempotency, AppendResult, ChainHash, Error, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, StreamId, Timestamp,
+    idempotency, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
+    StreamId, Tail,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::index::Tail;
 use crate::keys::ChunkBuilder;
 use crate::{storage, Shared};
 
@@ -47,9 +46,7 @@ pub(crate) fn start(
     let (applied_tx, applied_rx) = std_mpsc::sync_channel(SUBMIT_QUEUE);
     let writer = Writer {
         shared: shared.clone(),
-        next_position: tail.position + 1,
-        last_recorded_at: tail.recorded_at,
-        last_hash: tail.hash,
+        tail,
         chunk: ChunkBuilder::default(),
         unwritten: Vec::new(),
     };
@@ -70,10 +67,8 @@ const CHUNK_TARGET_BYTES: usize = 96 * 1024;
 
 struct Writer {
     shared: Arc<Shared>,
-    next_position: Position,
-    last_recorded_at: Timestamp,
-    /// Chain hash of the last record applied.
-    last_hash: ChainHash,
+    /// The last record applied (in sled or in `chunk`).
+    tail: Tail,
     /// The chunk being filled.
     chunk: ChunkBuilder,
     /// Records in `chunk`, not yet in sled (for idempotent retries within a group).
@@ -107,7 +102,7 @@ impl Writer {
                 }
             }
             let group = Applied {
-                up_to: self.next_position - 1,
+                up_to: self.tail.position,
                 replies,
             };
             if applied.send(group).is_err() {
@@ -141,67 +136,31 @@ impl Writer {
                 actual,
             });
         }
-        // recorded_at never goes backwards, even if the clock does.
-        let recorded_at = self.shared.clock.now().max(self.last_recorded_at);
-        let first_position = self.next_position;
-        let first_version = actual + 1;
-        let mut records: Vec<RecordedEvent> = request
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| RecordedEvent {
-                id: event.id,
-                stream: request.stream.clone(),
-                version: first_version + i as u64,
-                position: first_position + i as u64,
-                event_type: event.event_type.clone(),
-                schema_version: event.schema_version,
-                recorded_at,
-                actor: event.actor.clone(),
-                correlation_id: event.correlation_id.clone(),
-                causation_id: event.causation_id.clone(),
-                payload: event.payload.clone(),
-                checksum: 0,
-                prev_hash: ChainHash::GENESIS,
-            })
-            .collect();
-        // Chain each record to the one before; the writer's order is the global order.
-        let mut hash = self.last_hash;
-        let encoded: Vec<Vec<u8>> = records
-            .iter_mut()
-            .map(|record| {
-                record.prev_hash = hash;
-                let (bytes, checksum) = codec::encode(record);
-                record.checksum = checksum;
-                hash = ChainHash::of_record(&bytes);
-                bytes
-            })
-            .collect();
-        let size: usize = encoded.iter().map(|e| e.len() + 4).sum();
+        // The writer's order is the global order: each record chains to the one before.
+        let sealed = self.tail.seal(
+            &request.stream,
+            actual,
+            self.shared.clock.now(),
+            &request.events,
+        );
+        let size: usize = sealed.records.iter().map(|(s, _)| s.bytes.len() + 4).sum();
         if self.chunk.len() > 0 && self.chunk.len() + size > CHUNK_TARGET_BYTES {
             self.write_chunk()?;
         }
-        for (record, bytes) in records.iter().zip(&encoded) {
-            self.chunk.push(record.position, bytes);
+        for (stored, _) in &sealed.records {
+            self.chunk.push(stored.position, &stored.bytes);
         }
         {
             let mut index = self.shared.write_index();
-            for record in &records {
+            for (_, record) in &sealed.records {
                 index.add(&request.stream, record.id, record.position);
             }
         }
-        let count = records.len() as u64;
-        self.unwritten.extend(records);
-        self.next_position += count;
-        self.last_recorded_at = recorded_at;
-        self.last_hash = hash;
-        Ok(AppendResult {
-            first_version,
-            last_version: actual + count,
-            first_position,
-            last_position: first_position + count - 1,
-            deduplicated: false,
-        })
+        let result = sealed.result();
+        self.tail = sealed.tail;
+        self.unwritten
+            .extend(sealed.records.into_iter().map(|(_, record)| record));
+        Ok(result)
     }
 
     /// The record at `position`, whether still in the chunk being filled or in sled.
@@ -276,11 +235,7 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
         };
         if outcome.is_ok() {
             shared.durable.fetch_max(up_to, Ordering::AcqRel);
-            shared.head_tx.send_if_modified(|head| {
-                let moved = up_to > *head;
-                *head = (*head).max(up_to);
-                moved
-            });
+            eventlog::advance_head(&shared.head_tx, up_to);
         }
         for group in groups {
             for (reply, result) in group.replies {

@@ -1,21 +1,17 @@
 //! Offline verification of a tampered copy of a store: each kind of tampering is reported
 //! at the right position and with the right kind, including the ones the chain alone
 //! cannot catch (a rewritten chain, a cut-off tail), given a digest taken before.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
 use bytes::Bytes;
 use eventlog::audit::{BreakKind, Digest, HeldDigest, Outcome, Report, Signer, Verifier};
-use eventlog::{
-    codec, ChainHash, EventLog, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp,
-};
+use eventlog::{codec, ChainHash, EventLog, RecordedEvent, StreamId, Timestamp};
 use eventlog_sled::{OfflineLog, SledConfig, SledEventLog};
 
-fn chunk_key(position: u64) -> [u8; 9] {
-    let mut key = [b'c'; 9];
-    key[1..].copy_from_slice(&position.to_be_bytes());
-    key
-}
+mod common;
+use common::{append_event, chunk_key, one_record_chunk, only_record, tamper};
 
 struct Made {
     _dir: tempfile::TempDir,
@@ -53,14 +49,7 @@ async fn make_log() -> Made {
                 .unwrap()
                 .is_none());
         }
-        let payload = Bytes::from(format!("event {i} {}", "x".repeat(100)));
-        log.append(
-            s,
-            ExpectedVersion::Any,
-            vec![NewEvent::new("test.happened", "user:t", payload)],
-        )
-        .await
-        .unwrap();
+        append_event(&log, s, i, 100).await;
     }
     assert_eq!(log.head().await.unwrap(), 8);
     log.close().await.unwrap();
@@ -72,25 +61,15 @@ async fn make_log() -> Made {
     }
 }
 
-fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = eventlog_sled::open_raw(path).unwrap();
-    change(&db);
-    db.flush().unwrap();
-}
-
 fn record_at(db: &sled::Db, position: u64) -> RecordedEvent {
     let value = db.get(chunk_key(position)).unwrap().unwrap();
-    let len = u32::from_le_bytes(value[4..8].try_into().unwrap()) as usize;
-    codec::decode(position, Bytes::copy_from_slice(&value[8..8 + len])).unwrap()
+    codec::decode(position, only_record(&value)).unwrap()
 }
 
 fn store(db: &sled::Db, record: &RecordedEvent) -> ChainHash {
-    let (bytes, _) = codec::encode(record);
-    let mut value = 1u32.to_le_bytes().to_vec();
-    value.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    value.extend_from_slice(&bytes);
+    let (value, hash) = one_record_chunk(record);
     db.insert(chunk_key(record.position), value).unwrap();
-    ChainHash::of_record(&bytes)
+    hash
 }
 
 fn verify(path: &Path, verifier: Verifier) -> Report {

@@ -1,4 +1,5 @@
 //! The event-log conformance suite, run against the sled backend.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

@@ -3,19 +3,16 @@
 //!
 //! A tail cut off cleanly (whole trailing chunks removed) looks like a shorter log: only a
 //! digest held outside the store can prove it (the audit hash chain's job).
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
 use bytes::Bytes;
-use eventlog::{codec, Error, EventLog, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use eventlog::{codec, Error, EventLog, RecordedEvent, StreamId};
 use eventlog_sled::{SledConfig, SledEventLog};
 
-/// Each append of `make_log` is its own group, so record n is alone in the chunk keyed n.
-fn chunk_key(position: u64) -> [u8; 9] {
-    let mut key = [b'c'; 9];
-    key[1..].copy_from_slice(&position.to_be_bytes());
-    key
-}
+mod common;
+use common::{append_event, chunk_key, one_record_chunk, only_record, tamper};
 
 /// A log of 5 events on two streams, closed.
 async fn make_log(path: &Path) {
@@ -25,23 +22,9 @@ async fn make_log(path: &Path) {
         StreamId::new("complaint-b").unwrap(),
     );
     for (i, s) in [&a, &b, &a, &a, &b].into_iter().enumerate() {
-        let payload = Bytes::from(format!("event {i} {}", "x".repeat(300)));
-        log.append(
-            s,
-            ExpectedVersion::Any,
-            vec![NewEvent::new("test.happened", "user:t", payload)],
-        )
-        .await
-        .unwrap();
+        append_event(&log, s, i, 300).await;
     }
     log.close().await.unwrap();
-}
-
-/// Changes the raw store behind the log's back.
-fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = eventlog_sled::open_raw(path).unwrap();
-    change(&db);
-    db.flush().unwrap();
 }
 
 fn open_err(path: &Path) -> Error {
@@ -69,21 +52,12 @@ async fn open_after(change: impl FnOnce(&sled::Db)) -> Error {
 }
 
 /// The record of a one-record chunk value.
-fn only_record(value: &[u8]) -> RecordedEvent {
-    let len = u32::from_le_bytes(value[4..8].try_into().unwrap()) as usize;
-    let bytes = Bytes::copy_from_slice(&value[8..8 + len]);
+fn record_in(value: &[u8]) -> RecordedEvent {
+    let bytes = only_record(value);
     // The position is inside the record; try the ones the test log has.
     (1..=5)
         .find_map(|p| codec::decode(p, bytes.clone()).ok())
         .expect("a record")
-}
-
-fn one_record_chunk(record: &RecordedEvent) -> Vec<u8> {
-    let (bytes, _) = codec::encode(record);
-    let mut value = 1u32.to_le_bytes().to_vec();
-    value.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    value.extend_from_slice(&bytes);
-    value
 }
 
 #[tokio::test]
@@ -146,14 +120,15 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
     let err = open_after(|db| {
         // Position 5 (complaint-b version 2) replaced by a copy of position 1's event,
         // re-encoded so that its checksum is right: the repeated event id gives it away.
-        let replaced = only_record(&db.get(chunk_key(5)).unwrap().unwrap());
-        let mut record = only_record(&db.get(chunk_key(1)).unwrap().unwrap());
+        let replaced = record_in(&db.get(chunk_key(5)).unwrap().unwrap());
+        let mut record = record_in(&db.get(chunk_key(1)).unwrap().unwrap());
         record.recorded_at = replaced.recorded_at;
         record.prev_hash = replaced.prev_hash;
         record.position = 5;
         record.stream = StreamId::new("complaint-b").unwrap();
         record.version = 2;
-        db.insert(chunk_key(5), one_record_chunk(&record)).unwrap();
+        db.insert(chunk_key(5), one_record_chunk(&record).0)
+            .unwrap();
     })
     .await;
     assert!(
@@ -163,9 +138,10 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
 
     let err = open_after(|db| {
         // Position 4 claims complaint-a version 5, skipping version 4.
-        let mut record = only_record(&db.get(chunk_key(4)).unwrap().unwrap());
+        let mut record = record_in(&db.get(chunk_key(4)).unwrap().unwrap());
         record.version = 5;
-        db.insert(chunk_key(4), one_record_chunk(&record)).unwrap();
+        db.insert(chunk_key(4), one_record_chunk(&record).0)
+            .unwrap();
     })
     .await;
     assert!(
@@ -177,9 +153,10 @@ async fn a_forged_record_with_a_valid_checksum_is_caught_by_the_sequence_checks(
 #[tokio::test]
 async fn a_changed_record_with_a_valid_checksum_is_caught_by_the_hash_chain() {
     let err = open_after(|db| {
-        let mut record = only_record(&db.get(chunk_key(3)).unwrap().unwrap());
+        let mut record = record_in(&db.get(chunk_key(3)).unwrap().unwrap());
         record.payload = Bytes::from_static(b"a different story");
-        db.insert(chunk_key(3), one_record_chunk(&record)).unwrap();
+        db.insert(chunk_key(3), one_record_chunk(&record).0)
+            .unwrap();
     })
     .await;
     assert!(

@@ -1,4 +1,5 @@
 //! Opening a log directory: one owner at a time, and a closed log can be reopened at once.
+#![forbid(unsafe_code)]
 
 use bytes::Bytes;
 use eventlog::{Error, EventLog, ExpectedVersion, NewEvent, StreamId};

@@ -62,23 +62,31 @@ impl Digest {
 
     /// The current digest of `log`: its durable head and that record's hash.
     pub async fn of_log(log: &(impl EventLog + ?Sized)) -> Result<Digest> {
-        let position = log.head().await?;
-        if position == 0 {
-            return Ok(Digest::EMPTY);
-        }
-        let record =
-            log.read_stored(position, 1)
-                .await?
-                .pop()
-                .ok_or_else(|| Error::Corruption {
-                    position,
-                    reason: "missing record".into(),
-                })?;
-        Ok(Digest {
-            position,
-            head: record.hash(),
+        Ok(match last_record(log).await? {
+            Some((position, record)) => Digest {
+                position,
+                head: record.hash(),
+            },
+            None => Digest::EMPTY,
         })
     }
+}
+
+/// The log's durable head and the record there, `None` if the log is empty.
+async fn last_record(log: &(impl EventLog + ?Sized)) -> Result<Option<(Position, StoredRecord)>> {
+    let position = log.head().await?;
+    if position == 0 {
+        return Ok(None);
+    }
+    let record = log
+        .read_stored(position, 1)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Corruption {
+            position,
+            reason: "missing record".into(),
+        })?;
+    Ok(Some((position, record)))
 }
 
 impl fmt::Display for Digest {
@@ -314,18 +322,9 @@ impl Signer {
         actor: &str,
         now: Timestamp,
     ) -> Result<Option<SignedDigest>> {
-        let position = log.head().await?;
-        if position == 0 {
+        let Some((position, stored)) = last_record(log).await? else {
             return Ok(None);
-        }
-        let stored =
-            log.read_stored(position, 1)
-                .await?
-                .pop()
-                .ok_or_else(|| Error::Corruption {
-                    position,
-                    reason: "missing record".into(),
-                })?;
+        };
         if stored.decode()?.event_type == DIGEST_EVENT_TYPE {
             return Ok(None);
         }

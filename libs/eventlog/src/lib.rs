@@ -5,13 +5,20 @@
 //! increasing. Appends are atomic, optimistic (an [`ExpectedVersion`]) and idempotent by
 //! event id, forever. Readers see only durable events.
 //!
-//! - [`EventLog`]: the trait every backend implements (sled now, NATS JetStream next).
+//! - [`EventLog`]: the trait every backend implements (`eventlog-sled`, the embedded
+//!   default, and `eventlog-jetstream`, on NATS JetStream).
 //! - [`types`]: what goes in ([`NewEvent`]) and what comes out ([`RecordedEvent`]).
+//! - [`seal`]: the one way an append's events become records (versions, positions,
+//!   `recorded_at`, the hash chain), shared by all backends.
 //! - [`audit`]: the hash chain's digests, Ed25519-signed digests, and verification.
 //! - [`codec`]: the stored envelope (protobuf) and its checksum, shared by all backends.
 //! - [`clock`]: the injected clock that stamps `recorded_at`.
 //! - [`limits`]: size bounds and the validation of an append, shared by all backends.
-//! - `conformance` (feature `conformance`): the suite every backend must pass.
+//! - [`idempotency`]: when a repeated append returns its original result, shared by all
+//!   backends.
+//! - [`EventLog::subscribe`]: catch-up-then-follow subscriptions, built on the reads.
+//! - `conformance` (feature `conformance`): the suite every backend must pass; `bench`
+//!   (same feature): what the backends' benchmarks share.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -20,9 +27,12 @@ pub mod codec;
 mod error;
 pub mod idempotency;
 pub mod limits;
+pub mod seal;
 mod subscribe;
 pub mod types;
 
+#[cfg(feature = "conformance")]
+pub mod bench;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
@@ -31,6 +41,7 @@ use std::sync::Arc;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use limits::Limits;
+pub use seal::{Sealed, Tail};
 pub use subscribe::EventStream;
 pub use types::{
     AppendResult, ChainHash, Direction, ExpectedVersion, NewEvent, Position, RecordedEvent,
@@ -97,4 +108,14 @@ pub trait EventLog: Send + Sync + 'static {
     fn subscribe(self: Arc<Self>, from: Position) -> EventStream {
         subscribe::catch_up_then_follow(self, from)
     }
+}
+
+/// Moves a backend's head watch (the sender behind [`EventLog::watch_head`]) forward to
+/// `head`, never back, waking the watchers only if it moved.
+pub fn advance_head(watch: &tokio::sync::watch::Sender<Position>, head: Position) {
+    watch.send_if_modified(|h| {
+        let moved = head > *h;
+        *h = (*h).max(head);
+        moved
+    });
 }

@@ -41,6 +41,63 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The configuration of a node on loopback `port` with JetStream data in `store`, then
+/// `more` (a config file, since max_payload has no command-line flag, and events go up
+/// to 1 MiB).
+fn node_config(port: u16, store: &Path, more: &str) -> String {
+    format!(
+        "listen: \"127.0.0.1:{port}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\n{more}",
+        store.display()
+    )
+}
+
+/// Writes `config` to the file `path` and starts a nats-server on it, its log on a pipe.
+fn spawn(path: &Path, config: &str) -> Child {
+    std::fs::write(path, config).unwrap();
+    Command::new(binary())
+        .arg("-c")
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nats-server")
+}
+
+/// Kills a server (SIGKILL), if still running, and waits for it to go.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn url_of(port: u16) -> String {
+    format!("nats://127.0.0.1:{port}")
+}
+
+/// The `Complaints-Position` headers (set by the publisher) of the next `n` messages of
+/// `messages`, each of which must arrive within 30 s.
+pub async fn positions(messages: &mut async_nats::Subscriber, n: usize) -> Vec<u64> {
+    use futures::StreamExt;
+    let mut positions = Vec::with_capacity(n);
+    while positions.len() < n {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(30), messages.next())
+            .await
+            .expect("published within 30 s")
+            .expect("the subscription is open");
+        positions.push(
+            m.headers
+                .expect("headers")
+                .get("Complaints-Position")
+                .expect("a Complaints-Position header")
+                .as_str()
+                .parse::<u64>()
+                .expect("a position"),
+        );
+    }
+    positions
+}
+
 impl NatsServer {
     /// A new server on a free port with fresh storage.
     pub fn start() -> Self {
@@ -52,24 +109,11 @@ impl NatsServer {
 
     /// A server on `port` keeping JetStream data in `store` (reused across restarts).
     pub fn start_on(port: u16, store: &Path) -> Self {
-        // A config file: max_payload has no command-line flag, and events go up to 1 MiB.
         std::fs::create_dir_all(store).unwrap();
-        let config = store.join(format!("nats-{port}.conf"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen: \"127.0.0.1:{port}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\n",
-                store.display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(binary())
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nats-server");
+        let mut child = spawn(
+            &store.join(format!("nats-{port}.conf")),
+            &node_config(port, store, ""),
+        );
         // Ready when it says so (no sleeping and hoping).
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
@@ -100,15 +144,12 @@ impl NatsServer {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        url_of(self.port)
     }
 
     /// Kills the server (SIGKILL) and waits for it to go.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 }
 
@@ -142,25 +183,15 @@ impl NatsCluster {
         for i in 0..size {
             let store = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&store).unwrap();
-            let config = dir.path().join(format!("n{i}.conf"));
-            std::fs::write(
-                &config,
-                format!(
-                    "server_name: n{i}\nlisten: \"127.0.0.1:{}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\ncluster {{\n  name: complaints-test\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
-                    ports[i],
-                    store.display(),
-                    cluster_ports[i],
-                    routes.join(", ")
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new(binary())
-                .arg("-c")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start nats-server");
+            let cluster = format!(
+                "server_name: n{i}\ncluster {{\n  name: complaints-test\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                cluster_ports[i],
+                routes.join(", ")
+            );
+            let mut child = spawn(
+                &dir.path().join(format!("n{i}.conf")),
+                &node_config(ports[i], &store, &cluster),
+            );
             let stderr = child.stderr.take().unwrap();
             let leader_tx = leader_tx.clone();
             std::thread::spawn(move || {
@@ -188,7 +219,7 @@ impl NatsCluster {
     pub fn url(&self) -> String {
         self.ports
             .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .map(|p| url_of(*p))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -199,17 +230,14 @@ impl NatsCluster {
             .iter()
             .zip(&self.nodes)
             .filter(|(_, n)| n.is_some())
-            .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
+            .map(|(p, _)| url_of(*p))
             .collect::<Vec<_>>()
             .join(",")
     }
 
     /// Kills node `i` (SIGKILL).
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.nodes[i]);
     }
 }
 

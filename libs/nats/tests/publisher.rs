@@ -1,11 +1,12 @@
 //! The outbox publisher against real nats-server processes of the test's own: every event,
 //! in order, once per event id, with its envelope; NATS down or restarted loses nothing.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use complaints_nats::testing::{free_port, NatsServer};
+use complaints_nats::testing::{self, free_port, NatsServer};
 use complaints_nats::{Mode, Publisher, PublisherConfig, Status};
 use eventlog::{EventLog, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 use eventlog_sled::{SledConfig, SledEventLog};
@@ -222,22 +223,7 @@ async fn core_nats_mode_delivers_in_order() {
     let mut config = s.config(nats.url());
     config.mode = Mode::Core;
     let publisher = Publisher::spawn(s.log.clone(), config).unwrap();
-    let mut positions = Vec::new();
-    while positions.len() < 30 {
-        let m = tokio::time::timeout(Duration::from_secs(30), subscription.next())
-            .await
-            .unwrap()
-            .unwrap();
-        positions.push(
-            m.headers
-                .unwrap()
-                .get("Complaints-Position")
-                .unwrap()
-                .as_str()
-                .parse::<u64>()
-                .unwrap(),
-        );
-    }
+    let positions = testing::positions(&mut subscription, 30).await;
     assert_eq!(positions, (1..=30).collect::<Vec<_>>());
     until(&publisher, |st| st.published == 30).await;
     publisher.stop().await;

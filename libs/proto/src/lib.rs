@@ -2,9 +2,14 @@
 //!
 //! - [`eventlog::v1`]: the stored record (envelope) of the event log, shared by every backend.
 //! - [`complaints::events::v1`]: the stored-event schema (payloads) of complaints.
-//! - [`complaints::v1`]: the gRPC API (`ComplaintService`), server and client.
-//! - [`complaints::audit::v1`]: the auditors' gRPC API (`AuditService`).
-//! - [`FILE_DESCRIPTOR_SET`]: every file, for gRPC server reflection.
+//! - [`complaints::v1`]: the gRPC API's messages, and with the feature `grpc` its
+//!   `ComplaintService` server and client.
+//! - [`complaints::audit::v1`]: the auditors' gRPC API (`AuditService`): the same.
+//! - [`FILE_DESCRIPTOR_SET`]: every file, for gRPC server reflection and JSON export
+//!   (with or without `grpc`).
+//!
+//! Feature `grpc` (off by default): the tonic servers and clients. Without it the crate
+//! depends on prost alone, so the event log and its backends never pull in tonic.
 #![forbid(unsafe_code)]
 
 /// The event log's stored formats.
@@ -15,7 +20,7 @@ pub mod eventlog {
     }
 }
 
-/// The encoded descriptors of every proto file, for server reflection.
+/// The encoded descriptors of every proto file, for server reflection and JSON export.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 /// The complaint service's contracts.

@@ -1,15 +1,14 @@
 //! complaints-publisher as a process: it publishes a JetStream log written by someone
 //! else (here, the test) into the events stream, in order, and stops on SIGTERM.
+#![forbid(unsafe_code)]
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use complaints_nats::testing::NatsServer;
+use complaints_nats::testing::{self, NatsServer};
 use eventlog::{EventLog, ExpectedVersion, NewEvent, StreamId, SystemClock};
 use eventlog_jetstream::{JetStreamConfig, JetStreamEventLog};
-use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_process_publishes_a_jetstream_log() {
@@ -42,22 +41,7 @@ async fn the_publisher_process_publishes_a_jetstream_log() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut positions = Vec::new();
-    while positions.len() < 10 {
-        let m = tokio::time::timeout(Duration::from_secs(30), seen.next())
-            .await
-            .expect("published within 30 s")
-            .unwrap();
-        positions.push(
-            m.headers
-                .unwrap()
-                .get("Complaints-Position")
-                .unwrap()
-                .as_str()
-                .parse::<u64>()
-                .unwrap(),
-        );
-    }
+    let positions = testing::positions(&mut seen, 10).await;
     assert_eq!(positions, (1..=10).collect::<Vec<_>>());
     let pid = child.id().to_string();
     assert!(Command::new("kill")

@@ -1,0 +1,51 @@
+//! What the tests that tamper with a stored log share: the raw store's layout and small
+//! test logs in which each append is its own commit, so record n is alone in the chunk
+//! keyed n.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use eventlog::{codec, ChainHash, EventLog, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use eventlog_sled::SledEventLog;
+
+/// The sled key of the chunk whose first record is at `position`.
+pub fn chunk_key(position: u64) -> [u8; 9] {
+    let mut key = [b'c'; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// Appends test event number `i` to `stream`, its payload padded with `pad` bytes.
+pub async fn append_event(log: &SledEventLog, stream: &StreamId, i: usize, pad: usize) {
+    let payload = Bytes::from(format!("event {i} {}", "x".repeat(pad)));
+    log.append(
+        stream,
+        ExpectedVersion::Any,
+        vec![NewEvent::new("test.happened", "user:t", payload)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Changes the raw store behind the log's back.
+pub fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
+    let db = eventlog_sled::open_raw(path).unwrap();
+    change(&db);
+    db.flush().unwrap();
+}
+
+/// The stored bytes of the record in a one-record chunk value.
+pub fn only_record(value: &[u8]) -> Bytes {
+    let len = u32::from_le_bytes(value[4..8].try_into().unwrap()) as usize;
+    Bytes::copy_from_slice(&value[8..8 + len])
+}
+
+/// A one-record chunk value holding `record` (encoded anew, so its checksum is right),
+/// and the record's chain hash.
+pub fn one_record_chunk(record: &RecordedEvent) -> (Vec<u8>, ChainHash) {
+    let (bytes, _) = codec::encode(record);
+    let mut value = 1u32.to_le_bytes().to_vec();
+    value.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    value.extend_from_slice(&bytes);
+    (value, ChainHash::of_record(&bytes))
+}
