@@ -8,6 +8,7 @@
 //! Run: `cargo bench -p eventlog-jetstream --bench append` (needs `nats-server`;
 //! `BENCH_DIR` picks where data goes; `BENCH_SCALE` scales the counts). Prints a table,
 //! then one JSON line.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -60,7 +61,7 @@ async fn jetstream(url: String, replicas: usize) -> Arc<dyn EventLog> {
             Ok(log) => return Arc::new(log),
             // A fresh cluster may still be placing streams.
             Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => panic!("{e}"),
         }

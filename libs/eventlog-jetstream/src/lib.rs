@@ -288,7 +288,10 @@ impl JetStreamEventLog {
                 }
             }
         });
-        *log.inner.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
+        *log.inner
+            .follower
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(follower);
         Ok(log)
     }
 
@@ -300,7 +303,10 @@ impl JetStreamEventLog {
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.inner.index.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn message(&self, sequence: u64) -> Result<Bytes> {
@@ -615,7 +621,7 @@ impl EventLog for JetStreamEventLog {
             .inner
             .follower
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
         {
             follower.abort();

@@ -1,5 +1,6 @@
 //! The event-log conformance suite, run against the JetStream backend on a nats-server of
 //! this test binary's own (one server; a fresh JetStream stream per test).
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, OnceLock};

@@ -1,6 +1,7 @@
 //! Several writers (as several complaintd replicas would be) on one JetStream stream, and
 //! a nats-server killed and restarted under the log: order, versions and the hash chain
 //! hold, nothing acknowledged is lost.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@
 //! Run: `cargo bench -p eventlog-sled --bench append`. `BENCH_DIR` picks the directory
 //! (default: the system temp dir), `BENCH_SCALE` (default 1.0) scales the event counts.
 //! Prints the figures and ratios, then one JSON line with all of them.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::fs::OpenOptions;

@@ -101,21 +101,31 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn fail(&self, reason: String) -> Error {
         tracing::error!(%reason, "event log storage failure: refusing further writes");
-        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         failure.get_or_insert(reason.clone());
         Error::Storage(reason)
     }
 
     pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, index::Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn write_index(&self) -> RwLockWriteGuard<'_, index::Index> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn failure(&self) -> Option<Error> {
-        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         failure.clone().map(Error::Storage)
     }
 }
@@ -138,8 +148,18 @@ impl Drop for Inner {
 impl Inner {
     fn shutdown(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        drop(self.submit.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(
+            self.submit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let threads = std::mem::take(
+            &mut *self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for thread in threads {
             let _ = thread.join();
         }
@@ -253,7 +273,7 @@ impl EventLog for SledEventLog {
             .inner
             .submit
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .ok_or(Error::Closed)?;
         let (reply, answer) = oneshot::channel();

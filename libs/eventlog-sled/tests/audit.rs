@@ -1,6 +1,7 @@
 //! Offline verification of a tampered copy of a store: each kind of tampering is reported
 //! at the right position and with the right kind, including the ones the chain alone
 //! cannot catch (a rewritten chain, a cut-off tail), given a digest taken before.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::path::Path;

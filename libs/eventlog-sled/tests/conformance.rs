@@ -1,4 +1,5 @@
 //! The event-log conformance suite, run against the sled backend.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;

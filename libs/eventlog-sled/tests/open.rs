@@ -1,4 +1,5 @@
 //! Opening a log directory: one owner at a time, and a closed log can be reopened at once.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use bytes::Bytes;

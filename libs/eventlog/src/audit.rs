@@ -616,7 +616,7 @@ impl Verifier {
                         self.pending = Some(Pending {
                             position: expected,
                             found: format!("the record of position {said} is stored here"),
-                        })
+                        });
                     }
                     _ => self.fail(expected, BreakKind::Altered, reason),
                 }
@@ -755,7 +755,7 @@ impl Verifier {
             );
         }
         if self.broken.is_none() {
-            if let Some(beyond) = self.held.first().map(|d| d.digest()) {
+            if let Some(beyond) = self.held.first().map(HeldDigest::digest) {
                 self.fail(
                     self.last.position + 1,
                     BreakKind::Missing,

@@ -1,6 +1,7 @@
 //! What the backends' append benchmarks share (feature `conformance`, like the suite):
 //! their scale and data directory from the environment, the runtime, and the two ways of
 //! appending they measure.
+#![allow(clippy::unwrap_used)] // test support (feature `conformance`): a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;

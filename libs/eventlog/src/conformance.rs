@@ -3,6 +3,7 @@
 //! A backend implements [`Backend`] (how to make empty storage and open a log on it) and
 //! calls [`conformance_tests!`](crate::conformance_tests) in a test file; that generates
 //! one `#[tokio::test]` per check below, plus the property test.
+#![allow(clippy::unwrap_used)] // test support (feature `conformance`): a failed unwrap is a failed test
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -863,7 +864,7 @@ pub async fn run_against_model<B: Backend>(b: &B, ops: Vec<Op>) {
                 } else {
                     match result {
                         Err(Error::WrongExpectedVersion { actual, .. }) => {
-                            assert_eq!(actual, current)
+                            assert_eq!(actual, current);
                         }
                         other => panic!("expected a version conflict, got {other:?}"),
                     }

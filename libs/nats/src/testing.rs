@@ -1,6 +1,7 @@
 //! For tests (feature `testing`): a nats-server of the test's own: a free loopback port, JetStream in a temporary
 //! directory. Never a shared server, and never a silent skip: without the binary the
 //! test fails and says how to install it.
+#![allow(clippy::unwrap_used)] // test support (feature `testing`): a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

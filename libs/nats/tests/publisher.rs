@@ -1,5 +1,6 @@
 //! The outbox publisher against real nats-server processes of the test's own: every event,
 //! in order, once per event id, with its envelope; NATS down or restarted loses nothing.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -105,7 +106,9 @@ fn header<'a>(m: &'a async_nats::jetstream::Message, name: &str) -> &'a str {
     } else {
         headers.and_then(|h| h.get(name))
     };
-    value.map(|v| v.as_str()).unwrap_or_default()
+    value
+        .map(async_nats::HeaderValue::as_str)
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

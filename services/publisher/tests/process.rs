@@ -1,5 +1,6 @@
 //! complaints-publisher as a process: it publishes a JetStream log written by someone
 //! else (here, the test) into the events stream, in order, and stops on SIGTERM.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
 use std::process::{Command, Stdio};
