@@ -33,8 +33,12 @@ pub struct VerifyReport {
 }
 
 impl Index {
-    /// Reads and checks every record of `tree`, building the indexes.
-    pub fn rebuild(tree: &sled::Db) -> Result<Self> {
+    /// Reads and checks every record of `tree`, building the indexes; tells `note` each
+    /// record's position and chain hash.
+    pub fn rebuild_noting(
+        tree: &sled::Db,
+        mut note: impl FnMut(Position, ChainHash),
+    ) -> Result<Self> {
         let mut index = Index::default();
         for entry in tree.scan_prefix([keys::CHUNK]) {
             let (key, value) = entry.map_err(storage)?;
@@ -50,6 +54,7 @@ impl Index {
             while let Some(stored) = records.next_stored() {
                 let stored = stored?;
                 index.check_and_add(&stored, &stored.decode()?)?;
+                note(index.tail.position, index.tail.hash);
             }
         }
         Ok(index)

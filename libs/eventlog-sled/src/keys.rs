@@ -14,6 +14,9 @@ use bytes::Bytes;
 use eventlog::{codec, Error, Position, RecordedEvent, Result, StoredRecord};
 
 pub const CHUNK: u8 = b'c';
+/// Present once the log keeps a witness of its durable head (`witness.rs`): from then on
+/// a missing witness file is damage, not an older layout. Value: the head when it began.
+pub const WITNESSED: &[u8] = b"m:witnessed";
 
 pub fn chunk(first: Position) -> [u8; 9] {
     let mut key = [0u8; 9];

@@ -38,6 +38,7 @@
 mod index;
 mod keys;
 mod pipeline;
+pub mod witness;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -180,10 +181,26 @@ impl SledEventLog {
 
     /// Opens (or creates) the log with an injected clock for `recorded_at`.
     pub fn open_with_clock(config: SledConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        let tree = open_tree(&config.path, config.cache_capacity_bytes)?;
-        let index = index::Index::rebuild(&tree)?;
+        let (tree, index, found) = open_checked(&config.path, config.cache_capacity_bytes)?;
         let tail = index.tail;
         let sync = pipeline::Syncer::new(&config.path)?;
+        let marked = tree
+            .get(keys::WITNESSED)
+            .map_err(storage)?
+            .is_some();
+        if !marked {
+            // From now on a missing witness is damage, not an older layout.
+            tree.insert(keys::WITNESSED, &tail.position.to_be_bytes()[..])
+                .map_err(storage)?;
+            if found == witness::Read::Missing && tail.position > 0 {
+                tracing::warn!(head = tail.position, "this log had no witness of its durable head yet (written by an older build); from now on one is kept");
+            }
+        }
+        let witness = witness::Witness::create(
+            &config.path,
+            &witness::Head::settled(tail.position, tail.hash),
+        )
+        .map_err(|e| Error::Storage(format!("cannot write the witness: {e}")))?;
         let (head_tx, _) = watch::channel(tail.position);
         let shared = Arc::new(Shared {
             tree,
@@ -196,7 +213,7 @@ impl SledEventLog {
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
         });
-        let (submit, threads) = pipeline::start(shared.clone(), sync, tail)?;
+        let (submit, threads) = pipeline::start(shared.clone(), sync, tail, witness)?;
         tracing::info!(path = %config.path.display(), head = tail.position, "opened sled event log");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -210,8 +227,8 @@ impl SledEventLog {
 
     /// Checks every record of the log in `path` without opening it for writing.
     pub fn verify(path: &Path) -> Result<VerifyReport> {
-        let tree = open_tree(path, 64 << 20)?;
-        Ok(index::Index::rebuild(&tree)?.report())
+        let (_, index, _) = open_checked(path, 64 << 20)?;
+        Ok(index.report())
     }
 
     /// What the durable commits have cost since the log was opened: how many, how many
@@ -472,6 +489,122 @@ impl OfflineLog {
 /// last handle is dropped (its internal threads let go later: spacejam/sled#1234), so a
 /// reopen in the same process can briefly find it taken. Lock conflicts are retried with
 /// backoff for about two seconds; after that, another owner really holds the log.
+/// Opens the sled store in `path`, rebuilds the indexes with the full check of every
+/// record, and checks the log against its witness (see [`witness`]): a log that ends
+/// before the acknowledged head, or differs from it, is damaged and does not open. Nothing
+/// is written here.
+fn open_checked(
+    path: &Path,
+    cache_capacity_bytes: u64,
+) -> Result<(sled::Db, index::Index, witness::Read)> {
+    let found = witness::read(path)
+        .map_err(|e| Error::Storage(format!("cannot read the witness in {}: {e}", path.display())))?;
+    let vouched = match &found {
+        witness::Read::Found(head) => head.durable,
+        _ => 0,
+    };
+    let tree = open_tree(path, cache_capacity_bytes).map_err(|e| match e {
+        Error::Corruption { position, reason } => Error::Corruption {
+            position,
+            reason: format!("{reason}; the witness vouches for positions 1 to {vouched}"),
+        },
+        other => other,
+    })?;
+    let (mut durable_hash, mut pending_hash) = (None, None);
+    let (durable, pending) = match &found {
+        witness::Read::Found(head) => (head.durable, head.pending),
+        _ => (0, 0),
+    };
+    let index = index::Index::rebuild_noting(&tree, |position, hash| {
+        if position == durable {
+            durable_hash = Some(hash);
+        }
+        if position == pending {
+            pending_hash = Some(hash);
+        }
+    })?;
+    let head = index.tail.position;
+    let marked = tree.get(keys::WITNESSED).map_err(storage)?.is_some();
+    match &found {
+        witness::Read::Missing if marked => {
+            return Err(Error::Corruption {
+                position: head + 1,
+                reason: format!(
+                    "missing: the witness of the durable head ({}) is gone, so records after \
+                     position {head} cannot be ruled out as cut off",
+                    witness::FILE
+                ),
+            });
+        }
+        witness::Read::Missing => {}
+        witness::Read::Damaged(why) => {
+            return Err(Error::Corruption {
+                position: head + 1,
+                reason: format!(
+                    "the witness of the durable head is damaged ({why}): records after \
+                     position {head} cannot be ruled out as cut off"
+                ),
+            });
+        }
+        witness::Read::Found(w) => check_witness(w, head, durable_hash, pending_hash)?,
+    }
+    Ok((tree, index, found))
+}
+
+/// The log, ending at `head`, against its witness `w` (with the hashes the log holds at
+/// the witnessed positions).
+fn check_witness(
+    w: &witness::Head,
+    head: Position,
+    durable_hash: Option<eventlog::ChainHash>,
+    pending_hash: Option<eventlog::ChainHash>,
+) -> Result<()> {
+    if head < w.durable {
+        return Err(Error::Corruption {
+            position: head + 1,
+            reason: format!(
+                "missing: the log ends at position {head} but positions up to {} were \
+                 acknowledged (witness); the first missing is {}",
+                w.durable,
+                head + 1
+            ),
+        });
+    }
+    let durable_ok = w.durable == 0 || durable_hash == Some(w.durable_hash);
+    if !durable_ok {
+        return Err(Error::Corruption {
+            position: w.durable,
+            reason: "altered: the record differs from the one the witness recorded as \
+                     acknowledged"
+                .into(),
+        });
+    }
+    if head > w.pending {
+        return Err(Error::Corruption {
+            position: w.pending + 1,
+            reason: format!(
+                "the log holds records up to {head}, past its witness ({}): the witness is \
+                 older than the log (replaced or restored apart from it)",
+                w.pending
+            ),
+        });
+    }
+    if head == w.pending && w.pending > w.durable && pending_hash != Some(w.pending_hash) {
+        return Err(Error::Corruption {
+            position: w.pending,
+            reason: "altered: the record differs from the one the witness recorded".into(),
+        });
+    }
+    if head < w.pending {
+        tracing::warn!(
+            lost = w.pending - head,
+            from = head + 1,
+            "a crash cut off appends that were never acknowledged (the torn tail); nothing acknowledged is missing"
+        );
+    }
+    Ok(())
+}
+
 fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
     retrying_lock_conflicts(path, || {
         sled::Config::new()
@@ -512,6 +645,16 @@ fn retrying_lock_conflicts(
                     "{} is in use by another process (or another open log in this one)",
                     path.display()
                 )))
+            }
+            // sled could not recover its store: nothing of it can be read.
+            Err(e @ sled::Error::Corruption { .. }) => {
+                return Err(Error::Corruption {
+                    position: 1,
+                    reason: format!(
+                        "unreadable at or after position 1: sled cannot recover the store in {} ({e})",
+                        path.display()
+                    ),
+                })
             }
             Err(e) => return Err(storage(format!("cannot open {}: {e}", path.display()))),
         }

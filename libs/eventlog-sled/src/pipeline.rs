@@ -10,12 +10,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    idempotency, AppendResult, Error, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StreamId, Tail,
+    idempotency, AppendResult, ChainHash, Error, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, Result, StreamId, Tail,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::ChunkBuilder;
+use crate::witness::{Head, Witness};
 use crate::{storage, Shared};
 
 /// Appends waiting for the writer; callers wait (backpressure) when it is full.
@@ -32,8 +33,9 @@ pub(crate) struct AppendRequest {
 
 /// Appends applied to sled, waiting to be made durable and answered.
 struct Applied {
-    /// Last position applied when this group was handed over.
+    /// Last position applied when this group was handed over, and its chain hash.
     up_to: Position,
+    hash: ChainHash,
     replies: Vec<(oneshot::Sender<Result<AppendResult>>, Result<AppendResult>)>,
 }
 
@@ -41,6 +43,7 @@ pub(crate) fn start(
     shared: Arc<Shared>,
     sync: Syncer,
     tail: Tail,
+    witness: Witness,
 ) -> Result<(mpsc::Sender<AppendRequest>, Vec<JoinHandle<()>>)> {
     let (submit, requests) = mpsc::channel(SUBMIT_QUEUE);
     let (applied_tx, applied_rx) = std_mpsc::sync_channel(SUBMIT_QUEUE);
@@ -54,11 +57,32 @@ pub(crate) fn start(
         .name("eventlog-writer".into())
         .spawn(move || writer.run(requests, applied_tx))
         .map_err(storage)?;
+    let (witness_tx, witness_rx) = std_mpsc::sync_channel::<Head>(1);
+    let (witnessed_tx, witnessed_rx) = std_mpsc::sync_channel::<std::io::Result<()>>(1);
+    let witness_thread = std::thread::Builder::new()
+        .name("eventlog-witness".into())
+        .spawn(move || witness_loop(witness, &witness_rx, &witnessed_tx))
+        .map_err(storage)?;
+    let durable = Durable {
+        position: tail.position,
+        hash: tail.hash,
+    };
     let flusher = std::thread::Builder::new()
         .name("eventlog-flusher".into())
-        .spawn(move || flusher_loop(shared, sync, applied_rx))
+        .spawn(move || {
+            flusher_loop(
+                shared,
+                sync,
+                applied_rx,
+                WitnessLink {
+                    requests: witness_tx,
+                    done: witnessed_rx,
+                    durable,
+                },
+            );
+        })
         .map_err(storage)?;
-    Ok((submit, vec![writer, flusher]))
+    Ok((submit, vec![writer, flusher, witness_thread]))
 }
 
 /// A chunk is written once it holds this many bytes (appends are never split, so one
@@ -103,6 +127,7 @@ impl Writer {
             }
             let group = Applied {
                 up_to: self.tail.position,
+                hash: self.tail.hash,
                 replies,
             };
             if applied.send(group).is_err() {
@@ -198,7 +223,75 @@ impl Writer {
 /// Longest a commit waits for more appends to join it.
 const MAX_COMMIT_DELAY: Duration = Duration::from_micros(250);
 
-fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiver<Applied>) {
+/// The last acknowledged head and its chain hash.
+#[derive(Clone, Copy)]
+struct Durable {
+    position: Position,
+    hash: ChainHash,
+}
+
+/// The flusher's side of the witness thread.
+struct WitnessLink {
+    requests: std_mpsc::SyncSender<Head>,
+    done: std_mpsc::Receiver<std::io::Result<()>>,
+    durable: Durable,
+}
+
+impl WitnessLink {
+    /// Starts writing the witness of a commit up to `pending` (while the data is synced).
+    fn start(&self, pending: Durable) -> std::io::Result<()> {
+        let head = Head {
+            durable: self.durable.position,
+            durable_hash: self.durable.hash,
+            pending: pending.position,
+            pending_hash: pending.hash,
+        };
+        self.requests
+            .send(head)
+            .map_err(|_| std::io::Error::other("the witness thread is gone"))
+    }
+
+    /// At close: the witness of the last acknowledged head, nothing pending.
+    fn settle(&self) {
+        let head = Head::settled(self.durable.position, self.durable.hash);
+        if self.requests.send(head).is_ok() {
+            let _ = self.finish();
+        }
+    }
+
+    /// Waits for the witness write started last.
+    fn finish(&self) -> std::io::Result<()> {
+        self.done
+            .recv()
+            .map_err(|_| std::io::Error::other("the witness thread is gone"))?
+    }
+}
+
+/// Writes each witness it is handed, durably, and says how it went; stops at the first
+/// failure (the log is fail-stop then) or when the flusher is gone.
+fn witness_loop(
+    mut witness: Witness,
+    requests: &std_mpsc::Receiver<Head>,
+    done: &std_mpsc::SyncSender<std::io::Result<()>>,
+) {
+    while let Ok(head) = requests.recv() {
+        let written = witness.write(&head);
+        if let Err(e) = &written {
+            tracing::error!(path = %witness.path().display(), error = %e, "cannot write the witness");
+        }
+        let failed = written.is_err();
+        if done.send(written).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn flusher_loop(
+    shared: Arc<Shared>,
+    mut sync: Syncer,
+    applied: std_mpsc::Receiver<Applied>,
+    mut witness: WitnessLink,
+) {
     // Size of the previous commit, in appends: under steady concurrency the callers answered
     // by one commit come back for the next. If only a few have when a commit could start,
     // wait briefly for the rest rather than pay a whole sync for a few (as PostgreSQL's
@@ -206,6 +299,7 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
     let mut last_size = 0usize;
     while let Ok(first) = applied.recv() {
         let mut up_to = first.up_to;
+        let mut hash = first.hash;
         let mut size = first.replies.len();
         let mut groups = vec![first];
         let deadline = Instant::now() + MAX_COMMIT_DELAY;
@@ -218,7 +312,10 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
                 applied.try_recv().ok()
             };
             let Some(group) = next else { break };
-            up_to = up_to.max(group.up_to);
+            if group.up_to >= up_to {
+                up_to = group.up_to;
+                hash = group.hash;
+            }
             size += group.replies.len();
             groups.push(group);
         }
@@ -227,13 +324,26 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
             .stats
             .appends
             .fetch_add(size as u64, Ordering::Relaxed);
+        let pending = Durable {
+            position: up_to,
+            hash,
+        };
+        // The witness of this commit is written while the data is synced: it says the
+        // last acknowledged head is durable and this commit may reach `up_to`, so a
+        // crash at any moment leaves a witness the log satisfies (see `witness.rs`).
         let outcome = match shared.failure() {
             Some(e) => Err(e),
-            None => sync
-                .commit(&shared.tree, &shared.stats)
+            None => witness
+                .start(pending)
+                .and_then(|()| {
+                    let synced = sync.commit(&shared.tree, &shared.stats);
+                    let witnessed = witness.finish();
+                    synced.and(witnessed)
+                })
                 .map_err(|e| shared.fail(format!("durable commit failed: {e}"))),
         };
         if outcome.is_ok() {
+            witness.durable = pending;
             shared.durable.fetch_max(up_to, Ordering::AcqRel);
             eventlog::advance_head(&shared.head_tx, up_to);
         }
@@ -248,6 +358,8 @@ fn flusher_loop(shared: Arc<Shared>, mut sync: Syncer, applied: std_mpsc::Receiv
             }
         }
     }
+    // Closed: nothing is pending any more.
+    witness.settle();
 }
 
 /// Makes what sled has applied durable: sled's flush writes its buffers out (with

@@ -18,7 +18,7 @@
 //! a group that was never acknowledged (a crash's torn tail).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read as _, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use eventlog::{ChainHash, Position};
