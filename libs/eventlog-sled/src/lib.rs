@@ -184,10 +184,7 @@ impl SledEventLog {
         let (tree, index, found) = open_checked(&config.path, config.cache_capacity_bytes)?;
         let tail = index.tail;
         let sync = pipeline::Syncer::new(&config.path)?;
-        let marked = tree
-            .get(keys::WITNESSED)
-            .map_err(storage)?
-            .is_some();
+        let marked = tree.get(keys::WITNESSED).map_err(storage)?.is_some();
         if !marked {
             // From now on a missing witness is damage, not an older layout.
             tree.insert(keys::WITNESSED, &tail.position.to_be_bytes()[..])
@@ -497,13 +494,17 @@ fn open_checked(
     path: &Path,
     cache_capacity_bytes: u64,
 ) -> Result<(sled::Db, index::Index, witness::Read)> {
-    let found = witness::read(path)
-        .map_err(|e| Error::Storage(format!("cannot read the witness in {}: {e}", path.display())))?;
+    let found = witness::read(path).map_err(|e| {
+        Error::Storage(format!(
+            "cannot read the witness in {}: {e}",
+            path.display()
+        ))
+    })?;
     let vouched = match &found {
         witness::Read::Found(head) => head.durable,
         _ => 0,
     };
-    let tree = open_tree(path, cache_capacity_bytes).map_err(|e| match e {
+    let tree = unpanicked(path, || open_tree(path, cache_capacity_bytes)).map_err(|e| match e {
         Error::Corruption { position, reason } => Error::Corruption {
             position,
             reason: format!("{reason}; the witness vouches for positions 1 to {vouched}"),
@@ -515,13 +516,15 @@ fn open_checked(
         witness::Read::Found(head) => (head.durable, head.pending),
         _ => (0, 0),
     };
-    let index = index::Index::rebuild_noting(&tree, |position, hash| {
-        if position == durable {
-            durable_hash = Some(hash);
-        }
-        if position == pending {
-            pending_hash = Some(hash);
-        }
+    let index = unpanicked(path, || {
+        index::Index::rebuild_noting(&tree, |position, hash| {
+            if position == durable {
+                durable_hash = Some(hash);
+            }
+            if position == pending {
+                pending_hash = Some(hash);
+            }
+        })
     })?;
     let head = index.tail.position;
     let marked = tree.get(keys::WITNESSED).map_err(storage)?.is_some();
@@ -549,6 +552,26 @@ fn open_checked(
         witness::Read::Found(w) => check_witness(w, head, durable_hash, pending_hash)?,
     }
     Ok((tree, index, found))
+}
+
+/// Runs `f`, turning a panic into `Corruption`: sled 0.34 panics on some damaged stores
+/// while recovering or reading them (e.g. "tried to serialize Uninitialized"), and damaged
+/// input must be refused, never crash the process.
+fn unpanicked<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Corruption {
+            position: 1,
+            reason: format!(
+                "unreadable at or after position 1: sled failed reading the store in {} ({what})",
+                path.display()
+            ),
+        })
+    })
 }
 
 /// The log, ending at `head`, against its witness `w` (with the hashes the log holds at
@@ -647,15 +670,17 @@ fn retrying_lock_conflicts(
                 )))
             }
             // sled could not recover its store: nothing of it can be read.
-            Err(e @ sled::Error::Corruption { .. }) => {
-                return Err(Error::Corruption {
-                    position: 1,
-                    reason: format!(
-                        "unreadable at or after position 1: sled cannot recover the store in {} ({e})",
-                        path.display()
-                    ),
-                })
-            }
+            Err(
+                e @ (sled::Error::Corruption { .. }
+                | sled::Error::Unsupported(_)
+                | sled::Error::ReportableBug(_)),
+            ) => return Err(Error::Corruption {
+                position: 1,
+                reason: format!(
+                    "unreadable at or after position 1: sled cannot recover the store in {} ({e})",
+                    path.display()
+                ),
+            }),
             Err(e) => return Err(storage(format!("cannot open {}: {e}", path.display()))),
         }
     }

@@ -2,6 +2,8 @@
 //! test logs in which each append is its own commit, so record n is alone in the chunk
 //! keyed n.
 
+#![allow(dead_code)] // each test file uses some of these
+
 use std::path::Path;
 
 use bytes::Bytes;
