@@ -15,7 +15,8 @@
 //! group, in parallel with sled's own sync, and acknowledges after both; a settled witness
 //! (head, head) is written at open and at close. At open, a log that ends before `durable`
 //! or differs from it is damaged; one that ends between `durable` and `pending` lost only
-//! a group that was never acknowledged (a crash's torn tail).
+//! a group that was never acknowledged (a crash's torn tail); one that goes past
+//! `pending` holds appends sled wrote out before a crash that were never acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, SeekFrom, Write};
