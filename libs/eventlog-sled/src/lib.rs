@@ -35,6 +35,7 @@
 //! tools and tests.
 #![forbid(unsafe_code)]
 
+pub mod import;
 mod index;
 mod keys;
 mod pipeline;
@@ -381,6 +382,7 @@ impl EventLog for SledEventLog {
 /// tampered log can be walked to find where it breaks ([`eventlog::audit::Verifier`]).
 pub struct OfflineLog {
     tree: sled::Db,
+    path: PathBuf,
 }
 
 impl OfflineLog {
@@ -393,8 +395,15 @@ impl OfflineLog {
             )));
         }
         Ok(Self {
-            tree: open_tree(path, 64 << 20)?,
+            tree: unpanicked(path, || open_tree(path, 64 << 20))?,
+            path: path.to_owned(),
         })
+    }
+
+    /// The witness of the durable head the copy holds, if it holds one: how far the log
+    /// it was copied from had acknowledged (see [`witness`]).
+    pub fn witness(&self) -> Result<witness::Read> {
+        witness::read(&self.path).map_err(storage)
     }
 
     /// The last position the storage holds (0 if none), from its last chunk: what a walk
@@ -482,10 +491,6 @@ impl OfflineLog {
     }
 }
 
-/// Opens sled in `path`. sled 0.34 releases its directory lock only some time after the
-/// last handle is dropped (its internal threads let go later: spacejam/sled#1234), so a
-/// reopen in the same process can briefly find it taken. Lock conflicts are retried with
-/// backoff for about two seconds; after that, another owner really holds the log.
 /// Opens the sled store in `path`, rebuilds the indexes with the full check of every
 /// record, and checks the log against its witness (see [`witness`]): a log that ends
 /// before the acknowledged head, or differs from it, is damaged and does not open. Nothing
@@ -629,6 +634,10 @@ fn check_witness(
     Ok(())
 }
 
+/// Opens sled in `path`. sled 0.34 releases its directory lock only some time after the
+/// last handle is dropped (its internal threads let go later: spacejam/sled#1234), so a
+/// reopen in the same process can briefly find it taken. Lock conflicts are retried with
+/// backoff for about two seconds; after that, another owner really holds the log.
 fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
     retrying_lock_conflicts(path, || {
         sled::Config::new()
@@ -675,13 +684,15 @@ fn retrying_lock_conflicts(
                 e @ (sled::Error::Corruption { .. }
                 | sled::Error::Unsupported(_)
                 | sled::Error::ReportableBug(_)),
-            ) => return Err(Error::Corruption {
-                position: 1,
-                reason: format!(
+            ) => {
+                return Err(Error::Corruption {
+                    position: 1,
+                    reason: format!(
                     "unreadable at or after position 1: sled cannot recover the store in {} ({e})",
                     path.display()
                 ),
-            }),
+                })
+            }
             Err(e) => return Err(storage(format!("cannot open {}: {e}", path.display()))),
         }
     }

@@ -87,7 +87,7 @@ pub(crate) fn start(
 
 /// A chunk is written once it holds this many bytes (appends are never split, so one
 /// large append makes a larger chunk). Below sled's blob threshold (segment size / 4).
-const CHUNK_TARGET_BYTES: usize = 96 * 1024;
+pub(crate) const CHUNK_TARGET_BYTES: usize = 96 * 1024;
 
 struct Writer {
     shared: Arc<Shared>,

@@ -27,7 +27,7 @@ fn bar(total: u64, what: &str) -> ProgressBar {
 }
 
 /// The log directory inside a data directory (or the directory itself if it is one).
-fn log_dir(data_dir: &Path) -> PathBuf {
+pub(crate) fn log_dir(data_dir: &Path) -> PathBuf {
     let inner = data_dir.join("log");
     if inner.join("db").is_file() {
         inner
@@ -259,10 +259,34 @@ fn verify_offline(
         verifier = verifier.holding(HeldDigest::from_json(digest).map_err(anyhow::Error::msg)?);
     }
     let log = eventlog_sled::OfflineLog::open(&log_dir(dir))?;
+    // The witness of the durable head, when the copy has one, is a digest the log must
+    // reach: without it a cut-off tail looks like a shorter, intact log.
+    use eventlog_sled::witness::Read as Witness;
+    let (witnessed, note) = match log.witness()? {
+        Witness::Found(head) if head.durable > 0 => {
+            verifier = verifier.holding(HeldDigest::Plain(eventlog::audit::Digest {
+                position: head.durable,
+                head: head.durable_hash,
+            }));
+            (true, format!("; the copy's witness: acknowledged up to position {}, checked", head.durable))
+        }
+        Witness::Found(_) => (true, String::new()),
+        Witness::Missing => (
+            true,
+            "; this copy has no witness of its durable head: a cut-off tail cannot be ruled out without a held digest (--digest)".to_owned(),
+        ),
+        Witness::Damaged(why) => (
+            false,
+            format!("; the copy's witness is damaged ({why}): a cut-off tail cannot be ruled out without a held digest (--digest)"),
+        ),
+    };
     let bar = bar(log.last_position()?, "verifying");
     let report = log.verify(verifier, |position| bar.set_position(position))?;
     bar.finish_and_clear();
-    Ok((report.outcome == Outcome::Intact, report.to_string()))
+    Ok((
+        report.outcome == Outcome::Intact && witnessed,
+        format!("{report}{note}"),
+    ))
 }
 
 async fn verify_online(

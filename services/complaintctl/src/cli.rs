@@ -69,6 +69,9 @@ pub enum Cmd {
     /// For auditors: export, verify, digests, timelines, views of past moments.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// For operators: salvage what is readable of a damaged data directory.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// List complaints.
     List(ListArgs),
     #[command(flatten)]
@@ -460,5 +463,21 @@ pub enum StepCmd {
         step: Step,
         #[arg(long)]
         reason: String,
+    },
+}
+
+/// Operators' tools, offline on stopped data directories.
+#[derive(Subcommand)]
+pub enum AdminCmd {
+    /// Copy the readable prefix of a damaged log into a new data directory (for comparison
+    /// with a backup or a replica, or to serve what is left). The damaged directory is
+    /// never modified: it is copied first and the copy is read.
+    Salvage {
+        /// The damaged data directory (or its `log` directory).
+        #[arg(long)]
+        from: PathBuf,
+        /// A new data directory to write (must not hold a log yet).
+        #[arg(long)]
+        to: PathBuf,
     },
 }

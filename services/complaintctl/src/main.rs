@@ -30,6 +30,7 @@ macro_rules! out {
     }};
 }
 
+mod admin;
 mod audit;
 mod cli;
 mod commands;
@@ -69,5 +70,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Board => sla::board(&target).await,
         Cmd::Queue(cmd) => queue::run(&target, cmd).await,
         Cmd::Audit(cmd) => audit::run(&target, cmd).await,
+        Cmd::Admin(cmd) => admin::run(cmd),
     }
 }
