@@ -23,4 +23,4 @@ pub mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use publisher::{Mode, Publisher, PublisherConfig, Status};
+pub use publisher::{read_cursor, Mode, Publisher, PublisherConfig, Status};

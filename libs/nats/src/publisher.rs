@@ -152,7 +152,9 @@ pub fn headers(event: &RecordedEvent, stored: &StoredRecord) -> HeaderMap {
     h
 }
 
-fn read_cursor(path: &Path) -> std::io::Result<Position> {
+/// The position the publisher's cursor in `path` says was published (0 without one):
+/// evidence of how far the log reached, checked against it at start.
+pub fn read_cursor(path: &Path) -> std::io::Result<Position> {
     match std::fs::read_to_string(path) {
         Ok(text) => text.trim().parse().map_err(|_| {
             std::io::Error::new(

@@ -79,6 +79,14 @@ pub enum SnapshotError {
     },
     #[error("{0}")]
     Unusable(String),
+    /// A whole snapshot of this build taken at a position the log does not reach: the log
+    /// lost records it once held.
+    #[error("the projections' snapshot {path} was taken at position {position}, past the log's head {head}: the log lost records it held")]
+    PastHead {
+        path: PathBuf,
+        position: Position,
+        head: Position,
+    },
 }
 
 /// The build a snapshot must have been written by: this crate's name and version and a
@@ -209,6 +217,17 @@ impl SnapshotStore {
                 .ok_or_else(|| unusable(format!("section {name} past the end")))?;
             sections.push((name, bytes.to_vec()));
             at = end;
+        }
+        let head = log
+            .head()
+            .await
+            .map_err(|e| unusable(format!("cannot read the log's head: {e}")))?;
+        if header.position > head {
+            return Err(SnapshotError::PastHead {
+                path,
+                position: header.position,
+                head,
+            });
         }
         // Anchored in this log?
         let record = log

@@ -208,6 +208,18 @@ impl Stopped {
         self.config.data_dir.clone()
     }
 
+    /// Tries to start the server again on the same data and clock, unchanged: the error,
+    /// for tests of a start that must be refused.
+    pub async fn start_refused(&self) -> String {
+        match complaintd::server::start_with_clock(&self.config, self.clock.clone()).await {
+            Ok(running) => {
+                let _ = running.shutdown().await;
+                panic!("complaintd started, but it should have refused");
+            }
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
     /// Starts the server again on the same data and clock, with the configuration changed
     /// by `tweak`.
     pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestServer {

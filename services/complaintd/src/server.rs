@@ -181,6 +181,30 @@ async fn sign_periodically(
     }
 }
 
+/// Other evidence of how far the log reached, beside its own witness: a snapshot of the
+/// projections taken past the head, or a publisher cursor past it, means the log lost
+/// records it once held. Never serve or write on such a log: refuse to start.
+async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> anyhow::Result<()> {
+    let head = log.head().await.context("reading the log's head")?;
+    let store = SnapshotStore::new(config.data_dir.join("projections"));
+    if let Err(e @ complaints_projections::snapshot::SnapshotError::PastHead { .. }) =
+        store.load(log).await
+    {
+        anyhow::bail!("the event log is damaged: {e}; refusing to start (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)");
+    }
+    let cursor = config.data_dir.join("publisher.cursor");
+    let published = complaints_nats::read_cursor(&cursor)
+        .with_context(|| format!("reading the publisher's cursor {}", cursor.display()))?;
+    if published > head {
+        anyhow::bail!(
+            "the event log is damaged: the publisher's cursor {} says position {published} was published, past the log's head {head}; the first missing position is {}; refusing to start",
+            cursor.display(),
+            head + 1
+        );
+    }
+    Ok(())
+}
+
 /// Where `config` keeps the log and its keys.
 fn backend(config: &Config) -> Backend {
     match config.log_backend {
@@ -223,6 +247,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let projections = Arc::new(Projections::new(engine.clone()));
     let snapshots = (config.projection_snapshot_every > 0)
         .then(|| SnapshotStore::new(config.data_dir.join("projections")));
+    refuse_if_the_log_lost_records(config, &*log).await?;
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let projections_task = projections.spawn(
         log.clone(),
