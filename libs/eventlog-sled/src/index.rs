@@ -35,12 +35,21 @@ pub struct VerifyReport {
 impl Index {
     /// Reads and checks every record of `tree`, building the indexes; tells `note` each
     /// record's position and chain hash.
-    pub fn rebuild_noting(
+    pub fn rebuild_noting(tree: &sled::Db, note: impl FnMut(Position, ChainHash)) -> Result<Self> {
+        Self::rebuild_up_to(tree, Position::MAX, note)
+    }
+
+    /// [`Index::rebuild_noting`], of the records up to `last` only.
+    pub fn rebuild_up_to(
         tree: &sled::Db,
+        last: Position,
         mut note: impl FnMut(Position, ChainHash),
     ) -> Result<Self> {
         let mut index = Index::default();
         for entry in tree.scan_prefix([keys::CHUNK]) {
+            if index.tail.position >= last {
+                break;
+            }
             let (key, value) = entry.map_err(storage)?;
             let expected = index.tail.position + 1;
             let first = keys::chunk_first(&key).unwrap_or(0);
@@ -52,6 +61,9 @@ impl Index {
             }
             let mut records = keys::ChunkRecords::new(first, value)?;
             while let Some(stored) = records.next_stored() {
+                if index.tail.position >= last {
+                    break;
+                }
                 let stored = stored?;
                 index.check_and_add(&stored, &stored.decode()?)?;
                 note(index.tail.position, index.tail.hash);

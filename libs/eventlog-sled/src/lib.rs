@@ -65,6 +65,10 @@ pub struct SledConfig {
     pub limits: Limits,
     /// sled's page cache, in bytes.
     pub cache_capacity_bytes: u64,
+    /// Open to read and verify only (see [`SledEventLog::damage`]): a damaged log opens
+    /// too, serving the records before the damage; nothing is written (no witness, no
+    /// appends). The log must exist.
+    pub read_only: bool,
 }
 
 impl SledConfig {
@@ -74,6 +78,7 @@ impl SledConfig {
             path: path.into(),
             limits: Limits::default(),
             cache_capacity_bytes: 256 << 20,
+            read_only: false,
         }
     }
 }
@@ -135,6 +140,8 @@ impl Shared {
 struct Inner {
     shared: Arc<Shared>,
     limits: Limits,
+    /// Opened read-only: the damage found at open, if any (see [`SledEventLog::damage`]).
+    read_only: Option<Option<Error>>,
     submit: Mutex<Option<mpsc::Sender<pipeline::AppendRequest>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -182,6 +189,9 @@ impl SledEventLog {
 
     /// Opens (or creates) the log with an injected clock for `recorded_at`.
     pub fn open_with_clock(config: SledConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        if config.read_only {
+            return Self::open_read_only(&config, clock);
+        }
         let (tree, index, found) = open_checked(&config.path, config.cache_capacity_bytes)?;
         let tail = index.tail;
         let sync = pipeline::Syncer::new(&config.path)?;
@@ -217,10 +227,81 @@ impl SledEventLog {
             inner: Arc::new(Inner {
                 shared,
                 limits: config.limits,
+                read_only: None,
                 submit: Mutex::new(Some(submit)),
                 threads: Mutex::new(threads),
             }),
         })
+    }
+
+    /// Opens the log read-only: every record before the first damage is served, the
+    /// damage is kept for [`SledEventLog::damage`], and nothing is written by this log.
+    /// (sled itself may rewrite a torn tail of its own files while opening them: open a
+    /// copy when the directory must stay exactly as it is.)
+    fn open_read_only(config: &SledConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let path = &config.path;
+        if !path.join("db").is_file() {
+            return Err(Error::Storage(format!(
+                "{} holds no sled event log to open read-only",
+                path.display()
+            )));
+        }
+        let (tree, index, damage) = match open_checked(path, config.cache_capacity_bytes) {
+            Ok((tree, index, _)) => (tree, index, None),
+            Err(Error::Corruption { position, reason }) => {
+                // The records before the damage, checked as an open checks them.
+                let tree = unpanicked(path, || open_tree(path, config.cache_capacity_bytes))?;
+                let readable = position.saturating_sub(1);
+                let index = unpanicked(path, || {
+                    index::Index::rebuild_up_to(&tree, readable, |_, _| {})
+                })
+                // A record before the reported one may be the damaged one (an altered
+                // record is found by the next one's link): stop there instead.
+                .or_else(|e| match e {
+                    Error::Corruption { position: at, .. } => unpanicked(path, || {
+                        index::Index::rebuild_up_to(&tree, at.saturating_sub(1), |_, _| {})
+                    }),
+                    other => Err(other),
+                })?;
+                (tree, index, Some(Error::Corruption { position, reason }))
+            }
+            Err(other) => return Err(other),
+        };
+        let head = index.tail.position;
+        match &damage {
+            Some(e) => {
+                tracing::error!(path = %path.display(), head, damage = %e, "opened a damaged event log read-only: serving positions 1 to {head}")
+            }
+            None => tracing::info!(path = %path.display(), head, "opened the event log read-only"),
+        }
+        let (head_tx, _) = watch::channel(head);
+        let shared = Arc::new(Shared {
+            tree,
+            path: path.clone(),
+            clock,
+            durable: AtomicU64::new(head),
+            index: RwLock::new(index),
+            head_tx,
+            stats: pipeline::Stats::default(),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                limits: config.limits,
+                read_only: Some(damage),
+                submit: Mutex::new(None),
+                threads: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Opened read-only: the damage found at open (`Corruption` with the position where it
+    /// starts), or `None` when the log is whole. `None` too for a log open for writing
+    /// (which never opens damaged).
+    pub fn damage(&self) -> Option<&Error> {
+        self.inner.read_only.as_ref().and_then(Option::as_ref)
     }
 
     /// Checks every record of the log in `path` without opening it for writing.
@@ -283,6 +364,12 @@ impl EventLog for SledEventLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult> {
         self.check_open()?;
+        if let Some(damage) = &self.inner.read_only {
+            return Err(Error::ReadOnly(match damage {
+                Some(e) => format!("the log is damaged ({e}); nothing can be appended"),
+                None => "nothing can be appended".into(),
+            }));
+        }
         self.inner.limits.validate(stream.as_str().len(), &events)?;
         let submit = self
             .inner

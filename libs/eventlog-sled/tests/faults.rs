@@ -228,3 +228,73 @@ async fn every_damage_to_every_file_is_refused_with_a_position_or_changes_nothin
     );
     log.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_damaged_log_opens_read_only_serving_what_is_before_the_damage_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = SledEventLog::open(SledConfig::new(&path)).unwrap();
+    for i in 0..850 {
+        let stream = StreamId::new(format!("s-{}", i % 37)).unwrap();
+        common::append_event(&log, &stream, i, 200).await;
+    }
+    let expected = records(&log).await;
+    log.close().await.unwrap();
+    drop(log);
+    let db = path.join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let refused = SledEventLog::open(SledConfig::new(&path)).err().unwrap();
+    let Error::Corruption { position, .. } = refused else {
+        panic!("{refused}");
+    };
+    let witness = std::fs::read(path.join("witness")).unwrap();
+
+    let mut config = SledConfig::new(&path);
+    config.read_only = true;
+    let log = SledEventLog::open(config).unwrap();
+    let head = log.head().await.unwrap();
+    assert_eq!(head, position - 1, "serves up to the damage");
+    assert!(head > 0 && head < 850);
+    match log.damage() {
+        Some(Error::Corruption {
+            position: p,
+            reason,
+        }) => {
+            assert_eq!(*p, position);
+            assert!(reason.starts_with("missing"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let got = records(&log).await;
+    assert_eq!(got.len() as u64, head);
+    assert!(got.iter().zip(&expected).all(|(a, b)| a.bytes == b.bytes));
+    let stream = StreamId::new("s-1").unwrap();
+    let refused = log
+        .append(
+            &stream,
+            eventlog::ExpectedVersion::Any,
+            vec![eventlog::NewEvent::new(
+                "test.happened",
+                "user:t",
+                bytes::Bytes::from("x"),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused}");
+    log.close().await.unwrap();
+    drop(log);
+    assert_eq!(
+        std::fs::read(path.join("witness")).unwrap(),
+        witness,
+        "the witness was rewritten"
+    );
+    // Still refused for writing afterwards: read-only changed nothing.
+    assert!(SledEventLog::open(SledConfig::new(&path)).is_err());
+}

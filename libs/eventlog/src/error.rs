@@ -7,7 +7,7 @@ use crate::types::{ExpectedVersion, Position, StreamId, Version};
 /// Callers' mistakes (`WrongExpectedVersion`, `IdempotencyConflict`, `InvalidArgument`,
 /// `EventTooLarge`) are kept apart from the log's own failures (`Corruption`, `Storage`,
 /// `Closed`), which callers cannot fix by changing the request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The stream was not at the version the caller expected.
     #[error("stream {stream} is at version {actual}, expected {expected}")]
@@ -39,6 +39,9 @@ pub enum Error {
     /// The log was closed.
     #[error("the event log is closed")]
     Closed,
+    /// The log is open read-only (to read and verify a damaged one): nothing is written.
+    #[error("the event log is open read-only: {0}")]
+    ReadOnly(String),
 }
 
 impl Error {

@@ -22,6 +22,8 @@ pub enum Backend {
     Sled {
         data_dir: PathBuf,
         keys_dir: Option<PathBuf>,
+        /// Open the log read-only (see `eventlog_sled::SledConfig::read_only`).
+        read_only: bool,
     },
     /// NATS JetStream at `url` (comma-separated servers): the log in `stream`, the keys in
     /// the key-value bucket `<stream>_KEYS` (replicas sharing a log share their keys).
@@ -45,28 +47,35 @@ pub struct OpenError {
 pub struct Storage {
     pub log: Arc<dyn EventLog>,
     pub keys: Arc<dyn KeyStore>,
+    /// A log opened read-only: the damage found at open, where it starts.
+    pub damage: Option<eventlog::Error>,
 }
 
 /// Opens the log of `backend` (taking `recorded_at` from `clock`) and its key store.
 pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, OpenError> {
     match backend {
-        Backend::Sled { data_dir, keys_dir } => {
+        Backend::Sled {
+            data_dir,
+            keys_dir,
+            read_only,
+        } => {
             let log_path = data_dir.join("log");
-            let log =
-                SledEventLog::open_with_clock(SledConfig::new(&log_path), clock).map_err(|e| {
-                    OpenError {
-                        what: format!("cannot open the event log in {}", log_path.display()),
-                        reason: e.to_string(),
-                    }
-                })?;
+            let mut config = SledConfig::new(&log_path);
+            config.read_only = *read_only;
+            let log = SledEventLog::open_with_clock(config, clock).map_err(|e| OpenError {
+                what: format!("cannot open the event log in {}", log_path.display()),
+                reason: e.to_string(),
+            })?;
             let keys_dir = keys_dir.clone().unwrap_or_else(|| data_dir.join("keys"));
             let keys = SledKeyStore::open(&keys_dir).map_err(|e| OpenError {
                 what: format!("cannot open the key store in {}", keys_dir.display()),
                 reason: e.to_string(),
             })?;
+            let damage = log.damage().cloned();
             Ok(Storage {
                 log: Arc::new(log),
                 keys: Arc::new(keys),
+                damage,
             })
         }
         Backend::JetStream {
@@ -97,6 +106,7 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             Ok(Storage {
                 log: Arc::new(log),
                 keys: Arc::new(keys),
+                damage: None,
             })
         }
     }

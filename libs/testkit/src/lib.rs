@@ -208,9 +208,10 @@ impl Stopped {
         self.config.data_dir.clone()
     }
 
-    /// Tries to start the server again on the same data and clock, unchanged: the error,
-    /// for tests of a start that must be refused.
-    pub async fn start_refused(&self) -> String {
+    /// Tries to start the server again on the same data and clock, with the configuration
+    /// changed by `tweak`: the error, for tests of a start that must be refused.
+    pub async fn start_refused(&mut self, tweak: impl FnOnce(&mut Config)) -> String {
+        tweak(&mut self.config);
         match complaintd::server::start_with_clock(&self.config, self.clock.clone()).await {
             Ok(running) => {
                 let _ = running.shutdown().await;

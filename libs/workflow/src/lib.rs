@@ -164,6 +164,8 @@ pub struct Workflow {
     regimes: Arc<std::sync::RwLock<Arc<Regimes>>>,
     /// Seals personal data per person when set (the service always sets it).
     keys: Option<Arc<dyn KeyStore>>,
+    /// Why commands are refused, when the service is read-only.
+    read_only: Option<Arc<str>>,
 }
 
 impl Workflow {
@@ -175,6 +177,24 @@ impl Workflow {
             rules,
             regimes: Arc::default(),
             keys: None,
+            read_only: None,
+        }
+    }
+
+    /// Refuse every command and erasure, saying `why` (a read-only service): nothing is
+    /// decided, sealed or appended, so no key is made either.
+    #[must_use]
+    pub fn read_only(mut self, why: impl Into<String>) -> Self {
+        self.read_only = Some(why.into().into());
+        self
+    }
+
+    fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => Err(WorkflowError::Log(eventlog::Error::ReadOnly(
+                why.to_string(),
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -279,6 +299,7 @@ impl Workflow {
         request_id: Uuid,
         principal: &Principal,
     ) -> Result<bool> {
+        self.writable()?;
         let keys = self
             .keys
             .as_ref()
@@ -323,6 +344,7 @@ impl Workflow {
     /// Runs a command: decides on the current state and appends the events, durably.
     #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name()))]
     pub async fn execute(&self, request: CommandRequest) -> Result<Outcome> {
+        self.writable()?;
         let id = request.complaint;
         let request_key = request.request_id.to_string();
         for _ in 0..MAX_ATTEMPTS {

@@ -33,6 +33,8 @@ pub struct Audit {
     /// The board, whose rules are today's (for "today's rules applied to the past").
     board: Arc<SlaBoard>,
     signer: Option<Arc<Signer>>,
+    /// A log served read-only: the damage found when it was opened.
+    damage: Option<Arc<eventlog::Error>>,
 }
 
 fn log_error(e: eventlog::Error) -> Status {
@@ -57,7 +59,15 @@ impl Audit {
             workflow,
             board,
             signer,
+            damage: None,
         }
+    }
+
+    /// Serving a log opened read-only with `damage`: verification reports it.
+    #[must_use]
+    pub fn with_damage(mut self, damage: Option<eventlog::Error>) -> Self {
+        self.damage = damage.map(Arc::new);
+        self
     }
 
     fn log(&self) -> &Arc<dyn EventLog> {
@@ -196,9 +206,12 @@ impl Audit {
             return Err(errors::invalid(v.0));
         }
         let log = self.log().clone();
+        let damage = self.damage.clone();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
-            let result = walk(&*log, verifier, &tx).await;
+            let result = walk(&*log, verifier, &tx)
+                .await
+                .map(|report| with_damage(report, damage.as_deref()));
             let message = result.map(|report| audit::VerifyProgress {
                 position: report.digest.position,
                 head: report.digest.position,
@@ -438,6 +451,30 @@ async fn walk(
         }
     }
     Ok(verifier.finish())
+}
+
+/// A walk of a log served read-only, which ends where the damage found at open starts:
+/// not intact, whatever the walk saw of the records before it.
+fn with_damage(
+    mut report: eventlog::audit::Report,
+    damage: Option<&eventlog::Error>,
+) -> eventlog::audit::Report {
+    use eventlog::audit::{Break, BreakKind};
+    if let (Outcome::Intact, Some(eventlog::Error::Corruption { position, reason })) =
+        (&report.outcome, damage)
+    {
+        let kind = if reason.starts_with("missing") {
+            BreakKind::Missing
+        } else {
+            BreakKind::Altered
+        };
+        report.outcome = Outcome::Broken(Break {
+            position: *position,
+            kind,
+            detail: format!("found when the log was opened: {reason}"),
+        });
+    }
+    report
 }
 
 fn report_out(report: &eventlog::audit::Report) -> audit::VerifyReport {

@@ -14,12 +14,17 @@ struct Args {
     /// A TOML configuration file (or COMPLAINTD_CONFIG).
     #[arg(long, env = "COMPLAINTD_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve read-only: open the log even when damaged, serve what is readable up to the
+    /// damage, refuse every command and write nothing (for auditors).
+    #[arg(long)]
+    read_only: bool,
 }
 
 /// Runs the server as the `complaintd` binary does.
 pub async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = Config::load(args.config.as_deref(), |key| std::env::var(key).ok())?;
+    let mut config = Config::load(args.config.as_deref(), |key| std::env::var(key).ok())?;
+    config.read_only |= args.read_only;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match config.log_format {

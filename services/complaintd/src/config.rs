@@ -106,6 +106,12 @@ pub struct Config {
     /// default `<data_dir>/keys`. Keep it apart from the log's backups: erasing a person
     /// means their key is gone everywhere.
     pub keys_dir: Option<PathBuf>,
+    /// Serve read-only (`complaintd --read-only`, `COMPLAINTD_READ_ONLY=true`): for
+    /// auditors on a damaged or copied data directory. The log opens even when damaged,
+    /// serving what is readable up to the damage (reported in the log and by
+    /// `AuditService.Verify`); every command is refused and nothing is written (no SLA
+    /// crossings, rules, digests, snapshots or publishing). sled backend only.
+    pub read_only: bool,
     /// Ed25519 private key (PKCS#8 PEM) that signs the log's digests
     /// (`COMPLAINTD_AUDIT_SIGNING_KEY`); digests are unsigned without one.
     pub audit_signing_key: Option<PathBuf>,
@@ -148,6 +154,7 @@ impl Default for Config {
             nats_stream: "COMPLAINTS_EVENTS".into(),
             nats_subject_prefix: "complaints.events".into(),
             keys_dir: None,
+            read_only: false,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
@@ -241,6 +248,15 @@ impl Config {
         if let Some(dir) = env("COMPLAINTD_KEYS_DIR") {
             config.keys_dir = Some(PathBuf::from(dir));
         }
+        if let Some(flag) = env("COMPLAINTD_READ_ONLY") {
+            match flag.as_str() {
+                "true" | "1" => config.read_only = true,
+                "false" | "0" | "" => config.read_only = false,
+                _ => problems.push(format!(
+                    "COMPLAINTD_READ_ONLY={flag:?} is not true or false"
+                )),
+            }
+        }
         if let Some(key) = env("COMPLAINTD_AUDIT_SIGNING_KEY") {
             config.audit_signing_key = Some(PathBuf::from(key));
         }
@@ -287,6 +303,12 @@ impl Config {
                     problems.push(format!("{name} {} is not a directory", dir.display()));
                 }
             }
+        }
+        if config.read_only && config.log_backend == LogBackend::Jetstream {
+            problems.push(
+                "read_only is for the sled backend (a JetStream log is read through a replica)"
+                    .to_owned(),
+            );
         }
         if config.log_backend == LogBackend::Jetstream && config.jetstream_url.is_none() {
             problems.push("log_backend = \"jetstream\" needs jetstream_url".to_owned());

@@ -82,6 +82,9 @@ fn log_status(error: eventlog::Error) -> Status {
             Status::unavailable("storage is failing")
         }
         eventlog::Error::Closed => Status::unavailable("the server is shutting down"),
+        eventlog::Error::ReadOnly(reason) => {
+            Status::failed_precondition(format!("the server is read-only: {reason}"))
+        }
     }
 }
 

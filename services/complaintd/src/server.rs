@@ -211,6 +211,7 @@ fn backend(config: &Config) -> Backend {
         LogBackend::Sled => Backend::Sled {
             data_dir: config.data_dir.clone(),
             keys_dir: config.keys_dir.clone(),
+            read_only: config.read_only,
         },
         LogBackend::Jetstream => Backend::JetStream {
             url: config.jetstream_url.clone().unwrap_or_default(),
@@ -230,14 +231,22 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
-    let (log, keys) = (storage.log, storage.keys);
+    let (log, keys, damage) = (storage.log, storage.keys, storage.damage);
+    let read_only = config.read_only;
+    if read_only {
+        tracing::warn!("read-only: every command is refused and nothing is written");
+    }
     let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
-    if let Some(position) = rules::record_if_changed(&*log, &sources, SERVICE_ACTOR)
-        .await
-        .context("recording the SLA rules in the log")?
-    {
+    let recorded = if read_only {
+        None
+    } else {
+        rules::record_if_changed(&*log, &sources, SERVICE_ACTOR)
+            .await
+            .context("recording the SLA rules in the log")?
+    };
+    if let Some(position) = recorded {
         tracing::info!(
             position,
             "SLA rules changed since the last start: recorded; open complaints are recomputed"
@@ -245,9 +254,15 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     }
     let engine = Arc::new(engine);
     let projections = Arc::new(Projections::new(engine.clone()));
-    let snapshots = (config.projection_snapshot_every > 0)
+    // Read-only: rebuilt from the log, never saved (nothing is written).
+    let snapshots = (config.projection_snapshot_every > 0 && !read_only)
         .then(|| SnapshotStore::new(config.data_dir.join("projections")));
-    refuse_if_the_log_lost_records(config, &*log).await?;
+    match refuse_if_the_log_lost_records(config, &*log).await {
+        Err(e) if read_only => {
+            tracing::error!(error = %format!("{e:#}"), "serving read-only all the same")
+        }
+        other => other?,
+    }
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let projections_task = projections.spawn(
         log.clone(),
@@ -258,15 +273,24 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let running_projections = projections.clone();
     let board = projections.get::<SlaBoard>()?;
     let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
-    let watcher_task = tokio::spawn(complaints_workflow::transitions::run(
-        board.clone(),
-        log.clone(),
-        clock.clone(),
-        watcher_stopped,
-    ));
-    let workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
+    // The watcher records SLA crossings: not on a read-only log.
+    let watcher_task = (!read_only).then(|| {
+        tokio::spawn(complaints_workflow::transitions::run(
+            board.clone(),
+            log.clone(),
+            clock.clone(),
+            watcher_stopped,
+        ))
+    });
+    let mut workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_keys(keys)
         .with_regimes(complaints_workflow::sla::regimes(&engine));
+    if read_only {
+        workflow = workflow.read_only(match &damage {
+            Some(e) => format!("the log is damaged ({e}); it is served for reading and audit only"),
+            None => "it serves reading and audit only".to_owned(),
+        });
+    }
     let signer = match &config.audit_signing_key {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -281,7 +305,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         }
     };
     let (stop_signing, signing_stopped) = tokio::sync::watch::channel(false);
-    let signing_task = signer.clone().map(|signer| {
+    let signing_task = signer.clone().filter(|_| !read_only).map(|signer| {
         tokio::spawn(sign_periodically(
             signer,
             log.clone(),
@@ -291,9 +315,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ))
     });
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
-    let audit = Audit::new(workflow.clone(), board.clone(), signer);
+    let audit = Audit::new(workflow.clone(), board.clone(), signer).with_damage(damage);
     let mut api = Api::new(workflow, &projections)?;
     let publisher = match &config.nats_url {
+        Some(url) if read_only => {
+            tracing::warn!(%url, "read-only: not publishing to NATS");
+            None
+        }
         Some(url) => {
             let mut nats = complaints_nats::PublisherConfig::new(
                 url.clone(),
@@ -369,7 +397,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .set_not_serving::<ComplaintServiceServer<Api>>()
             .await;
         let _ = stop_watcher.send(true);
-        let _ = watcher_task.await;
+        if let Some(task) = watcher_task {
+            let _ = task.await;
+        }
         // The periodic signer records a last digest covering everything before it stops.
         let _ = stop_signing.send(true);
         if let Some(task) = signing_task {
