@@ -270,7 +270,7 @@ impl SledEventLog {
         let head = index.tail.position;
         match &damage {
             Some(e) => {
-                tracing::error!(path = %path.display(), head, damage = %e, "opened a damaged event log read-only: serving positions 1 to {head}")
+                tracing::error!(path = %path.display(), head, damage = %e, "opened a damaged event log read-only: serving positions 1 to {head}");
             }
             None => tracing::info!(path = %path.display(), head, "opened the event log read-only"),
         }
