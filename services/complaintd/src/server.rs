@@ -259,7 +259,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .then(|| SnapshotStore::new(config.data_dir.join("projections")));
     match refuse_if_the_log_lost_records(config, &*log).await {
         Err(e) if read_only => {
-            tracing::error!(error = %format!("{e:#}"), "serving read-only all the same")
+            tracing::error!(error = %format!("{e:#}"), "serving read-only all the same");
         }
         other => other?,
     }
