@@ -37,7 +37,7 @@ async fn register_some(server: &TestServer, n: usize) {
 async fn a_snapshot_or_a_publisher_cursor_past_the_head_refuses_the_start() {
     let server = TestServer::start(|_| {}).await;
     register_some(&server, 2).await;
-    let mut stopped = server.shutdown().await;
+    let stopped = server.shutdown().await;
     // An older copy of the log alone (with its own, consistent witness).
     let log = stopped.data_dir().join("log");
     let older = stopped.dir().join("older-log");
