@@ -181,6 +181,18 @@ async fn sign_periodically(
     }
 }
 
+/// The descriptors reflection serves: the API, health, and `google.rpc` (`Status`,
+/// `BadRequest` and the other error details), so that a client with no compiled protos
+/// can decode the details of an error. Both `grpc.reflection.v1` and `v1alpha` are served
+/// from it: many tools (Python's grpcio-reflection, Postman, older grpcurl) speak only
+/// `v1alpha`.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
 /// Where `config` keeps the log and its keys.
 fn backend(config: &Config) -> Backend {
     match config.log_backend {
@@ -294,11 +306,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
     health.set_serving::<AuditServiceServer<Audit>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = reflection_builder()
         .build_v1()
         .context("reflection service")?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .context("reflection service (v1alpha)")?;
 
     let tls = tls(config)?;
     let limits = config.clone();
@@ -322,6 +335,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             .layer(AuthLayer::new(auth))
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(
                 ComplaintServiceServer::new(api)
                     .max_decoding_message_size(limits.max_message_bytes)

@@ -1,0 +1,131 @@
+//! Regression tests for what a generic client (descriptors by reflection only, no compiled
+//! protos: Python's grpcio, Postman, grpcurl) found wrong: each test names its defect.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{req_as, rid, ts, TestServer, NOW};
+use complaints_proto::complaints::v1 as api;
+use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use futures::StreamExt;
+use prost_reflect::prost::Message;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+async fn server() -> TestServer {
+    TestServer::start(|_| {}).await
+}
+
+fn register_request() -> api::RegisterComplaintRequest {
+    common::register("UK-FCA-DISP", "GB-ENG", NOW - 3600)
+}
+
+/// The fields of the BadRequest of `status`, in order.
+fn fields(status: &Status) -> Vec<String> {
+    let details = status.get_error_details();
+    let bad = details.bad_request().expect("BadRequest details");
+    bad.field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
+fn intake(c: &ComplaintServiceClient<Channel>) -> ComplaintServiceClient<Channel> {
+    c.clone()
+}
+
+fn as_intake<T>(message: T) -> tonic::Request<T> {
+    req_as(message, "user:hana", "intake,handler,supervisor")
+}
+
+/// Every file a generic client needs for `symbol`, fetched over `grpc.reflection.v1alpha`
+/// as grpcio-reflection does: the file holding it, then its imports by name.
+async fn files_by_v1alpha(channel: Channel, symbol: &str) -> BTreeMap<String, Vec<u8>> {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let mut client = ServerReflectionClient::new(channel);
+    let mut files = BTreeMap::new();
+    let mut wanted = vec![MessageRequest::FileContainingSymbol(symbol.to_owned())];
+    while let Some(request) = wanted.pop() {
+        let mut responses = client
+            .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(request.clone()),
+            }]))
+            .await
+            .unwrap()
+            .into_inner();
+        let response = responses.next().await.unwrap().unwrap();
+        let Some(MessageResponse::FileDescriptorResponse(found)) = response.message_response else {
+            panic!("{request:?} not answered: {:?}", response.message_response)
+        };
+        for bytes in found.file_descriptor_proto {
+            let file = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+            for dependency in &file.dependency {
+                if !files.contains_key(dependency) {
+                    wanted.push(MessageRequest::FileByFilename(dependency.clone()));
+                }
+            }
+            files.insert(file.name().to_owned(), bytes);
+        }
+    }
+    files
+}
+
+/// Defect 1: only grpc.reflection.v1 was served (v1alpha answered UNIMPLEMENTED), and
+/// google.rpc.Status / BadRequest were not reachable, so a generic client could not decode
+/// the details of an error.
+#[tokio::test]
+async fn reflection_v1alpha_is_served_and_reaches_the_error_details() {
+    let server = server().await;
+    let mut pool = prost_reflect::DescriptorPool::new();
+    for symbol in [
+        "complaints.v1.ComplaintService",
+        "google.rpc.Status",
+        "google.rpc.BadRequest",
+    ] {
+        let files = files_by_v1alpha(server.channel(), symbol).await;
+        let set = prost_types::FileDescriptorSet {
+            file: files
+                .values()
+                .map(|b| prost_types::FileDescriptorProto::decode(b.as_slice()).unwrap())
+                .collect(),
+        };
+        pool.add_file_descriptor_set(set).unwrap();
+    }
+    let bad_request = pool.get_message_by_name("google.rpc.BadRequest").unwrap();
+    assert!(bad_request.get_field_by_name("field_violations").is_some());
+    assert!(pool.get_message_by_name("google.rpc.Status").is_some());
+
+    // With those descriptors alone, the details of a real error decode.
+    let mut r = register_request();
+    r.request_id = "not-a-uuid".into();
+    let e = intake(&server.complaints())
+        .register_complaint(as_intake(r))
+        .await
+        .unwrap_err();
+    let status = prost_reflect::DynamicMessage::decode(
+        pool.get_message_by_name("google.rpc.Status").unwrap(),
+        e.details(),
+    )
+    .unwrap();
+    let details = status.get_field_by_name("details").unwrap();
+    let any = details.as_list().unwrap()[0].as_message().unwrap().clone();
+    let type_url = any.get_field_by_name("type_url").unwrap();
+    assert_eq!(
+        type_url.as_str().unwrap(),
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    let value = any.get_field_by_name("value").unwrap();
+    let decoded =
+        prost_reflect::DynamicMessage::decode(bad_request, value.as_bytes().unwrap().clone())
+            .unwrap();
+    let violations = decoded.get_field_by_name("field_violations").unwrap();
+    assert_eq!(violations.as_list().unwrap().len(), 1);
+}
