@@ -130,3 +130,22 @@ pub fn queue(error: complaints_workflow::queue::QueueError) -> Status {
         QueueError::Log(e) => status(e.into()),
     }
 }
+
+/// The code gRPC specifies for a status tonic itself produced while reading a request,
+/// where tonic's own choice misleads: an undecodable body is the caller's mistake
+/// (INVALID_ARGUMENT, not INTERNAL), and a message over the size limit is
+/// RESOURCE_EXHAUSTED (not OUT_OF_RANGE). `None`: the status stands as it is.
+pub fn transport(status: &Status) -> Option<Status> {
+    let message = status.message();
+    match status.code() {
+        Code::Internal if message.starts_with("failed to decode Protobuf message") => {
+            Some(Status::invalid_argument(format!(
+                "the request body is not a valid message of this method ({message})"
+            )))
+        }
+        Code::OutOfRange if message.starts_with("Error, decoded message length too large") => Some(
+            Status::resource_exhausted(format!("the request message is too large ({message})")),
+        ),
+        _ => None,
+    }
+}

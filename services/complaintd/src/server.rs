@@ -331,6 +331,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             builder = builder.tls_config(tls).context("TLS configuration")?;
         }
         let served = builder
+            // tonic's own statuses (undecodable, over-size requests) with gRPC's codes.
+            .layer(crate::transport::CodecStatusLayer)
             // Every call is authenticated and authorised here, before any service.
             .layer(AuthLayer::new(auth))
             .add_service(health_service)

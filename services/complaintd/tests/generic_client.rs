@@ -129,3 +129,122 @@ async fn reflection_v1alpha_is_served_and_reaches_the_error_details() {
     let violations = decoded.get_field_by_name("field_violations").unwrap();
     assert_eq!(violations.as_list().unwrap().len(), 1);
 }
+
+/// Bytes in, bytes out: a client that sends whatever it is given.
+#[derive(Clone, Copy)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        use bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Calls `path` with `body` as its request message, from `principal` with `roles`.
+async fn call_raw(
+    channel: &Channel,
+    path: &str,
+    body: Vec<u8>,
+    principal: &str,
+    roles: &str,
+) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    grpc.unary(req_as(body, principal, roles), path.parse().unwrap(), Raw)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Defect 7: an undecodable body was INTERNAL, an over-size message OUT_OF_RANGE, an
+/// unknown method PERMISSION_DENIED "not available to any role", and an over-long
+/// x-principal "missing".
+#[tokio::test]
+async fn misleading_status_codes_are_the_ones_grpc_specifies() {
+    let server = TestServer::start(|config| config.max_message_bytes = 4096).await;
+    let channel = server.channel();
+    let register = "/complaints.v1.ComplaintService/RegisterComplaint";
+
+    // Field 1 (request_id, a string) with a length running past the end.
+    let e = call_raw(
+        &channel,
+        register,
+        vec![0x0a, 0x7f, b'x'],
+        "user:hana",
+        "intake",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    let mut huge = register_request();
+    huge.facts = "x".repeat(8192);
+    let e = call_raw(
+        &channel,
+        register,
+        huge.encode_to_vec(),
+        "user:hana",
+        "intake",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+
+    for path in [
+        "/complaints.v1.ComplaintService/NoSuchMethod",
+        "/complaints.audit.v1.AuditService/NoSuchMethod",
+        "/no.such.Service/Method",
+    ] {
+        for (principal, roles) in [("user:hana", "intake,auditor"), ("", "")] {
+            let e = call_raw(&channel, path, Vec::new(), principal, roles)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::Unimplemented, "{path} as {roles:?}: {e:?}");
+            assert!(!e.message().contains("role"), "{}", e.message());
+        }
+    }
+
+    let long = "p".repeat(300);
+    let e = call_raw(&channel, register, Vec::new(), &long, "intake")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("too long"), "{}", e.message());
+
+    // The server goes on.
+    intake(&server.complaints())
+        .register_complaint(as_intake(register_request()))
+        .await
+        .unwrap();
+}
