@@ -8,19 +8,39 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::convert::api_field;
 
-/// INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field.
+/// Most field violations one error lists: the details travel in a trailer, and clients
+/// refuse trailers over 16 KiB (a request with 20,000 bad items must not produce 1.75 MB).
+pub const MAX_VIOLATIONS: usize = 20;
+/// Longest description of one violation, in characters.
+const MAX_DESCRIPTION: usize = 300;
+
+/// INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field: the first
+/// [`MAX_VIOLATIONS`], then one more (with an empty field) saying how many were left out.
+/// Every list a request carries is validated through here, so the cap holds everywhere.
 pub fn invalid(violations: Vec<FieldViolation>) -> Status {
+    let total = violations.len();
     let mut details = ErrorDetails::new();
-    let mut fields = Vec::with_capacity(violations.len());
-    for v in &violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    let mut fields = Vec::with_capacity(total.min(MAX_VIOLATIONS));
+    for v in violations.iter().take(MAX_VIOLATIONS) {
+        let description = if v.description.chars().count() > MAX_DESCRIPTION {
+            let cut: String = v.description.chars().take(MAX_DESCRIPTION).collect();
+            format!("{cut}...")
+        } else {
+            v.description.clone()
+        };
+        details.add_bad_request_violation(v.field.clone(), description);
         fields.push(v.field.as_str());
     }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid fields: {}", fields.join(", ")),
-        details,
-    )
+    let mut message = format!("invalid fields: {}", fields.join(", "));
+    if total > MAX_VIOLATIONS {
+        let more = total - MAX_VIOLATIONS;
+        details.add_bad_request_violation(
+            "",
+            format!("and {more} more invalid fields, not listed: correct these and retry"),
+        );
+        message.push_str(&format!(" and {more} more"));
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// The status for a failed command or read.

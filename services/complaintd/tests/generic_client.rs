@@ -248,3 +248,40 @@ async fn misleading_status_codes_are_the_ones_grpc_specifies() {
         .await
         .unwrap();
 }
+
+/// Defect 6: Verify with 20,000 bad held digests answered one violation per item (1.75 MB
+/// of trailers; clients refuse trailers over 16 KiB).
+#[tokio::test]
+async fn field_violations_are_capped() {
+    use complaints_proto::complaints::audit::v1 as audit;
+    let server = server().await;
+    let e = server
+        .audit()
+        .verify(req_as(
+            audit::VerifyRequest {
+                held_digests: vec!["not a digest".into(); 20_000],
+                ..Default::default()
+            },
+            "user:audra",
+            "auditor",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let details = e.get_error_details();
+    let violations = &details.bad_request().unwrap().field_violations;
+    assert_eq!(
+        violations.len(),
+        21,
+        "the first 20 and one saying how many more"
+    );
+    assert_eq!(violations[0].field, "held_digests[0]");
+    assert_eq!(violations[19].field, "held_digests[19]");
+    assert!(
+        violations[20].description.contains("19980 more"),
+        "{}",
+        violations[20].description
+    );
+    assert!(e.details().len() < 4096, "{} bytes", e.details().len());
+    assert!(e.message().len() < 1024, "{} bytes", e.message().len());
+}
