@@ -19,6 +19,9 @@ pub const MAX_REDRESS: usize = 20;
 pub const MAX_EVIDENCE: usize = 50;
 /// Longest extension one request may ask for, in days.
 pub const MAX_EXTENSION_DAYS: u32 = 60;
+/// Latest a regulator's deadline may be after the receipt, in days (about five years:
+/// later is a data-entry error).
+pub const MAX_REGULATOR_DEADLINE_DAYS: i64 = 5 * 366;
 
 /// Decides what `command` does to the complaint in `state` (`None`: not registered).
 pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Result<Vec<Event>> {
@@ -411,6 +414,17 @@ fn earliest() -> Timestamp {
     Timestamp::from_second(946_684_800).unwrap_or(Timestamp::UNIX_EPOCH) // 2000-01-01T00:00:00Z
 }
 
+/// Every bad field of `command` in `ctx` (the checks [`decide`] makes first), without
+/// looking at any state: for a transport that found bad fields of its own and reports
+/// them all in one reply.
+pub fn field_violations(command: &Command, ctx: &Context) -> Vec<FieldViolation> {
+    match validate(command, ctx) {
+        Ok(()) => Vec::new(),
+        Err(DomainError::Invalid(violations)) => violations,
+        Err(DomainError::WrongState(_) | DomainError::NotPermitted(_)) => Vec::new(),
+    }
+}
+
 fn validate(command: &Command, ctx: &Context) -> Result<()> {
     let mut check = Check {
         ctx,
@@ -556,6 +570,15 @@ fn validate_register(check: &mut Check<'_>, r: &Register) {
             check.short("regulator.reference", &t.reference);
             if t.deadline <= r.received_at {
                 check.bad("regulator.deadline", "must be after received_at");
+            } else if r
+                .received_at
+                .checked_add(jiff::SignedDuration::from_hours(MAX_REGULATOR_DEADLINE_DAYS * 24))
+                .is_ok_and(|latest| t.deadline > latest)
+            {
+                check.bad(
+                    "regulator.deadline",
+                    format!("must be at most {MAX_REGULATOR_DEADLINE_DAYS} days after received_at"),
+                );
             }
         }
         (None, true) => check.bad("regulator", "a complaint transferred by a regulator needs the regulator, its reference and its deadline"),

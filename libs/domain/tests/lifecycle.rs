@@ -236,6 +236,22 @@ fn registering_reports_every_bad_field_at_once() {
         .invalid(&["received_at"]);
 }
 
+/// Defect 4 (timestamps out of range): a regulator deadline decades after the receipt
+/// is a data-entry error, not a deadline.
+#[test]
+fn a_regulator_deadline_absurdly_far_after_the_receipt_is_refused() {
+    let mut r = registration();
+    r.channel = Channel::RegulatorTransfer;
+    r.regulator = Some(RegulatorTransfer {
+        regulator: "NFRA Beijing".into(),
+        reference: "NFRA-2026-0001".into(),
+        deadline: t("2126-02-20T00:00:00Z"),
+    });
+    given(vec![])
+        .when(Command::Register(Box::new(r)))
+        .invalid(&["regulator.deadline"]);
+}
+
 #[test]
 fn a_regulator_transfer_carries_the_regulator_reference_and_deadline() {
     let mut r = registration();

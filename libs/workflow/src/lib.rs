@@ -320,6 +320,33 @@ impl Workflow {
         Ok(loaded.into_iter().map(|l| (l.version, l.event)).collect())
     }
 
+    /// The context `principal`'s command is decided in now.
+    fn context(&self, principal: &Principal) -> Context {
+        Context {
+            now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            actor: principal.id.clone(),
+            roles: principal.roles.clone(),
+            rules: self.rules,
+            regimes: self
+                .regimes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// The bad fields of `command` as [`Workflow::execute`] would find them, without
+    /// reading or recording anything: for a transport that found bad fields of its own,
+    /// so that one reply lists them all.
+    pub fn field_violations(
+        &self,
+        command: &Command,
+        principal: &Principal,
+    ) -> Vec<complaints_domain::FieldViolation> {
+        complaints_domain::field_violations(command, &self.context(principal))
+    }
+
     /// Runs a command: decides on the current state and appends the events, durably.
     #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name()))]
     pub async fn execute(&self, request: CommandRequest) -> Result<Outcome> {
@@ -355,18 +382,7 @@ impl Workflow {
                 (Some(_), Command::Register(_)) => return Err(WorkflowError::AlreadyExists(id)),
                 _ => {}
             }
-            let ctx = Context {
-                now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-                actor: request.principal.id.clone(),
-                roles: request.principal.roles.clone(),
-                rules: self.rules,
-                regimes: self
-                    .regimes
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone(),
-            };
+            let ctx = self.context(&request.principal);
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
             let complainant = state
                 .as_ref()

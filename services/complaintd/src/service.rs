@@ -95,20 +95,25 @@ impl Api {
             .await
     }
 
-    /// Runs a converted command, unless the conversion found bad fields.
+    /// Runs a converted command, unless the conversion found bad fields: then the domain
+    /// checks the command too (bad fields replaced by stand-ins), so that one
+    /// INVALID_ARGUMENT lists every bad field, the request's own and the command's.
     async fn run(
         &self,
         violations: Violations,
         complaint: Option<ComplaintId>,
         request_id: Option<uuid::Uuid>,
-        command: Option<complaints_domain::Command>,
+        command: complaints_domain::Command,
         expected_version: Option<u64>,
         principal: complaints_workflow::Principal,
     ) -> Result<Response<api::Complaint>, Status> {
-        let (Some(complaint), Some(request_id), Some(command), true) =
-            (complaint, request_id, command, violations.is_empty())
+        let (Some(complaint), Some(request_id), true) =
+            (complaint, request_id, violations.is_empty())
         else {
-            return Err(errors::invalid(violations.0));
+            let domain = self.workflow.field_violations(&command, &principal);
+            return Err(errors::invalid(convert::merge_violations(
+                violations, domain,
+            )));
         };
         let sees = crate::authz::sees_personal_data(&principal);
         let request = CommandRequest {
