@@ -76,7 +76,8 @@ pub enum Command {
     Decline {
         reason: String,
     },
-    /// A duplicate of an open complaint (the caller checks that `into` is open).
+    /// A duplicate of another complaint, which the caller reads and checks with
+    /// [`check_merge_target`](crate::check_merge_target).
     Merge {
         into: ComplaintId,
         reason: String,

@@ -46,6 +46,32 @@ pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Res
     }])
 }
 
+/// Whether a duplicate may be merged into `target` (the caller reads it; [`decide`]
+/// refuses a merge into itself). The target must still be live: not merged itself (the
+/// duplicate goes to the complaint it was merged into, so merges never chain or loop),
+/// nor withdrawn, declined or closed (reopen it first, or handle the duplicate on its
+/// own). An answered complaint, or one under review, may take a duplicate.
+pub fn check_merge_target(target: &Complaint) -> Result<()> {
+    let name = target.id().name();
+    match target.status {
+        Status::Received
+        | Status::Acknowledged
+        | Status::InProgress
+        | Status::Answered
+        | Status::UnderReview => Ok(()),
+        Status::Merged => refuse(match target.merged_into {
+            Some(into) => format!(
+                "cannot merge into {name}: it is itself merged into {}; merge into that one",
+                into.name()
+            ),
+            None => format!("cannot merge into {name}: it is itself merged"),
+        }),
+        status @ (Status::Withdrawn | Status::Declined | Status::Closed) => refuse(format!(
+            "cannot merge into {name}: it is {status}; reopen it first, or handle this complaint on its own"
+        )),
+    }
+}
+
 fn refuse<T>(reason: impl Into<String>) -> Result<T> {
     Err(DomainError::WrongState(reason.into()))
 }

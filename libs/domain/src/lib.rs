@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use command::{Command, Context, Regimes, Register, Rules};
 pub use decide::{
-    decide, field_violations, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS,
+    check_merge_target, decide, field_violations, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS,
     MAX_REGULATOR_DEADLINE_DAYS, MAX_SHORT,
 };
 pub use error::{DomainError, FieldViolation, Result};

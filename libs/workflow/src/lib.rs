@@ -79,6 +79,9 @@ pub enum WorkflowError {
     /// No complaint has this id.
     #[error("{0} not found")]
     NotFound(ComplaintId),
+    /// A merge named a complaint to merge into that does not exist.
+    #[error("{0}, the complaint to merge into, not found")]
+    MergeTargetNotFound(ComplaintId),
     /// A registration named a complaint that exists already.
     #[error("{0} already exists")]
     AlreadyExists(ComplaintId),
@@ -384,6 +387,13 @@ impl Workflow {
             }
             let ctx = self.context(&request.principal);
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
+            if let Command::Merge { into, .. } = &request.command {
+                // Checked when the merge is decided: the target may change afterwards
+                // (a later merge of it is refused by the same rule the other way round).
+                let target = fold(&self.load(*into).await?)
+                    .ok_or(WorkflowError::MergeTargetNotFound(*into))?;
+                complaints_domain::check_merge_target(&target)?;
+            }
             let complainant = state
                 .as_ref()
                 .map(|c| c.registration.complainant.person_id.clone())

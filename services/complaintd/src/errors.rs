@@ -58,6 +58,16 @@ pub fn status(error: WorkflowError) -> Status {
         WorkflowError::Domain(DomainError::WrongState(reason)) => Status::failed_precondition(reason),
         WorkflowError::Domain(DomainError::NotPermitted(reason)) => Status::permission_denied(reason),
         WorkflowError::NotFound(id) => Status::not_found(format!("{id} not found")),
+        WorkflowError::MergeTargetNotFound(id) => Status::with_error_details(
+            Code::NotFound,
+            format!("{id}, the complaint to merge into, not found"),
+            ErrorDetails::with_resource_info(
+                "complaints.v1.Complaint",
+                id.name(),
+                "",
+                "the complaint to merge into (the request's `into`)",
+            ),
+        ),
         WorkflowError::AlreadyExists(id) => Status::already_exists(format!("{id} already exists")),
         WorkflowError::Conflict { complaint, expected, actual } => Status::aborted(format!(
             "{complaint} is at version {actual}, not the expected {expected}: read it again and retry"

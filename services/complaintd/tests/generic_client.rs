@@ -416,3 +416,148 @@ async fn every_bad_field_is_reported_in_one_reply() {
         ]
     );
 }
+
+async fn new_complaint(c: &ComplaintServiceClient<Channel>) -> String {
+    intake(c)
+        .register_complaint(as_intake(register_request()))
+        .await
+        .unwrap()
+        .into_inner()
+        .name
+}
+
+async fn merge(
+    c: &ComplaintServiceClient<Channel>,
+    name: &str,
+    into: &str,
+) -> Result<api::Complaint, Status> {
+    intake(c)
+        .merge_complaint(as_intake(api::MergeComplaintRequest {
+            name: name.into(),
+            request_id: rid(),
+            expected_version: None,
+            into: into.into(),
+            reason: "same facts".into(),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Defect 2: merging into a complaint that does not exist was accepted (the complaint
+/// became MERGED into an id that answers NOT_FOUND). A merge now needs a live target: not
+/// missing, not itself merged, withdrawn, declined or closed, and not the complaint itself.
+#[tokio::test]
+async fn a_complaint_is_merged_only_into_a_live_one() {
+    let server = server().await;
+    let c = server.complaints();
+    let source = new_complaint(&c).await;
+
+    let missing = format!("complaints/{}", uuid::Uuid::new_v4());
+    let e = merge(&c, &source, &missing).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains(&missing), "{}", e.message());
+    assert_eq!(
+        e.get_error_details().resource_info().unwrap().resource_name,
+        missing
+    );
+    let e = merge(&c, &source, &source).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("itself"), "{}", e.message());
+
+    // Merged: the duplicate goes to the complaint it was merged into.
+    let (merged, survivor) = (new_complaint(&c).await, new_complaint(&c).await);
+    merge(&c, &merged, &survivor).await.unwrap();
+    let e = merge(&c, &source, &merged).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message()
+            .contains(&format!("itself merged into {survivor}")),
+        "{}",
+        e.message()
+    );
+    // No loop back either: the survivor cannot go into what was merged into it.
+    let e = merge(&c, &survivor, &merged).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // Withdrawn, declined, closed.
+    let withdrawn = new_complaint(&c).await;
+    intake(&c)
+        .withdraw_complaint(as_intake(api::WithdrawComplaintRequest {
+            name: withdrawn.clone(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "resolved".into(),
+        }))
+        .await
+        .unwrap();
+    let declined = new_complaint(&c).await;
+    intake(&c)
+        .decline_complaint(as_intake(api::DeclineComplaintRequest {
+            name: declined.clone(),
+            request_id: rid(),
+            expected_version: None,
+            reason: "a question".into(),
+        }))
+        .await
+        .unwrap();
+    let closed = new_complaint(&c).await;
+    intake(&c)
+        .assign_complaint(as_intake(api::AssignComplaintRequest {
+            name: closed.clone(),
+            request_id: rid(),
+            expected_version: None,
+            unit: "cards".into(),
+            handler: "emp-3".into(),
+        }))
+        .await
+        .unwrap();
+    intake(&c)
+        .answer_complaint(as_intake(api::AnswerComplaintRequest {
+            name: closed.clone(),
+            request_id: rid(),
+            expected_version: None,
+            decision: api::Decision::Rejected as i32,
+            redress: vec![],
+            delivery: api::DeliveryMethod::DeliveryEmail as i32,
+            summary: "no fault found".into(),
+        }))
+        .await
+        .unwrap();
+    let answered = closed.clone();
+    intake(&c)
+        .close_complaint(as_intake(api::CloseComplaintRequest {
+            name: closed.clone(),
+            request_id: rid(),
+            expected_version: None,
+        }))
+        .await
+        .unwrap();
+    for (target, state) in [
+        (&withdrawn, "withdrawn"),
+        (&declined, "declined"),
+        (&answered, "closed"),
+    ] {
+        let e = merge(&c, &source, target).await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{state}");
+        assert!(
+            e.message().contains(target) && e.message().contains(state),
+            "{}",
+            e.message()
+        );
+    }
+
+    // Nothing of that was recorded; a live target takes the duplicate.
+    let now = intake(&c)
+        .get_complaint(as_intake(api::GetComplaintRequest {
+            name: source.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((now.status(), now.version), (api::Status::Received, 1));
+    let done = merge(&c, &source, &survivor).await.unwrap();
+    assert_eq!(
+        (done.status(), done.merged_into),
+        (api::Status::Merged, survivor)
+    );
+}
