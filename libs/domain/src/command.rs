@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::event::Change;
 use crate::model::*;
 
 /// Everything a decision needs besides the state and the command: time, the acting
@@ -155,6 +156,113 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether `change` is what this command records: a retry of the request that
+    /// recorded it, rather than another request sent under the same request id. Compares
+    /// what the caller sent; what the decision added (its time, the days of the approved
+    /// extension, the reason of the pause a resume ends) is not the caller's.
+    pub fn is_recorded_as(&self, change: &Change) -> bool {
+        match self {
+            Command::Register(a) => matches!(change, Change::Registered(b) if a == b),
+            Command::Acknowledge => matches!(change, Change::Acknowledged),
+            Command::Decline { reason } => {
+                matches!(change, Change::Declined { reason: b } if reason == b)
+            }
+            Command::Merge { into, reason } => matches!(
+                change,
+                Change::Merged { into: i, reason: r } if into == i && reason == r
+            ),
+            Command::Assign { unit, handler } => matches!(
+                change,
+                Change::Assigned { unit: u, handler: h } if unit == u && handler == h
+            ),
+            Command::ClassifyComplex { reason } => {
+                matches!(change, Change::ClassifiedComplex { reason: b } if reason == b)
+            }
+            Command::RecordFindings {
+                findings,
+                root_cause,
+                evidence,
+            } => matches!(
+                change,
+                Change::FindingsRecorded { findings: f, root_cause: c, evidence: e }
+                    if findings == f && root_cause == c && evidence == e
+            ),
+            Command::ProposeRedress { redress, rationale } => matches!(
+                change,
+                Change::RedressProposed { redress: d, rationale: r } if redress == d && rationale == r
+            ),
+            Command::Answer {
+                decision,
+                redress,
+                delivery,
+                summary,
+            } => matches!(
+                change,
+                Change::Answered { decision: d, redress: r, delivery: m, summary: s }
+                    if decision == d && redress == r && delivery == m && summary == s
+            ),
+            Command::SendHoldingResponse { reason, delivery } => matches!(
+                change,
+                Change::HoldingResponseSent { reason: r, delivery: d } if reason == r && delivery == d
+            ),
+            Command::RequestExtension { days, reason } => matches!(
+                change,
+                Change::ExtensionRequested { days: d, reason: r } if days == d && reason == r
+            ),
+            Command::ApproveExtension {
+                complainant_notified_at,
+            } => matches!(
+                change,
+                Change::ExtensionApproved { complainant_notified_at: at, .. }
+                    if *complainant_notified_at == Some(*at)
+            ),
+            Command::PauseClock {
+                reason,
+                complainant_notified_at,
+            } => matches!(
+                change,
+                Change::ClockPaused { reason: r, complainant_notified_at: at }
+                    if reason == r && complainant_notified_at == at
+            ),
+            Command::ResumeClock => matches!(change, Change::ClockResumed { .. }),
+            Command::AddNewFacts { facts } => {
+                matches!(change, Change::NewFactsAdded { facts: f } if facts == f)
+            }
+            Command::Withdraw { reason } => {
+                matches!(change, Change::Withdrawn { reason: r } if reason == r)
+            }
+            Command::RequestReview { reason } => {
+                matches!(change, Change::ReviewRequested { reason: r } if reason == r)
+            }
+            Command::AnswerReview { outcome, summary } => matches!(
+                change,
+                Change::ReviewAnswered { outcome: o, summary: s } if outcome == o && summary == s
+            ),
+            Command::ReferToRegulator {
+                body,
+                reason,
+                reference,
+            } => matches!(
+                change,
+                Change::ReferredToRegulator { body: b, reason: r, reference: f }
+                    if body == b && reason == r && reference == f
+            ),
+            Command::RecordRegulatorOutcome {
+                body,
+                outcome,
+                reference,
+            } => matches!(
+                change,
+                Change::RegulatorOutcomeRecorded { body: b, outcome: o, reference: f }
+                    if body == b && outcome == o && reference == f
+            ),
+            Command::Close => matches!(change, Change::Closed),
+            Command::Reopen { reason } => {
+                matches!(change, Change::Reopened { reason: r } if reason == r)
+            }
+        }
+    }
+
     /// A stable name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

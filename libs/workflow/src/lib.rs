@@ -50,7 +50,9 @@ pub struct Principal {
 pub struct CommandRequest {
     pub complaint: ComplaintId,
     pub command: Command,
-    /// Retrying with the same request id returns the first result and appends nothing.
+    /// Retrying with the same request id returns the first result and appends nothing;
+    /// another command under a request id used before is refused
+    /// ([`WorkflowError::RequestIdReused`]).
     pub request_id: Uuid,
     /// If set, the complaint must be at exactly this version.
     pub expected_version: Option<Version>,
@@ -82,6 +84,13 @@ pub enum WorkflowError {
     /// A merge named a complaint to merge into that does not exist.
     #[error("{0}, the complaint to merge into, not found")]
     MergeTargetNotFound(ComplaintId),
+    /// The request id was used before, on this complaint, for a different request: a
+    /// retry must repeat its request exactly (like a payment API's idempotency key).
+    #[error("request_id {request_id} was used for a different request on {complaint}")]
+    RequestIdReused {
+        request_id: Uuid,
+        complaint: ComplaintId,
+    },
     /// A registration named a complaint that exists already.
     #[error("{0} already exists")]
     AlreadyExists(ComplaintId),
@@ -358,8 +367,23 @@ impl Workflow {
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.load(id).await?;
             let version = loaded.last().map_or(0, |l| l.version);
-            // A retry: answer with the state as the first attempt left it.
+            // A retry: answer with the state as the first attempt left it, if it is the
+            // same request. Compared on what was recorded (no fingerprint is stored: a
+            // hash of personal fields would outlive their erasure); personal fields that
+            // can no longer be read cannot be compared, and such a retry is accepted.
             if let Some(done) = loaded.iter().rposition(|l| l.request_id == request_key) {
+                let recorded = loaded.iter().filter(|l| l.request_id == request_key);
+                let mut same = true;
+                for l in recorded {
+                    same &= l.personal != PersonalState::Present
+                        || request.command.is_recorded_as(&l.event.change);
+                }
+                if !same {
+                    return Err(WorkflowError::RequestIdReused {
+                        request_id: request.request_id,
+                        complaint: id,
+                    });
+                }
                 let read = read_of(id, &loaded[..=done])?;
                 return Ok(Outcome {
                     complaint: read.complaint,

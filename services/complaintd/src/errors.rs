@@ -18,6 +18,11 @@ const MAX_DESCRIPTION: usize = 300;
 /// [`MAX_VIOLATIONS`], then one more (with an empty field) saying how many were left out.
 /// Every list a request carries is validated through here, so the cap holds everywhere.
 pub fn invalid(violations: Vec<FieldViolation>) -> Status {
+    bad_request(violations, None)
+}
+
+/// [`invalid`] with `message` instead of the list of fields.
+fn bad_request(violations: Vec<FieldViolation>, message: Option<String>) -> Status {
     let total = violations.len();
     let mut details = ErrorDetails::new();
     let mut fields = Vec::with_capacity(total.min(MAX_VIOLATIONS));
@@ -31,15 +36,16 @@ pub fn invalid(violations: Vec<FieldViolation>) -> Status {
         details.add_bad_request_violation(v.field.clone(), description);
         fields.push(v.field.as_str());
     }
-    let mut message = format!("invalid fields: {}", fields.join(", "));
+    let mut listed = format!("invalid fields: {}", fields.join(", "));
     if total > MAX_VIOLATIONS {
         let more = total - MAX_VIOLATIONS;
         details.add_bad_request_violation(
             "",
             format!("and {more} more invalid fields, not listed: correct these and retry"),
         );
-        message.push_str(&format!(" and {more} more"));
+        listed.push_str(&format!(" and {more} more"));
     }
+    let message = message.unwrap_or(listed);
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
@@ -67,6 +73,21 @@ pub fn status(error: WorkflowError) -> Status {
                 "",
                 "the complaint to merge into (the request's `into`)",
             ),
+        ),
+        // A client's mistake in the request (like HTTP 422 for a reused idempotency key):
+        // INVALID_ARGUMENT on the field, not FAILED_PRECONDITION, since no state of the
+        // complaint would make it right.
+        WorkflowError::RequestIdReused {
+            request_id,
+            complaint,
+        } => bad_request(
+            vec![FieldViolation {
+                field: "request_id".into(),
+                description: "was used for a different request: a retry must repeat the request exactly; use a new request_id for a new request".into(),
+            }],
+            Some(format!(
+                "request_id {request_id} was used for a different request on {complaint}"
+            )),
         ),
         WorkflowError::AlreadyExists(id) => Status::already_exists(format!("{id} already exists")),
         WorkflowError::Conflict { complaint, expected, actual } => Status::aborted(format!(

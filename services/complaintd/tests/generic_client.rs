@@ -561,3 +561,78 @@ async fn a_complaint_is_merged_only_into_a_live_one() {
         (api::Status::Merged, survivor)
     );
 }
+
+/// Defect 3: a reused request_id with a different request body silently returned the
+/// first result. A retry must be the same request; another one under the same id is
+/// INVALID_ARGUMENT on `request_id` (a payment API's reused idempotency key).
+#[tokio::test]
+async fn a_request_id_reused_for_a_different_request_is_refused() {
+    let server = server().await;
+    let c = server.complaints();
+    let register = register_request();
+    let first = intake(&c)
+        .register_complaint(as_intake(register.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut other = register.clone();
+    other.facts = "charged three times".into();
+    let e = intake(&c)
+        .register_complaint(as_intake(other))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(fields(&e), ["request_id"]);
+    assert!(
+        e.message().contains("used for a different request"),
+        "{}",
+        e.message()
+    );
+    // The same request is still a retry.
+    let again = intake(&c)
+        .register_complaint(as_intake(register))
+        .await
+        .unwrap();
+    assert_eq!(again.metadata().get("x-replayed").unwrap(), "true");
+    assert_eq!(again.into_inner(), first);
+
+    // A step: the same id for another command, or the same command with other fields.
+    let request_id = rid();
+    let assign = |handler: &str| api::AssignComplaintRequest {
+        name: first.name.clone(),
+        request_id: request_id.clone(),
+        expected_version: None,
+        unit: "cards".into(),
+        handler: handler.into(),
+    };
+    intake(&c)
+        .assign_complaint(as_intake(assign("emp-3")))
+        .await
+        .unwrap();
+    let e = intake(&c)
+        .assign_complaint(as_intake(assign("emp-4")))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["request_id"]);
+    let e = intake(&c)
+        .add_new_facts(as_intake(api::AddNewFactsRequest {
+            name: first.name.clone(),
+            request_id: request_id.clone(),
+            expected_version: None,
+            facts: "more".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["request_id"]);
+    let retried = intake(&c)
+        .assign_complaint(as_intake(assign("emp-3")))
+        .await
+        .unwrap();
+    assert_eq!(retried.metadata().get("x-replayed").unwrap(), "true");
+    let now = intake(&c)
+        .get_complaint(as_intake(api::GetComplaintRequest { name: first.name }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.version, 2, "nothing recorded by the refused requests");
+}
