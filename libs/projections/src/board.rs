@@ -151,7 +151,9 @@ pub struct Figures {
     pub breached_by_regime: BTreeMap<String, u64>,
     pub breached_by_unit: BTreeMap<String, u64>,
     pub breached_by_category: BTreeMap<String, u64>,
-    /// Running clocks falling due within `now`'s UTC day (not those already overdue).
+    /// Running clocks falling due within `now`'s day in the business time zone (UTC for
+    /// [`SlaBoard::figures`]), not those already overdue; a deadline at the end of that day
+    /// (the next local midnight) counts.
     pub due_today: u64,
     /// Stopped clocks that were late, over all stopped clocks.
     pub breach_rate: f64,
@@ -905,18 +907,20 @@ impl SlaBoard {
         ClockPage { items, next }
     }
 
-    /// The board's figures as they stand at `now`.
+    /// The board's figures as they stand at `now`, "today" being `now`'s UTC day.
     pub fn figures(&self, now: Timestamp) -> Figures {
+        self.figures_in(now, &jiff::tz::TimeZone::UTC)
+    }
+
+    /// The board's figures as they stand at `now`, "today" being `now`'s day in `zone`
+    /// (the business's time zone).
+    pub fn figures_in(&self, now: Timestamp, zone: &jiff::tz::TimeZone) -> Figures {
         let engine = self.engine();
         let inner = self.kept.read();
         let names = &inner.data.names;
         let mut f = Figures::default();
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let instant = |d: jiff::civil::Date| {
-            d.to_zoned(jiff::tz::TimeZone::UTC)
-                .ok()
-                .map(|z| z.timestamp())
-        };
+        let today = now.to_zoned(zone.clone()).date();
+        let instant = |d: jiff::civil::Date| d.to_zoned(zone.clone()).ok().map(|z| z.timestamp());
         let start_of_today = micros(instant(today).unwrap_or(now));
         let end_of_today = micros(today.tomorrow().ok().and_then(instant).unwrap_or(now));
         let (mut stopped, mut late) = (0u64, 0u64);

@@ -455,8 +455,14 @@ impl Engine {
             }
             let due_at = match &rule.due {
                 DueAt::EndOfDay => {
-                    why.note(|| format!("due by the end of {date} ({})", policy.time_zone));
-                    add_days(date, 1.day())?.to_zoned(zone.clone())
+                    let midnight = add_days(date, 1.day())?;
+                    why.note(|| {
+                        format!(
+                            "due by the end of {date} ({}): due_time is the midnight that ends it, {midnight}T00:00 local",
+                            policy.time_zone
+                        )
+                    });
+                    midnight.to_zoned(zone.clone())
                 }
                 DueAt::CloseOfBusiness(time) => {
                     let t: jiff::civil::Time =

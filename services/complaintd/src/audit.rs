@@ -33,6 +33,8 @@ pub struct Audit {
     /// The board, whose rules are today's (for "today's rules applied to the past").
     board: Arc<SlaBoard>,
     signer: Option<Arc<Signer>>,
+    /// The business's time zone: the day of a past board's `due_today`.
+    zone: jiff::tz::TimeZone,
 }
 
 fn log_error(e: eventlog::Error) -> Status {
@@ -57,7 +59,14 @@ impl Audit {
             workflow,
             board,
             signer,
+            zone: jiff::tz::TimeZone::UTC,
         }
+    }
+
+    /// Counts a past board's `due_today` in `zone` (UTC by default).
+    pub fn with_business_time_zone(mut self, zone: jiff::tz::TimeZone) -> Self {
+        self.zone = zone;
+        self
     }
 
     fn log(&self) -> &Arc<dyn EventLog> {
@@ -259,7 +268,7 @@ impl Audit {
         let board = as_of::board_as_of(&**self.log(), micros(at), &rules)
             .await
             .map_err(as_of_error)?;
-        Ok(Response::new(board_out(&board, at)))
+        Ok(Response::new(board_out(&board, at, &self.zone)))
     }
 
     pub async fn list_regulator_queue_as_of(

@@ -83,6 +83,18 @@ pub fn complaint_name(v: &mut Violations, field: &str, name: &str) -> Option<Com
     }
 }
 
+/// A complaint id chosen by the caller: a UUID, bare or as the name `complaints/{uuid}`.
+pub fn complaint_id(v: &mut Violations, field: &str, id: &str) -> Option<ComplaintId> {
+    let parsed = ComplaintId::parse_name(id);
+    if parsed.is_none() {
+        v.add(
+            field,
+            "must be a UUID (not nil), bare or as the name complaints/{uuid}",
+        );
+    }
+    parsed
+}
+
 pub fn request_id(v: &mut Violations, id: &str) -> Option<Uuid> {
     match Uuid::parse_str(id) {
         Ok(u) if !u.is_nil() => Some(u),

@@ -215,6 +215,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Starts the server with an injected clock (for tests).
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    // Checked by Config::load too; a Config built in code is checked before anything opens.
+    let zone = jiff::tz::TimeZone::get(&config.business_time_zone)
+        .with_context(|| format!("business_time_zone {:?}", config.business_time_zone))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
@@ -278,8 +281,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ))
     });
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
-    let audit = Audit::new(workflow.clone(), board.clone(), signer);
-    let mut api = Api::new(workflow, &projections)?;
+    let audit =
+        Audit::new(workflow.clone(), board.clone(), signer).with_business_time_zone(zone.clone());
+    let mut api = Api::new(workflow, &projections)?.with_business_time_zone(zone);
     let publisher = match &config.nats_url {
         Some(url) => {
             let mut nats = complaints_nats::PublisherConfig::new(

@@ -636,3 +636,142 @@ async fn a_request_id_reused_for_a_different_request_is_refused() {
         .into_inner();
     assert_eq!(now.version, 2, "nothing recorded by the refused requests");
 }
+
+/// Defect 8: `complaint_id` is documented as an optional UUID, but only
+/// `complaints/{uuid}` was accepted. Both are.
+#[tokio::test]
+async fn a_chosen_complaint_id_may_be_a_bare_uuid_or_a_name() {
+    let server = server().await;
+    let c = server.complaints();
+    let bare = uuid::Uuid::new_v4();
+    let named = uuid::Uuid::new_v4();
+    for (given, id) in [
+        (bare.to_string(), bare),
+        (format!("complaints/{named}"), named),
+    ] {
+        let mut r = register_request();
+        r.complaint_id = given;
+        let created = intake(&c)
+            .register_complaint(as_intake(r))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(created.name, format!("complaints/{id}"));
+    }
+    for bad in ["complaints/nope", "00000000-0000-0000-0000-000000000000"] {
+        let mut r = register_request();
+        r.complaint_id = bad.into();
+        let e = intake(&c)
+            .register_complaint(as_intake(r))
+            .await
+            .unwrap_err();
+        assert_eq!(fields(&e), ["complaint_id"], "{bad}");
+    }
+}
+
+/// Defect 8: the board's `due_today` counted "today" in UTC; it is the day in the
+/// configured business time zone.
+#[tokio::test]
+async fn due_today_is_today_in_the_business_time_zone() {
+    use jiff::tz::TimeZone;
+    let clock = common::manual_clock(NOW);
+    let server = TestServer::start_with_clock(clock.clone(), |config| {
+        config.business_time_zone = "Asia/Shanghai".into();
+    })
+    .await;
+    let c = server.complaints();
+    let created = intake(&c)
+        .register_complaint(as_intake(register_request()))
+        .await
+        .unwrap()
+        .into_inner();
+    let sla = |c: &ComplaintServiceClient<Channel>| {
+        let name = created.name.clone();
+        let mut c = c.clone();
+        async move {
+            c.get_complaint_sla(as_intake(api::GetComplaintSlaRequest { name }))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    // Nine hours before an end-of-day deadline (a midnight in London, 23:00 or 00:00 UTC):
+    // the deadline's day in UTC, but in Shanghai (UTC+8) already the evening of a day
+    // that ends before the deadline.
+    let view = sla(&c).await;
+    let day_based = view
+        .clocks
+        .iter()
+        .find(|k| {
+            k.explanation
+                .iter()
+                .any(|l| l.starts_with("due by the end of"))
+        })
+        .expect("a clock due at the end of a day");
+    // The explanation says what due_time is for an end-of-day deadline.
+    assert!(
+        day_based
+            .explanation
+            .iter()
+            .any(|line| line.contains("due_time is the midnight that ends it")),
+        "{:?}",
+        day_based.explanation
+    );
+    let due = day_based.due_time.unwrap();
+    // And it is the next local midnight after due_date, in the policy's zone.
+    let date: jiff::civil::Date = day_based.due_date.parse().unwrap();
+    let midnight = date
+        .tomorrow()
+        .unwrap()
+        .to_zoned(TimeZone::get(&view.time_zone).unwrap())
+        .unwrap();
+    assert_eq!(due.seconds, midnight.timestamp().as_second());
+    let now = due.seconds - 9 * 3600;
+    clock.set(eventlog::Timestamp::from_micros(now * 1_000_000));
+
+    let at = jiff::Timestamp::from_second(now).unwrap();
+    let count_in = |zone: TimeZone, clocks: &[api::Clock]| {
+        let today = at.to_zoned(zone.clone()).date();
+        let start = today
+            .to_zoned(zone.clone())
+            .unwrap()
+            .timestamp()
+            .as_second();
+        let end = today
+            .tomorrow()
+            .unwrap()
+            .to_zoned(zone)
+            .unwrap()
+            .timestamp()
+            .as_second();
+        clocks
+            .iter()
+            .filter(|k| {
+                k.stop_time.is_none()
+                    && !matches!(
+                        k.state(),
+                        api::ClockState::ClockWindowOpen | api::ClockState::ClockWindowClosed
+                    )
+                    && k.due_time
+                        .is_some_and(|t| t.seconds > start && t.seconds <= end)
+            })
+            .count() as u64
+    };
+    let clocks = sla(&c).await.clocks;
+    let in_shanghai = count_in(TimeZone::get("Asia/Shanghai").unwrap(), &clocks);
+    let in_utc = count_in(TimeZone::UTC, &clocks);
+    assert_ne!(in_shanghai, in_utc, "the moment tells the zones apart");
+    let board = intake(&c)
+        .get_board(as_intake(api::GetBoardRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(board.due_today, in_shanghai);
+
+    // A zone that does not exist stops the start.
+    let mut config = server.config().clone();
+    config.business_time_zone = "Mars/Olympus_Mons".into();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let e = complaintd::server::start(&config).await.err().unwrap();
+    assert!(format!("{e:#}").contains("business_time_zone"), "{e:#}");
+}
