@@ -38,8 +38,10 @@ pub fn api_field(domain: &str) -> String {
 }
 
 /// The conversion's violations followed by the domain's (by API name), leaving out the
-/// domain's on a field the conversion already reported (or replaced by a stand-in, see
-/// [`DEPENDENT_FIELDS`]).
+/// domain's on a field the conversion already reported, or inside one, or a time whose
+/// `seconds` or `nanos` it reported: there the domain saw a stand-in (and see
+/// [`DEPENDENT_FIELDS`]). A domain violation of a list as a whole (`redress`: too many
+/// items) stays beside the conversion's of its items.
 pub fn merge_violations(
     conversion: Violations,
     domain: Vec<FieldViolation>,
@@ -50,7 +52,7 @@ pub fn merge_violations(
         reported.iter().any(|r| {
             field == r
                 || r.strip_prefix(field)
-                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+                    .is_some_and(|rest| rest == ".seconds" || rest == ".nanos")
                 || field
                     .strip_prefix(r.as_str())
                     .is_some_and(|rest| rest.starts_with(['.', '[']))
@@ -787,5 +789,52 @@ pub fn queue_item_name(v: &mut Violations, name: &str) -> Option<uuid::Uuid> {
             v.add("name", "must be a queue item name: regulatorQueue/{uuid}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation(field: &str) -> FieldViolation {
+        FieldViolation {
+            field: field.into(),
+            description: "bad".into(),
+        }
+    }
+
+    fn merged(conversion: &[&str], domain: &[&str]) -> Vec<String> {
+        let mut v = Violations::default();
+        for f in conversion {
+            v.add(*f, "bad");
+        }
+        merge_violations(v, domain.iter().map(|f| violation(f)).collect())
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_domain_adds_what_the_conversion_did_not_see() {
+        // A stand-in time: the domain's word on it is dropped, and on what depends on it.
+        assert_eq!(
+            merged(
+                &["receive_time.nanos"],
+                &["received_at", "regulator.deadline", "unit"]
+            ),
+            ["receive_time.nanos", "unit"]
+        );
+        // A list as a whole stays beside its items; a stand-in item's own does not.
+        assert_eq!(
+            merged(
+                &["redress[3].amount"],
+                &["redress", "redress[3].amount", "regulator"]
+            ),
+            ["redress[3].amount", "redress", "regulator"]
+        );
+        assert_eq!(
+            merged(&["regulator.deadline"], &["regulator"]),
+            ["regulator.deadline", "regulator"]
+        );
     }
 }
