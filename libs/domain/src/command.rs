@@ -17,14 +17,21 @@ pub struct Context {
     pub actor: String,
     pub roles: BTreeSet<Role>,
     pub rules: Rules,
-    /// The regimes a complaint may be registered under, and their regions.
+    /// The regimes a complaint may be registered under, their regions and variants.
     pub regimes: Arc<Regimes>,
 }
 
 /// The regimes the SLA engine knows: regime id -> the regions it has calendars for
-/// (`None`: any region). Empty: any regime is accepted (no engine configured).
+/// (`None`: any region), and the variants each defines. Empty: any regime is accepted
+/// (no engine configured).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Regimes(pub BTreeMap<String, Option<BTreeSet<String>>>);
+pub struct Regimes(pub BTreeMap<String, Option<BTreeSet<String>>>, pub Variants);
+
+/// The variants each regime defines (deadlines that differ by kind of complaint, e.g.
+/// AU-ASIC-RG271's `superannuation`): what a registration's `variant` may name. A
+/// regime missing here defines none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Variants(pub BTreeMap<String, BTreeSet<String>>);
 
 /// Tunable business rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +73,9 @@ pub struct Register {
     pub region: String,
     /// Set exactly when the channel is `RegulatorTransfer`.
     pub regulator: Option<RegulatorTransfer>,
+    /// The regime's variant whose deadlines apply, named explicitly; `None`: the category
+    /// selects a variant of that name, if the regime has one.
+    pub variant: Option<String>,
 }
 
 /// A step in a complaint's life.

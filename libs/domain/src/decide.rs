@@ -435,6 +435,41 @@ impl Check<'_> {
     }
 }
 
+/// A variant must be a name like `default_notice`, and one the regime defines (when the
+/// regimes are known).
+fn check_variant(check: &mut Check<'_>, regime: &str, variant: &str, regime_ok: bool) {
+    let well_formed = !variant.is_empty()
+        && variant.chars().count() <= 64
+        && !variant.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        check.bad(
+            "variant",
+            "must be a name like default_notice (at most 64 characters, no spaces), or empty",
+        );
+        return;
+    }
+    if check.ctx.regimes.0.is_empty() || !regime_ok || !check.ctx.regimes.0.contains_key(regime) {
+        return;
+    }
+    match check.ctx.regimes.1 .0.get(regime) {
+        Some(known) if known.contains(variant) => {}
+        Some(known) if !known.is_empty() => {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            check.bad(
+                "variant",
+                format!(
+                    "is not a variant of {regime} (its variants: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+        _ => check.bad(
+            "variant",
+            format!("{regime} has no variants: leave it empty"),
+        ),
+    }
+}
+
 /// The earliest acceptable receipt time: older records are data-entry errors.
 fn earliest() -> Timestamp {
     Timestamp::from_second(946_684_800).unwrap_or(Timestamp::UNIX_EPOCH) // 2000-01-01T00:00:00Z
@@ -585,6 +620,9 @@ fn validate_register(check: &mut Check<'_>, r: &Register) {
             }
             Some(_) => {}
         }
+    }
+    if let Some(variant) = &r.variant {
+        check_variant(check, &r.regime, variant, regime_ok);
     }
     check.not_future("received_at", r.received_at);
     if r.received_at < earliest() {

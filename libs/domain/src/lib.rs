@@ -24,7 +24,7 @@ mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use command::{Command, Context, Regimes, Register, Rules};
+pub use command::{Command, Context, Regimes, Register, Rules, Variants};
 pub use decide::{
     check_merge_target, decide, field_violations, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS,
     MAX_REGULATOR_DEADLINE_DAYS, MAX_SHORT,

@@ -60,6 +60,7 @@ fn registration() -> Register {
         regime: "CN-CBIRC".into(),
         region: "CN".into(),
         regulator: None,
+        variant: None,
     }
 }
 
@@ -946,6 +947,7 @@ fn registration_is_refused_under_an_unknown_regime_or_region() {
         ]
         .into_iter()
         .collect(),
+        complaints_domain::Variants::default(),
     );
     let mut with_regimes = ctx();
     with_regimes.regimes = std::sync::Arc::new(regimes);

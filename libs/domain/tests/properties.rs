@@ -32,6 +32,7 @@ fn registration() -> Command {
         regime: "UK-FCA-DISP".into(),
         region: "GB-ENG".into(),
         regulator: None,
+        variant: None,
     }))
 }
 

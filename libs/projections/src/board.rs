@@ -47,6 +47,7 @@ pub fn facts(c: &Complaint) -> Facts {
         received_at: r.received_at,
         region: r.region.clone(),
         category: r.category.clone(),
+        variant: r.variant.clone().unwrap_or_default(),
         complex: c.complex,
         holding_response_at: c.holding_responses.first().copied(),
         extensions: c.extensions.clone(),
@@ -275,6 +276,8 @@ struct Slot {
     regime: Sym,
     unit: Sym,
     category: Sym,
+    /// The variant named at registration ("" when none).
+    variant: Sym,
     region: Sym,
     status: u8,
     complex: bool,
@@ -310,6 +313,7 @@ impl Slot {
             regime: names.intern(&r.regime),
             unit: names.intern(&r.unit),
             category: names.intern(&r.category),
+            variant: names.intern(r.variant.as_deref().unwrap_or_default()),
             region: names.intern(&r.region),
             status: code_of(Status::Received),
             complex: false,
@@ -441,6 +445,7 @@ impl Slot {
             received_at: time(self.received_at),
             region: names.get(self.region).to_owned(),
             category: names.get(self.category).to_owned(),
+            variant: names.get(self.variant).to_owned(),
             complex: self.complex,
             holding_response_at: more.and_then(|m| time_opt(m.holding_response_at)),
             extensions: more.map_or_else(Vec::new, |m| {

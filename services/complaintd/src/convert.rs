@@ -343,6 +343,7 @@ pub fn register(v: &mut Violations, id: ComplaintId, r: api::RegisterComplaintRe
         regime: r.regime,
         region: r.region,
         regulator,
+        variant: Some(r.variant).filter(|v| !v.is_empty()),
     }))
 }
 
@@ -600,6 +601,7 @@ pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
         reopen_count: c.reopened,
         update_time: Some(to_timestamp(c.updated_at)),
         personal_data: api::PersonalDataState::PersonalDataPresent as i32,
+        variant: r.variant.clone().unwrap_or_default(),
     }
 }
 

@@ -775,3 +775,95 @@ async fn due_today_is_today_in_the_business_time_zone() {
     let e = complaintd::server::start(&config).await.err().unwrap();
     assert!(format!("{e:#}").contains("business_time_zone"), "{e:#}");
 }
+
+/// The AU-ASIC variant: deadlines that differ by kind of complaint were chosen only by
+/// the free-text category; `variant` names one explicitly (validated against the
+/// regime), and an empty one keeps the category's choice.
+#[tokio::test]
+async fn a_named_variant_chooses_the_deadline_and_is_validated() {
+    let server = server().await;
+    let c = server.complaints();
+    let au = |category: &str, variant: &str| api::RegisterComplaintRequest {
+        category: category.into(),
+        variant: variant.into(),
+        ..common::register("AU-ASIC-RG271", "AU", NOW - 3600)
+    };
+    let final_response = |c: &ComplaintServiceClient<Channel>, name: String| {
+        let mut c = c.clone();
+        async move {
+            c.get_complaint_sla(as_intake(api::GetComplaintSlaRequest { name }))
+                .await
+                .unwrap()
+                .into_inner()
+                .clocks
+                .into_iter()
+                .find(|k| k.clock == "final_response")
+                .unwrap()
+        }
+    };
+    let received: jiff::civil::Date = jiff::Timestamp::from_second(NOW - 3600)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Australia/Sydney").unwrap())
+        .date();
+    let due_after = |days: i64| {
+        received
+            .checked_add(jiff::Span::new().days(days))
+            .unwrap()
+            .to_string()
+    };
+    for (category, variant, days, why) in [
+        ("cards", "superannuation", 45, "variant superannuation"),
+        ("hardship", "", 21, "category hardship"),
+        ("hardship", "superannuation", 45, "variant superannuation"),
+        ("cards", "", 30, ""),
+    ] {
+        let created = intake(&c)
+            .register_complaint(as_intake(au(category, variant)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(created.variant, variant);
+        let read = intake(&c)
+            .get_complaint(as_intake(api::GetComplaintRequest {
+                name: created.name.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(read.variant, variant, "stored and read back");
+        let clock = final_response(&c, created.name).await;
+        assert_eq!(clock.due_date, due_after(days), "{category}/{variant}");
+        assert!(
+            why.is_empty() || clock.explanation.iter().any(|l| l.starts_with(why)),
+            "{:?}",
+            clock.explanation
+        );
+    }
+
+    let e = intake(&c)
+        .register_complaint(as_intake(au("cards", "platinum")))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["variant"]);
+    assert!(
+        e.get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations[0]
+            .description
+            .contains("superannuation"),
+        "names the variants"
+    );
+    let mut uk = register_request();
+    uk.variant = "superannuation".into();
+    let e = intake(&c)
+        .register_complaint(as_intake(uk))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["variant"]);
+    let e = intake(&c)
+        .register_complaint(as_intake(au("cards", "two words")))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["variant"]);
+}
