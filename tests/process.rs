@@ -137,6 +137,7 @@ async fn a_complaint_survives_a_restart_exactly() {
                 regime: "UK-FCA-PSD".into(),
                 region: "GB-ENG".into(),
                 regulator: None,
+                variant: String::new(),
             },
             "intake",
         ))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::event::Change;
 use crate::model::*;
 
 /// Everything a decision needs besides the state and the command: time, the acting
@@ -16,14 +17,21 @@ pub struct Context {
     pub actor: String,
     pub roles: BTreeSet<Role>,
     pub rules: Rules,
-    /// The regimes a complaint may be registered under, and their regions.
+    /// The regimes a complaint may be registered under, their regions and variants.
     pub regimes: Arc<Regimes>,
 }
 
 /// The regimes the SLA engine knows: regime id -> the regions it has calendars for
-/// (`None`: any region). Empty: any regime is accepted (no engine configured).
+/// (`None`: any region), and the variants each defines. Empty: any regime is accepted
+/// (no engine configured).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Regimes(pub BTreeMap<String, Option<BTreeSet<String>>>);
+pub struct Regimes(pub BTreeMap<String, Option<BTreeSet<String>>>, pub Variants);
+
+/// The variants each regime defines (deadlines that differ by kind of complaint, e.g.
+/// AU-ASIC-RG271's `superannuation`): what a registration's `variant` may name. A
+/// regime missing here defines none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Variants(pub BTreeMap<String, BTreeSet<String>>);
 
 /// Tunable business rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +73,9 @@ pub struct Register {
     pub region: String,
     /// Set exactly when the channel is `RegulatorTransfer`.
     pub regulator: Option<RegulatorTransfer>,
+    /// The regime's variant whose deadlines apply, named explicitly; `None`: the category
+    /// selects a variant of that name, if the regime has one.
+    pub variant: Option<String>,
 }
 
 /// A step in a complaint's life.
@@ -76,7 +87,8 @@ pub enum Command {
     Decline {
         reason: String,
     },
-    /// A duplicate of an open complaint (the caller checks that `into` is open).
+    /// A duplicate of another complaint, which the caller reads and checks with
+    /// [`check_merge_target`](crate::check_merge_target).
     Merge {
         into: ComplaintId,
         reason: String,
@@ -154,6 +166,113 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether `change` is what this command records: a retry of the request that
+    /// recorded it, rather than another request sent under the same request id. Compares
+    /// what the caller sent; what the decision added (its time, the days of the approved
+    /// extension, the reason of the pause a resume ends) is not the caller's.
+    pub fn is_recorded_as(&self, change: &Change) -> bool {
+        match self {
+            Command::Register(a) => matches!(change, Change::Registered(b) if a == b),
+            Command::Acknowledge => matches!(change, Change::Acknowledged),
+            Command::Decline { reason } => {
+                matches!(change, Change::Declined { reason: b } if reason == b)
+            }
+            Command::Merge { into, reason } => matches!(
+                change,
+                Change::Merged { into: i, reason: r } if into == i && reason == r
+            ),
+            Command::Assign { unit, handler } => matches!(
+                change,
+                Change::Assigned { unit: u, handler: h } if unit == u && handler == h
+            ),
+            Command::ClassifyComplex { reason } => {
+                matches!(change, Change::ClassifiedComplex { reason: b } if reason == b)
+            }
+            Command::RecordFindings {
+                findings,
+                root_cause,
+                evidence,
+            } => matches!(
+                change,
+                Change::FindingsRecorded { findings: f, root_cause: c, evidence: e }
+                    if findings == f && root_cause == c && evidence == e
+            ),
+            Command::ProposeRedress { redress, rationale } => matches!(
+                change,
+                Change::RedressProposed { redress: d, rationale: r } if redress == d && rationale == r
+            ),
+            Command::Answer {
+                decision,
+                redress,
+                delivery,
+                summary,
+            } => matches!(
+                change,
+                Change::Answered { decision: d, redress: r, delivery: m, summary: s }
+                    if decision == d && redress == r && delivery == m && summary == s
+            ),
+            Command::SendHoldingResponse { reason, delivery } => matches!(
+                change,
+                Change::HoldingResponseSent { reason: r, delivery: d } if reason == r && delivery == d
+            ),
+            Command::RequestExtension { days, reason } => matches!(
+                change,
+                Change::ExtensionRequested { days: d, reason: r } if days == d && reason == r
+            ),
+            Command::ApproveExtension {
+                complainant_notified_at,
+            } => matches!(
+                change,
+                Change::ExtensionApproved { complainant_notified_at: at, .. }
+                    if *complainant_notified_at == Some(*at)
+            ),
+            Command::PauseClock {
+                reason,
+                complainant_notified_at,
+            } => matches!(
+                change,
+                Change::ClockPaused { reason: r, complainant_notified_at: at }
+                    if reason == r && complainant_notified_at == at
+            ),
+            Command::ResumeClock => matches!(change, Change::ClockResumed { .. }),
+            Command::AddNewFacts { facts } => {
+                matches!(change, Change::NewFactsAdded { facts: f } if facts == f)
+            }
+            Command::Withdraw { reason } => {
+                matches!(change, Change::Withdrawn { reason: r } if reason == r)
+            }
+            Command::RequestReview { reason } => {
+                matches!(change, Change::ReviewRequested { reason: r } if reason == r)
+            }
+            Command::AnswerReview { outcome, summary } => matches!(
+                change,
+                Change::ReviewAnswered { outcome: o, summary: s } if outcome == o && summary == s
+            ),
+            Command::ReferToRegulator {
+                body,
+                reason,
+                reference,
+            } => matches!(
+                change,
+                Change::ReferredToRegulator { body: b, reason: r, reference: f }
+                    if body == b && reason == r && reference == f
+            ),
+            Command::RecordRegulatorOutcome {
+                body,
+                outcome,
+                reference,
+            } => matches!(
+                change,
+                Change::RegulatorOutcomeRecorded { body: b, outcome: o, reference: f }
+                    if body == b && outcome == o && reference == f
+            ),
+            Command::Close => matches!(change, Change::Closed),
+            Command::Reopen { reason } => {
+                matches!(change, Change::Reopened { reason: r } if reason == r)
+            }
+        }
+    }
+
     /// A stable name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -19,6 +19,9 @@ pub const MAX_REDRESS: usize = 20;
 pub const MAX_EVIDENCE: usize = 50;
 /// Longest extension one request may ask for, in days.
 pub const MAX_EXTENSION_DAYS: u32 = 60;
+/// Latest a regulator's deadline may be after the receipt, in days (about five years:
+/// later is a data-entry error).
+pub const MAX_REGULATOR_DEADLINE_DAYS: i64 = 5 * 366;
 
 /// Decides what `command` does to the complaint in `state` (`None`: not registered).
 pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Result<Vec<Event>> {
@@ -41,6 +44,32 @@ pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Res
         actor: ctx.actor.clone(),
         change,
     }])
+}
+
+/// Whether a duplicate may be merged into `target` (the caller reads it; [`decide`]
+/// refuses a merge into itself). The target must still be live: not merged itself (the
+/// duplicate goes to the complaint it was merged into, so merges never chain or loop),
+/// nor withdrawn, declined or closed (reopen it first, or handle the duplicate on its
+/// own). An answered complaint, or one under review, may take a duplicate.
+pub fn check_merge_target(target: &Complaint) -> Result<()> {
+    let name = target.id().name();
+    match target.status {
+        Status::Received
+        | Status::Acknowledged
+        | Status::InProgress
+        | Status::Answered
+        | Status::UnderReview => Ok(()),
+        Status::Merged => refuse(match target.merged_into {
+            Some(into) => format!(
+                "cannot merge into {name}: it is itself merged into {}; merge into that one",
+                into.name()
+            ),
+            None => format!("cannot merge into {name}: it is itself merged"),
+        }),
+        status @ (Status::Withdrawn | Status::Declined | Status::Closed) => refuse(format!(
+            "cannot merge into {name}: it is {status}; reopen it first, or handle this complaint on its own"
+        )),
+    }
 }
 
 fn refuse<T>(reason: impl Into<String>) -> Result<T> {
@@ -406,9 +435,55 @@ impl Check<'_> {
     }
 }
 
+/// A variant must be a name like `default_notice`, and one the regime defines (when the
+/// regimes are known).
+fn check_variant(check: &mut Check<'_>, regime: &str, variant: &str, regime_ok: bool) {
+    let well_formed = !variant.is_empty()
+        && variant.chars().count() <= 64
+        && !variant.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        check.bad(
+            "variant",
+            "must be a name like default_notice (at most 64 characters, no spaces), or empty",
+        );
+        return;
+    }
+    if check.ctx.regimes.0.is_empty() || !regime_ok || !check.ctx.regimes.0.contains_key(regime) {
+        return;
+    }
+    match check.ctx.regimes.1 .0.get(regime) {
+        Some(known) if known.contains(variant) => {}
+        Some(known) if !known.is_empty() => {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            check.bad(
+                "variant",
+                format!(
+                    "is not a variant of {regime} (its variants: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+        _ => check.bad(
+            "variant",
+            format!("{regime} has no variants: leave it empty"),
+        ),
+    }
+}
+
 /// The earliest acceptable receipt time: older records are data-entry errors.
 fn earliest() -> Timestamp {
     Timestamp::from_second(946_684_800).unwrap_or(Timestamp::UNIX_EPOCH) // 2000-01-01T00:00:00Z
+}
+
+/// Every bad field of `command` in `ctx` (the checks [`decide`] makes first), without
+/// looking at any state: for a transport that found bad fields of its own and reports
+/// them all in one reply.
+pub fn field_violations(command: &Command, ctx: &Context) -> Vec<FieldViolation> {
+    match validate(command, ctx) {
+        Ok(()) => Vec::new(),
+        Err(DomainError::Invalid(violations)) => violations,
+        Err(DomainError::WrongState(_) | DomainError::NotPermitted(_)) => Vec::new(),
+    }
 }
 
 fn validate(command: &Command, ctx: &Context) -> Result<()> {
@@ -546,6 +621,9 @@ fn validate_register(check: &mut Check<'_>, r: &Register) {
             Some(_) => {}
         }
     }
+    if let Some(variant) = &r.variant {
+        check_variant(check, &r.regime, variant, regime_ok);
+    }
     check.not_future("received_at", r.received_at);
     if r.received_at < earliest() {
         check.bad("received_at", "must not be before 2000-01-01");
@@ -556,6 +634,15 @@ fn validate_register(check: &mut Check<'_>, r: &Register) {
             check.short("regulator.reference", &t.reference);
             if t.deadline <= r.received_at {
                 check.bad("regulator.deadline", "must be after received_at");
+            } else if r
+                .received_at
+                .checked_add(jiff::SignedDuration::from_hours(MAX_REGULATOR_DEADLINE_DAYS * 24))
+                .is_ok_and(|latest| t.deadline > latest)
+            {
+                check.bad(
+                    "regulator.deadline",
+                    format!("must be at most {MAX_REGULATOR_DEADLINE_DAYS} days after received_at"),
+                );
             }
         }
         (None, true) => check.bad("regulator", "a complaint transferred by a regulator needs the regulator, its reference and its deadline"),

@@ -24,8 +24,11 @@ mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use command::{Command, Context, Regimes, Register, Rules};
-pub use decide::{decide, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS, MAX_SHORT};
+pub use command::{Command, Context, Regimes, Register, Rules, Variants};
+pub use decide::{
+    check_merge_target, decide, field_violations, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS,
+    MAX_REGULATOR_DEADLINE_DAYS, MAX_SHORT,
+};
 pub use error::{DomainError, FieldViolation, Result};
 pub use event::{Change, Event};
 pub use state::{evolve, status_after, Complaint, Pause, PendingExtension, Referral, Review};

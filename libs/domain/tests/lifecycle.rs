@@ -60,6 +60,7 @@ fn registration() -> Register {
         regime: "CN-CBIRC".into(),
         region: "CN".into(),
         regulator: None,
+        variant: None,
     }
 }
 
@@ -234,6 +235,22 @@ fn registering_reports_every_bad_field_at_once() {
     given(vec![])
         .when(Command::Register(Box::new(ancient)))
         .invalid(&["received_at"]);
+}
+
+/// Defect 4 (timestamps out of range): a regulator deadline decades after the receipt
+/// is a data-entry error, not a deadline.
+#[test]
+fn a_regulator_deadline_absurdly_far_after_the_receipt_is_refused() {
+    let mut r = registration();
+    r.channel = Channel::RegulatorTransfer;
+    r.regulator = Some(RegulatorTransfer {
+        regulator: "NFRA Beijing".into(),
+        reference: "NFRA-2026-0001".into(),
+        deadline: t("2126-02-20T00:00:00Z"),
+    });
+    given(vec![])
+        .when(Command::Register(Box::new(r)))
+        .invalid(&["regulator.deadline"]);
 }
 
 #[test]
@@ -930,6 +947,7 @@ fn registration_is_refused_under_an_unknown_regime_or_region() {
         ]
         .into_iter()
         .collect(),
+        complaints_domain::Variants::default(),
     );
     let mut with_regimes = ctx();
     with_regimes.regimes = std::sync::Arc::new(regimes);

@@ -1,6 +1,6 @@
 //! Properties of the lifecycle over random command sequences: deciding never panics, a
-//! refusal records nothing, an accepted step records exactly one event, and the state is
-//! always the fold of the recorded events.
+//! refusal records nothing, an accepted step records exactly one event (which its command
+//! is recognised in, for retries), and the state is always the fold of the recorded events.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::collections::BTreeSet;
@@ -32,6 +32,7 @@ fn registration() -> Command {
         regime: "UK-FCA-DISP".into(),
         region: "GB-ENG".into(),
         regulator: None,
+        variant: None,
     }))
 }
 
@@ -56,9 +57,11 @@ proptest! {
                 roles.insert(Role::Supervisor);
             }
             let ctx = Context { now, actor: "user:p".into(), roles, rules: Rules::default(), regimes: Default::default() };
-            match decide(state.as_ref(), command, &ctx) {
+            match decide(state.as_ref(), command.clone(), &ctx) {
                 Ok(new) => {
                     prop_assert_eq!(new.len(), 1);
+                    // A retry of this request is recognised as the same request.
+                    prop_assert!(command.is_recorded_as(&new[0].change), "{:?}", command);
                     let before = state.clone();
                     state = evolve(state, &new[0]);
                     prop_assert!(state.is_some());

@@ -176,6 +176,7 @@ fn encode_wrapping<E>(
             received_at_micros: micros(r.received_at),
             regime: r.regime.clone(),
             region: r.region.clone(),
+            variant: r.variant.clone(),
             regulator: r.regulator.as_ref().map(|t| pb::RegulatorTransfer {
                 regulator: t.regulator.clone(),
                 reference: t.reference.clone(),
@@ -347,6 +348,7 @@ fn decode_opening(event_type: &str, payload: &[u8], opener: &mut Opener<'_>) -> 
                 received_at: from_micros("received_at", r.received_at_micros)?,
                 regime: r.regime,
                 region: r.region,
+                variant: r.variant.filter(|v| !v.is_empty()),
                 regulator: r
                     .regulator
                     .map(|t| {

@@ -47,6 +47,7 @@ pub fn facts(c: &Complaint) -> Facts {
         received_at: r.received_at,
         region: r.region.clone(),
         category: r.category.clone(),
+        variant: r.variant.clone().unwrap_or_default(),
         complex: c.complex,
         holding_response_at: c.holding_responses.first().copied(),
         extensions: c.extensions.clone(),
@@ -151,7 +152,9 @@ pub struct Figures {
     pub breached_by_regime: BTreeMap<String, u64>,
     pub breached_by_unit: BTreeMap<String, u64>,
     pub breached_by_category: BTreeMap<String, u64>,
-    /// Running clocks falling due within `now`'s UTC day (not those already overdue).
+    /// Running clocks falling due within `now`'s day in the business time zone (UTC for
+    /// [`SlaBoard::figures`]), not those already overdue; a deadline at the end of that day
+    /// (the next local midnight) counts.
     pub due_today: u64,
     /// Stopped clocks that were late, over all stopped clocks.
     pub breach_rate: f64,
@@ -273,6 +276,8 @@ struct Slot {
     regime: Sym,
     unit: Sym,
     category: Sym,
+    /// The variant named at registration ("" when none).
+    variant: Sym,
     region: Sym,
     status: u8,
     complex: bool,
@@ -308,6 +313,7 @@ impl Slot {
             regime: names.intern(&r.regime),
             unit: names.intern(&r.unit),
             category: names.intern(&r.category),
+            variant: names.intern(r.variant.as_deref().unwrap_or_default()),
             region: names.intern(&r.region),
             status: code_of(Status::Received),
             complex: false,
@@ -439,6 +445,7 @@ impl Slot {
             received_at: time(self.received_at),
             region: names.get(self.region).to_owned(),
             category: names.get(self.category).to_owned(),
+            variant: names.get(self.variant).to_owned(),
             complex: self.complex,
             holding_response_at: more.and_then(|m| time_opt(m.holding_response_at)),
             extensions: more.map_or_else(Vec::new, |m| {
@@ -905,18 +912,20 @@ impl SlaBoard {
         ClockPage { items, next }
     }
 
-    /// The board's figures as they stand at `now`.
+    /// The board's figures as they stand at `now`, "today" being `now`'s UTC day.
     pub fn figures(&self, now: Timestamp) -> Figures {
+        self.figures_in(now, &jiff::tz::TimeZone::UTC)
+    }
+
+    /// The board's figures as they stand at `now`, "today" being `now`'s day in `zone`
+    /// (the business's time zone).
+    pub fn figures_in(&self, now: Timestamp, zone: &jiff::tz::TimeZone) -> Figures {
         let engine = self.engine();
         let inner = self.kept.read();
         let names = &inner.data.names;
         let mut f = Figures::default();
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let instant = |d: jiff::civil::Date| {
-            d.to_zoned(jiff::tz::TimeZone::UTC)
-                .ok()
-                .map(|z| z.timestamp())
-        };
+        let today = now.to_zoned(zone.clone()).date();
+        let instant = |d: jiff::civil::Date| d.to_zoned(zone.clone()).ok().map(|z| z.timestamp());
         let start_of_today = micros(instant(today).unwrap_or(now));
         let end_of_today = micros(today.tomorrow().ok().and_then(instant).unwrap_or(now));
         let (mut stopped, mut late) = (0u64, 0u64);

@@ -24,6 +24,8 @@ pub struct Facts {
     pub received_at: Timestamp,
     pub region: String,
     pub category: String,
+    /// The variant named at registration; empty: the category selects one.
+    pub variant: String,
     pub complex: bool,
     pub holding_response_at: Option<Timestamp>,
     /// Approved extensions: days, and when approved.
@@ -41,6 +43,7 @@ impl Facts {
             received_at,
             region: region.to_owned(),
             category: String::new(),
+            variant: String::new(),
             complex: false,
             holding_response_at: None,
             extensions: Vec::new(),
@@ -330,7 +333,14 @@ impl Engine {
 
         // The length that applies.
         let mut length = rule.length;
-        if let Some(l) = rule.category_lengths.get(&facts.category) {
+        if !facts.variant.is_empty() {
+            // Named explicitly: it alone decides (a variant this clock does not define
+            // keeps the clock's own length).
+            if let Some(l) = rule.category_lengths.get(&facts.variant) {
+                length = *l;
+                why.note(|| format!("variant {}: {l}", facts.variant));
+            }
+        } else if let Some(l) = rule.category_lengths.get(&facts.category) {
             length = *l;
             why.note(|| format!("category {}: {l}", facts.category));
         }
@@ -455,8 +465,14 @@ impl Engine {
             }
             let due_at = match &rule.due {
                 DueAt::EndOfDay => {
-                    why.note(|| format!("due by the end of {date} ({})", policy.time_zone));
-                    add_days(date, 1.day())?.to_zoned(zone.clone())
+                    let midnight = add_days(date, 1.day())?;
+                    why.note(|| {
+                        format!(
+                            "due by the end of {date} ({}): due_time is the midnight that ends it, {midnight}T00:00 local",
+                            policy.time_zone
+                        )
+                    });
+                    midnight.to_zoned(zone.clone())
                 }
                 DueAt::CloseOfBusiness(time) => {
                     let t: jiff::civil::Time =

@@ -169,6 +169,15 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The variants its clocks define: the names of their `category_lengths`, which a
+    /// complaint selects by its variant or, naming none, by its category.
+    pub fn variants(&self) -> std::collections::BTreeSet<String> {
+        self.clocks
+            .iter()
+            .flat_map(|c| c.category_lengths.keys().cloned())
+            .collect()
+    }
+
     /// The calendar id for `region`.
     pub fn calendar_for(&self, region: &str) -> Result<&str> {
         self.regions

@@ -167,11 +167,21 @@ fn example_5_au_rg271_by_category() {
     );
     let default_notice = Facts {
         category: "default_notice".into(),
-        ..facts
+        ..facts.clone()
     };
     assert_eq!(
         due_date(&e, "AU-ASIC-RG271", "final_response", &default_notice),
         date(2026, 2, 20)
+    );
+    // A variant named explicitly decides over the category.
+    let named = Facts {
+        category: "default_notice".into(),
+        variant: "superannuation".into(),
+        ..facts
+    };
+    assert_eq!(
+        due_date(&e, "AU-ASIC-RG271", "final_response", &named),
+        date(2026, 3, 16)
     );
 }
 

@@ -50,7 +50,9 @@ pub struct Principal {
 pub struct CommandRequest {
     pub complaint: ComplaintId,
     pub command: Command,
-    /// Retrying with the same request id returns the first result and appends nothing.
+    /// Retrying with the same request id returns the first result and appends nothing;
+    /// another command under a request id used before is refused
+    /// ([`WorkflowError::RequestIdReused`]).
     pub request_id: Uuid,
     /// If set, the complaint must be at exactly this version.
     pub expected_version: Option<Version>,
@@ -79,6 +81,16 @@ pub enum WorkflowError {
     /// No complaint has this id.
     #[error("{0} not found")]
     NotFound(ComplaintId),
+    /// A merge named a complaint to merge into that does not exist.
+    #[error("{0}, the complaint to merge into, not found")]
+    MergeTargetNotFound(ComplaintId),
+    /// The request id was used before, on this complaint, for a different request: a
+    /// retry must repeat its request exactly (like a payment API's idempotency key).
+    #[error("request_id {request_id} was used for a different request on {complaint}")]
+    RequestIdReused {
+        request_id: Uuid,
+        complaint: ComplaintId,
+    },
     /// A registration named a complaint that exists already.
     #[error("{0} already exists")]
     AlreadyExists(ComplaintId),
@@ -341,6 +353,33 @@ impl Workflow {
         Ok(loaded.into_iter().map(|l| (l.version, l.event)).collect())
     }
 
+    /// The context `principal`'s command is decided in now.
+    fn context(&self, principal: &Principal) -> Context {
+        Context {
+            now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            actor: principal.id.clone(),
+            roles: principal.roles.clone(),
+            rules: self.rules,
+            regimes: self
+                .regimes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// The bad fields of `command` as [`Workflow::execute`] would find them, without
+    /// reading or recording anything: for a transport that found bad fields of its own,
+    /// so that one reply lists them all.
+    pub fn field_violations(
+        &self,
+        command: &Command,
+        principal: &Principal,
+    ) -> Vec<complaints_domain::FieldViolation> {
+        complaints_domain::field_violations(command, &self.context(principal))
+    }
+
     /// Runs a command: decides on the current state and appends the events, durably.
     #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name()))]
     pub async fn execute(&self, request: CommandRequest) -> Result<Outcome> {
@@ -350,8 +389,23 @@ impl Workflow {
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.load(id).await?;
             let version = loaded.last().map_or(0, |l| l.version);
-            // A retry: answer with the state as the first attempt left it.
+            // A retry: answer with the state as the first attempt left it, if it is the
+            // same request. Compared on what was recorded (no fingerprint is stored: a
+            // hash of personal fields would outlive their erasure); personal fields that
+            // can no longer be read cannot be compared, and such a retry is accepted.
             if let Some(done) = loaded.iter().rposition(|l| l.request_id == request_key) {
+                let recorded = loaded.iter().filter(|l| l.request_id == request_key);
+                let mut same = true;
+                for l in recorded {
+                    same &= l.personal != PersonalState::Present
+                        || request.command.is_recorded_as(&l.event.change);
+                }
+                if !same {
+                    return Err(WorkflowError::RequestIdReused {
+                        request_id: request.request_id,
+                        complaint: id,
+                    });
+                }
                 let read = read_of(id, &loaded[..=done])?;
                 return Ok(Outcome {
                     complaint: read.complaint,
@@ -377,19 +431,15 @@ impl Workflow {
                 (Some(_), Command::Register(_)) => return Err(WorkflowError::AlreadyExists(id)),
                 _ => {}
             }
-            let ctx = Context {
-                now: jiff::Timestamp::from_microsecond(self.clock.now().as_micros())
-                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-                actor: request.principal.id.clone(),
-                roles: request.principal.roles.clone(),
-                rules: self.rules,
-                regimes: self
-                    .regimes
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone(),
-            };
+            let ctx = self.context(&request.principal);
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
+            if let Command::Merge { into, .. } = &request.command {
+                // Checked when the merge is decided: the target may change afterwards
+                // (a later merge of it is refused by the same rule the other way round).
+                let target = fold(&self.load(*into).await?)
+                    .ok_or(WorkflowError::MergeTargetNotFound(*into))?;
+                complaints_domain::check_merge_target(&target)?;
+            }
             let complainant = state
                 .as_ref()
                 .map(|c| c.registration.complainant.person_id.clone())

@@ -84,6 +84,7 @@ fn registration(id: ComplaintId, transfer: Option<RegulatorTransfer>) -> Registe
         regime: "UK-FCA-DISP".into(),
         region: "GB-ENG".into(),
         regulator: transfer,
+        variant: None,
     }
 }
 

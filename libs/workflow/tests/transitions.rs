@@ -62,6 +62,7 @@ fn hotline(id: ComplaintId, received_at: Timestamp) -> Register {
         regime: "INTERNAL-HOTLINE".into(),
         region: "CN".into(),
         regulator: None,
+        variant: None,
     }
 }
 

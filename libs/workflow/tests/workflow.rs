@@ -40,6 +40,7 @@ fn registration(id: ComplaintId, unit: &str, category: &str, received: &str) -> 
         regime: "UK-FCA-DISP".into(),
         region: "GB-ENG".into(),
         regulator: None,
+        variant: None,
     }
 }
 

@@ -119,6 +119,10 @@ pub struct RegisterArgs {
     pub regulator_reference: Option<String>,
     #[arg(long)]
     pub regulator_deadline: Option<String>,
+    /// The regime's variant whose deadlines apply (e.g. superannuation under
+    /// AU-ASIC-RG271); by default the category selects one.
+    #[arg(long, default_value = "")]
+    pub variant: String,
     #[arg(long)]
     pub request_id: Option<Uuid>,
 }

@@ -51,6 +51,7 @@ pub async fn register(target: &Target, args: RegisterArgs) -> anyhow::Result<()>
         regime: args.regime,
         region: args.region,
         regulator,
+        variant: args.variant,
     };
     let complaint = target
         .call(message, async |c, r| c.register_complaint(r).await)

@@ -40,6 +40,9 @@ pub fn complaint(c: &api::Complaint) {
         c.product,
         c.category
     );
+    if !c.variant.is_empty() {
+        out!("  variant {}", c.variant);
+    }
     if let Some(a) = &c.assignment {
         out!("  assigned to {} / {}", a.unit, a.handler);
     }

@@ -66,6 +66,7 @@ async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -
             regime: "UK-FCA-DISP".into(),
             region: "GB-ENG".into(),
             regulator: None,
+            variant: String::new(),
         }))
         .await
         .expect("register")

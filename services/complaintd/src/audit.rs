@@ -35,6 +35,8 @@ pub struct Audit {
     signer: Option<Arc<Signer>>,
     /// A log served read-only: the damage found when it was opened.
     damage: Option<Arc<eventlog::Error>>,
+    /// The business's time zone: the day of a past board's `due_today`.
+    zone: jiff::tz::TimeZone,
 }
 
 fn log_error(e: eventlog::Error) -> Status {
@@ -60,6 +62,7 @@ impl Audit {
             board,
             signer,
             damage: None,
+            zone: jiff::tz::TimeZone::UTC,
         }
     }
 
@@ -67,6 +70,13 @@ impl Audit {
     #[must_use]
     pub fn with_damage(mut self, damage: Option<eventlog::Error>) -> Self {
         self.damage = damage.map(Arc::new);
+        self
+    }
+
+    /// Counts a past board's `due_today` in `zone` (UTC by default).
+    #[must_use]
+    pub fn with_business_time_zone(mut self, zone: jiff::tz::TimeZone) -> Self {
+        self.zone = zone;
         self
     }
 
@@ -272,7 +282,7 @@ impl Audit {
         let board = as_of::board_as_of(&**self.log(), micros(at), &rules)
             .await
             .map_err(as_of_error)?;
-        Ok(Response::new(board_out(&board, at)))
+        Ok(Response::new(board_out(&board, at, &self.zone)))
     }
 
     pub async fn list_regulator_queue_as_of(

@@ -26,6 +26,8 @@ pub struct DevHeaders;
 
 /// Header naming the principal in development mode.
 pub const PRINCIPAL_HEADER: &str = "x-principal";
+/// Longest principal name, in bytes (what the log keeps as an event's actor).
+pub const MAX_PRINCIPAL: usize = 256;
 /// Header listing the roles in development mode.
 pub const ROLES_HEADER: &str = "x-roles";
 
@@ -35,12 +37,19 @@ impl Authenticator for DevHeaders {
         metadata: &MetadataMap,
         _extensions: &http::Extensions,
     ) -> Result<Principal, Status> {
-        let id = metadata
-            .get(PRINCIPAL_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 256)
-            .ok_or_else(|| Status::unauthenticated("missing x-principal header"))?;
+        let id = match metadata.get(PRINCIPAL_HEADER).map(|v| v.to_str()) {
+            None => return Err(Status::unauthenticated("missing x-principal header")),
+            Some(Err(_)) => return Err(Status::unauthenticated("x-principal is not text")),
+            Some(Ok(id)) => id.trim(),
+        };
+        if id.is_empty() {
+            return Err(Status::unauthenticated("x-principal is empty"));
+        }
+        if id.len() > MAX_PRINCIPAL {
+            return Err(Status::unauthenticated(format!(
+                "x-principal is too long: at most {MAX_PRINCIPAL} bytes"
+            )));
+        }
         let mut roles = BTreeSet::new();
         if let Some(list) = metadata.get(ROLES_HEADER) {
             let list = list
@@ -174,10 +183,13 @@ fn token_problem(e: &jsonwebtoken::errors::Error) -> String {
 }
 
 fn principal_with_roles(id: String, roles: &[String]) -> Result<Principal, Status> {
-    if id.is_empty() || id.len() > 256 {
-        return Err(Status::unauthenticated(
-            "the principal name is empty or too long",
-        ));
+    if id.is_empty() {
+        return Err(Status::unauthenticated("the principal name is empty"));
+    }
+    if id.len() > MAX_PRINCIPAL {
+        return Err(Status::unauthenticated(format!(
+            "the principal name is too long: at most {MAX_PRINCIPAL} bytes"
+        )));
     }
     let mut set = BTreeSet::new();
     for role in roles {

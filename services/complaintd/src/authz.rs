@@ -3,7 +3,8 @@
 //!
 //! [`AuthLayer`] wraps the whole gRPC server: it authenticates the caller with the
 //! configured [`Authenticator`], looks the method up in [`allowed_roles`] and either
-//! refuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`) or passes the call on with the
+//! refuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`, `UNIMPLEMENTED` for a method it does not
+//! have) or passes the call on with the
 //! [`Principal`] in the request's extensions, where the services take it from
 //! ([`principal`]). Health checks and reflection need no credentials.
 
@@ -24,59 +25,79 @@ use Role::*;
 /// roles that handle complaints). Auditors see it only with the `personal_data` grant.
 pub const HANDLES_COMPLAINTS: &[Role] = &[Intake, Handler, Supervisor, RegulatorGateway];
 
-/// The roles allowed to call `path` (`/package.Service/Method`); `None` for a method that
-/// needs no credentials; an unknown method allows no role.
-pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials (health checks, reflection).
+    Public,
+    /// An authenticated caller with one of these roles.
+    Roles(&'static [Role]),
+    /// Not a method this server has: UNIMPLEMENTED, whoever asks. A new RPC missing from
+    /// [`allowed_roles`] is refused this way too (the role-matrix test catches it).
+    Unknown,
+}
+
+/// Who may call `path` (`/package.Service/Method`).
+pub fn allowed_roles(path: &str) -> Access {
     if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
-        return None;
+        return Access::Public;
     }
     let method = path.rsplit('/').next().unwrap_or_default();
-    let roles: &'static [Role] = if path.starts_with("/complaints.audit.v1.AuditService/") {
-        &[Auditor]
-    } else if path.starts_with("/complaints.v1.ComplaintService/") {
-        match method {
-            // Intake: receive and acknowledge; the gateway receives transfers in.
-            "RegisterComplaint" => &[Intake, RegulatorGateway],
-            "AcknowledgeComplaint" => &[Intake, Handler, Supervisor],
-            "DeclineComplaint" | "MergeComplaint" => &[Intake, Handler, Supervisor],
-            // Reading a complaint shows personal data: people who handle complaints, and
-            // auditors (personal fields hidden without the personal_data grant).
-            "GetComplaint" => &[Intake, Handler, Supervisor, RegulatorGateway, Auditor],
-            // Lists and SLA views carry no personal data: operations too.
-            "ListComplaints" | "GetComplaintSla" | "ListClocks" | "GetBoard" | "WatchSla" => {
-                &[Intake, Handler, Supervisor, Operations, Auditor]
+    let roles: &'static [Role] =
+        if let Some(method) = path.strip_prefix("/complaints.audit.v1.AuditService/") {
+            match method {
+                "StreamEvents"
+                | "GetDigest"
+                | "Verify"
+                | "GetComplaintAsOf"
+                | "GetBoardAsOf"
+                | "ListRegulatorQueueAsOf" => &[Auditor],
+                _ => return Access::Unknown,
             }
-            // Handlers investigate, answer and ask for more time.
-            "ClassifyComplex"
-            | "RecordFindings"
-            | "ProposeRedress"
-            | "AnswerComplaint"
-            | "SendHoldingResponse"
-            | "RequestExtension"
-            | "PauseClock"
-            | "ResumeClock"
-            | "AddNewFacts"
-            | "WithdrawComplaint"
-            | "RequestReview"
-            | "AnswerReview"
-            | "ReferToRegulator"
-            | "CloseComplaint" => &[Handler, Supervisor],
-            // Assignment: intake routes a new complaint; supervisors reassign.
-            "AssignComplaint" => &[Intake, Supervisor],
-            // Supervisors approve extensions and reopen.
-            "ApproveExtension" | "ReopenComplaint" => &[Supervisor],
-            // The regulator gateway works the transfer queue and records outcomes.
-            "ListRegulatorQueue" => &[RegulatorGateway, Supervisor, Operations],
-            "LeaseRegulatorQueueItem" | "AcknowledgeRegulatorQueueItem" => &[RegulatorGateway],
-            "RecordRegulatorOutcome" => &[RegulatorGateway, Supervisor],
-            "ErasePersonalData" => &[Admin],
-            "GetPublisherStatus" => &[Operations, Supervisor, Admin],
-            _ => &[],
-        }
-    } else {
-        &[]
-    };
-    Some(roles)
+        } else if path.starts_with("/complaints.v1.ComplaintService/") {
+            match method {
+                // Intake: receive and acknowledge; the gateway receives transfers in.
+                "RegisterComplaint" => &[Intake, RegulatorGateway],
+                "AcknowledgeComplaint" => &[Intake, Handler, Supervisor],
+                "DeclineComplaint" | "MergeComplaint" => &[Intake, Handler, Supervisor],
+                // Reading a complaint shows personal data: people who handle complaints, and
+                // auditors (personal fields hidden without the personal_data grant).
+                "GetComplaint" => &[Intake, Handler, Supervisor, RegulatorGateway, Auditor],
+                // Lists and SLA views carry no personal data: operations too.
+                "ListComplaints" | "GetComplaintSla" | "ListClocks" | "GetBoard" | "WatchSla" => {
+                    &[Intake, Handler, Supervisor, Operations, Auditor]
+                }
+                // Handlers investigate, answer and ask for more time.
+                "ClassifyComplex"
+                | "RecordFindings"
+                | "ProposeRedress"
+                | "AnswerComplaint"
+                | "SendHoldingResponse"
+                | "RequestExtension"
+                | "PauseClock"
+                | "ResumeClock"
+                | "AddNewFacts"
+                | "WithdrawComplaint"
+                | "RequestReview"
+                | "AnswerReview"
+                | "ReferToRegulator"
+                | "CloseComplaint" => &[Handler, Supervisor],
+                // Assignment: intake routes a new complaint; supervisors reassign.
+                "AssignComplaint" => &[Intake, Supervisor],
+                // Supervisors approve extensions and reopen.
+                "ApproveExtension" | "ReopenComplaint" => &[Supervisor],
+                // The regulator gateway works the transfer queue and records outcomes.
+                "ListRegulatorQueue" => &[RegulatorGateway, Supervisor, Operations],
+                "LeaseRegulatorQueueItem" | "AcknowledgeRegulatorQueueItem" => &[RegulatorGateway],
+                "RecordRegulatorOutcome" => &[RegulatorGateway, Supervisor],
+                "ErasePersonalData" => &[Admin],
+                "GetPublisherStatus" => &[Operations, Supervisor, Admin],
+                _ => return Access::Unknown,
+            }
+        } else {
+            return Access::Unknown;
+        };
+    Access::Roles(roles)
 }
 
 /// Authenticates and authorises a call to `path`: the principal, or the refusal.
@@ -86,18 +107,23 @@ pub fn check(
     metadata: &MetadataMap,
     extensions: &http::Extensions,
 ) -> Result<Option<Principal>, Status> {
-    let Some(allowed) = allowed_roles(path) else {
-        return Ok(None);
+    let allowed = match allowed_roles(path) {
+        Access::Public => return Ok(None),
+        Access::Unknown => {
+            return Err(Status::unimplemented(format!(
+                "{path} is not a method of this server"
+            )))
+        }
+        Access::Roles(allowed) => allowed,
     };
     let principal = auth.authenticate(metadata, extensions)?;
     if !allowed.iter().any(|r| principal.roles.contains(r)) {
         let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
         let method = path.rsplit('/').next().unwrap_or_default();
-        return Err(Status::permission_denied(if names.is_empty() {
-            format!("{method} is not available to any role")
-        } else {
-            format!("{method} needs one of the roles {}", names.join(", "))
-        }));
+        return Err(Status::permission_denied(format!(
+            "{method} needs one of the roles {}",
+            names.join(", ")
+        )));
     }
     Ok(Some(principal))
 }

@@ -123,6 +123,10 @@ pub struct Config {
     /// no snapshots, rebuild from the whole log at every start
     /// (`COMPLAINTD_PROJECTION_SNAPSHOT_EVERY`).
     pub projection_snapshot_every: u64,
+    /// The business's time zone (IANA name, e.g. `Europe/London`): the day the board's
+    /// `due_today` counts (`COMPLAINTD_BUSINESS_TIME_ZONE`). Due times themselves follow
+    /// each policy's own time zone.
+    pub business_time_zone: String,
 }
 
 impl Default for Config {
@@ -158,6 +162,7 @@ impl Default for Config {
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
+            business_time_zone: "UTC".into(),
         }
     }
 }
@@ -276,6 +281,9 @@ impl Config {
                 )),
             }
         }
+        if let Some(zone) = env("COMPLAINTD_BUSINESS_TIME_ZONE") {
+            config.business_time_zone = zone;
+        }
         if let Some(auth) = env("COMPLAINTD_AUTH") {
             match auth.as_str() {
                 "dev_headers" => config.auth = AuthMode::DevHeaders,
@@ -312,6 +320,14 @@ impl Config {
         }
         if config.log_backend == LogBackend::Jetstream && config.jetstream_url.is_none() {
             problems.push("log_backend = \"jetstream\" needs jetstream_url".to_owned());
+        }
+        if config.business_time_zone.is_empty()
+            || jiff::tz::TimeZone::get(&config.business_time_zone).is_err()
+        {
+            problems.push(format!(
+                "business_time_zone {:?} is not a time zone (an IANA name like Europe/London, or UTC)",
+                config.business_time_zone
+            ));
         }
         if !(1..=5).contains(&config.jetstream_replicas) {
             problems.push("jetstream_replicas must be 1 to 5".to_owned());
@@ -455,6 +471,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn the_business_time_zone_is_checked_and_defaults_to_utc() {
+        assert_eq!(
+            Config::load(None, env(&[])).unwrap().business_time_zone,
+            "UTC"
+        );
+        let config = Config::load(
+            None,
+            env(&[("COMPLAINTD_BUSINESS_TIME_ZONE", "Asia/Shanghai")]),
+        )
+        .unwrap();
+        assert_eq!(config.business_time_zone, "Asia/Shanghai");
+        let err = Config::load(
+            None,
+            env(&[("COMPLAINTD_BUSINESS_TIME_ZONE", "Mars/Olympus_Mons")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("business_time_zone"), "{err}");
     }
 
     #[test]

@@ -37,6 +37,41 @@ pub fn api_field(domain: &str) -> String {
     }
 }
 
+/// The conversion's violations followed by the domain's (by API name), leaving out the
+/// domain's on a field the conversion already reported, or inside one, or a time whose
+/// `seconds` or `nanos` it reported: there the domain saw a stand-in (and see
+/// [`DEPENDENT_FIELDS`]). A domain violation of a list as a whole (`redress`: too many
+/// items) stays beside the conversion's of its items.
+pub fn merge_violations(
+    conversion: Violations,
+    domain: Vec<FieldViolation>,
+) -> Vec<FieldViolation> {
+    let mut all = conversion.0;
+    let reported: Vec<String> = all.iter().map(|v| v.field.clone()).collect();
+    let covered = |field: &str| {
+        reported.iter().any(|r| {
+            field == r
+                || r.strip_prefix(field)
+                    .is_some_and(|rest| rest == ".seconds" || rest == ".nanos")
+                || field
+                    .strip_prefix(r.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        }) || DEPENDENT_FIELDS.iter().any(|(dependent, on)| {
+            field == *dependent && reported.iter().any(|r| r.starts_with(on))
+        })
+    };
+    for v in domain {
+        let field = api_field(&v.field);
+        if !covered(&field) {
+            all.push(FieldViolation {
+                field,
+                description: v.description,
+            });
+        }
+    }
+    all
+}
+
 pub fn complaint_name(v: &mut Violations, field: &str, name: &str) -> Option<ComplaintId> {
     match name
         .strip_prefix("complaints/")
@@ -48,6 +83,18 @@ pub fn complaint_name(v: &mut Violations, field: &str, name: &str) -> Option<Com
             None
         }
     }
+}
+
+/// A complaint id chosen by the caller: a UUID, bare or as the name `complaints/{uuid}`.
+pub fn complaint_id(v: &mut Violations, field: &str, id: &str) -> Option<ComplaintId> {
+    let parsed = ComplaintId::parse_name(id);
+    if parsed.is_none() {
+        v.add(
+            field,
+            "must be a UUID (not nil), bare or as the name complaints/{uuid}",
+        );
+    }
+    parsed
 }
 
 pub fn request_id(v: &mut Violations, id: &str) -> Option<Uuid> {
@@ -63,12 +110,40 @@ pub fn request_id(v: &mut Violations, id: &str) -> Option<Uuid> {
     }
 }
 
+/// The earliest second a protobuf Timestamp may hold: 0001-01-01T00:00:00Z.
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// The latest second a protobuf Timestamp may hold: 9999-12-31T23:59:59Z.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A time the caller gave, checked: `nanos` from 0 to 999,999,999 and `seconds` in the
+/// protobuf range (as google/protobuf/timestamp.proto requires; jiff would otherwise
+/// quietly borrow a negative `nanos` from the second before), and no time before
+/// 1970-01-01 (nothing a complaint records happened then). Later business bounds (not
+/// in the future, not before 2000 for a receipt...) are the domain's.
 pub fn timestamp(
     v: &mut Violations,
     field: &str,
     t: Option<prost_types::Timestamp>,
 ) -> Option<Timestamp> {
     let t = t?;
+    let mut valid = true;
+    if !(0..=999_999_999).contains(&t.nanos) {
+        v.add(format!("{field}.nanos"), "must be from 0 to 999999999");
+        valid = false;
+    }
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds) {
+        v.add(
+            format!("{field}.seconds"),
+            "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z",
+        );
+        valid = false;
+    } else if t.seconds < 0 {
+        v.add(field, "must not be before 1970-01-01T00:00:00Z");
+        valid = false;
+    }
+    if !valid {
+        return None;
+    }
     // Stored times have microsecond precision: keep no more, so that a reply and a later
     // read (or a retry's replayed reply) agree to the digit.
     match Timestamp::new(t.seconds, t.nanos)
@@ -164,6 +239,8 @@ enum_map!(regulator_outcome, regulator_outcome_out, api::RegulatorOutcome, m::Re
     Settled <=> Settled, Dismissed <=> Dismissed,
 });
 
+/// Redress items; a bad kind, amount or currency is recorded and replaced by a stand-in
+/// (so the list keeps its length and the domain checks the rest).
 fn redress(v: &mut Violations, field: &str, items: Vec<api::Redress>) -> Vec<m::Redress> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -171,6 +248,13 @@ fn redress(v: &mut Violations, field: &str, items: Vec<api::Redress>) -> Vec<m::
         let kind = redress_kind(v, &format!("{path}.kind"), item.kind);
         let Some(amount) = item.amount else {
             v.add(format!("{path}.amount"), "is required");
+            out.push(m::Redress {
+                kind: kind.unwrap_or(m::RedressKind::Refund),
+                amount: m::Money {
+                    minor_units: 1,
+                    currency: iso_currency::Currency::XXX,
+                },
+            });
             continue;
         };
         let currency = iso_currency::Currency::from_code(&amount.currency_code);
@@ -180,15 +264,13 @@ fn redress(v: &mut Violations, field: &str, items: Vec<api::Redress>) -> Vec<m::
                 "must be an ISO 4217 currency code",
             );
         }
-        if let (Some(kind), Some(currency)) = (kind, currency) {
-            out.push(m::Redress {
-                kind,
-                amount: m::Money {
-                    minor_units: amount.minor_units,
-                    currency,
-                },
-            });
-        }
+        out.push(m::Redress {
+            kind: kind.unwrap_or(m::RedressKind::Refund),
+            amount: m::Money {
+                minor_units: amount.minor_units,
+                currency: currency.unwrap_or(iso_currency::Currency::XXX),
+            },
+        });
     }
     out
 }
@@ -206,29 +288,45 @@ fn redress_out(items: &[m::Redress]) -> Vec<api::Redress> {
         .collect()
 }
 
-/// The registration in a request; `id` is the complaint to create.
-pub fn register(
-    v: &mut Violations,
-    id: ComplaintId,
-    r: api::RegisterComplaintRequest,
-) -> Option<Command> {
-    let channel = channel(v, "channel", r.channel);
-    let received_at = required_time(v, "receive_time", r.receive_time);
+/// A stand-in for a time that was missing or bad (its violation is recorded, so the
+/// command it goes into is only checked, never run).
+fn placeholder_time() -> Timestamp {
+    Timestamp::UNIX_EPOCH
+}
+
+/// Domain violations that only follow from a stand-in: (field, the field whose stand-in
+/// it is compared with). `regulator.deadline` is judged against `receive_time`.
+pub const DEPENDENT_FIELDS: &[(&str, &str)] = &[("regulator.deadline", "receive_time")];
+
+/// The registration in a request; `id` is the complaint to create. A bad field is
+/// recorded in `v` and replaced by a stand-in, so that the domain can still check every
+/// other field (one reply lists them all); with violations, the command is never run.
+pub fn register(v: &mut Violations, id: ComplaintId, r: api::RegisterComplaintRequest) -> Command {
+    let transfer = r.regulator.is_some();
+    let channel = channel(v, "channel", r.channel).unwrap_or(if transfer {
+        m::Channel::RegulatorTransfer
+    } else {
+        m::Channel::Web
+    });
+    let received_at =
+        required_time(v, "receive_time", r.receive_time).unwrap_or_else(placeholder_time);
     let complainant = r.complainant.unwrap_or_default();
-    let regulator = match r.regulator {
-        Some(t) => {
-            let deadline = required_time(v, "regulator.deadline", t.deadline);
-            deadline.map(|deadline| m::RegulatorTransfer {
-                regulator: t.regulator,
-                reference: t.reference,
-                deadline,
-            })
+    let regulator = r.regulator.map(|t| {
+        let deadline = required_time(v, "regulator.deadline", t.deadline);
+        m::RegulatorTransfer {
+            regulator: t.regulator,
+            reference: t.reference,
+            // After any receipt time, so the stand-in adds no violation of its own.
+            deadline: deadline.unwrap_or_else(|| {
+                received_at
+                    .checked_add(jiff::SignedDuration::from_hours(24))
+                    .unwrap_or(received_at)
+            }),
         }
-        None => None,
-    };
-    Some(Command::Register(Box::new(Register {
+    });
+    Command::Register(Box::new(Register {
         id,
-        channel: channel?,
+        channel,
         complainant: m::Complainant {
             person_id: complainant.person_id,
             name: complainant.name,
@@ -241,11 +339,12 @@ pub fn register(
         category: r.category,
         claim: r.claim,
         facts: r.facts,
-        received_at: received_at?,
+        received_at,
         regime: r.regime,
         region: r.region,
         regulator,
-    })))
+        variant: Some(r.variant).filter(|v| !v.is_empty()),
+    }))
 }
 
 /// The common head of a step request: the complaint, request id and expected version.
@@ -253,8 +352,9 @@ pub trait StepRequest {
     fn name(&self) -> &str;
     fn request_id(&self) -> &str;
     fn expected_version(&self) -> Option<u64>;
-    /// The domain command, or `None` with violations recorded.
-    fn command(self, v: &mut Violations) -> Option<Command>;
+    /// The domain command. A bad field is recorded in `v` and replaced by a stand-in, so
+    /// that the domain can still check the others; with violations it is never run.
+    fn command(self, v: &mut Violations) -> Command;
 }
 
 macro_rules! step {
@@ -270,7 +370,7 @@ macro_rules! step {
                 self.expected_version
             }
             #[allow(unused_variables)]
-            fn command(self, $v: &mut Violations) -> Option<Command> {
+            fn command(self, $v: &mut Violations) -> Command {
                 let $r = self;
                 $body
             }
@@ -278,121 +378,92 @@ macro_rules! step {
     };
 }
 
-step!(api::AcknowledgeComplaintRequest, |r, v| Some(
+step!(api::AcknowledgeComplaintRequest, |r, v| {
     Command::Acknowledge
-));
-step!(api::DeclineComplaintRequest, |r, v| Some(
-    Command::Decline { reason: r.reason }
-));
-step!(api::MergeComplaintRequest, |r, v| {
-    let into = complaint_name(v, "into", &r.into);
-    Some(Command::Merge {
-        into: into?,
-        reason: r.reason,
-    })
 });
-step!(api::AssignComplaintRequest, |r, v| Some(Command::Assign {
+step!(api::DeclineComplaintRequest, |r, v| Command::Decline {
+    reason: r.reason
+});
+step!(api::MergeComplaintRequest, |r, v| Command::Merge {
+    into: complaint_name(v, "into", &r.into).unwrap_or(ComplaintId::new(Uuid::nil())),
+    reason: r.reason,
+});
+step!(api::AssignComplaintRequest, |r, v| Command::Assign {
     unit: r.unit,
     handler: r.handler
-}));
-step!(api::ClassifyComplexRequest, |r, v| Some(
+});
+step!(api::ClassifyComplexRequest, |r, v| {
     Command::ClassifyComplex { reason: r.reason }
-));
-step!(api::RecordFindingsRequest, |r, v| {
-    let root_cause = root_cause(v, "root_cause", r.root_cause);
-    Some(Command::RecordFindings {
-        findings: r.findings,
-        root_cause: root_cause?,
-        evidence: r.evidence,
-    })
 });
-step!(api::ProposeRedressRequest, |r, v| {
-    let count = r.redress.len();
-    let items = redress(v, "redress", r.redress);
-    (items.len() == count).then_some(Command::ProposeRedress {
-        redress: items,
-        rationale: r.rationale,
-    })
+step!(api::RecordFindingsRequest, |r, v| Command::RecordFindings {
+    findings: r.findings,
+    root_cause: root_cause(v, "root_cause", r.root_cause).unwrap_or(m::RootCause::Other),
+    evidence: r.evidence,
 });
-step!(api::AnswerComplaintRequest, |r, v| {
-    let decision = decision(v, "decision", r.decision);
-    let delivery = delivery(v, "delivery", r.delivery);
-    let count = r.redress.len();
-    let items = redress(v, "redress", r.redress);
-    if items.len() != count {
-        return None;
-    }
-    Some(Command::Answer {
-        decision: decision?,
-        redress: items,
-        delivery: delivery?,
-        summary: r.summary,
-    })
+step!(api::ProposeRedressRequest, |r, v| Command::ProposeRedress {
+    redress: redress(v, "redress", r.redress),
+    rationale: r.rationale,
+});
+step!(api::AnswerComplaintRequest, |r, v| Command::Answer {
+    decision: decision(v, "decision", r.decision).unwrap_or(m::Decision::Rejected),
+    delivery: delivery(v, "delivery", r.delivery).unwrap_or(m::DeliveryMethod::Letter),
+    redress: redress(v, "redress", r.redress),
+    summary: r.summary,
 });
 step!(api::SendHoldingResponseRequest, |r, v| {
-    let delivery = delivery(v, "delivery", r.delivery);
-    Some(Command::SendHoldingResponse {
+    Command::SendHoldingResponse {
         reason: r.reason,
-        delivery: delivery?,
-    })
+        delivery: delivery(v, "delivery", r.delivery).unwrap_or(m::DeliveryMethod::Letter),
+    }
 });
-step!(api::RequestExtensionRequest, |r, v| Some(
+step!(api::RequestExtensionRequest, |r, v| {
     Command::RequestExtension {
         days: r.days,
-        reason: r.reason
+        reason: r.reason,
     }
-));
+});
 step!(api::ApproveExtensionRequest, |r, v| {
-    let at = timestamp(v, "complainant_notify_time", r.complainant_notify_time);
-    v.is_empty().then_some(Command::ApproveExtension {
-        complainant_notified_at: at,
-    })
+    Command::ApproveExtension {
+        complainant_notified_at: timestamp(v, "complainant_notify_time", r.complainant_notify_time),
+    }
 });
-step!(api::PauseClockRequest, |r, v| {
-    let reason = pause_reason(v, "reason", r.reason);
-    let at = timestamp(v, "complainant_notify_time", r.complainant_notify_time);
-    Some(Command::PauseClock {
-        reason: reason?,
-        complainant_notified_at: at,
-    })
+step!(api::PauseClockRequest, |r, v| Command::PauseClock {
+    reason: pause_reason(v, "reason", r.reason).unwrap_or(m::PauseReason::AwaitingCustomer),
+    complainant_notified_at: timestamp(v, "complainant_notify_time", r.complainant_notify_time),
 });
-step!(api::ResumeClockRequest, |r, v| Some(Command::ResumeClock));
-step!(api::AddNewFactsRequest, |r, v| Some(Command::AddNewFacts {
+step!(api::ResumeClockRequest, |r, v| Command::ResumeClock);
+step!(api::AddNewFactsRequest, |r, v| Command::AddNewFacts {
     facts: r.facts
-}));
-step!(api::WithdrawComplaintRequest, |r, v| Some(
-    Command::Withdraw { reason: r.reason }
-));
-step!(api::RequestReviewRequest, |r, v| Some(
-    Command::RequestReview { reason: r.reason }
-));
-step!(api::AnswerReviewRequest, |r, v| {
-    let outcome = review_outcome(v, "outcome", r.outcome);
-    Some(Command::AnswerReview {
-        outcome: outcome?,
-        summary: r.summary,
-    })
+});
+step!(api::WithdrawComplaintRequest, |r, v| Command::Withdraw {
+    reason: r.reason
+});
+step!(api::RequestReviewRequest, |r, v| Command::RequestReview {
+    reason: r.reason
+});
+step!(api::AnswerReviewRequest, |r, v| Command::AnswerReview {
+    outcome: review_outcome(v, "outcome", r.outcome).unwrap_or(m::ReviewOutcome::Confirmed),
+    summary: r.summary,
 });
 step!(api::ReferToRegulatorRequest, |r, v| {
-    let reason = referral_reason(v, "reason", r.reason);
-    Some(Command::ReferToRegulator {
+    Command::ReferToRegulator {
         body: r.body,
-        reason: reason?,
+        reason: referral_reason(v, "reason", r.reason)
+            .unwrap_or(m::ReferralReason::ComplainantReferred),
         reference: r.reference,
-    })
+    }
 });
 step!(api::RecordRegulatorOutcomeRequest, |r, v| {
-    let outcome = regulator_outcome(v, "outcome", r.outcome);
-    Some(Command::RecordRegulatorOutcome {
+    Command::RecordRegulatorOutcome {
         body: r.body,
-        outcome: outcome?,
+        outcome: regulator_outcome(v, "outcome", r.outcome).unwrap_or(m::RegulatorOutcome::Settled),
         reference: r.reference,
-    })
+    }
 });
-step!(api::CloseComplaintRequest, |r, v| Some(Command::Close));
-step!(api::ReopenComplaintRequest, |r, v| Some(Command::Reopen {
+step!(api::CloseComplaintRequest, |r, v| Command::Close);
+step!(api::ReopenComplaintRequest, |r, v| Command::Reopen {
     reason: r.reason
-}));
+});
 
 /// The API view of a complaint whose personal fields `personal` says could be read, for a
 /// caller who `sees_personal_data` or not: the personal fields are blanked and the state
@@ -530,6 +601,7 @@ pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
         reopen_count: c.reopened,
         update_time: Some(to_timestamp(c.updated_at)),
         personal_data: api::PersonalDataState::PersonalDataPresent as i32,
+        variant: r.variant.clone().unwrap_or_default(),
     }
 }
 
@@ -719,5 +791,52 @@ pub fn queue_item_name(v: &mut Violations, name: &str) -> Option<uuid::Uuid> {
             v.add("name", "must be a queue item name: regulatorQueue/{uuid}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation(field: &str) -> FieldViolation {
+        FieldViolation {
+            field: field.into(),
+            description: "bad".into(),
+        }
+    }
+
+    fn merged(conversion: &[&str], domain: &[&str]) -> Vec<String> {
+        let mut v = Violations::default();
+        for f in conversion {
+            v.add(*f, "bad");
+        }
+        merge_violations(v, domain.iter().map(|f| violation(f)).collect())
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_domain_adds_what_the_conversion_did_not_see() {
+        // A stand-in time: the domain's word on it is dropped, and on what depends on it.
+        assert_eq!(
+            merged(
+                &["receive_time.nanos"],
+                &["received_at", "regulator.deadline", "unit"]
+            ),
+            ["receive_time.nanos", "unit"]
+        );
+        // A list as a whole stays beside its items; a stand-in item's own does not.
+        assert_eq!(
+            merged(
+                &["redress[3].amount"],
+                &["redress", "redress[3].amount", "regulator"]
+            ),
+            ["redress[3].amount", "redress", "regulator"]
+        );
+        assert_eq!(
+            merged(&["regulator.deadline"], &["regulator"]),
+            ["regulator.deadline", "regulator"]
+        );
     }
 }

@@ -8,19 +8,45 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::convert::api_field;
 
-/// INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field.
+/// Most field violations one error lists: the details travel in a trailer, and clients
+/// refuse trailers over 16 KiB (a request with 20,000 bad items must not produce 1.75 MB).
+pub const MAX_VIOLATIONS: usize = 20;
+/// Longest description of one violation, in characters.
+const MAX_DESCRIPTION: usize = 300;
+
+/// INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field: the first
+/// [`MAX_VIOLATIONS`], then one more (with an empty field) saying how many were left out.
+/// Every list a request carries is validated through here, so the cap holds everywhere.
 pub fn invalid(violations: Vec<FieldViolation>) -> Status {
+    bad_request(violations, None)
+}
+
+/// [`invalid`] with `message` instead of the list of fields.
+fn bad_request(violations: Vec<FieldViolation>, message: Option<String>) -> Status {
+    let total = violations.len();
     let mut details = ErrorDetails::new();
-    let mut fields = Vec::with_capacity(violations.len());
-    for v in &violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    let mut fields = Vec::with_capacity(total.min(MAX_VIOLATIONS));
+    for v in violations.iter().take(MAX_VIOLATIONS) {
+        let description = if v.description.chars().count() > MAX_DESCRIPTION {
+            let cut: String = v.description.chars().take(MAX_DESCRIPTION).collect();
+            format!("{cut}...")
+        } else {
+            v.description.clone()
+        };
+        details.add_bad_request_violation(v.field.clone(), description);
         fields.push(v.field.as_str());
     }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid fields: {}", fields.join(", ")),
-        details,
-    )
+    let mut listed = format!("invalid fields: {}", fields.join(", "));
+    if total > MAX_VIOLATIONS {
+        let more = total - MAX_VIOLATIONS;
+        details.add_bad_request_violation(
+            "",
+            format!("and {more} more invalid fields, not listed: correct these and retry"),
+        );
+        listed.push_str(&format!(" and {more} more"));
+    }
+    let message = message.unwrap_or(listed);
+    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// The status for a failed command or read.
@@ -38,6 +64,31 @@ pub fn status(error: WorkflowError) -> Status {
         WorkflowError::Domain(DomainError::WrongState(reason)) => Status::failed_precondition(reason),
         WorkflowError::Domain(DomainError::NotPermitted(reason)) => Status::permission_denied(reason),
         WorkflowError::NotFound(id) => Status::not_found(format!("{id} not found")),
+        WorkflowError::MergeTargetNotFound(id) => Status::with_error_details(
+            Code::NotFound,
+            format!("{id}, the complaint to merge into, not found"),
+            ErrorDetails::with_resource_info(
+                "complaints.v1.Complaint",
+                id.name(),
+                "",
+                "the complaint to merge into (the request's `into`)",
+            ),
+        ),
+        // A client's mistake in the request (like HTTP 422 for a reused idempotency key):
+        // INVALID_ARGUMENT on the field, not FAILED_PRECONDITION, since no state of the
+        // complaint would make it right.
+        WorkflowError::RequestIdReused {
+            request_id,
+            complaint,
+        } => bad_request(
+            vec![FieldViolation {
+                field: "request_id".into(),
+                description: "was used for a different request: a retry must repeat the request exactly; use a new request_id for a new request".into(),
+            }],
+            Some(format!(
+                "request_id {request_id} was used for a different request on {complaint}"
+            )),
+        ),
         WorkflowError::AlreadyExists(id) => Status::already_exists(format!("{id} already exists")),
         WorkflowError::Conflict { complaint, expected, actual } => Status::aborted(format!(
             "{complaint} is at version {actual}, not the expected {expected}: read it again and retry"
@@ -131,5 +182,24 @@ pub fn queue(error: complaints_workflow::queue::QueueError) -> Status {
         }
         QueueError::Decode(e) => status(e.into()),
         QueueError::Log(e) => status(e.into()),
+    }
+}
+
+/// The code gRPC specifies for a status tonic itself produced while reading a request,
+/// where tonic's own choice misleads: an undecodable body is the caller's mistake
+/// (INVALID_ARGUMENT, not INTERNAL), and a message over the size limit is
+/// RESOURCE_EXHAUSTED (not OUT_OF_RANGE). `None`: the status stands as it is.
+pub fn transport(status: &Status) -> Option<Status> {
+    let message = status.message();
+    match status.code() {
+        Code::Internal if message.starts_with("failed to decode Protobuf message") => {
+            Some(Status::invalid_argument(format!(
+                "the request body is not a valid message of this method ({message})"
+            )))
+        }
+        Code::OutOfRange if message.starts_with("Error, decoded message length too large") => Some(
+            Status::resource_exhausted(format!("the request message is too large ({message})")),
+        ),
+        _ => None,
     }
 }

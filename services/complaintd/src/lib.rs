@@ -11,6 +11,8 @@
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
 //! - [`service`]: the `complaints.v1.ComplaintService` implementation.
 //! - [`audit`]: the `complaints.audit.v1.AuditService` implementation (auditors).
+//! - [`transport`]: the codes of the statuses tonic produces itself (undecodable or
+//!   over-size requests).
 //! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
 #![forbid(unsafe_code)]
 
@@ -23,3 +25,4 @@ pub mod convert;
 pub mod errors;
 pub mod server;
 pub mod service;
+pub mod transport;

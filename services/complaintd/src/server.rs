@@ -205,6 +205,18 @@ async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> 
     Ok(())
 }
 
+/// The descriptors reflection serves: the API, health, and `google.rpc` (`Status`,
+/// `BadRequest` and the other error details), so that a client with no compiled protos
+/// can decode the details of an error. Both `grpc.reflection.v1` and `v1alpha` are served
+/// from it: many tools (Python's grpcio-reflection, Postman, older grpcurl) speak only
+/// `v1alpha`.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
 /// Where `config` keeps the log and its keys.
 fn backend(config: &Config) -> Backend {
     match config.log_backend {
@@ -228,6 +240,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Starts the server with an injected clock (for tests).
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    // Checked by Config::load too; a Config built in code is checked before anything opens.
+    let zone = jiff::tz::TimeZone::get(&config.business_time_zone)
+        .with_context(|| format!("business_time_zone {:?}", config.business_time_zone))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
@@ -315,8 +330,10 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ))
     });
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
-    let audit = Audit::new(workflow.clone(), board.clone(), signer).with_damage(damage);
-    let mut api = Api::new(workflow, &projections)?;
+    let audit = Audit::new(workflow.clone(), board.clone(), signer)
+        .with_damage(damage)
+        .with_business_time_zone(zone.clone());
+    let mut api = Api::new(workflow, &projections)?.with_business_time_zone(zone);
     let publisher = match &config.nats_url {
         Some(url) if read_only => {
             tracing::warn!(%url, "read-only: not publishing to NATS");
@@ -347,11 +364,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ComplaintServiceServer<Api>>().await;
     health.set_serving::<AuditServiceServer<Audit>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(complaints_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = reflection_builder()
         .build_v1()
         .context("reflection service")?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .context("reflection service (v1alpha)")?;
 
     let tls = tls(config)?;
     let limits = config.clone();
@@ -371,10 +389,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             builder = builder.tls_config(tls).context("TLS configuration")?;
         }
         let served = builder
+            // tonic's own statuses (undecodable, over-size requests) with gRPC's codes.
+            .layer(crate::transport::CodecStatusLayer)
             // Every call is authenticated and authorised here, before any service.
             .layer(AuthLayer::new(auth))
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(
                 ComplaintServiceServer::new(api)
                     .max_decoding_message_size(limits.max_message_bytes)

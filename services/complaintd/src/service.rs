@@ -42,6 +42,8 @@ pub struct Api {
     queue: Arc<RegulatorQueue>,
     /// The NATS publisher's status, when this server publishes.
     publisher: Option<tokio::sync::watch::Receiver<complaints_nats::Status>>,
+    /// The business's time zone: the day of the board's `due_today`.
+    zone: jiff::tz::TimeZone,
 }
 
 /// Header set on a response that replays an earlier request's result.
@@ -56,7 +58,14 @@ impl Api {
             board: projections.get()?,
             queue: projections.get()?,
             publisher: None,
+            zone: jiff::tz::TimeZone::UTC,
         })
+    }
+
+    /// Counts the board's `due_today` in `zone` (UTC by default).
+    pub fn with_business_time_zone(mut self, zone: jiff::tz::TimeZone) -> Self {
+        self.zone = zone;
+        self
     }
 
     /// Reports this publisher's status in GetPublisherStatus.
@@ -95,20 +104,25 @@ impl Api {
             .await
     }
 
-    /// Runs a converted command, unless the conversion found bad fields.
+    /// Runs a converted command, unless the conversion found bad fields: then the domain
+    /// checks the command too (bad fields replaced by stand-ins), so that one
+    /// INVALID_ARGUMENT lists every bad field, the request's own and the command's.
     async fn run(
         &self,
         violations: Violations,
         complaint: Option<ComplaintId>,
         request_id: Option<uuid::Uuid>,
-        command: Option<complaints_domain::Command>,
+        command: complaints_domain::Command,
         expected_version: Option<u64>,
         principal: complaints_workflow::Principal,
     ) -> Result<Response<api::Complaint>, Status> {
-        let (Some(complaint), Some(request_id), Some(command), true) =
-            (complaint, request_id, command, violations.is_empty())
+        let (Some(complaint), Some(request_id), true) =
+            (complaint, request_id, violations.is_empty())
         else {
-            return Err(errors::invalid(violations.0));
+            let domain = self.workflow.field_violations(&command, &principal);
+            return Err(errors::invalid(convert::merge_violations(
+                violations, domain,
+            )));
         };
         let sees = crate::authz::sees_personal_data(&principal);
         let request = CommandRequest {
@@ -172,9 +186,13 @@ pub(crate) fn sla_view(
     })
 }
 
-/// The board's figures at `now` (what GetBoard shows).
-pub(crate) fn board_out(board: &SlaBoard, now: jiff::Timestamp) -> api::Board {
-    let f = board.figures(now);
+/// The board's figures at `now`, "today" in `zone` (what GetBoard shows).
+pub(crate) fn board_out(
+    board: &SlaBoard,
+    now: jiff::Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> api::Board {
+    let f = board.figures_in(now, zone);
     let map = |m: std::collections::BTreeMap<String, u64>| m.into_iter().collect();
     api::Board {
         evaluate_time: Some(convert::to_timestamp(now)),
@@ -218,7 +236,7 @@ impl Api {
         let chosen = if r.complaint_id.is_empty() {
             None
         } else {
-            convert::complaint_name(&mut v, "complaint_id", &r.complaint_id)
+            convert::complaint_id(&mut v, "complaint_id", &r.complaint_id)
         };
         let complaint = chosen.or(request_id.map(complaint_id_for));
         // Check every field even when the id is unusable, so one reply lists them all.
@@ -386,7 +404,7 @@ impl Api {
         crate::authz::principal(&request)?;
         self.board_caught_up().await?;
         let now = self.now()?;
-        Ok(Response::new(board_out(&self.board, now)))
+        Ok(Response::new(board_out(&self.board, now, &self.zone)))
     }
 
     pub async fn watch_sla(

@@ -202,14 +202,12 @@ async fn every_damage_to_a_data_directory_is_refused_or_changes_no_answer() {
                     format!("refused: {e}")
                 }
                 Ok(running) => {
-                    let channel = tonic::transport::Endpoint::from_shared(format!(
-                        "http://{}",
-                        running.addr
-                    ))
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
+                    let channel =
+                        tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))
+                            .unwrap()
+                            .connect()
+                            .await
+                            .unwrap();
                     let got = views(&mut ComplaintServiceClient::new(channel)).await;
                     running.shutdown().await.unwrap();
                     assert!(
@@ -229,5 +227,8 @@ async fn every_damage_to_a_data_directory_is_refused_or_changes_no_answer() {
         "data directory fault matrix: {cases} cases over {} files: {refused} refused, {same} started with the same answers",
         names.len()
     );
-    assert!(cases >= 60 && refused > 0 && same > 0, "{cases} {refused} {same}");
+    assert!(
+        cases >= 60 && refused > 0 && same > 0,
+        "{cases} {refused} {same}"
+    );
 }

@@ -140,6 +140,7 @@ fn register_request() -> impl Strategy<Value = api::RegisterComplaintRequest> {
                             deadline,
                         }
                     }),
+                    variant: String::new(),
                 }
             },
         )

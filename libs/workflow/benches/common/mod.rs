@@ -64,6 +64,7 @@ pub fn life(n: usize, steps: usize, base: Timestamp) -> (StreamId, Vec<NewEvent>
         regime: regime.into(),
         region: region.into(),
         regulator: None,
+        variant: None,
     };
     let changes = [
         Change::Registered(Box::new(register)),

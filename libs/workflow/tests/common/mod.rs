@@ -29,6 +29,7 @@ pub fn register(
         regime: regime.into(),
         region: region.into(),
         regulator: None,
+        variant: None,
     }
 }
 

@@ -31,5 +31,6 @@ pub fn register(regime: &str, region: &str, received: i64) -> api::RegisterCompl
         regime: regime.into(),
         region: region.into(),
         regulator: None,
+        variant: String::new(),
     }
 }
