@@ -33,6 +33,9 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
     let method = path.rsplit('/').next().unwrap_or_default();
     let roles: &'static [Role] = if path.starts_with("/complaints.audit.v1.AuditService/") {
         &[Auditor]
+    } else if path.starts_with("/complaints.admin.v1.AdminService/") {
+        // The key store's entries, for backups: keys of personal data.
+        &[Admin]
     } else if path.starts_with("/complaints.v1.ComplaintService/") {
         match method {
             // Intake: receive and acknowledge; the gateway receives transfers in.
