@@ -143,9 +143,12 @@ impl KeyStore for SledKeyStore {
             let key = if value.is_empty() {
                 None
             } else {
-                Some(value.as_ref().try_into().map_err(|_| {
-                    failed(format!("the key of person {person_id} is damaged"))
-                })?)
+                Some(
+                    value
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| failed(format!("the key of person {person_id} is damaged")))?,
+                )
             };
             entries.push(KeyEntry { person_id, key });
         }
@@ -273,7 +276,10 @@ impl KeyStore for KvKeyStore {
         for name in names {
             let bytes = (0..name.len())
                 .step_by(2)
-                .map(|i| name.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .map(|i| {
+                    name.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
                 .collect::<Option<Vec<u8>>>()
                 .ok_or_else(|| failed("a name in the key bucket is not hexadecimal"))?;
             let person_id = String::from_utf8(bytes)
