@@ -35,6 +35,25 @@ pub async fn run(target: &Target, cmd: AdminCmd) -> anyhow::Result<()> {
             };
             backup::restore(&from, &data_dir, &public_key, later).await
         }
+        AdminCmd::Erase { person_id, reason } => {
+            let request = complaints_proto::complaints::v1::ErasePersonalDataRequest {
+                person_id,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                reason,
+            };
+            let erased = target
+                .call(request, async |c, r| c.erase_personal_data(r).await)
+                .await?;
+            if erased.erased {
+                out!("the personal data of {} is erased", erased.person_id);
+            } else {
+                out!(
+                    "{} had no key (nothing of theirs was stored, or already erased); recorded as erased",
+                    erased.person_id
+                );
+            }
+            Ok(())
+        }
         AdminCmd::Erasures { out, data_dir } => {
             backup::erasures(target, &out, data_dir.as_deref()).await
         }

@@ -470,17 +470,20 @@ pub enum StepCmd {
 /// and offline work on stopped data directories.
 #[derive(Subcommand)]
 pub enum AdminCmd {
-    /// Back up a running complaintd while it serves: its log up to the head when the
-    /// backup starts (with the digest of that head, signed when the server signs) and its
-    /// key store of personal data. Needs the roles admin and auditor; use TLS in
-    /// production (the keys travel). The backup is checked once written.
+    /// Back up a running complaintd while it serves (roles admin and auditor).
+    ///
+    /// Its log up to the head when the backup starts (with the digest of that head, signed
+    /// when the server signs) and its key store of personal data. Use TLS in production
+    /// (the keys travel). The backup is checked once written.
     Backup {
         /// A directory for the backup (it must not hold one yet): log/, keys/, backup.json.
         #[arg(long)]
         out: PathBuf,
     },
-    /// Restore a backup into a new data directory, after checking it (hash chain, its
-    /// digest and, with --public-key, the signature). The erasures made since the backup
+    /// Restore a backup into a new data directory, applying the erasures made since.
+    ///
+    /// The backup is checked first (hash chain, its digest and, with --public-key, the
+    /// signature). The erasures made since the backup
     /// are applied: from a running server (--erasures-from) or an export of them
     /// (--erasures-file); without either, only with --accept-no-later-erasures.
     #[command(group(
@@ -512,9 +515,22 @@ pub enum AdminCmd {
         #[arg(long)]
         accept_no_later_erasures: bool,
     },
-    /// Export every erasure of personal data a system knows (for `admin restore
-    /// --erasures-file`): from a running complaintd (roles admin and auditor), or from a
-    /// copy of a stopped data directory (--data-dir).
+    /// Erase a person's personal data for good (right to erasure; role admin).
+    ///
+    /// Destroys their key: their events stay, the fields read as erased, and nothing new
+    /// is recorded about them.
+    Erase {
+        /// The person (the complainant's person id).
+        #[arg(long)]
+        person_id: String,
+        /// Why, e.g. the request's reference (recorded; must not be personal data).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Export every erasure of personal data a system knows, for `restore --erasures-file`.
+    ///
+    /// From a running complaintd (roles admin and auditor), or from a copy of a stopped
+    /// data directory (--data-dir). The file names persons: keep it as safe as the keys.
     Erasures {
         /// Where to write the JSON (it must not exist).
         #[arg(long)]
@@ -523,8 +539,9 @@ pub enum AdminCmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Copy the readable prefix of a damaged log into a new data directory (for comparison
-    /// with a backup or a replica, or to serve what is left). The damaged directory is
+    /// Copy the readable prefix of a damaged log into a new data directory.
+    ///
+    /// For comparison with a backup or a replica, or to serve what is left. The damaged directory is
     /// never modified: it is copied first and the copy is read.
     Salvage {
         /// The damaged data directory (or its `log` directory).
