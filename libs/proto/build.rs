@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("complaints/events/v1/events.proto"),
         root.join("complaints/v1/complaints.proto"),
         root.join("complaints/audit/v1/audit.proto"),
+        root.join("complaints/admin/v1/admin.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
@@ -24,7 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
     let mut config = prost_build::Config::new();
     config
-        .bytes([".eventlog", ".complaints.events", ".complaints.audit"])
+        .bytes([
+            ".eventlog",
+            ".complaints.events",
+            ".complaints.audit",
+            ".complaints.admin",
+        ])
         .boxed(".complaints.events.v1.ComplaintEvent.change.registered");
     // With `grpc`, messages and the tonic services; without, messages only.
     #[cfg(feature = "grpc")]

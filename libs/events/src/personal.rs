@@ -40,6 +40,29 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Destroys the person's key, durably, and remembers the person as erased. Whether
     /// there was a key.
     fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError>;
+
+    /// Up to `limit` entries in order of person id, after `after` (from the first when
+    /// `None`): for backups. Each is the person's key, or [`None`] once erased (a
+    /// tombstone). Never log what this returns.
+    fn entries(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyEntry>, KeyStoreError>;
+}
+
+/// One entry of a key store: a person's key, or the tombstone of their erasure. Its
+/// `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub person_id: String,
+    /// `None`: erased.
+    pub key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("person_id", &self.person_id)
+            .field("key", &self.key.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Keys in memory (tests): `Some(key)`, or `None` once erased.
@@ -71,6 +94,24 @@ impl KeyStore for MemoryKeys {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(keys.insert(person_id.to_owned(), None).flatten().is_some())
+    }
+
+    fn entries(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyEntry>, KeyStoreError> {
+        let keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries: Vec<KeyEntry> = keys
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
+            .map(|(id, key)| KeyEntry {
+                person_id: id.clone(),
+                key: *key,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.person_id.cmp(&b.person_id));
+        entries.truncate(limit);
+        Ok(entries)
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`complaints::v1`]: the gRPC API's messages, and with the feature `grpc` its
 //!   `ComplaintService` server and client.
 //! - [`complaints::audit::v1`]: the auditors' gRPC API (`AuditService`): the same.
+//! - [`complaints::admin::v1`]: the operators' gRPC API (`AdminService`: the key store's
+//!   entries, for backups): the same.
 //! - [`FILE_DESCRIPTOR_SET`]: every file, for gRPC server reflection and JSON export
 //!   (with or without `grpc`).
 //!
@@ -35,6 +37,14 @@ pub mod complaints {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/complaints.audit.v1.rs"));
+        }
+    }
+
+    /// The operators' API.
+    pub mod admin {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/complaints.admin.v1.rs"));
         }
     }
 

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
 
-use complaints_events::personal::{KeyStore, KeyStoreError};
+use complaints_events::personal::{KeyEntry, KeyStore, KeyStoreError};
 
 /// The per-person keys in their own sled database.
 pub struct SledKeyStore {
@@ -50,6 +50,38 @@ impl SledKeyStore {
     fn sync(&self) -> Result<(), KeyStoreError> {
         self.db.flush().map_err(failed)?;
         self.data_file.sync_data().map_err(failed)
+    }
+
+    /// Writes `entries` as they are (keys and tombstones from a backup), durably, and
+    /// returns how many were written. Erased stays erased: a tombstone here is never
+    /// replaced by a key. For writing a restored store only; a running service never
+    /// calls this.
+    pub fn restore(
+        &self,
+        entries: impl IntoIterator<Item = KeyEntry>,
+    ) -> Result<u64, KeyStoreError> {
+        let _guard = self
+            .create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut written = 0;
+        for entry in entries {
+            let erased = self
+                .db
+                .get(&entry.person_id)
+                .map_err(failed)?
+                .is_some_and(|v| v.is_empty());
+            if erased {
+                continue;
+            }
+            let value: &[u8] = entry.key.as_ref().map_or(&[], |k| &k[..]);
+            self.db
+                .insert(entry.person_id.as_bytes(), value)
+                .map_err(failed)?;
+            written += 1;
+        }
+        self.sync()?;
+        Ok(written)
     }
 }
 
@@ -94,6 +126,33 @@ impl KeyStore for SledKeyStore {
         let previous = self.db.insert(person_id, &[][..]).map_err(failed)?;
         self.sync()?;
         Ok(previous.is_some_and(|v| !v.is_empty()))
+    }
+
+    fn entries(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyEntry>, KeyStoreError> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_bytes().to_vec()));
+        let mut entries = Vec::new();
+        for item in self
+            .db
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+        {
+            let (id, value) = item.map_err(failed)?;
+            let person_id = String::from_utf8(id.to_vec())
+                .map_err(|_| failed("a person id in the key store is not UTF-8"))?;
+            let key = if value.is_empty() {
+                None
+            } else {
+                Some(
+                    value
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| failed(format!("the key of person {person_id} is damaged")))?,
+                )
+            };
+            entries.push(KeyEntry { person_id, key });
+        }
+        Ok(entries)
     }
 }
 
@@ -199,5 +258,37 @@ impl KeyStore for KvKeyStore {
         self.block(self.kv.put(&name, bytes::Bytes::new()))
             .map_err(failed)?;
         Ok(had)
+    }
+
+    /// Lists the bucket's names (hexadecimal, so they sort as the person ids do) and reads
+    /// the page asked for.
+    fn entries(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyEntry>, KeyStoreError> {
+        use futures::TryStreamExt as _;
+        let mut names: Vec<String> = self.block(async {
+            let keys = self.kv.keys().await.map_err(failed)?;
+            keys.try_collect::<Vec<String>>().await.map_err(failed)
+        })?;
+        let after = after.map(Self::name);
+        names.retain(|n| after.as_ref().is_none_or(|a| n > a));
+        names.sort();
+        names.truncate(limit);
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let bytes = (0..name.len())
+                .step_by(2)
+                .map(|i| {
+                    name.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| failed("a name in the key bucket is not hexadecimal"))?;
+            let person_id = String::from_utf8(bytes)
+                .map_err(|_| failed("a person id in the key bucket is not UTF-8"))?;
+            // Gone between the listing and the read: nothing to back up.
+            if let Some(key) = self.read(&name)? {
+                entries.push(KeyEntry { person_id, key });
+            }
+        }
+        Ok(entries)
     }
 }

@@ -1,5 +1,5 @@
-//! Operators' tools on stopped data directories: salvaging the readable prefix of a
-//! damaged log.
+//! Operators' tools: salvaging the readable prefix of a damaged log (offline); backups,
+//! restores and erasure exports are in [`crate::backup`].
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -9,11 +9,54 @@ use eventlog::StoredRecord;
 use eventlog_sled::OfflineLog;
 
 use crate::audit::log_dir;
+use crate::backup;
 use crate::cli::AdminCmd;
+use crate::connect::Target;
 
-pub fn run(cmd: AdminCmd) -> anyhow::Result<()> {
+pub async fn run(target: &Target, cmd: AdminCmd) -> anyhow::Result<()> {
     match cmd {
         AdminCmd::Salvage { from, to } => salvage(&from, &to),
+        AdminCmd::Backup { out } => backup::backup(target, &out).await,
+        AdminCmd::Restore {
+            from,
+            data_dir,
+            public_key,
+            erasures_from,
+            erasures_file,
+            accept_no_later_erasures,
+        } => {
+            let later = match (erasures_from, erasures_file) {
+                (Some(url), _) => backup::Later::Server(target.at(url)),
+                (None, Some(file)) => backup::Later::File(file),
+                (None, None) if accept_no_later_erasures => backup::Later::NoneAccepted,
+                (None, None) => bail!(
+                    "say where the erasures made since the backup are: --erasures-from or --erasures-file (or --accept-no-later-erasures)"
+                ),
+            };
+            backup::restore(&from, &data_dir, &public_key, later).await
+        }
+        AdminCmd::Erase { person_id, reason } => {
+            let request = complaints_proto::complaints::v1::ErasePersonalDataRequest {
+                person_id,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                reason,
+            };
+            let erased = target
+                .call(request, async |c, r| c.erase_personal_data(r).await)
+                .await?;
+            if erased.erased {
+                out!("the personal data of {} is erased", erased.person_id);
+            } else {
+                out!(
+                    "{} had no key (nothing of theirs was stored, or already erased); recorded as erased",
+                    erased.person_id
+                );
+            }
+            Ok(())
+        }
+        AdminCmd::Erasures { out, data_dir } => {
+            backup::erasures(target, &out, data_dir.as_deref()).await
+        }
     }
 }
 
@@ -120,7 +163,7 @@ fn salvage(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -15,7 +15,7 @@ use crate::display::timestamp;
 use crate::parse::{complaint_name, complaint_stream, time};
 
 /// A progress bar with rate and ETA on standard error (hidden when it is not a terminal).
-fn bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, ETA {eta})")

@@ -69,7 +69,7 @@ pub enum Cmd {
     /// For auditors: export, verify, digests, timelines, views of past moments.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// For operators: salvage what is readable of a damaged data directory.
+    /// For operators: back up, restore, export erasures, salvage a damaged data directory.
     #[command(subcommand)]
     Admin(AdminCmd),
     /// List complaints.
@@ -470,11 +470,82 @@ pub enum StepCmd {
     },
 }
 
-/// Operators' tools, offline on stopped data directories.
+/// Operators' tools: online backups of a running complaintd (roles admin and auditor),
+/// and offline work on stopped data directories.
 #[derive(Subcommand)]
 pub enum AdminCmd {
-    /// Copy the readable prefix of a damaged log into a new data directory (for comparison
-    /// with a backup or a replica, or to serve what is left). The damaged directory is
+    /// Back up a running complaintd while it serves (roles admin and auditor).
+    ///
+    /// Its log up to the head when the backup starts (with the digest of that head, signed
+    /// when the server signs) and its key store of personal data. Use TLS in production
+    /// (the keys travel). The backup is checked once written.
+    Backup {
+        /// A directory for the backup (it must not hold one yet): log/, keys/, backup.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new data directory, applying the erasures made since.
+    ///
+    /// The backup is checked first (hash chain, its digest and, with --public-key, the
+    /// signature). The erasures made since the backup
+    /// are applied: from a running server (--erasures-from) or an export of them
+    /// (--erasures-file); without either, only with --accept-no-later-erasures.
+    #[command(group(
+        clap::ArgGroup::new("later_erasures")
+            .required(true)
+            .args(["erasures_from", "erasures_file", "accept_no_later_erasures"])
+    ))]
+    Restore {
+        /// The backup directory (from `admin backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not hold a log or keys yet).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The service's public key (PEM or hex); repeatable. The backup's digest must be
+        /// signed by one of them.
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
+        /// The running system the backup was taken from (e.g. http://10.0.0.5:50051):
+        /// every erasure it knows (its `erasures` stream and its key store's tombstones)
+        /// is applied. Needs the roles admin and auditor there.
+        #[arg(long)]
+        erasures_from: Option<String>,
+        /// Erasures exported with `admin erasures` after the backup was taken.
+        #[arg(long)]
+        erasures_file: Option<PathBuf>,
+        /// Restore without applying any erasure made after the backup: the personal data
+        /// of anyone erased since then comes back. Only when no such erasure can exist.
+        #[arg(long)]
+        accept_no_later_erasures: bool,
+    },
+    /// Erase a person's personal data for good (right to erasure; role admin).
+    ///
+    /// Destroys their key: their events stay, the fields read as erased, and nothing new
+    /// is recorded about them.
+    Erase {
+        /// The person (the complainant's person id).
+        #[arg(long)]
+        person_id: String,
+        /// Why, e.g. the request's reference (recorded; must not be personal data).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Export every erasure of personal data a system knows, for `restore --erasures-file`.
+    ///
+    /// From a running complaintd (roles admin and auditor), or from a copy of a stopped
+    /// data directory (--data-dir). The file names persons: keep it as safe as the keys.
+    Erasures {
+        /// Where to write the JSON (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// A copy of a data directory instead of asking the server.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Copy the readable prefix of a damaged log into a new data directory.
+    ///
+    /// For comparison with a backup or a replica, or to serve what is left. The damaged directory is
     /// never modified: it is copied first and the copy is read.
     Salvage {
         /// The damaged data directory (or its `log` directory).

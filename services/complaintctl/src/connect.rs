@@ -2,6 +2,7 @@
 //! authentication headers (`--as`, `--roles`) that every request carries.
 
 use anyhow::Context;
+use complaints_proto::complaints::admin::v1::admin_service_client::AdminServiceClient;
 use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tonic::transport::Channel;
@@ -21,6 +22,16 @@ impl Target {
             principal,
             roles,
         }
+    }
+
+    /// The same caller, at another server.
+    pub fn at(&self, server: String) -> Self {
+        Self::new(server, self.principal.clone(), self.roles.clone())
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// A request naming the caller.
@@ -59,6 +70,12 @@ impl Target {
 
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
         AuditServiceClient::connect(self.server.clone())
+            .await
+            .with_context(|| self.cannot_reach())
+    }
+
+    pub async fn admin(&self) -> anyhow::Result<AdminServiceClient<Channel>> {
+        AdminServiceClient::connect(self.server.clone())
             .await
             .with_context(|| self.cannot_reach())
     }

@@ -13,7 +13,8 @@
 //!
 //! Modules: [`cli`] defines the command line; [`commands`] (registration, lookups and
 //! the workflow's steps), [`sla`] (clocks and the board), [`queue`] (the
-//! regulator-transfer queue) and [`audit`] (what auditors run) carry the subcommands
+//! regulator-transfer queue), [`audit`] (what auditors run), [`admin`] (salvage) and
+//! [`backup`] (backup, restore, erasures) carry the subcommands
 //! out, using [`connect`] (reaching complaintd as the caller), [`parse`] (from what was
 //! typed to API values) and [`display`] (printing). Dependencies go that one way; `run`
 //! only dispatches.
@@ -32,6 +33,7 @@ macro_rules! out {
 
 mod admin;
 mod audit;
+mod backup;
 mod cli;
 mod commands;
 mod connect;
@@ -70,6 +72,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Board => sla::board(&target).await,
         Cmd::Queue(cmd) => queue::run(&target, cmd).await,
         Cmd::Audit(cmd) => audit::run(&target, cmd).await,
-        Cmd::Admin(cmd) => admin::run(cmd),
+        Cmd::Admin(cmd) => admin::run(&target, cmd).await,
     }
 }

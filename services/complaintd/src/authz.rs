@@ -54,6 +54,12 @@ pub fn allowed_roles(path: &str) -> Access {
                 | "ListRegulatorQueueAsOf" => &[Auditor],
                 _ => return Access::Unknown,
             }
+        } else if let Some(method) = path.strip_prefix("/complaints.admin.v1.AdminService/") {
+            match method {
+                // The key store's entries, for backups: keys of personal data.
+                "StreamKeys" => &[Admin],
+                _ => return Access::Unknown,
+            }
         } else if path.starts_with("/complaints.v1.ComplaintService/") {
             match method {
                 // Intake: receive and acknowledge; the gateway receives transfers in.

@@ -11,11 +11,14 @@
 //! - [`errors`]: the one mapping from failures to gRPC statuses.
 //! - [`service`]: the `complaints.v1.ComplaintService` implementation.
 //! - [`audit`]: the `complaints.audit.v1.AuditService` implementation (auditors).
+//! - [`admin`]: the `complaints.admin.v1.AdminService` implementation (operators:
+//!   the key store for backups).
 //! - [`transport`]: the codes of the statuses tonic produces itself (undecodable or
 //!   over-size requests).
 //! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod authz;

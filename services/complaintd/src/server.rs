@@ -9,6 +9,7 @@ use complaints_domain::Rules;
 use complaints_projections::board::SlaBoard;
 use complaints_projections::snapshot::SnapshotStore;
 use complaints_projections::Projections;
+use complaints_proto::complaints::admin::v1::admin_service_server::AdminServiceServer;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use complaints_sla::{Engine, RuleSources};
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::Admin;
 use crate::audit::Audit;
 use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
@@ -333,6 +335,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let audit = Audit::new(workflow.clone(), board.clone(), signer)
         .with_damage(damage)
         .with_business_time_zone(zone.clone());
+    let admin = Admin::new(workflow.keys().cloned());
     let mut api = Api::new(workflow, &projections)?.with_business_time_zone(zone);
     let publisher = match &config.nats_url {
         Some(url) if read_only => {
@@ -406,6 +409,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                     .max_decoding_message_size(limits.max_message_bytes)
                     .max_encoding_message_size(limits.max_message_bytes.max(16 << 20)),
             )
+            .add_service(AdminServiceServer::new(admin))
             // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),

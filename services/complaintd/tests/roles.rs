@@ -141,6 +141,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("AuditService/GetComplaintAsOf", &["auditor"]),
     ("AuditService/GetBoardAsOf", &["auditor"]),
     ("AuditService/ListRegulatorQueueAsOf", &["auditor"]),
+    ("AdminService/StreamKeys", &["admin"]),
 ];
 
 /// Sends and receives raw message bytes, so any method can be called with an empty request.
@@ -218,6 +219,7 @@ async fn every_rpc_under_every_role_is_allowed_or_denied_as_the_matrix_says() {
     for service in pool.services().filter(|s| {
         s.full_name() == "complaints.v1.ComplaintService"
             || s.full_name() == "complaints.audit.v1.AuditService"
+            || s.full_name() == "complaints.admin.v1.AdminService"
     }) {
         for method in service.methods() {
             let key = format!("{}/{}", service.name(), method.name());
