@@ -13,14 +13,90 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use complaints_events::personal::{KeyEntry, KeyStore, KeyStoreError};
+use eventlog::ChainHash;
+use eventlog_sled::witness::{self, Head, Witness};
 
 /// The per-person keys in their own sled database.
 pub struct SledKeyStore {
     db: sled::Db,
     data_file: File,
-    /// Serialises creation so two first events of one person get one key.
-    create: Mutex<()>,
+    /// Serialises changes (so two first events of one person get one key) and holds the
+    /// witness of the store's contents.
+    create: Mutex<Witnessed>,
 }
+
+/// What the key store holds, in brief, and the witness that remembers it: sled's recovery
+/// drops every entry after a damaged one silently (as it does for the log), and a lost key
+/// would make personal data look erased. So, as for the log (`eventlog_sled::witness`),
+/// every change is first witnessed as pending, then made durable, then witnessed as done;
+/// at open the store must hold what the witness says (before or after the change pending
+/// at a crash), or it does not open.
+struct Witnessed {
+    witness: Option<Witness>,
+    state: Contents,
+}
+
+/// The count of entries and the XOR of a hash of each (person id and value): cheap to keep
+/// up to date, and changed by any entry lost, added or altered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Contents {
+    count: u64,
+    sum: [u8; 32],
+}
+
+impl Contents {
+    fn entry_hash(person_id: &[u8], value: &[u8]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&(person_id.len() as u64).to_le_bytes());
+        hasher.update(person_id);
+        hasher.update(value);
+        *hasher.finalize().as_bytes()
+    }
+
+    fn toggled(mut self, person_id: &[u8], value: &[u8]) -> Self {
+        for (s, h) in self.sum.iter_mut().zip(Self::entry_hash(person_id, value)) {
+            *s ^= h;
+        }
+        self
+    }
+
+    /// After setting `person_id` to `value` (it held `old`, if anything).
+    fn after(self, person_id: &[u8], old: Option<&[u8]>, value: &[u8]) -> Self {
+        match old {
+            Some(old) => self.toggled(person_id, old).toggled(person_id, value),
+            None => Self {
+                count: self.count + 1,
+                ..self.toggled(person_id, value)
+            },
+        }
+    }
+
+    fn of(db: &sled::Db) -> Result<Self, KeyStoreError> {
+        let mut contents = Contents {
+            count: 0,
+            sum: [0; 32],
+        };
+        for item in db.iter() {
+            let (id, value) = item.map_err(failed)?;
+            contents = contents.after(&id, None, &value);
+        }
+        Ok(contents)
+    }
+
+    fn head(self, pending: Option<Self>) -> Head {
+        let pending = pending.unwrap_or(self);
+        Head {
+            durable: self.count,
+            durable_hash: ChainHash(self.sum),
+            pending: pending.count.max(self.count),
+            pending_hash: ChainHash(pending.sum),
+        }
+    }
+}
+
+/// The sled tree that marks a store as witnessed (apart from the entries).
+const META: &str = "meta";
+const WITNESSED: &[u8] = b"witnessed";
 
 fn failed(e: impl std::fmt::Display) -> KeyStoreError {
     KeyStoreError::Failed(e.to_string())
@@ -29,22 +105,91 @@ fn failed(e: impl std::fmt::Display) -> KeyStoreError {
 impl SledKeyStore {
     /// Opens (or creates) the key store in `path`.
     pub fn open(path: &Path) -> Result<Self, KeyStoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| {
-                failed(format!(
-                    "cannot open the key store in {}: {e}",
-                    path.display()
-                ))
-            })?;
+        let damaged = |why: String| {
+            failed(format!(
+                "the key store in {} is damaged: {why}; refusing to open it (restore it from a backup)",
+                path.display()
+            ))
+        };
+        // sled 0.34 panics on some damaged stores: a refusal, never a crash.
+        let opened =
+            std::panic::catch_unwind(|| sled::Config::new().path(path).flush_every_ms(None).open())
+                .map_err(|_| damaged("sled cannot read it".into()))?;
+        let db = opened.map_err(|e| {
+            failed(format!(
+                "cannot open the key store in {}: {e}",
+                path.display()
+            ))
+        })?;
         let data_file = File::open(path.join("db")).map_err(failed)?;
-        Ok(Self {
+        let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Contents::of(&db)))
+            .map_err(|_| damaged("sled cannot read it".into()))??;
+        let meta = db.open_tree(META).map_err(failed)?;
+        let marked = meta.get(WITNESSED).map_err(failed)?.is_some();
+        match witness::read(path).map_err(failed)? {
+            witness::Read::Found(head) => {
+                let durable = (head.durable, head.durable_hash.0);
+                let pending = (head.pending, head.pending_hash.0);
+                if (state.count, state.sum) != durable && (state.count, state.sum) != pending {
+                    return Err(damaged(format!(
+                        "it holds {} entries, not the {} its witness recorded, or their contents changed (entries were lost or altered)",
+                        state.count, head.durable
+                    )));
+                }
+            }
+            witness::Read::Missing if marked => {
+                return Err(damaged("its witness is missing".into()));
+            }
+            witness::Read::Missing => {}
+            witness::Read::Damaged(why) => return Err(damaged(format!("its witness: {why}"))),
+        }
+        if !marked {
+            meta.insert(WITNESSED, &[][..]).map_err(failed)?;
+        }
+        let store = Self {
             db,
             data_file,
-            create: Mutex::new(()),
-        })
+            create: Mutex::new(Witnessed {
+                witness: None,
+                state,
+            }),
+        };
+        store.sync()?;
+        let witness = Witness::create(path, &state.head(None))
+            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        store.lock().witness = Some(witness);
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Witnessed> {
+        self.create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets `person_id` to `value`, durably and witnessed; what it held before.
+    fn set(
+        &self,
+        guard: &mut Witnessed,
+        person_id: &[u8],
+        value: &[u8],
+    ) -> Result<Option<sled::IVec>, KeyStoreError> {
+        let old = self.db.get(person_id).map_err(failed)?;
+        let next = guard.state.after(person_id, old.as_deref(), value);
+        let witness = guard
+            .witness
+            .as_mut()
+            .ok_or_else(|| failed("the key store has no witness"))?;
+        witness
+            .write(&guard.state.head(Some(next)))
+            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        self.db.insert(person_id, value).map_err(failed)?;
+        self.sync()?;
+        witness
+            .write(&next.head(None))
+            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        guard.state = next;
+        Ok(old)
     }
 
     fn sync(&self) -> Result<(), KeyStoreError> {
@@ -60,10 +205,7 @@ impl SledKeyStore {
         &self,
         entries: impl IntoIterator<Item = KeyEntry>,
     ) -> Result<u64, KeyStoreError> {
-        let _guard = self
-            .create
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.lock();
         let mut written = 0;
         for entry in entries {
             let erased = self
@@ -75,12 +217,9 @@ impl SledKeyStore {
                 continue;
             }
             let value: &[u8] = entry.key.as_ref().map_or(&[], |k| &k[..]);
-            self.db
-                .insert(entry.person_id.as_bytes(), value)
-                .map_err(failed)?;
+            self.set(&mut guard, entry.person_id.as_bytes(), value)?;
             written += 1;
         }
-        self.sync()?;
         Ok(written)
     }
 }
@@ -103,28 +242,20 @@ impl KeyStore for SledKeyStore {
             None if !create => return Ok(None),
             None => {}
         }
-        let _guard = self
-            .create
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.lock();
         if let Some(found) = read(&self.db)? {
             return found
                 .ok_or_else(|| KeyStoreError::Erased(person_id.to_owned()))
                 .map(Some);
         }
         let key: [u8; 32] = rand::random();
-        self.db.insert(person_id, &key[..]).map_err(failed)?;
-        self.sync()?;
+        self.set(&mut guard, person_id.as_bytes(), &key[..])?;
         Ok(Some(key))
     }
 
     fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError> {
-        let _guard = self
-            .create
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let previous = self.db.insert(person_id, &[][..]).map_err(failed)?;
-        self.sync()?;
+        let mut guard = self.lock();
+        let previous = self.set(&mut guard, person_id.as_bytes(), &[][..])?;
         Ok(previous.is_some_and(|v| !v.is_empty()))
     }
 

@@ -68,7 +68,7 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             })?;
             let keys_dir = keys_dir.clone().unwrap_or_else(|| data_dir.join("keys"));
             let keys = SledKeyStore::open(&keys_dir).map_err(|e| OpenError {
-                what: format!("cannot open the key store in {}", keys_dir.display()),
+                what: "cannot open the key store".to_owned(),
                 reason: e.to_string(),
             })?;
             let damage = log.damage().cloned();
