@@ -241,6 +241,20 @@ impl Stopped {
     }
 }
 
+/// Copies the directory `from` (a data directory, say) to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped, so a test that
 /// panics leaves none behind. Use it as the [`Child`] it holds.
 pub struct ChildGuard(Child);

@@ -5,24 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{register, req, TestServer};
+use common::{copy_dir, register, req, TestServer};
 
 const ROLES: &str = "intake,handler";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 async fn register_some(server: &TestServer, n: usize) {
     let mut c = server.complaints();

@@ -10,23 +10,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{manual_clock, req, TestServer, NOW};
+use common::{copy_dir, manual_clock, req, TestServer, NOW};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use uuid::Uuid;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

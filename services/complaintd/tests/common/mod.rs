@@ -6,7 +6,7 @@
 use complaints_proto::complaints::v1 as api;
 
 pub use complaints_testkit::{
-    manual_clock, req, req_as, rid, ts, with_bearer, Clients, Stopped, TestServer, NOW,
+    copy_dir, manual_clock, req, req_as, rid, ts, with_bearer, Clients, Stopped, TestServer, NOW,
 };
 
 /// A registration under `regime` from `region`, received at `received` (seconds).
