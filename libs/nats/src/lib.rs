@@ -23,4 +23,6 @@ pub mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use publisher::{read_cursor, Mode, Publisher, PublisherConfig, Status};
+pub use publisher::{
+    check_published, read_cursor, Mode, Published, Publisher, PublisherConfig, Status,
+};

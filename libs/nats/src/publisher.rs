@@ -167,23 +167,99 @@ pub fn read_cursor(path: &Path) -> std::io::Result<Position> {
     }
 }
 
-/// Writes the cursor durably: a temporary file, fsync, rename, fsync of the directory.
+/// Writes the cursor durably: beside it, synced, renamed over it, the directory synced.
 fn write_cursor(path: &Path, position: Position) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+    let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
     writeln!(file, "{position}")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    file.commit()
 }
 
 enum Sink {
-    JetStream(async_nats::jetstream::Context),
+    JetStream(
+        async_nats::jetstream::Context,
+        // Boxed: a stream's cached info is large.
+        Box<async_nats::jetstream::stream::Stream>,
+    ),
     Core(async_nats::Client),
+}
+
+/// What the JetStream stream says about the log it was published from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Published {
+    /// The stream holds what this log does not: the log lost records (or the stream was
+    /// published from another log). Nothing more may be published on top.
+    #[error("the event log is damaged: {0}")]
+    Damaged(String),
+    /// The stream could not be asked.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Checks that `log` holds the last event the stream of `config` holds, with the same
+/// hash; the position it reaches (0 for an empty stream, or in core mode).
+pub async fn check_published(
+    log: &dyn EventLog,
+    config: &PublisherConfig,
+) -> Result<Position, Published> {
+    match connect(config).await.map_err(Published::Unreachable)? {
+        Sink::JetStream(_, stream) => last_published(log, &stream).await,
+        Sink::Core(_) => Ok(0),
+    }
+}
+
+/// The stream's last event (its `Complaints-Position` and `Complaints-Hash`) against the
+/// log: a position past the log's head, or another hash there, means the log lost or
+/// changed records that were published.
+async fn last_published(
+    log: &dyn EventLog,
+    stream: &async_nats::jetstream::stream::Stream,
+) -> Result<Position, Published> {
+    let unreachable = |e: &dyn std::fmt::Display| Published::Unreachable(e.to_string());
+    let name = stream.cached_info().config.name.clone();
+    let info = stream.get_info().await.map_err(|e| unreachable(&e))?;
+    if info.state.messages == 0 {
+        return Ok(0);
+    }
+    let message = stream
+        .get_raw_message(info.state.last_sequence)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let header = |name: &str| {
+        message
+            .headers
+            .get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    let position: Position = header("Complaints-Position").parse().map_err(|_| {
+        Published::Damaged(format!(
+            "message {} of the stream {name} has no Complaints-Position: the stream holds messages that were not published from this log",
+            info.state.last_sequence
+        ))
+    })?;
+    let head = log.head().await.map_err(|e| unreachable(&e))?;
+    if position > head {
+        return Err(Published::Damaged(format!(
+            "the stream {name} holds position {position}, published from this log, past its head {head}: the log lost records it held; the first missing position is {}",
+            head + 1
+        )));
+    }
+    let stored = log
+        .read_stored(position, 1)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let hash = stored
+        .first()
+        .map(|s| s.hash().to_hex())
+        .unwrap_or_default();
+    if hash != header("Complaints-Hash") {
+        return Err(Published::Damaged(format!(
+            "position {position} in the log (hash {hash}) is not the event the stream {name} holds there (hash {}): the log's history differs from what was published",
+            header("Complaints-Hash")
+        )));
+    }
+    Ok(position)
 }
 
 async fn connect(config: &PublisherConfig) -> Result<Sink, String> {
@@ -200,16 +276,17 @@ async fn connect(config: &PublisherConfig) -> Result<Sink, String> {
             duplicate_window,
         } => {
             let js = async_nats::jetstream::new(client);
-            js.get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: stream.clone(),
-                subjects: vec![format!("{}.>", config.subject_prefix)],
-                duplicate_window: *duplicate_window,
-                storage: async_nats::jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("cannot create or find stream {stream}: {e}"))?;
-            Ok(Sink::JetStream(js))
+            let stream = js
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: stream.clone(),
+                    subjects: vec![format!("{}.>", config.subject_prefix)],
+                    duplicate_window: *duplicate_window,
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("cannot create or find stream {stream}: {e}"))?;
+            Ok(Sink::JetStream(js, Box::new(stream)))
         }
     }
 }
@@ -222,7 +299,7 @@ async fn publish(
     batch: &[(StoredRecord, RecordedEvent)],
 ) -> (Option<Position>, Option<String>) {
     match sink {
-        Sink::JetStream(js) => {
+        Sink::JetStream(js, _) => {
             let mut acks = Vec::with_capacity(batch.len());
             for (stored, event) in batch {
                 let sent = js
@@ -311,7 +388,40 @@ async fn run(
         }
         if sink.is_none() {
             match connect(&config).await {
-                Ok(s) => sink = Some(s),
+                Ok(s) => {
+                    let checked = match &s {
+                        Sink::JetStream(_, stream) => last_published(&*log, stream).await,
+                        Sink::Core(_) => Ok(0),
+                    };
+                    match checked {
+                        Err(Published::Damaged(e)) => {
+                            let e = format!("refusing to publish: the event log is damaged: {e}");
+                            tracing::error!(error = %e, "publisher stopped");
+                            status.send_modify(|s| s.last_error = Some(e));
+                            let _ = stop.changed().await;
+                            return;
+                        }
+                        Err(Published::Unreachable(e)) => {
+                            fail(&status, e);
+                            wait(&mut stop, &mut backoff).await;
+                            continue;
+                        }
+                        // The stream got further than the cursor (a cursor lost, or not
+                        // written after the acknowledgements): go on from there, rather
+                        // than publish again what is past the duplicate window.
+                        Ok(reached) if reached > published => {
+                            if let Err(e) = write_cursor(&config.cursor_path, reached) {
+                                fail(&status, format!("cannot write the cursor: {e}"));
+                                wait(&mut stop, &mut backoff).await;
+                                continue;
+                            }
+                            status.send_modify(|s| s.published = reached);
+                            sink = Some(s);
+                            continue;
+                        }
+                        Ok(_) => sink = Some(s),
+                    }
+                }
                 Err(e) => {
                     fail(&status, e);
                     wait(&mut stop, &mut backoff).await;

@@ -195,7 +195,7 @@ async fn with_nats_down_appends_go_on_and_publishing_catches_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_resumes_from_the_cursor_and_repeats_are_dropped() {
+async fn a_restart_resumes_from_what_the_stream_holds_even_behind_a_stale_cursor() {
     let nats = NatsServer::start();
     let s = setup();
     s.append(0, 20).await;
@@ -205,14 +205,103 @@ async fn a_restart_resumes_from_the_cursor_and_repeats_are_dropped() {
     let cursor = s.dir.path().join("publisher.cursor");
     assert_eq!(std::fs::read_to_string(&cursor).unwrap().trim(), "20");
 
+    // Every publish, as a core subscriber sees it (the stream would drop a repeat within
+    // its duplicate window, silently: this sees it).
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut published = client.subscribe("complaints.events.>").await.unwrap();
+    client.flush().await.unwrap();
+
     // A crash after publishing 11-20 but before the cursor moved past 10.
     std::fs::write(&cursor, "10\n").unwrap();
     s.append(20, 10).await;
     let publisher = Publisher::spawn(s.log.clone(), s.config(nats.url())).unwrap();
     until(&publisher, |st| st.published == 30).await;
-    let messages = stream_messages(&nats.url(), "complaints.events.>").await;
-    assert_eq!(messages.len(), 30, "11-20 again were dropped as duplicates");
     publisher.stop().await;
+    // No cursor at all: the same.
+    std::fs::remove_file(&cursor).unwrap();
+    s.append(30, 5).await;
+    let publisher = Publisher::spawn(s.log.clone(), s.config(nats.url())).unwrap();
+    until(&publisher, |st| st.published == 35).await;
+    publisher.stop().await;
+
+    assert_eq!(
+        testing::positions(&mut published, 15).await,
+        (21..=35).collect::<Vec<_>>(),
+        "what the stream held was not published again"
+    );
+    assert_eq!(
+        stream_messages(&nats.url(), "complaints.events.>")
+            .await
+            .len(),
+        35
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_lost_what_the_stream_holds_is_never_published_on_top_of() {
+    let nats = NatsServer::start();
+    let published = setup();
+    published.append(0, 20).await;
+    let publisher = Publisher::spawn(published.log.clone(), published.config(nats.url())).unwrap();
+    until(&publisher, |st| st.published == 20).await;
+    publisher.stop().await;
+
+    // The same log cut short (its tail lost with its cursor): positions 11.. would be
+    // published again, as other events.
+    let shorter = setup();
+    shorter.append(0, 10).await;
+    let e = complaints_nats::check_published(&*shorter.log, &shorter.config(nats.url()))
+        .await
+        .unwrap_err();
+    let complaints_nats::Published::Damaged(why) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        why.contains("position 20") && why.contains("first missing position is 11"),
+        "{why}"
+    );
+    let publisher = Publisher::spawn(shorter.log.clone(), shorter.config(nats.url())).unwrap();
+    let refused = until(&publisher, |st| st.last_error.is_some()).await;
+    let error = refused.last_error.unwrap();
+    assert!(
+        error.starts_with("refusing to publish: the event log is damaged"),
+        "{error}"
+    );
+    shorter.append(10, 15).await;
+    publisher.stop().await;
+
+    // As long, but another history: refused too.
+    let other = setup();
+    other.append(0, 25).await;
+    let e = complaints_nats::check_published(&*other.log, &other.config(nats.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, complaints_nats::Published::Damaged(why) if why.contains("differs")),
+        "{e:?}"
+    );
+    let publisher = Publisher::spawn(other.log.clone(), other.config(nats.url())).unwrap();
+    until(&publisher, |st| st.last_error.is_some()).await;
+    publisher.stop().await;
+
+    // Nothing was published on top of the stream.
+    let messages = stream_messages(&nats.url(), "complaints.events.>").await;
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| header(m, "Nats-Msg-Id").to_owned())
+        .collect();
+    let expected: Vec<String> = published
+        .all()
+        .await
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert_eq!(ids, expected);
+    // The log that was published goes on.
+    assert_eq!(
+        complaints_nats::check_published(&*published.log, &published.config(nats.url())).await,
+        Ok(20)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,15 +146,17 @@ impl SnapshotStore {
         };
         let header = postcard::to_stdvec(&header)
             .map_err(|e| SnapshotError::Unusable(format!("cannot encode the header: {e}")))?;
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        // Written beside the snapshot and renamed over it once synced (then the directory
+        // synced): a crash leaves the old snapshot or the new one, never a torn one.
+        let path = self.path();
         let mut file = std::io::BufWriter::with_capacity(
             1 << 20,
-            std::fs::File::create(&tmp).map_err(Self::io(&tmp))?,
+            atomic_write_file::AtomicWriteFile::open(&path).map_err(Self::io(&path))?,
         );
         let mut hasher = blake3::Hasher::new();
         let mut put = |bytes: &[u8]| -> Result<(), SnapshotError> {
             hasher.update(bytes);
-            file.write_all(bytes).map_err(Self::io(&tmp))
+            file.write_all(bytes).map_err(Self::io(&path))
         };
         put(MAGIC)?;
         put(&(header.len() as u32).to_le_bytes())?;
@@ -163,17 +165,11 @@ impl SnapshotStore {
             put(bytes)?;
         }
         let sum = *hasher.finalize().as_bytes();
-        file.write_all(&sum).map_err(Self::io(&tmp))?;
-        let file = file
-            .into_inner()
-            .map_err(|e| Self::io(&tmp)(e.into_error()))?;
-        file.sync_all().map_err(Self::io(&tmp))?;
-        drop(file);
-        let path = self.path();
-        std::fs::rename(&tmp, &path).map_err(Self::io(&path))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(Self::io(&self.dir))?;
+        file.write_all(&sum).map_err(Self::io(&path))?;
+        file.into_inner()
+            .map_err(|e| Self::io(&path)(e.into_error()))?
+            .commit()
+            .map_err(Self::io(&path))?;
         Ok(())
     }
 

@@ -23,6 +23,9 @@ pub struct SledKeyStore {
     /// Serialises changes (so two first events of one person get one key) and holds the
     /// witness of the store's contents.
     create: Mutex<Witnessed>,
+    /// The log's durable head, recorded (as the highest seen) with every change: evidence
+    /// of how far the log reached, checked against it at open ([`Self::log_head_seen`]).
+    log_head: std::sync::OnceLock<tokio::sync::watch::Receiver<eventlog::Position>>,
 }
 
 /// What the key store holds, in brief, and the witness that remembers it: sled's recovery
@@ -97,6 +100,12 @@ impl Contents {
 /// The sled tree that marks a store as witnessed (apart from the entries).
 const META: &str = "meta";
 const WITNESSED: &[u8] = b"witnessed";
+/// The highest log head seen at a change (8 bytes, big-endian).
+const LOG_HEAD: &[u8] = b"log_head";
+/// This store's identity (16 random bytes, made at its creation): the log's directory
+/// remembers it, so a log opened with another (or a new, empty) key store is refused
+/// instead of showing every complainant as erased.
+const IDENTITY: &[u8] = b"identity";
 
 fn failed(e: impl std::fmt::Display) -> KeyStoreError {
     KeyStoreError::Failed(e.to_string())
@@ -146,6 +155,10 @@ impl SledKeyStore {
         if !marked {
             meta.insert(WITNESSED, &[][..]).map_err(failed)?;
         }
+        if meta.get(IDENTITY).map_err(failed)?.is_none() {
+            meta.insert(IDENTITY, &rand::random::<[u8; 16]>()[..])
+                .map_err(failed)?;
+        }
         let store = Self {
             db,
             data_file,
@@ -153,6 +166,7 @@ impl SledKeyStore {
                 witness: None,
                 state,
             }),
+            log_head: std::sync::OnceLock::new(),
         };
         store.sync()?;
         let witness = Witness::create(path, &state.head(None))
@@ -184,12 +198,52 @@ impl SledKeyStore {
             .write(&guard.state.head(Some(next)))
             .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
         self.db.insert(person_id, value).map_err(failed)?;
+        if let Some(head) = self.log_head.get() {
+            let head = *head.borrow();
+            if head > self.log_head_seen()? {
+                self.db
+                    .open_tree(META)
+                    .and_then(|meta| meta.insert(LOG_HEAD, &head.to_be_bytes()[..]))
+                    .map_err(failed)?;
+            }
+        }
         self.sync()?;
         witness
             .write(&next.head(None))
             .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
         guard.state = next;
         Ok(old)
+    }
+
+    /// Records the log's head (from `head`, the log's [`eventlog::EventLog::watch_head`])
+    /// with every later change. Set once; later calls are ignored.
+    pub fn observe_log(&self, head: tokio::sync::watch::Receiver<eventlog::Position>) {
+        let _ = self.log_head.set(head);
+    }
+
+    /// The highest durable head of the log seen at a change of this store (0 if none was
+    /// recorded): a log whose head is lower lost records it once held.
+    pub fn log_head_seen(&self) -> Result<eventlog::Position, KeyStoreError> {
+        let meta = self.db.open_tree(META).map_err(failed)?;
+        Ok(match meta.get(LOG_HEAD).map_err(failed)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| failed("the log head recorded in the key store is damaged"))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// This store's identity, in hex.
+    pub fn identity(&self) -> Result<String, KeyStoreError> {
+        let meta = self.db.open_tree(META).map_err(failed)?;
+        let id = meta
+            .get(IDENTITY)
+            .map_err(failed)?
+            .ok_or_else(|| failed("the key store has no identity"))?;
+        Ok(eventlog::audit::hex(&id))
     }
 
     fn sync(&self) -> Result<(), KeyStoreError> {

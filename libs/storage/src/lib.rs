@@ -5,7 +5,7 @@
 
 pub mod keys;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use complaints_events::personal::KeyStore;
@@ -43,6 +43,71 @@ pub struct OpenError {
     pub reason: String,
 }
 
+enum CrossCheck {
+    /// The key store saw the log reach further than it does now.
+    LostRecords(eventlog::Error),
+    Other(OpenError),
+}
+
+/// The file in the log's data directory naming the key store it was written with.
+pub const KEY_STORE_IDENTITY_FILE: &str = "keys.id";
+
+/// The log and its key store vouch for each other: the key store must be the one this
+/// log was written with (else every complainant would silently read as erased: a deleted
+/// key-store directory, or `keys_dir` pointing elsewhere), and the log must reach the
+/// head the key store last saw it at (else the log lost records, with its witness).
+async fn cross_check(
+    data_dir: &Path,
+    keys_dir: &Path,
+    log: &SledEventLog,
+    keys: &SledKeyStore,
+    read_only: bool,
+) -> Result<(), CrossCheck> {
+    let other = |what: String, reason: String| CrossCheck::Other(OpenError { what, reason });
+    let identity = keys
+        .identity()
+        .map_err(|e| other("cannot read the key store's identity".into(), e.to_string()))?;
+    let file = data_dir.join(KEY_STORE_IDENTITY_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(expected) if expected.trim() == identity => {}
+        Ok(expected) => {
+            return Err(other(
+                format!("the key store in {} is not the one the log in {} was written with", keys_dir.display(), data_dir.display()),
+                format!("it is {identity}, and {} names {}: with it every complainant's personal data would read as erased; refusing to open (configure keys_dir to the right store, or restore the keys from a backup)", file.display(), expected.trim()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => {
+            write_durably(&file, &identity).map_err(|e| {
+                other(format!("cannot write {}", file.display()), e.to_string())
+            })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(other(format!("cannot read {}", file.display()), e.to_string())),
+    }
+    let seen = keys
+        .log_head_seen()
+        .map_err(|e| other("cannot read the key store".into(), e.to_string()))?;
+    let head = log
+        .head()
+        .await
+        .map_err(|e| other("cannot read the log's head".into(), e.to_string()))?;
+    if seen > head {
+        return Err(CrossCheck::LostRecords(eventlog::Error::Corruption {
+            position: head + 1,
+            reason: format!("missing: the key store in {} saw the log reach position {seen}, past its head {head}, so the log lost records it held", keys_dir.display()),
+        }));
+    }
+    Ok(())
+}
+
+/// `text` into `path`: beside it, synced, renamed over it, the directory synced.
+fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = atomic_write_file::AtomicWriteFile::open(path)?;
+    writeln!(file, "{text}")?;
+    file.commit()
+}
+
 /// An opened log and its key store.
 pub struct Storage {
     pub log: Arc<dyn EventLog>,
@@ -71,7 +136,23 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
                 what: "cannot open the key store".to_owned(),
                 reason: e.to_string(),
             })?;
-            let damage = log.damage().cloned();
+            let mut damage = log.damage().cloned();
+            match cross_check(data_dir, &keys_dir, &log, &keys, *read_only).await {
+                Ok(()) => {}
+                // Read-only serves what is readable and says where the damage starts.
+                Err(CrossCheck::LostRecords(e)) if *read_only => {
+                    tracing::error!(error = %e, "serving read-only all the same");
+                    damage.get_or_insert(e);
+                }
+                Err(CrossCheck::LostRecords(e)) => {
+                    return Err(OpenError {
+                        what: format!("the event log in {} is damaged", log_path.display()),
+                        reason: format!("{e}; refusing to open it (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)"),
+                    })
+                }
+                Err(CrossCheck::Other(e)) => return Err(e),
+            }
+            keys.observe_log(log.watch_head());
             Ok(Storage {
                 log: Arc::new(log),
                 keys: Arc::new(keys),

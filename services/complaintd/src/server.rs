@@ -183,9 +183,26 @@ async fn sign_periodically(
     }
 }
 
-/// Other evidence of how far the log reached, beside its own witness: a snapshot of the
-/// projections taken past the head, or a publisher cursor past it, means the log lost
-/// records it once held. Never serve or write on such a log: refuse to start.
+/// How `config` publishes to NATS at `url`.
+fn publisher_config(config: &Config, url: &str) -> complaints_nats::PublisherConfig {
+    let mut nats =
+        complaints_nats::PublisherConfig::new(url, config.data_dir.join("publisher.cursor"));
+    nats.subject_prefix = config.nats_subject_prefix.clone();
+    nats.mode = match config.nats_mode {
+        NatsMode::Jetstream => complaints_nats::Mode::JetStream {
+            stream: config.nats_stream.clone(),
+            duplicate_window: std::time::Duration::from_secs(120),
+        },
+        NatsMode::Core => complaints_nats::Mode::Core,
+    };
+    nats
+}
+
+/// Other evidence of how far the log reached, beside its own witness (the key store's is
+/// checked by `complaints_storage::open`): a snapshot of the projections taken past the
+/// head, a publisher cursor past it, or a JetStream stream holding a later event (or
+/// another one at the same position) means the log lost records it once held. Never
+/// serve or write on such a log: refuse to start.
 async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> anyhow::Result<()> {
     let head = log.head().await.context("reading the log's head")?;
     let store = SnapshotStore::new(config.data_dir.join("projections"));
@@ -203,6 +220,18 @@ async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> 
             cursor.display(),
             head + 1
         );
+    }
+    if let Some(url) = &config.nats_url {
+        match complaints_nats::check_published(log, &publisher_config(config, url)).await {
+            Ok(_) => {}
+            Err(e @ complaints_nats::Published::Damaged(_)) => {
+                anyhow::bail!("{e}; refusing to start")
+            }
+            // The publisher checks again whenever it connects, before publishing anything.
+            Err(complaints_nats::Published::Unreachable(e)) => {
+                tracing::warn!(error = %e, "cannot check what was published to NATS (the publisher checks when it connects)");
+            }
+        }
     }
     Ok(())
 }
@@ -253,6 +282,12 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     if read_only {
         tracing::warn!("read-only: every command is refused and nothing is written");
     }
+    match refuse_if_the_log_lost_records(config, &*log).await {
+        Err(e) if read_only => {
+            tracing::error!(error = %format!("{e:#}"), "serving read-only all the same");
+        }
+        other => other?,
+    }
     let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
@@ -274,12 +309,6 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     // Read-only: rebuilt from the log, never saved (nothing is written).
     let snapshots = (config.projection_snapshot_every > 0 && !read_only)
         .then(|| SnapshotStore::new(config.data_dir.join("projections")));
-    match refuse_if_the_log_lost_records(config, &*log).await {
-        Err(e) if read_only => {
-            tracing::error!(error = %format!("{e:#}"), "serving read-only all the same");
-        }
-        other => other?,
-    }
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let projections_task = projections.spawn(
         log.clone(),
@@ -343,18 +372,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             None
         }
         Some(url) => {
-            let mut nats = complaints_nats::PublisherConfig::new(
-                url.clone(),
-                config.data_dir.join("publisher.cursor"),
-            );
-            nats.subject_prefix = config.nats_subject_prefix.clone();
-            nats.mode = match config.nats_mode {
-                NatsMode::Jetstream => complaints_nats::Mode::JetStream {
-                    stream: config.nats_stream.clone(),
-                    duplicate_window: std::time::Duration::from_secs(120),
-                },
-                NatsMode::Core => complaints_nats::Mode::Core,
-            };
+            let nats = publisher_config(config, url);
             let publisher = complaints_nats::Publisher::spawn(log.clone(), nats)
                 .context("starting the NATS publisher")?;
             api = api.with_publisher(publisher.status());

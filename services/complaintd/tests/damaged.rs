@@ -1,6 +1,8 @@
 //! complaintd refuses to start on a log that lost records, and says where: beside the
-//! log's own witness (tested in eventlog-sled), a snapshot of the projections taken past
-//! the head, or a publisher cursor past it, is evidence of loss.
+//! log's own witness (tested in eventlog-sled), the key store having seen the log reach
+//! further, a snapshot of the projections taken past the head, a publisher cursor past
+//! it, or a JetStream stream holding later events, is evidence of loss. A key store that
+//! is not the log's own is refused too.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
@@ -9,31 +11,75 @@ use common::{copy_dir, register, req, TestServer};
 
 const ROLES: &str = "intake,handler";
 
+/// Registers `n` complaints, each of another person (so each makes a key).
 async fn register_some(server: &TestServer, n: usize) {
     let mut c = server.complaints();
     for _ in 0..n {
-        c.register_complaint(req(register("UK-FCA-DISP", "GB-ENG", 1_772_400_000), ROLES))
-            .await
-            .unwrap();
+        let mut r = register("UK-FCA-DISP", "GB-ENG", 1_772_400_000);
+        if let Some(p) = r.complainant.as_mut() {
+            p.person_id = format!("person-{}", uuid::Uuid::new_v4());
+        }
+        c.register_complaint(req(r, ROLES)).await.unwrap();
     }
 }
 
+/// Registers `n` complaints and waits until the last is published (seen on `published`).
+async fn register_published(server: &TestServer, n: usize, published: &mut async_nats::Subscriber) {
+    use futures::StreamExt;
+    let mut c = server.complaints();
+    let mut last = String::new();
+    for _ in 0..n {
+        last = c
+            .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", 1_772_400_000), ROLES))
+            .await
+            .unwrap()
+            .into_inner()
+            .name;
+    }
+    let stream = format!("complaint-{}", last.trim_start_matches("complaints/"));
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(m) = published.next().await {
+            let headers = m.headers.unwrap();
+            if headers.get("Complaints-Stream").unwrap().as_str() == stream {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("published within 30 s");
+}
+
 #[tokio::test]
-async fn a_snapshot_or_a_publisher_cursor_past_the_head_refuses_the_start() {
+async fn the_key_store_a_snapshot_or_a_publisher_cursor_past_the_head_refuses_the_start() {
     let server = TestServer::start(|_| {}).await;
     register_some(&server, 2).await;
     let stopped = server.shutdown().await;
-    // An older copy of the log alone (with its own, consistent witness).
-    let log = stopped.data_dir().join("log");
-    let older = stopped.dir().join("older-log");
-    copy_dir(&log, &older);
+    // An older copy of the log and the keys (each with its own, consistent witness).
+    let (log, keys) = (
+        stopped.data_dir().join("log"),
+        stopped.data_dir().join("keys"),
+    );
+    let (older_log, older_keys) = (
+        stopped.dir().join("older-log"),
+        stopped.dir().join("older-keys"),
+    );
+    copy_dir(&log, &older_log);
+    copy_dir(&keys, &older_keys);
     let server = stopped.restart(|_| {}).await;
     register_some(&server, 3).await;
     let mut stopped = server.shutdown().await;
 
-    // The log "restored" apart from the snapshot saved at the last shutdown.
+    // The log "restored" alone: the key store saw it reach further.
     std::fs::remove_dir_all(&log).unwrap();
-    copy_dir(&older, &log);
+    copy_dir(&older_log, &log);
+    let refused = stopped.start_refused(|_| {}).await;
+    assert!(refused.contains("the key store in"), "{refused}");
+    assert!(refused.contains("past its head"), "{refused}");
+    assert!(refused.contains("corruption at position"), "{refused}");
+
+    // With the keys of the same time: the snapshot saved at the last shutdown.
+    std::fs::remove_dir_all(&keys).unwrap();
+    copy_dir(&older_keys, &keys);
     let refused = stopped.start_refused(|_| {}).await;
     assert!(refused.contains("past the log's head"), "{refused}");
     assert!(refused.contains("refusing to start"), "{refused}");
@@ -45,7 +91,7 @@ async fn a_snapshot_or_a_publisher_cursor_past_the_head_refuses_the_start() {
     assert!(refused.contains("position 9999 was published"), "{refused}");
     assert!(refused.contains("refusing to start"), "{refused}");
 
-    // And without either, it starts on the older log.
+    // And without any, it starts on the older log.
     std::fs::remove_file(stopped.data_dir().join("publisher.cursor")).unwrap();
     let server = stopped.restart(|_| {}).await;
     let list = server
@@ -55,6 +101,98 @@ async fn a_snapshot_or_a_publisher_cursor_past_the_head_refuses_the_start() {
         .unwrap()
         .into_inner();
     assert_eq!(list.complaints.len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jetstream_stream_holding_what_the_log_lost_refuses_the_start() {
+    let nats = complaints_nats::testing::NatsServer::start();
+    let watcher = async_nats::connect(nats.url()).await.unwrap();
+    let mut published = watcher.subscribe("complaints.events.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    let url = nats.url();
+    let server = TestServer::start(|c| c.nats_url = Some(url.clone())).await;
+    register_published(&server, 2, &mut published).await;
+    let stopped = server.shutdown().await;
+    let data = stopped.data_dir();
+    let older = stopped.dir().join("older");
+    copy_dir(&data, &older);
+    let server = stopped.restart(|c| c.nats_url = Some(url.clone())).await;
+    register_published(&server, 3, &mut published).await;
+    let mut stopped = server.shutdown().await;
+
+    // Everything on disk rolled back together (log, keys, snapshot, cursor): only the
+    // stream remembers the three later complaints.
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&older, &data);
+    let refused = stopped
+        .start_refused(|c| c.nats_url = Some(url.clone()))
+        .await;
+    assert!(
+        refused.contains("the stream COMPLAINTS_EVENTS holds position"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("the first missing position is"),
+        "{refused}"
+    );
+    assert!(refused.contains("refusing to start"), "{refused}");
+
+    // Not publishing, nothing else says so: it starts, on the two.
+    let server = stopped.restart(|c| c.nats_url = None).await;
+    let list = server
+        .complaints()
+        .list_complaints(req(Default::default(), "operations"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.complaints.len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_store_that_is_not_the_logs_own_refuses_the_start() {
+    let server = TestServer::start(|_| {}).await;
+    register_some(&server, 2).await;
+    let mut stopped = server.shutdown().await;
+    let keys = stopped.data_dir().join("keys");
+    let moved = stopped.dir().join("moved-keys");
+    copy_dir(&keys, &moved);
+
+    // Deleted as a whole (store and witness): a new, empty store would read every
+    // complainant as erased.
+    std::fs::remove_dir_all(&keys).unwrap();
+    let refused = stopped.start_refused(|_| {}).await;
+    assert!(refused.contains("is not the one the log"), "{refused}");
+    assert!(refused.contains("read as erased"), "{refused}");
+    // keys_dir pointing at another store: the same.
+    let elsewhere = stopped.dir().join("elsewhere");
+    let refused = stopped
+        .start_refused(|c| c.keys_dir = Some(elsewhere.clone()))
+        .await;
+    assert!(refused.contains("is not the one the log"), "{refused}");
+    // Pointing at the right one, wherever it is: it starts, with the personal data.
+    let server = stopped.restart(|c| c.keys_dir = Some(moved.clone())).await;
+    let list = server
+        .complaints()
+        .list_complaints(req(Default::default(), "operations"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.complaints.len(), 2);
+    let one = server
+        .complaints()
+        .get_complaint(req(
+            complaints_proto::complaints::v1::GetComplaintRequest {
+                name: list.complaints[0].name.clone(),
+            },
+            "handler",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let complainant = one.complainant.unwrap();
+    assert!(!complainant.name.is_empty(), "{complainant:?}");
     server.shutdown().await;
 }
 
