@@ -24,5 +24,5 @@ mod set;
 pub mod snapshot;
 
 pub use feed::{spawn, Decoded, Progress};
-pub use projection::{Projection, SaveError};
+pub use projection::{Fold, Folding, Kept, Projection, SaveError};
 pub use set::{NotRegistered, Projections};

@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use complaints_domain::model::{ComplaintId, Status};
 use complaints_domain::{status_after, Change};
 use complaints_events::DecodeError;
-use eventlog::{Position, Version};
+use eventlog::Version;
 use jiff::Timestamp;
 
 use crate::compact::{micros, time, Micros, Names, RowIndex, Sym, NO_SYM};
-use crate::feed::{Decoded, Progress};
-use crate::projection::{Kept, Projection, SaveError};
+use crate::feed::Decoded;
+use crate::projection::{Fold, Folding, Kept, SaveError};
 
 /// What the list shows of one complaint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +73,9 @@ struct ListData {
     rows: Vec<Row>,
 }
 
+/// The list's state (see [`ComplaintList`]).
 #[derive(Default)]
-struct Inner {
+pub struct Inner {
     data: ListData,
     by_id: RowIndex,
     /// Receipt time and id (as two halves, in uuid order), for the list's order.
@@ -127,7 +128,7 @@ impl Inner {
         }
     }
 
-    fn apply(&mut self, d: &Decoded) {
+    fn apply_one(&mut self, d: &Decoded) {
         let Some((id, event)) = d.complaint_event() else {
             return;
         };
@@ -194,26 +195,26 @@ pub struct ComplaintList {
     kept: Kept<Inner>,
 }
 
-impl Projection for ComplaintList {
-    fn name(&self) -> &'static str {
-        "list"
+impl Folding for ComplaintList {
+    type State = Inner;
+
+    fn kept(&self) -> &Kept<Inner> {
+        &self.kept
+    }
+}
+
+impl Fold for Inner {
+    const NAME: &'static str = "list";
+
+    fn apply(&mut self, d: &Decoded) {
+        self.apply_one(d);
     }
 
-    fn progress(&self) -> &Progress {
-        self.kept.progress()
+    fn encode(&self) -> Result<Vec<u8>, SaveError> {
+        Ok(postcard::to_stdvec(&self.data)?)
     }
 
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        self.kept.apply_each(batch, Inner::apply);
-        Ok(())
-    }
-
-    fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        self.kept
-            .save(|inner| Ok(postcard::to_stdvec(&inner.data)?))
-    }
-
-    fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let data: ListData = postcard::from_bytes(bytes)
             .map_err(|e| DecodeError(format!("undecodable list snapshot: {e}")))?;
         let mut inner = Inner {
@@ -221,12 +222,7 @@ impl Projection for ComplaintList {
             ..Inner::default()
         };
         inner.reindex();
-        self.kept.replace(position, inner);
-        Ok(())
-    }
-
-    fn reset(&self) {
-        self.kept.reset();
+        Ok(inner)
     }
 }
 

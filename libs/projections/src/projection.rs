@@ -55,6 +55,59 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// The state of a projection that applies the log one event at a time, and is saved as a
+/// whole: the shape of most projections. A type holding it in a [`Kept`] and saying so
+/// with [`Folding`] is a [`Projection`], with nothing more to write.
+pub trait Fold: Default + Send + Sync + 'static {
+    /// The projection's [`Projection::name`].
+    const NAME: &'static str;
+
+    /// Applies one event (`d.stored` says what it is: match on it).
+    fn apply(&mut self, d: &Decoded);
+
+    /// The state as bytes, for a snapshot.
+    fn encode(&self) -> Result<Vec<u8>, SaveError>;
+
+    /// A state from [`Fold::encode`]'s bytes.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// A projection whose state is a [`Fold`] in a [`Kept`].
+pub trait Folding: Send + Sync + 'static {
+    type State: Fold;
+
+    /// Its state and progress.
+    fn kept(&self) -> &Kept<Self::State>;
+}
+
+impl<T: Folding> Projection for T {
+    fn name(&self) -> &'static str {
+        T::State::NAME
+    }
+
+    fn progress(&self) -> &Progress {
+        self.kept().progress()
+    }
+
+    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
+        self.kept().apply_each(batch, T::State::apply);
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
+        self.kept().save(T::State::encode)
+    }
+
+    fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.kept().replace(position, T::State::decode(bytes)?);
+        Ok(())
+    }
+
+    fn reset(&self) {
+        self.kept().reset();
+    }
+}
+
 /// A projection's state behind a lock, with its progress: what every projection keeps.
 /// A panic while holding the lock does not make the state unreadable (it is a fold of the
 /// log, replaced whole on restore or reset).

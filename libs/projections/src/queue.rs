@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use complaints_domain::model::{Channel, ComplaintId};
 use complaints_domain::{Change, Event};
 use complaints_events::{Crossing, DecodeError, QueueChange, QueueEvent, Stored};
-use eventlog::{Position, Version};
+use eventlog::Version;
 use jiff::Timestamp;
 use uuid::Uuid;
 
-use crate::feed::{Decoded, Progress};
-use crate::projection::{Kept, Projection, SaveError};
+use crate::feed::Decoded;
+use crate::projection::{Fold, Folding, Kept, SaveError};
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x7c3a_51e2_09d4_4f6b_a1c8_3e5f_7d9b_2c40);
 
@@ -108,8 +108,9 @@ fn time(m: i64) -> Result<Timestamp, DecodeError> {
     Timestamp::from_microsecond(m).map_err(|_| DecodeError("time out of range".into()))
 }
 
+/// The queue's state (see [`RegulatorQueue`]).
 #[derive(Default)]
-struct Inner {
+pub struct Inner {
     items: HashMap<Uuid, Item>,
     /// Inbound items by complaint, to make them available once it is answered.
     inbound: HashMap<ComplaintId, Vec<Uuid>>,
@@ -123,29 +124,28 @@ pub struct RegulatorQueue {
     kept: Kept<Inner>,
 }
 
-impl Projection for RegulatorQueue {
-    fn name(&self) -> &'static str {
-        "queue"
+impl Folding for RegulatorQueue {
+    type State = Inner;
+
+    fn kept(&self) -> &Kept<Inner> {
+        &self.kept
+    }
+}
+
+impl Fold for Inner {
+    const NAME: &'static str = "queue";
+
+    fn apply(&mut self, d: &Decoded) {
+        self.apply_one(d);
     }
 
-    fn progress(&self) -> &Progress {
-        self.kept.progress()
+    fn encode(&self) -> Result<Vec<u8>, SaveError> {
+        let mut items: Vec<Saved> = self.items.values().map(Saved::of).collect();
+        items.sort_by_key(|i| i.id);
+        Ok(postcard::to_stdvec(&items)?)
     }
 
-    fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
-        self.kept.apply_each(batch, Inner::apply);
-        Ok(())
-    }
-
-    fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        self.kept.save(|inner| {
-            let mut items: Vec<Saved> = inner.items.values().map(Saved::of).collect();
-            items.sort_by_key(|i| i.id);
-            Ok(postcard::to_stdvec(&items)?)
-        })
-    }
-
-    fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let saved: Vec<Saved> = postcard::from_bytes(bytes)
             .map_err(|e| DecodeError(format!("undecodable queue snapshot: {e}")))?;
         let mut inner = Inner::default();
@@ -160,12 +160,7 @@ impl Projection for RegulatorQueue {
             }
             inner.add(item);
         }
-        self.kept.replace(position, inner);
-        Ok(())
-    }
-
-    fn reset(&self) {
-        self.kept.reset();
+        Ok(inner)
     }
 }
 
@@ -176,7 +171,7 @@ impl Inner {
         self.items.insert(item.id, item);
     }
 
-    fn apply(&mut self, d: &Decoded) {
+    fn apply_one(&mut self, d: &Decoded) {
         match &d.stored {
             Stored::Complaint { complaint, event } => self.complaint_event(*complaint, event),
             Stored::Crossing(crossing) => self.crossing(crossing),
