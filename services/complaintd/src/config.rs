@@ -189,110 +189,83 @@ impl Config {
                 Err(e) => return Err(ConfigError(vec![format!("{}: {e}", path.display())])),
             },
         };
-        if let Some(listen) = env("COMPLAINTD_LISTEN") {
-            match listen.parse() {
-                Ok(addr) => config.listen = addr,
-                Err(_) => problems.push(format!(
-                    "COMPLAINTD_LISTEN={listen:?} is not an address like 127.0.0.1:50051"
-                )),
-            }
-        }
-        if let Some(dir) = env("COMPLAINTD_DATA_DIR") {
+        let mut o = Overrides {
+            env: &env,
+            problems: &mut problems,
+        };
+        o.parsed(
+            "COMPLAINTD_LISTEN",
+            "an address like 127.0.0.1:50051",
+            &mut config.listen,
+        );
+        if let Some(dir) = o.text("COMPLAINTD_DATA_DIR") {
             if dir.is_empty() {
-                problems.push("COMPLAINTD_DATA_DIR is empty".to_owned());
+                o.problems.push("COMPLAINTD_DATA_DIR is empty".to_owned());
             }
             config.data_dir = PathBuf::from(dir);
         }
-        if let Some(format) = env("COMPLAINTD_LOG_FORMAT") {
-            match format.as_str() {
-                "text" => config.log_format = LogFormat::Text,
-                "json" => config.log_format = LogFormat::Json,
-                _ => problems.push(format!(
-                    "COMPLAINTD_LOG_FORMAT={format:?} is not text or json"
-                )),
-            }
-        }
-        if let Some(dir) = env("COMPLAINTD_CALENDARS_DIR") {
-            config.calendars_dir = Some(PathBuf::from(dir));
-        }
-        if let Some(dir) = env("COMPLAINTD_POLICIES_DIR") {
-            config.policies_dir = Some(PathBuf::from(dir));
-        }
-        if let Some(bytes) = env("COMPLAINTD_MAX_MESSAGE_BYTES") {
-            match bytes.parse() {
-                Ok(b) => config.max_message_bytes = b,
-                Err(_) => problems.push(format!(
-                    "COMPLAINTD_MAX_MESSAGE_BYTES={bytes:?} is not a number of bytes"
-                )),
-            }
-        }
-        if let Some(backend) = env("COMPLAINTD_LOG_BACKEND") {
-            match backend.as_str() {
-                "sled" => config.log_backend = LogBackend::Sled,
-                "jetstream" => config.log_backend = LogBackend::Jetstream,
-                _ => problems.push(format!(
-                    "COMPLAINTD_LOG_BACKEND={backend:?} is not sled or jetstream"
-                )),
-            }
-        }
-        if let Some(url) = env("COMPLAINTD_JETSTREAM_URL") {
-            config.jetstream_url = Some(url).filter(|u| !u.is_empty());
-        }
-        if let Some(url) = env("COMPLAINTD_NATS_URL") {
-            config.nats_url = Some(url).filter(|u| !u.is_empty());
-        }
-        if let Some(mode) = env("COMPLAINTD_NATS_MODE") {
-            match mode.as_str() {
-                "jetstream" => config.nats_mode = NatsMode::Jetstream,
-                "core" => config.nats_mode = NatsMode::Core,
-                _ => problems.push(format!(
-                    "COMPLAINTD_NATS_MODE={mode:?} is not jetstream or core"
-                )),
-            }
-        }
-        if let Some(dir) = env("COMPLAINTD_KEYS_DIR") {
-            config.keys_dir = Some(PathBuf::from(dir));
-        }
-        if let Some(flag) = env("COMPLAINTD_READ_ONLY") {
-            match flag.as_str() {
-                "true" | "1" => config.read_only = true,
-                "false" | "0" | "" => config.read_only = false,
-                _ => problems.push(format!(
-                    "COMPLAINTD_READ_ONLY={flag:?} is not true or false"
-                )),
-            }
-        }
-        if let Some(key) = env("COMPLAINTD_AUDIT_SIGNING_KEY") {
-            config.audit_signing_key = Some(PathBuf::from(key));
-        }
-        if let Some(seconds) = env("COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS") {
-            match seconds.parse() {
-                Ok(s) => config.audit_sign_interval_seconds = s,
-                Err(_) => problems.push(format!(
-                    "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS={seconds:?} is not a number of seconds"
-                )),
-            }
-        }
-        if let Some(every) = env("COMPLAINTD_PROJECTION_SNAPSHOT_EVERY") {
-            match every.parse() {
-                Ok(n) => config.projection_snapshot_every = n,
-                Err(_) => problems.push(format!(
-                    "COMPLAINTD_PROJECTION_SNAPSHOT_EVERY={every:?} is not a number of events"
-                )),
-            }
-        }
-        if let Some(zone) = env("COMPLAINTD_BUSINESS_TIME_ZONE") {
+        let (text, json) = (LogFormat::Text, LogFormat::Json);
+        o.choice(
+            "COMPLAINTD_LOG_FORMAT",
+            &[("text", text), ("json", json)],
+            &mut config.log_format,
+        );
+        o.path("COMPLAINTD_CALENDARS_DIR", &mut config.calendars_dir);
+        o.path("COMPLAINTD_POLICIES_DIR", &mut config.policies_dir);
+        o.parsed(
+            "COMPLAINTD_MAX_MESSAGE_BYTES",
+            "a number of bytes",
+            &mut config.max_message_bytes,
+        );
+        let (sled, jetstream) = (LogBackend::Sled, LogBackend::Jetstream);
+        o.choice(
+            "COMPLAINTD_LOG_BACKEND",
+            &[("sled", sled), ("jetstream", jetstream)],
+            &mut config.log_backend,
+        );
+        o.url("COMPLAINTD_JETSTREAM_URL", &mut config.jetstream_url);
+        o.url("COMPLAINTD_NATS_URL", &mut config.nats_url);
+        let (jetstream, core) = (NatsMode::Jetstream, NatsMode::Core);
+        o.choice(
+            "COMPLAINTD_NATS_MODE",
+            &[("jetstream", jetstream), ("core", core)],
+            &mut config.nats_mode,
+        );
+        o.path("COMPLAINTD_KEYS_DIR", &mut config.keys_dir);
+        o.choice(
+            "COMPLAINTD_READ_ONLY",
+            &[
+                ("true", true),
+                ("false", false),
+                ("1", true),
+                ("0", false),
+                ("", false),
+            ],
+            &mut config.read_only,
+        );
+        o.path(
+            "COMPLAINTD_AUDIT_SIGNING_KEY",
+            &mut config.audit_signing_key,
+        );
+        o.parsed(
+            "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS",
+            "a number of seconds",
+            &mut config.audit_sign_interval_seconds,
+        );
+        o.parsed(
+            "COMPLAINTD_PROJECTION_SNAPSHOT_EVERY",
+            "a number of events",
+            &mut config.projection_snapshot_every,
+        );
+        if let Some(zone) = o.text("COMPLAINTD_BUSINESS_TIME_ZONE") {
             config.business_time_zone = zone;
         }
-        if let Some(auth) = env("COMPLAINTD_AUTH") {
-            match auth.as_str() {
-                "dev_headers" => config.auth = AuthMode::DevHeaders,
-                "verified" => config.auth = AuthMode::Verified,
-                _ => problems.push(format!(
-                    "COMPLAINTD_AUTH={auth:?} is not dev_headers or verified"
-                )),
-            }
-        }
+        let (dev, verified) = (AuthMode::DevHeaders, AuthMode::Verified);
+        o.choice(
+            "COMPLAINTD_AUTH",
+            &[("dev_headers", dev), ("verified", verified)],
+            &mut config.auth,
+        );
         if config.auth == AuthMode::DevHeaders
             && !config.listen.ip().is_loopback()
             && !config.allow_dev_auth_on_network
@@ -421,6 +394,58 @@ impl Config {
             Ok(config)
         } else {
             Err(ConfigError(problems))
+        }
+    }
+}
+
+/// The environment's overrides of the file's settings: each variable's text turned into
+/// its setting, or a problem naming the variable and what it should be.
+struct Overrides<'a, E> {
+    env: &'a E,
+    problems: &'a mut Vec<String>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Overrides<'_, E> {
+    fn text(&mut self, var: &str) -> Option<String> {
+        (self.env)(var)
+    }
+
+    /// A value with a textual form (an address, a number).
+    fn parsed<T: std::str::FromStr>(&mut self, var: &str, expected: &str, slot: &mut T) {
+        if let Some(text) = self.text(var) {
+            match text.parse() {
+                Ok(value) => *slot = value,
+                Err(_) => self
+                    .problems
+                    .push(format!("{var}={text:?} is not {expected}")),
+            }
+        }
+    }
+
+    /// One of a few names; the problem names the first two choices.
+    fn choice<T: Copy>(&mut self, var: &str, choices: &[(&str, T)], slot: &mut T) {
+        if let Some(text) = self.text(var) {
+            match choices.iter().find(|(name, _)| *name == text) {
+                Some((_, value)) => *slot = *value,
+                None => {
+                    let names: Vec<&str> = choices.iter().take(2).map(|(n, _)| *n).collect();
+                    self.problems
+                        .push(format!("{var}={text:?} is not {}", names.join(" or ")));
+                }
+            }
+        }
+    }
+
+    fn path(&mut self, var: &str, slot: &mut Option<PathBuf>) {
+        if let Some(text) = self.text(var) {
+            *slot = Some(PathBuf::from(text));
+        }
+    }
+
+    /// A URL; empty unsets it.
+    fn url(&mut self, var: &str, slot: &mut Option<String>) {
+        if let Some(text) = self.text(var) {
+            *slot = Some(text).filter(|u| !u.is_empty());
         }
     }
 }
