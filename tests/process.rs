@@ -150,6 +150,7 @@ async fn a_complaint_survives_a_restart_exactly() {
             name: name.clone(),
             request_id: rid(),
             expected_version: Some(1),
+            ..Default::default()
         },
         "intake",
     ))
@@ -195,6 +196,7 @@ async fn a_complaint_survives_a_restart_exactly() {
             }],
             delivery: api::DeliveryMethod::DeliveryLetter as i32,
             summary: "interest paid".into(),
+            ..Default::default()
         },
         "handler",
     ))
@@ -347,6 +349,7 @@ async fn no_personal_data_reaches_the_logs_of_a_full_run() {
             request_id: rid(),
             expected_version: None,
             facts: format!("{SECRET_NAME} called again"),
+            ..Default::default()
         },
         "handler",
     ))

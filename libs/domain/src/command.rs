@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::event::Change;
+use crate::event::{Change, Effective};
 use crate::model::*;
 
 /// Everything a decision needs besides the state and the command: time, the acting
@@ -19,6 +19,21 @@ pub struct Context {
     pub rules: Rules,
     /// The regimes a complaint may be registered under, their regions and variants.
     pub regimes: Arc<Regimes>,
+    /// When the step happened, if the caller says it happened before now (only for a
+    /// step that happens outside the system: [`Command::happens_outside`]).
+    pub effective: Option<Effective>,
+    /// How far back an effective time may go without a reason and the supervisor role;
+    /// `None`: no limit.
+    pub backdating: Option<Backdating>,
+}
+
+/// The back-dating window of a complaint: an effective time before `limit` needs a
+/// reason and the supervisor role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backdating {
+    pub limit: Timestamp,
+    /// The window as people say it, for messages, e.g. `5 business days`.
+    pub window: String,
 }
 
 /// The regimes the SLA engine knows: regime id -> the regions it has calendars for
@@ -166,6 +181,35 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the step happens outside the system, so that it may carry an effective
+    /// time (see [`Change::happens_outside`]: the same steps).
+    pub fn happens_outside(&self) -> bool {
+        match self {
+            Command::Acknowledge
+            | Command::Answer { .. }
+            | Command::SendHoldingResponse { .. }
+            | Command::PauseClock { .. }
+            | Command::ResumeClock
+            | Command::AddNewFacts { .. }
+            | Command::Withdraw { .. }
+            | Command::RequestReview { .. }
+            | Command::AnswerReview { .. }
+            | Command::ReferToRegulator { .. }
+            | Command::RecordRegulatorOutcome { .. } => true,
+            Command::Register(_)
+            | Command::Decline { .. }
+            | Command::Merge { .. }
+            | Command::Assign { .. }
+            | Command::ClassifyComplex { .. }
+            | Command::RecordFindings { .. }
+            | Command::ProposeRedress { .. }
+            | Command::RequestExtension { .. }
+            | Command::ApproveExtension { .. }
+            | Command::Close
+            | Command::Reopen { .. } => false,
+        }
+    }
+
     /// Whether `change` is what this command records: a retry of the request that
     /// recorded it, rather than another request sent under the same request id. Compares
     /// what the caller sent; what the decision added (its time, the days of the approved

@@ -37,13 +37,98 @@ pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Res
                 command.name()
             ));
         }
-        (Some(c), command) => decide_existing(c, command, ctx)?,
+        (Some(c), command) => {
+            let follows = follows(c, &command);
+            let change = decide_existing(c, command, ctx)?;
+            check_effective(c, follows, ctx)?;
+            change
+        }
     };
     Ok(vec![Event {
         at: ctx.now,
         actor: ctx.actor.clone(),
         change,
+        effective: ctx.effective.clone().filter(|e| e.at != ctx.now),
     }])
+}
+
+/// The step a command's effective time may not precede (besides the receipt), with what
+/// it is called in a refusal.
+fn follows(c: &Complaint, command: &Command) -> Option<(Timestamp, &'static str)> {
+    let last_pause_end = || {
+        c.pauses.last().map(|p| match p.until {
+            Some(until) => (until, "the last pause ended"),
+            None => (p.from, "the pause started"),
+        })
+    };
+    match command {
+        Command::ResumeClock => c
+            .open_pause()
+            .map(|p| (p.from, "the pause it ends started")),
+        Command::PauseClock { .. } | Command::Answer { .. } => last_pause_end(),
+        Command::RequestReview { .. } => c.answered_at.map(|t| (t, "the complaint was answered")),
+        Command::AnswerReview { .. } => c
+            .open_review()
+            .map(|r| (r.requested_at, "the review was requested")),
+        Command::RecordRegulatorOutcome { body, .. } => c
+            .open_referral(body)
+            .map(|r| (r.referred_at, "the complaint was referred")),
+        _ => None,
+    }
+}
+
+/// The effective time of a step, against the complaint: not before its receipt nor the
+/// step it follows; back-dated beyond the window only with a reason and the supervisor
+/// role. (That it is not in the future, and only on a step outside the system, is
+/// checked with the other fields.)
+fn check_effective(
+    c: &Complaint,
+    follows: Option<(Timestamp, &'static str)>,
+    ctx: &Context,
+) -> Result<()> {
+    let Some(effective) = &ctx.effective else {
+        return Ok(());
+    };
+    let mut violations = Vec::new();
+    let mut bad = |field: &str, description: String| {
+        violations.push(crate::FieldViolation {
+            field: field.into(),
+            description,
+        });
+    };
+    let received = c.registration.received_at;
+    if effective.at < received {
+        bad(
+            "effective_time",
+            format!("is before the complaint was received ({received})"),
+        );
+    } else if let Some((before, what)) = follows.filter(|(t, _)| effective.at < *t) {
+        bad("effective_time", format!("is before {what} ({before})"));
+    }
+    let beyond = ctx.backdating.as_ref().filter(|b| effective.at < b.limit);
+    if let Some(b) = beyond {
+        if effective.reason.is_none() {
+            bad(
+                "backdating_reason",
+                format!(
+                    "is required: effective_time {} is more than {} back",
+                    effective.at, b.window
+                ),
+            );
+        }
+    }
+    if !violations.is_empty() {
+        return Err(DomainError::Invalid(violations));
+    }
+    if let Some(b) = beyond {
+        if !ctx.roles.contains(&Role::Supervisor) {
+            return Err(DomainError::NotPermitted(format!(
+                "recording a step more than {} after it happened needs the supervisor role",
+                b.window
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a duplicate may be merged into `target` (the caller reads it; [`decide`]
@@ -572,6 +657,33 @@ fn validate(command: &Command, ctx: &Context) -> Result<()> {
         } => {
             check.short("body", body);
             check.text("reference", reference, MAX_SHORT, false);
+        }
+    }
+    if let Some(effective) = &ctx.effective {
+        if !command.happens_outside() {
+            check.bad(
+                "effective_time",
+                format!(
+                    "is not accepted for {}: it happens in the system, when it is recorded",
+                    command.name()
+                ),
+            );
+        } else if effective.at
+            > ctx
+                .now
+                .checked_add(ctx.rules.clock_skew)
+                .unwrap_or(Timestamp::MAX)
+        {
+            check.bad(
+                "effective_time",
+                format!(
+                    "is in the future ({}; now {}): record a step once it has happened",
+                    effective.at, ctx.now
+                ),
+            );
+        }
+        if let Some(reason) = &effective.reason {
+            check.long("backdating_reason", reason);
         }
     }
     check.finish()

@@ -5,12 +5,32 @@ use jiff::Timestamp;
 use crate::command::Register;
 use crate::model::*;
 
-/// One recorded fact about a complaint: when it was decided, by whom, and what changed.
+/// One recorded fact about a complaint: when it was decided (recorded), by whom, what
+/// changed, and, for a step that happened outside the system before it was recorded,
+/// when it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub at: Timestamp,
     pub actor: String,
     pub change: Change,
+    /// `None`: it happened when it was recorded (`at`).
+    pub effective: Option<Effective>,
+}
+
+impl Event {
+    /// When it happened: the time the SLA counts from.
+    pub fn effective_at(&self) -> Timestamp {
+        self.effective.as_ref().map_or(self.at, |e| e.at)
+    }
+}
+
+/// When a step happened outside the system (a letter posted, a call made, an appraisal
+/// started), if before it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    pub at: Timestamp,
+    /// Why it is recorded late: required when it is back-dated beyond the window.
+    pub reason: Option<String>,
 }
 
 /// What changed.
@@ -96,6 +116,35 @@ pub enum Change {
 }
 
 impl Change {
+    /// Whether the step happens outside the system (so it may carry an effective time):
+    /// what the firm sends or receives, and the clock's pauses.
+    pub fn happens_outside(&self) -> bool {
+        match self {
+            Change::Acknowledged
+            | Change::Answered { .. }
+            | Change::HoldingResponseSent { .. }
+            | Change::ClockPaused { .. }
+            | Change::ClockResumed { .. }
+            | Change::NewFactsAdded { .. }
+            | Change::Withdrawn { .. }
+            | Change::ReviewRequested { .. }
+            | Change::ReviewAnswered { .. }
+            | Change::ReferredToRegulator { .. }
+            | Change::RegulatorOutcomeRecorded { .. } => true,
+            Change::Registered(_)
+            | Change::Declined { .. }
+            | Change::Merged { .. }
+            | Change::Assigned { .. }
+            | Change::ClassifiedComplex { .. }
+            | Change::FindingsRecorded { .. }
+            | Change::RedressProposed { .. }
+            | Change::ExtensionRequested { .. }
+            | Change::ExtensionApproved { .. }
+            | Change::Closed
+            | Change::Reopened { .. } => false,
+        }
+    }
+
     /// The event type as stored in the log, `complaint.<name>`.
     pub fn event_type(&self) -> &'static str {
         match self {

@@ -24,14 +24,14 @@ mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use command::{Command, Context, Regimes, Register, Rules, Variants};
+pub use command::{Backdating, Command, Context, Regimes, Register, Rules, Variants};
 pub use decide::{
     check_merge_target, decide, field_violations, MAX_EXTENSION_DAYS, MAX_LONG, MAX_REDRESS,
     MAX_REGULATOR_DEADLINE_DAYS, MAX_SHORT,
 };
 pub use error::{DomainError, FieldViolation, Result};
-pub use event::{Change, Event};
-pub use state::{evolve, status_after, Complaint, Pause, PendingExtension, Referral, Review};
+pub use event::{Change, Effective, Event};
+pub use state::{evolve, status_after, Complaint, Pause, PendingExtension, Referral, Review, Step};
 
 /// Folds a whole history into a state.
 pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Complaint> {

@@ -18,8 +18,24 @@ pub struct PendingExtension {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pause {
     pub reason: PauseReason,
+    /// When it started and ended (effective times: what the SLA counts).
     pub from: Timestamp,
     pub until: Option<Timestamp>,
+    /// When its start and its end were recorded.
+    pub recorded_from: Timestamp,
+    pub recorded_until: Option<Timestamp>,
+}
+
+/// A step that happened outside the system, with both its times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub event_type: &'static str,
+    /// When it happened.
+    pub effective: Timestamp,
+    /// When it was recorded.
+    pub recorded: Timestamp,
+    pub actor: String,
+    pub backdating_reason: Option<String>,
 }
 
 /// A referral to a regulator or ombudsman.
@@ -67,8 +83,10 @@ pub struct Complaint {
     pub merged_into: Option<ComplaintId>,
     pub ended_at: Option<Timestamp>,
     pub reopened: u32,
-    /// When the latest event happened.
+    /// When the latest event was recorded.
     pub updated_at: Timestamp,
+    /// Its steps that happened outside the system, in the order recorded.
+    pub steps: Vec<Step>,
 }
 
 impl Complaint {
@@ -116,7 +134,9 @@ pub fn status_after(current: Status, change: &Change) -> Status {
 /// Folds one event into the state. Pure and total: an event that does not fit the state
 /// (which `decide` never produces) leaves the state as it was.
 pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
-    let at = event.at;
+    // Facts take the time the step happened; `updated_at` when it was recorded.
+    let at = event.effective_at();
+    let recorded = event.at;
     let Some(mut c) = state else {
         return match &event.change {
             Change::Registered(registration) => Some(Complaint {
@@ -140,12 +160,22 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
                 merged_into: None,
                 ended_at: None,
                 reopened: 0,
-                updated_at: at,
+                updated_at: recorded,
+                steps: Vec::new(),
             }),
             _ => None,
         };
     };
-    c.updated_at = at;
+    c.updated_at = recorded;
+    if event.change.happens_outside() {
+        c.steps.push(Step {
+            event_type: event.change.event_type(),
+            effective: at,
+            recorded,
+            actor: event.actor.clone(),
+            backdating_reason: event.effective.as_ref().and_then(|e| e.reason.clone()),
+        });
+    }
     c.status = status_after(c.status, &event.change);
     match (c.status.is_ended(), c.ended_at) {
         (true, None) => c.ended_at = Some(at),
@@ -176,7 +206,7 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
             c.redress = redress.clone();
             c.answered_at = Some(at);
             c.pending_extension = None;
-            close_pause(&mut c, at);
+            close_pause(&mut c, at, recorded);
         }
         Change::HoldingResponseSent { .. } => c.holding_responses.push(at),
         Change::ExtensionRequested { days, reason } => {
@@ -194,10 +224,12 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
             reason: *reason,
             from: at,
             until: None,
+            recorded_from: recorded,
+            recorded_until: None,
         }),
-        Change::ClockResumed { .. } => close_pause(&mut c, at),
+        Change::ClockResumed { .. } => close_pause(&mut c, at, recorded),
         Change::NewFactsAdded { .. } => c.new_facts_at.push(at),
-        Change::Withdrawn { .. } => close_pause(&mut c, at),
+        Change::Withdrawn { .. } => close_pause(&mut c, at, recorded),
         Change::ReviewRequested { reason } => {
             c.reviews.push(Review {
                 reason: reason.clone(),
@@ -244,10 +276,11 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
     Some(c)
 }
 
-fn close_pause(c: &mut Complaint, at: Timestamp) {
+fn close_pause(c: &mut Complaint, at: Timestamp, recorded: Timestamp) {
     if let Some(pause) = c.pauses.last_mut() {
         if pause.until.is_none() {
             pause.until = Some(at);
+            pause.recorded_until = Some(recorded);
         }
     }
 }

@@ -25,6 +25,8 @@ fn ctx_as(roles: &[Role]) -> Context {
         roles: roles.iter().copied().collect::<BTreeSet<_>>(),
         rules: Rules::default(),
         regimes: Default::default(),
+        effective: None,
+        backdating: None,
     }
 }
 
@@ -928,6 +930,7 @@ fn a_whole_life_replays_to_the_same_state_at_every_step() {
 #[test]
 fn an_event_before_registration_leaves_no_state() {
     let stray = Event {
+        effective: None,
         at: t(NOW),
         actor: "user:a".into(),
         change: Change::Closed,

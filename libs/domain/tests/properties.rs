@@ -56,7 +56,7 @@ proptest! {
             if supervisor {
                 roles.insert(Role::Supervisor);
             }
-            let ctx = Context { now, actor: "user:p".into(), roles, rules: Rules::default(), regimes: Default::default() };
+            let ctx = Context { now, actor: "user:p".into(), roles, rules: Rules::default(), regimes: Default::default(), effective: None, backdating: None };
             match decide(state.as_ref(), command.clone(), &ctx) {
                 Ok(new) => {
                     prop_assert_eq!(new.len(), 1);

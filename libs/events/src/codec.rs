@@ -287,6 +287,12 @@ fn encode_wrapping<E>(
     let stored = pb::ComplaintEvent {
         at_micros: micros(event.at),
         actor: event.actor.clone(),
+        effective_at_micros: event.effective.as_ref().map_or(0, |e| micros(e.at)),
+        backdating_reason: event
+            .effective
+            .as_ref()
+            .and_then(|e| e.reason.clone())
+            .unwrap_or_default(),
         change: Some(change),
     };
     Ok((
@@ -440,10 +446,18 @@ fn decode_opening(event_type: &str, payload: &[u8], opener: &mut Opener<'_>) -> 
             change.event_type()
         )));
     }
+    let effective = match stored.effective_at_micros {
+        0 => None,
+        m => Some(complaints_domain::Effective {
+            at: from_micros("effective_at", m)?,
+            reason: Some(stored.backdating_reason).filter(|r| !r.is_empty()),
+        }),
+    };
     Ok(Event {
         at: from_micros("at", stored.at_micros)?,
         actor: stored.actor,
         change,
+        effective,
     })
 }
 

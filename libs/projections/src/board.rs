@@ -58,6 +58,8 @@ pub fn facts(c: &Complaint) -> Facts {
                 reason: p.reason.as_str().to_owned(),
                 from: p.from,
                 until: p.until,
+                recorded_from: p.recorded_from,
+                recorded_until: p.recorded_until,
             })
             .collect(),
         new_facts_at: c.new_facts_at.clone(),
@@ -180,6 +182,10 @@ struct Pause {
     reason: Sym,
     from: Micros,
     until: Micros,
+    /// When its start and end were recorded (for the explanation of a pause recorded
+    /// after the fact).
+    recorded_from: Micros,
+    recorded_until: Micros,
 }
 
 /// What few complaints have: kept apart so that most complaints pay one pointer for it.
@@ -353,7 +359,9 @@ impl Slot {
     /// change is named: a new lifecycle step does not compile until it is decided here
     /// whether it moves an SLA fact.
     fn fold(&mut self, event: &Event, names: &mut Names) -> bool {
-        let at = micros(event.at);
+        // The time the step happened: what the SLA counts.
+        let at = micros(event.effective_at());
+        let recorded = micros(event.at);
         let answer_before = self.effective_answer();
         let close_pause = |slot: &mut Slot| match slot
             .more
@@ -363,6 +371,7 @@ impl Slot {
         {
             Some(p) => {
                 p.until = at;
+                p.recorded_until = recorded;
                 true
             }
             None => false,
@@ -400,6 +409,8 @@ impl Slot {
                     reason,
                     from: at,
                     until: NONE,
+                    recorded_from: recorded,
+                    recorded_until: NONE,
                 });
                 changed = true;
             }
@@ -458,6 +469,8 @@ impl Slot {
                         reason: names.get(p.reason).to_owned(),
                         from: time(p.from),
                         until: time_opt(p.until),
+                        recorded_from: time(p.recorded_from),
+                        recorded_until: time_opt(p.recorded_until),
                     })
                     .collect()
             }),

@@ -14,8 +14,40 @@ use crate::policy::{ClockRule, DueAt, Length, Policies, Policy, Start, Stop};
 pub struct PauseFact {
     /// The pause reason's stable name, e.g. `external_appraisal`.
     pub reason: String,
+    /// When it started and ended (effective: what is counted).
     pub from: Timestamp,
     pub until: Option<Timestamp>,
+    /// When its start and end were recorded: later than they happened for a pause
+    /// recorded after the fact, which the explanation says.
+    pub recorded_from: Timestamp,
+    pub recorded_until: Option<Timestamp>,
+}
+
+impl PauseFact {
+    /// "recorded on ..." for the parts of the pause recorded later than they happened (a
+    /// minute's slack), or nothing.
+    fn recorded_late(&self, zone: &TimeZone) -> String {
+        let late = |happened: Timestamp, recorded: Timestamp| {
+            recorded.duration_since(happened) > SignedDuration::from_mins(1)
+        };
+        let mut parts = Vec::new();
+        if late(self.from, self.recorded_from) {
+            parts.push(format!(
+                "its start on {}",
+                self.recorded_from.to_zoned(zone.clone())
+            ));
+        }
+        if let (Some(until), Some(recorded)) = (self.until, self.recorded_until) {
+            if late(until, recorded) {
+                parts.push(format!("its end on {}", recorded.to_zoned(zone.clone())));
+            }
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" (recorded after the fact: {})", parts.join(", "))
+        }
+    }
 }
 
 /// What the engine needs to know about a complaint: all of it from its events.
@@ -399,10 +431,11 @@ impl Engine {
                     paused += d;
                     why.note(|| {
                         format!(
-                            "paused for {} from {} to {}",
+                            "paused for {} from {} to {} (not counted){}",
                             p.reason,
                             p.from.to_zoned(zone.clone()),
-                            until.to_zoned(zone.clone())
+                            until.to_zoned(zone.clone()),
+                            p.recorded_late(zone)
                         )
                     });
                 }
@@ -410,9 +443,10 @@ impl Engine {
                     paused_since = Some(p.from);
                     why.note(|| {
                         format!(
-                            "paused for {} since {} (due time moves while paused)",
+                            "paused for {} since {} (due time moves while paused){}",
                             p.reason,
-                            p.from.to_zoned(zone.clone())
+                            p.from.to_zoned(zone.clone()),
+                            p.recorded_late(zone)
                         )
                     });
                 }

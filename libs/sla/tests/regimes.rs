@@ -122,15 +122,27 @@ fn example_4_cn_cbirc_complex_extension_and_appraisal() {
         "{:#?}",
         d.explanation
     );
-    // Ten days of external appraisal move the due date ten days.
+    // Ten days of external appraisal move the due date ten days, also when the pause is
+    // recorded after the fact (the lab's letter came on the 19th): the explanation says
+    // which period was excluded and when it was recorded.
     let appraised = Facts {
         pauses: vec![PauseFact {
             reason: "external_appraisal".into(),
             from: at_ten(date(2026, 2, 8), tz),
             until: Some(at_ten(date(2026, 2, 18), tz)),
+            recorded_from: at_ten(date(2026, 2, 19), tz),
+            recorded_until: Some(at_ten(date(2026, 2, 19), tz)),
         }],
         ..facts.clone()
     };
+    let explained = due(&e, "CN-CBIRC", "decision", &appraised);
+    let line = explained
+        .explanation
+        .iter()
+        .find(|l| l.contains("paused for external_appraisal"))
+        .unwrap_or_else(|| panic!("{:#?}", explained.explanation));
+    assert!(line.contains("2026-02-08T10:00:00+08:00[Asia/Shanghai] to 2026-02-18T10:00:00+08:00[Asia/Shanghai] (not counted)"), "{line}");
+    assert!(line.contains("recorded after the fact: its start on 2026-02-19T10:00:00+08:00[Asia/Shanghai], its end on 2026-02-19"), "{line}");
     assert_eq!(
         due_date(&e, "CN-CBIRC", "decision", &appraised),
         date(2026, 3, 2)
@@ -430,6 +442,8 @@ fn an_open_pause_shows_paused_and_a_window_opens_on_the_answer() {
             reason: "external_testing".into(),
             from: at_ten(date(2026, 2, 8), tz),
             until: None,
+            recorded_from: at_ten(date(2026, 2, 8), tz),
+            recorded_until: None,
         }],
         ..Facts::received(at_ten(date(2026, 2, 5), tz), "CN")
     };
@@ -488,7 +502,7 @@ proptest! {
         more.holding_response_at = hold.map(later);
         if let Some(x) = extension { more.extensions.push((x, later(2))); }
         if let Some((from, len)) = pause {
-            more.pauses.push(PauseFact { reason: "external_appraisal".into(), from: later(from), until: Some(later(from + len)) });
+            more.pauses.push(PauseFact { reason: "external_appraisal".into(), from: later(from), until: Some(later(from + len)), recorded_from: later(from), recorded_until: Some(later(from + len)) });
         }
         for rule in p.clocks.iter().filter(|c| c.starts == Start::Received) {
             let before = e.due(p, rule, &base).unwrap().unwrap();

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod as_of;
+pub mod backdated;
 pub mod queue;
 pub mod rules;
 pub mod sla;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 use complaints_domain::model::{ComplaintId, Role};
 use complaints_domain::{
-    decide, evolve, Command, Complaint, Context, DomainError, Event, Regimes, Rules,
+    decide, evolve, Command, Complaint, Context, DomainError, Effective, Event, Regimes, Rules,
 };
 use eventlog::{Clock, Direction, EventLog, ExpectedVersion, NewEvent, Version};
 use uuid::Uuid;
@@ -57,6 +58,8 @@ pub struct CommandRequest {
     /// If set, the complaint must be at exactly this version.
     pub expected_version: Option<Version>,
     pub principal: Principal,
+    /// When the step happened, if before now (a step outside the system only).
+    pub effective: Option<Effective>,
 }
 
 /// What a command did.
@@ -178,7 +181,15 @@ pub struct Workflow {
     keys: Option<Arc<dyn KeyStore>>,
     /// Why commands are refused, when the service is read-only.
     read_only: Option<Arc<str>>,
+    /// The SLA rules whose calendars the back-dating window counts on (none: no window).
+    engine: Arc<std::sync::RwLock<Option<Arc<complaints_sla::Engine>>>>,
+    /// How many business days back an effective time may go without a reason and the
+    /// supervisor role.
+    backdating_days: u32,
 }
+
+/// The back-dating window unless configured: 5 business days.
+pub const DEFAULT_BACKDATING_DAYS: u32 = 5;
 
 impl Workflow {
     /// A workflow over `log`, taking "now" from `clock`.
@@ -190,7 +201,32 @@ impl Workflow {
             regimes: Arc::default(),
             keys: None,
             read_only: None,
+            engine: Arc::default(),
+            backdating_days: DEFAULT_BACKDATING_DAYS,
         }
+    }
+
+    /// The SLA rules in force: the regimes and regions registrations may use, and the
+    /// calendars the back-dating window counts business days on.
+    pub fn with_engine(self, engine: Arc<complaints_sla::Engine>) -> Self {
+        self.set_engine(engine);
+        self
+    }
+
+    /// Replaces the SLA rules (rules reloaded); every clone of this workflow sees it.
+    pub fn set_engine(&self, engine: Arc<complaints_sla::Engine>) {
+        self.set_regimes(sla::regimes(&engine));
+        *self
+            .engine
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(engine);
+    }
+
+    /// Effective times further back than `days` business days need a reason and the
+    /// supervisor role (default [`DEFAULT_BACKDATING_DAYS`]).
+    pub fn with_backdating_window(mut self, days: u32) -> Self {
+        self.backdating_days = days;
+        self
     }
 
     /// Refuse every command and erasure, saying `why` (a read-only service): nothing is
@@ -353,6 +389,27 @@ impl Workflow {
         Ok(loaded.into_iter().map(|l| (l.version, l.event)).collect())
     }
 
+    /// The back-dating window of `c` at `now`, if the workflow knows the SLA rules.
+    fn backdating(
+        &self,
+        c: &Complaint,
+        now: jiff::Timestamp,
+    ) -> Option<complaints_domain::Backdating> {
+        let engine = self
+            .engine
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        let r = &c.registration;
+        Some(sla::backdating(
+            &engine,
+            &r.regime,
+            &r.region,
+            now,
+            self.backdating_days,
+        ))
+    }
+
     /// The context `principal`'s command is decided in now.
     fn context(&self, principal: &Principal) -> Context {
         Context {
@@ -366,6 +423,8 @@ impl Workflow {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            effective: None,
+            backdating: None,
         }
     }
 
@@ -375,9 +434,12 @@ impl Workflow {
     pub fn field_violations(
         &self,
         command: &Command,
+        effective: Option<&Effective>,
         principal: &Principal,
     ) -> Vec<complaints_domain::FieldViolation> {
-        complaints_domain::field_violations(command, &self.context(principal))
+        let mut ctx = self.context(principal);
+        ctx.effective = effective.cloned();
+        complaints_domain::field_violations(command, &ctx)
     }
 
     /// Runs a command: decides on the current state and appends the events, durably.
@@ -399,6 +461,10 @@ impl Workflow {
                 for l in recorded {
                     same &= l.personal != PersonalState::Present
                         || request.command.is_recorded_as(&l.event.change);
+                    same &= match &request.effective {
+                        None => l.event.effective.is_none(),
+                        Some(e) => l.event.effective_at() == e.at,
+                    };
                 }
                 if !same {
                     return Err(WorkflowError::RequestIdReused {
@@ -431,7 +497,11 @@ impl Workflow {
                 (Some(_), Command::Register(_)) => return Err(WorkflowError::AlreadyExists(id)),
                 _ => {}
             }
-            let ctx = self.context(&request.principal);
+            let mut ctx = self.context(&request.principal);
+            ctx.effective = request.effective.clone();
+            if let (Some(_), Some(c)) = (&ctx.effective, &state) {
+                ctx.backdating = self.backdating(c, ctx.now);
+            }
             let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
             if let Command::Merge { into, .. } = &request.command {
                 // Checked when the merge is decided: the target may change afterwards

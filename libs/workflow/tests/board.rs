@@ -58,6 +58,8 @@ proptest! {
             roles: BTreeSet::from([Role::Handler, Role::Supervisor]),
             rules: Rules::default(),
             regimes: Default::default(),
+            effective: None,
+            backdating: None,
         };
         let register = registration(id, now);
         let first = decide(None, Command::Register(Box::new(register.clone())), &ctx(now)).unwrap();
@@ -121,6 +123,7 @@ async fn the_board_lists_clocks_most_urgent_first_with_figures() {
         roles: BTreeSet::from([Role::Handler]),
     };
     let run = |complaint, command| CommandRequest {
+        effective: None,
         complaint,
         command,
         request_id: Uuid::new_v4(),
@@ -286,6 +289,7 @@ async fn a_recorded_rules_change_recomputes_open_complaints_and_a_rebuild_agrees
     let id = ComplaintId::new(Uuid::from_u128(7));
     workflow
         .execute(CommandRequest {
+            effective: None,
             complaint: id,
             command: Command::Register(Box::new(registration(id, t("2026-02-05T02:00:00Z")))),
             request_id: Uuid::new_v4(),

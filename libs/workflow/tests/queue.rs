@@ -49,6 +49,7 @@ fn harness() -> Harness {
 
 fn run(complaint: ComplaintId, command: Command) -> CommandRequest {
     CommandRequest {
+        effective: None,
         complaint,
         command,
         request_id: Uuid::new_v4(),

@@ -145,6 +145,7 @@ async fn run(ops: Vec<Op>) {
                 let id = ComplaintId::new(Uuid::from_u128(u128::from(complaint) + 1));
                 let _ = workflow
                     .execute(CommandRequest {
+                        effective: None,
                         complaint: id,
                         command: Command::Register(Box::new(register(id, regime, now))),
                         request_id: Uuid::new_v4(),
@@ -157,6 +158,7 @@ async fn run(ops: Vec<Op>) {
                 let id = ComplaintId::new(Uuid::from_u128(u128::from(complaint) + 1));
                 let _ = workflow
                     .execute(CommandRequest {
+                        effective: None,
                         complaint: id,
                         command: step(s, now),
                         request_id: Uuid::new_v4(),

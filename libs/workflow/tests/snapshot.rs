@@ -43,6 +43,7 @@ async fn log_of(dir: &Path, ids: &[u128]) -> Arc<dyn EventLog> {
         ] {
             workflow
                 .execute(CommandRequest {
+                    effective: None,
                     complaint: id,
                     command,
                     request_id: Uuid::new_v4(),

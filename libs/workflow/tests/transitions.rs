@@ -87,6 +87,7 @@ async fn crossings_are_recorded_when_they_happen_and_only_once() {
         roles: BTreeSet::from([Role::Handler, Role::Intake]),
     };
     let run = |complaint, command| CommandRequest {
+        effective: None,
         complaint,
         command,
         request_id: Uuid::new_v4(),

@@ -76,6 +76,7 @@ fn principal(roles: &[Role]) -> Principal {
 
 fn request(complaint: ComplaintId, command: Command) -> CommandRequest {
     CommandRequest {
+        effective: None,
         complaint,
         command,
         request_id: Uuid::new_v4(),
@@ -186,6 +187,7 @@ fn every_change() -> Vec<Change> {
 fn every_event_kind_round_trips_through_the_stored_schema() {
     for change in every_change() {
         let event = Event {
+            effective: None,
             at: t("2026-03-02T12:00:00.123456Z"),
             actor: "user:x".into(),
             change,
@@ -202,6 +204,7 @@ fn every_event_kind_round_trips_through_the_stored_schema() {
 #[test]
 fn a_stored_event_that_does_not_fit_is_an_error_not_a_guess() {
     let event = Event {
+        effective: None,
         at: t("2026-03-02T12:00:00Z"),
         actor: "a".into(),
         change: Change::Closed,
@@ -216,6 +219,7 @@ fn a_stored_event_that_does_not_fit_is_an_error_not_a_guess() {
         "garbage"
     );
     let answered = Event {
+        effective: None,
         at: t("2026-03-02T12:00:00Z"),
         actor: "a".into(),
         change: Change::Answered {

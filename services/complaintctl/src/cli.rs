@@ -280,6 +280,15 @@ pub struct Step {
     /// Fail with ABORTED unless the complaint is at this version.
     #[arg(long)]
     pub expected_version: Option<u64>,
+    /// When it happened, if before now (RFC 3339, e.g. 2026-03-06T16:00:00Z): for steps
+    /// outside the system (ack, answer, hold, pause, resume, new-facts, withdraw,
+    /// request-review, answer-review, refer, regulator-outcome). The SLA counts from it.
+    #[arg(long)]
+    pub effective_time: Option<String>,
+    /// Why it is recorded late: needed (with the supervisor role) beyond the back-dating
+    /// window.
+    #[arg(long, requires = "effective_time")]
+    pub backdating_reason: Option<String>,
 }
 
 impl Step {

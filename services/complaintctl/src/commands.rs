@@ -98,9 +98,25 @@ pub async fn list(target: &Target, args: ListArgs) -> anyhow::Result<()> {
 /// One step: its request names the complaint, carries a request id and, if given, the
 /// version the complaint must be at.
 pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
+    // A step outside the system carries when it happened; another refuses the flags.
     macro_rules! call {
+        (outside $method:ident, $step:expr, $message:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+            let step: Step = $step;
+            let message = api::$message {
+                name: step.name(),
+                request_id: step.request_id(),
+                expected_version: step.expected_version,
+                effective_time: step.effective_time.as_deref().map(parse::time).transpose()?,
+                backdating_reason: step.backdating_reason.clone().unwrap_or_default(),
+                $($field $(: $value)?),*
+            };
+            target.call(message, async |c, r| c.$method(r).await).await?
+        }};
         ($method:ident, $step:expr, $message:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
             let step: Step = $step;
+            if step.effective_time.is_some() {
+                anyhow::bail!("--effective-time is only for a step that happens outside the system (this one happens when it is recorded)");
+            }
             let message = api::$message {
                 name: step.name(),
                 request_id: step.request_id(),
@@ -111,7 +127,9 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
         }};
     }
     let complaint = match cmd {
-        StepCmd::Ack(step) => call!(acknowledge_complaint, step, AcknowledgeComplaintRequest {}),
+        StepCmd::Ack(step) => {
+            call!(outside acknowledge_complaint, step, AcknowledgeComplaintRequest {})
+        }
         StepCmd::Decline { step, reason } => {
             call!(decline_complaint, step, DeclineComplaintRequest { reason })
         }
@@ -167,7 +185,7 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
             delivery,
             summary,
         } => call!(
-            answer_complaint,
+            outside answer_complaint,
             step,
             AnswerComplaintRequest {
                 decision: decision.into(),
@@ -181,7 +199,7 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
             reason,
             delivery,
         } => call!(
-            send_holding_response,
+            outside send_holding_response,
             step,
             SendHoldingResponseRequest {
                 reason,
@@ -207,33 +225,33 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
             reason,
             notified,
         } => call!(
-            pause_clock,
+            outside pause_clock,
             step,
             PauseClockRequest {
                 reason: reason.into(),
                 complainant_notify_time: notified.as_deref().map(parse::time).transpose()?,
             }
         ),
-        StepCmd::Resume(step) => call!(resume_clock, step, ResumeClockRequest {}),
+        StepCmd::Resume(step) => call!(outside resume_clock, step, ResumeClockRequest {}),
         StepCmd::AddFacts { step, facts } => {
-            call!(add_new_facts, step, AddNewFactsRequest { facts })
+            call!(outside add_new_facts, step, AddNewFactsRequest { facts })
         }
         StepCmd::Withdraw { step, reason } => {
             call!(
-                withdraw_complaint,
+                outside withdraw_complaint,
                 step,
                 WithdrawComplaintRequest { reason }
             )
         }
         StepCmd::RequestReview { step, reason } => {
-            call!(request_review, step, RequestReviewRequest { reason })
+            call!(outside request_review, step, RequestReviewRequest { reason })
         }
         StepCmd::AnswerReview {
             step,
             outcome,
             summary,
         } => call!(
-            answer_review,
+            outside answer_review,
             step,
             AnswerReviewRequest {
                 outcome: outcome.into(),
@@ -246,7 +264,7 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
             reason,
             reference,
         } => call!(
-            refer_to_regulator,
+            outside refer_to_regulator,
             step,
             ReferToRegulatorRequest {
                 body,
@@ -260,7 +278,7 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
             outcome,
             reference,
         } => call!(
-            record_regulator_outcome,
+            outside record_regulator_outcome,
             step,
             RecordRegulatorOutcomeRequest {
                 body,

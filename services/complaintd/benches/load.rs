@@ -84,7 +84,8 @@ async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -
         c.acknowledge_complaint(req(api::AcknowledgeComplaintRequest {
             name: name.clone(),
             request_id: rid(),
-            expected_version: Some(1)
+            expected_version: Some(1),
+            ..Default::default()
         }))
     );
     timed!(c.assign_complaint(req(api::AssignComplaintRequest {
@@ -116,6 +117,7 @@ async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -
         }],
         delivery: api::DeliveryMethod::DeliveryEmail as i32,
         summary: "refunded".into(),
+        ..Default::default()
     })));
     timed!(c.close_complaint(req(api::CloseComplaintRequest {
         name,

@@ -299,6 +299,84 @@ impl Audit {
             .map_err(as_of_error)?;
         Ok(Response::new(queue_out(&queue, at, None, &[])))
     }
+
+    pub async fn list_backdated_entries(
+        &self,
+        request: Request<audit::ListBackdatedEntriesRequest>,
+    ) -> Result<Response<audit::ListBackdatedEntriesResponse>, Status> {
+        use complaints_workflow::backdated;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let min_delay = match r.min_delay {
+            None => jiff::SignedDuration::from_hours(24),
+            Some(d) if d.seconds < 0 || d.nanos < 0 || d.nanos > 999_999_999 => {
+                v.add("min_delay", "must be a duration of zero or more");
+                jiff::SignedDuration::ZERO
+            }
+            Some(d) => jiff::SignedDuration::new(d.seconds, d.nanos),
+        };
+        let recorded_from = convert::timestamp(&mut v, "record_from", r.record_from);
+        let recorded_to = convert::timestamp(&mut v, "record_to", r.record_to);
+        if !v.is_empty() {
+            return Err(errors::invalid(v.0));
+        }
+        let query = backdated::Query {
+            min_delay,
+            recorded_from,
+            recorded_to,
+            unit: Some(r.unit).filter(|u| !u.is_empty()),
+        };
+        let report = backdated::backdated(&**self.log(), &query)
+            .await
+            .map_err(as_of_error)?;
+        let duration = |d: jiff::SignedDuration| prost_types::Duration {
+            seconds: d.as_secs(),
+            nanos: d.subsec_nanos(),
+        };
+        let totals = |t: &[backdated::Total]| {
+            t.iter()
+                .map(|t| audit::BackdatedTotal {
+                    key: t.key.clone(),
+                    entries: t.entries,
+                    max_delay: Some(duration(t.max_delay)),
+                })
+                .collect()
+        };
+        Ok(Response::new(audit::ListBackdatedEntriesResponse {
+            entries: report
+                .entries
+                .iter()
+                .map(|e| audit::BackdatedEntry {
+                    complaint: e.complaint.name(),
+                    position: e.position,
+                    event_type: e.event_type.to_owned(),
+                    effective_time: Some(convert::to_timestamp(e.effective)),
+                    record_time: Some(convert::to_timestamp(e.recorded)),
+                    delay: Some(duration(e.delay())),
+                    actor: e.actor.clone(),
+                    unit: e.unit.clone(),
+                    handler: e.handler.clone(),
+                    backdating_reason: e.reason.clone().unwrap_or_default(),
+                })
+                .collect(),
+            by_unit: totals(&report.by_unit),
+            by_handler: totals(&report.by_handler),
+            position: report.position,
+        }))
+    }
+}
+
+/// When a complaint event's step happened, if it says so (before it was recorded).
+fn effective_time(record: &RecordedEvent) -> Option<prost_types::Timestamp> {
+    if !record.event_type.starts_with("complaint.") {
+        return None;
+    }
+    match complaints_events::Stored::decode(record).ok()? {
+        complaints_events::Stored::Complaint { event, .. } => {
+            event.effective.map(|e| convert::to_timestamp(e.at))
+        }
+        _ => None,
+    }
 }
 
 struct Filter {
@@ -327,6 +405,7 @@ impl Filter {
             actor: record.actor.clone(),
             hash: hash.0.to_vec().into(),
             prev_hash: record.prev_hash.0.to_vec().into(),
+            effective_time: effective_time(record),
             body: Some(if self.json {
                 audit::audit_event::Body::Json(
                     export::event_json_with(record, hash, self.keys.as_deref()).to_string(),
@@ -554,5 +633,12 @@ impl AuditService for Audit {
         request: Request<audit::ListRegulatorQueueAsOfRequest>,
     ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
         Audit::list_regulator_queue_as_of(self, request).await
+    }
+
+    async fn list_backdated_entries(
+        &self,
+        request: Request<audit::ListBackdatedEntriesRequest>,
+    ) -> Result<Response<audit::ListBackdatedEntriesResponse>, Status> {
+        Audit::list_backdated_entries(self, request).await
     }
 }

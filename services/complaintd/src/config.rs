@@ -102,6 +102,10 @@ pub struct Config {
     pub nats_stream: String,
     /// First tokens of every subject: `<prefix>.<event type>.<stream>`.
     pub nats_subject_prefix: String,
+    /// Steps recorded with an effective time further back than this many business days
+    /// (on the complaint's calendar) need a `backdating_reason` and the supervisor role
+    /// (`COMPLAINTD_BACKDATING_WINDOW_BUSINESS_DAYS`; default 5).
+    pub backdating_window_business_days: u32,
     /// Where the per-person keys of personal data live (`COMPLAINTD_KEYS_DIR`); by
     /// default `<data_dir>/keys`. Keep it apart from the log's backups: erasing a person
     /// means their key is gone everywhere.
@@ -158,6 +162,7 @@ impl Default for Config {
             nats_stream: "COMPLAINTS_EVENTS".into(),
             nats_subject_prefix: "complaints.events".into(),
             keys_dir: None,
+            backdating_window_business_days: complaints_workflow::DEFAULT_BACKDATING_DAYS,
             read_only: false,
             audit_signing_key: None,
             audit_sign_interval_seconds: 3600,
@@ -232,6 +237,11 @@ impl Config {
             &mut config.nats_mode,
         );
         o.path("COMPLAINTD_KEYS_DIR", &mut config.keys_dir);
+        o.parsed(
+            "COMPLAINTD_BACKDATING_WINDOW_BUSINESS_DAYS",
+            "a number of business days",
+            &mut config.backdating_window_business_days,
+        );
         o.choice(
             "COMPLAINTD_READ_ONLY",
             &[

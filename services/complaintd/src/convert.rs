@@ -352,14 +352,50 @@ pub trait StepRequest {
     fn name(&self) -> &str;
     fn request_id(&self) -> &str;
     fn expected_version(&self) -> Option<u64>;
+    /// When the step happened, for a step outside the system (others have no such
+    /// field): `effective_time` and `backdating_reason`.
+    fn effective(&self, v: &mut Violations) -> Option<complaints_domain::Effective> {
+        let _ = v;
+        None
+    }
     /// The domain command. A bad field is recorded in `v` and replaced by a stand-in, so
     /// that the domain can still check the others; with violations it is never run.
     fn command(self, v: &mut Violations) -> Command;
 }
 
+/// `effective_time` and `backdating_reason` of a step request.
+pub fn effective(
+    v: &mut Violations,
+    time: Option<prost_types::Timestamp>,
+    reason: &str,
+) -> Option<complaints_domain::Effective> {
+    let reason = Some(reason.to_owned()).filter(|r| !r.trim().is_empty());
+    match timestamp(v, "effective_time", time) {
+        Some(at) => Some(complaints_domain::Effective { at, reason }),
+        None => {
+            if reason.is_some() {
+                v.add(
+                    "backdating_reason",
+                    "is only for a step with an effective_time in the past",
+                );
+            }
+            None
+        }
+    }
+}
+
 macro_rules! step {
+    ($request:ty, effective, |$r:ident, $v:ident| $body:expr) => {
+        step!(@impl $request, |$r, $v| $body, fn effective(&self, v: &mut Violations) -> Option<complaints_domain::Effective> {
+            effective(v, self.effective_time, &self.backdating_reason)
+        });
+    };
     ($request:ty, |$r:ident, $v:ident| $body:expr) => {
+        step!(@impl $request, |$r, $v| $body,);
+    };
+    (@impl $request:ty, |$r:ident, $v:ident| $body:expr, $($effective:item)?) => {
         impl StepRequest for $request {
+            $($effective)?
             fn name(&self) -> &str {
                 &self.name
             }
@@ -378,7 +414,7 @@ macro_rules! step {
     };
 }
 
-step!(api::AcknowledgeComplaintRequest, |r, v| {
+step!(api::AcknowledgeComplaintRequest, effective, |r, v| {
     Command::Acknowledge
 });
 step!(api::DeclineComplaintRequest, |r, v| Command::Decline {
@@ -404,13 +440,15 @@ step!(api::ProposeRedressRequest, |r, v| Command::ProposeRedress {
     redress: redress(v, "redress", r.redress),
     rationale: r.rationale,
 });
-step!(api::AnswerComplaintRequest, |r, v| Command::Answer {
-    decision: decision(v, "decision", r.decision).unwrap_or(m::Decision::Rejected),
-    delivery: delivery(v, "delivery", r.delivery).unwrap_or(m::DeliveryMethod::Letter),
-    redress: redress(v, "redress", r.redress),
-    summary: r.summary,
+step!(api::AnswerComplaintRequest, effective, |r, v| {
+    Command::Answer {
+        decision: decision(v, "decision", r.decision).unwrap_or(m::Decision::Rejected),
+        delivery: delivery(v, "delivery", r.delivery).unwrap_or(m::DeliveryMethod::Letter),
+        redress: redress(v, "redress", r.redress),
+        summary: r.summary,
+    }
 });
-step!(api::SendHoldingResponseRequest, |r, v| {
+step!(api::SendHoldingResponseRequest, effective, |r, v| {
     Command::SendHoldingResponse {
         reason: r.reason,
         delivery: delivery(v, "delivery", r.delivery).unwrap_or(m::DeliveryMethod::Letter),
@@ -427,25 +465,31 @@ step!(api::ApproveExtensionRequest, |r, v| {
         complainant_notified_at: timestamp(v, "complainant_notify_time", r.complainant_notify_time),
     }
 });
-step!(api::PauseClockRequest, |r, v| Command::PauseClock {
-    reason: pause_reason(v, "reason", r.reason).unwrap_or(m::PauseReason::AwaitingCustomer),
-    complainant_notified_at: timestamp(v, "complainant_notify_time", r.complainant_notify_time),
+step!(api::PauseClockRequest, effective, |r, v| {
+    Command::PauseClock {
+        reason: pause_reason(v, "reason", r.reason).unwrap_or(m::PauseReason::AwaitingCustomer),
+        complainant_notified_at: timestamp(v, "complainant_notify_time", r.complainant_notify_time),
+    }
 });
-step!(api::ResumeClockRequest, |r, v| Command::ResumeClock);
-step!(api::AddNewFactsRequest, |r, v| Command::AddNewFacts {
-    facts: r.facts
+step!(api::ResumeClockRequest, effective, |r, v| {
+    Command::ResumeClock
 });
-step!(api::WithdrawComplaintRequest, |r, v| Command::Withdraw {
-    reason: r.reason
+step!(api::AddNewFactsRequest, effective, |r, v| {
+    Command::AddNewFacts { facts: r.facts }
 });
-step!(api::RequestReviewRequest, |r, v| Command::RequestReview {
-    reason: r.reason
+step!(api::WithdrawComplaintRequest, effective, |r, v| {
+    Command::Withdraw { reason: r.reason }
 });
-step!(api::AnswerReviewRequest, |r, v| Command::AnswerReview {
-    outcome: review_outcome(v, "outcome", r.outcome).unwrap_or(m::ReviewOutcome::Confirmed),
-    summary: r.summary,
+step!(api::RequestReviewRequest, effective, |r, v| {
+    Command::RequestReview { reason: r.reason }
 });
-step!(api::ReferToRegulatorRequest, |r, v| {
+step!(api::AnswerReviewRequest, effective, |r, v| {
+    Command::AnswerReview {
+        outcome: review_outcome(v, "outcome", r.outcome).unwrap_or(m::ReviewOutcome::Confirmed),
+        summary: r.summary,
+    }
+});
+step!(api::ReferToRegulatorRequest, effective, |r, v| {
     Command::ReferToRegulator {
         body: r.body,
         reason: referral_reason(v, "reason", r.reason)
@@ -453,7 +497,7 @@ step!(api::ReferToRegulatorRequest, |r, v| {
         reference: r.reference,
     }
 });
-step!(api::RecordRegulatorOutcomeRequest, |r, v| {
+step!(api::RecordRegulatorOutcomeRequest, effective, |r, v| {
     Command::RecordRegulatorOutcome {
         body: r.body,
         outcome: regulator_outcome(v, "outcome", r.outcome).unwrap_or(m::RegulatorOutcome::Settled),
@@ -560,6 +604,17 @@ pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
                 reason: String::new(),
                 requested_time: None,
                 approved_time: Some(to_timestamp(*at)),
+            })
+            .collect(),
+        steps: c
+            .steps
+            .iter()
+            .map(|s| api::RecordedStep {
+                event_type: s.event_type.to_owned(),
+                effective_time: Some(to_timestamp(s.effective)),
+                record_time: Some(to_timestamp(s.recorded)),
+                actor: s.actor.clone(),
+                backdating_reason: s.backdating_reason.clone().unwrap_or_default(),
             })
             .collect(),
         pauses: c

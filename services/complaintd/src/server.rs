@@ -53,8 +53,7 @@ impl Running {
         let recorded = rules::record_if_changed(&*self.log, &sources, SERVICE_ACTOR)
             .await
             .context("recording the SLA rules in the log")?;
-        self.workflow
-            .set_regimes(complaints_workflow::sla::regimes(&engine));
+        self.workflow.set_engine(Arc::new(engine));
         match recorded {
             Some(position) => tracing::info!(position, "SLA rules reloaded: changed, recorded"),
             None => tracing::info!("SLA rules reloaded: unchanged"),
@@ -330,7 +329,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     });
     let mut workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
         .with_keys(keys)
-        .with_regimes(complaints_workflow::sla::regimes(&engine));
+        .with_engine(engine.clone())
+        .with_backdating_window(config.backdating_window_business_days);
     if read_only {
         workflow = workflow.read_only(match &damage {
             Some(e) => format!("the log is damaged ({e}); it is served for reading and audit only"),

@@ -49,6 +49,13 @@ pub struct Api {
 /// Header set on a response that replays an earlier request's result.
 pub const REPLAYED_HEADER: &str = "x-replayed";
 
+/// What a step request asks for, converted.
+struct Asked {
+    command: complaints_domain::Command,
+    effective: Option<complaints_domain::Effective>,
+    expected_version: Option<u64>,
+}
+
 impl Api {
     /// The service over `workflow`, answering queries from `projections`.
     pub fn new(workflow: Workflow, projections: &Projections) -> Result<Self, NotRegistered> {
@@ -99,9 +106,12 @@ impl Api {
         let id = convert::complaint_name(&mut v, "name", r.name());
         let request_id = convert::request_id(&mut v, r.request_id());
         let expected_version = r.expected_version();
-        let command = r.command(&mut v);
-        self.run(v, id, request_id, command, expected_version, principal)
-            .await
+        let asked = Asked {
+            effective: r.effective(&mut v),
+            command: r.command(&mut v),
+            expected_version,
+        };
+        self.run(v, id, request_id, asked, principal).await
     }
 
     /// Runs a converted command, unless the conversion found bad fields: then the domain
@@ -112,14 +122,20 @@ impl Api {
         violations: Violations,
         complaint: Option<ComplaintId>,
         request_id: Option<uuid::Uuid>,
-        command: complaints_domain::Command,
-        expected_version: Option<u64>,
+        asked: Asked,
         principal: complaints_workflow::Principal,
     ) -> Result<Response<api::Complaint>, Status> {
+        let Asked {
+            command,
+            effective,
+            expected_version,
+        } = asked;
         let (Some(complaint), Some(request_id), true) =
             (complaint, request_id, violations.is_empty())
         else {
-            let domain = self.workflow.field_violations(&command, &principal);
+            let domain = self
+                .workflow
+                .field_violations(&command, effective.as_ref(), &principal);
             return Err(errors::invalid(convert::merge_violations(
                 violations, domain,
             )));
@@ -131,6 +147,7 @@ impl Api {
             request_id,
             expected_version,
             principal,
+            effective,
         };
         let outcome = self
             .workflow
@@ -242,8 +259,12 @@ impl Api {
         // Check every field even when the id is unusable, so one reply lists them all.
         let placeholder = ComplaintId::new(uuid::Uuid::max());
         let command = convert::register(&mut v, complaint.unwrap_or(placeholder), r);
-        self.run(v, complaint, request_id, command, None, principal)
-            .await
+        let asked = Asked {
+            command,
+            effective: None,
+            expected_version: None,
+        };
+        self.run(v, complaint, request_id, asked, principal).await
     }
 
     pub async fn get_complaint(

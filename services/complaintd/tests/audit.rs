@@ -126,6 +126,7 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
                 name: registered.name.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: None,
+                ..Default::default()
             },
             "intake",
         ))
@@ -226,6 +227,7 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
                 name: other.name.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: None,
+                ..Default::default()
             },
             "intake",
         ))
@@ -306,6 +308,7 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: None,
                 facts: "a second charge".into(),
+                ..Default::default()
             },
             "handler",
         ))

@@ -277,6 +277,7 @@ async fn client_certificates_authenticate_services_over_mutual_tls() {
             name: created.name.clone(),
             request_id: Uuid::new_v4().to_string(),
             expected_version: None,
+            ..Default::default()
         }))
         .await
         .unwrap_err();

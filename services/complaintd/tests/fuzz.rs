@@ -214,14 +214,17 @@ proptest! {
                     name: target.clone(), request_id: rid(), expected_version, decision,
                     redress: vec![api::Redress { kind, amount: Some(api::Money { minor_units, currency_code: currency.clone() }) }],
                     delivery: decision, summary: reason.clone(),
-                })).await.map(|_| ()),
+..Default::default()
+})).await.map(|_| ()),
                 c.pause_clock(req(api::PauseClockRequest {
                     name: target.clone(), request_id: rid(), expected_version, reason: pause_reason,
                     complainant_notify_time: notified,
-                })).await.map(|_| ()),
+..Default::default()
+})).await.map(|_| ()),
                 c.add_new_facts(req(api::AddNewFactsRequest {
                     name: target.clone(), request_id: rid(), expected_version, facts: reason.clone(),
-                })).await.map(|_| ()),
+..Default::default()
+})).await.map(|_| ()),
             ]
         });
         for result in results {
@@ -276,6 +279,7 @@ proptest! {
         use complaints_events::{codec, personal::MemoryKeys};
         let keys = MemoryKeys::default();
         let event = complaints_domain::Event {
+            effective: None,
             at: jiff::Timestamp::from_second(NOW).unwrap(),
             actor: "user:x".into(),
             change: complaints_domain::Change::NewFactsAdded { facts: "secret facts".into() },

@@ -343,6 +343,7 @@ async fn timestamps_out_of_range_are_field_violations() {
             expected_version: None,
             reason: api::PauseReason::ExternalAppraisal as i32,
             complainant_notify_time: time(NOW, 2_000_000_000),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -401,6 +402,7 @@ async fn every_bad_field_is_reported_in_one_reply() {
             }],
             delivery: api::DeliveryMethod::DeliveryEmail as i32,
             summary: "x".repeat(20_000),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -487,6 +489,7 @@ async fn a_complaint_is_merged_only_into_a_live_one() {
             request_id: rid(),
             expected_version: None,
             reason: "resolved".into(),
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -520,6 +523,7 @@ async fn a_complaint_is_merged_only_into_a_live_one() {
             redress: vec![],
             delivery: api::DeliveryMethod::DeliveryEmail as i32,
             summary: "no fault found".into(),
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -620,6 +624,7 @@ async fn a_request_id_reused_for_a_different_request_is_refused() {
             request_id: request_id.clone(),
             expected_version: None,
             facts: "more".into(),
+            ..Default::default()
         }))
         .await
         .unwrap_err();

@@ -105,7 +105,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
         api::AcknowledgeComplaintRequest {
             name: n(),
             request_id: rid(),
-            expected_version: Some(v)
+            expected_version: Some(v),
+            ..Default::default()
         },
         S::Acknowledged
     );
@@ -141,7 +142,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             request_id: rid(),
             expected_version: None,
             reason: "waiting for the scheme".into(),
-            delivery: api::DeliveryMethod::DeliveryEmail as i32
+            delivery: api::DeliveryMethod::DeliveryEmail as i32,
+            ..Default::default()
         },
         S::InProgress
     );
@@ -177,7 +179,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             request_id: rid(),
             expected_version: None,
             reason: api::PauseReason::ExternalAppraisal as i32,
-            complainant_notify_time: ts(NOW)
+            complainant_notify_time: ts(NOW),
+            ..Default::default()
         },
         S::InProgress
     );
@@ -187,7 +190,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
         api::ResumeClockRequest {
             name: n(),
             request_id: rid(),
-            expected_version: None
+            expected_version: None,
+            ..Default::default()
         },
         S::InProgress
     );
@@ -199,7 +203,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             name: n(),
             request_id: rid(),
             expected_version: None,
-            facts: "charged again".into()
+            facts: "charged again".into(),
+            ..Default::default()
         },
         S::InProgress
     );
@@ -239,7 +244,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             decision: api::Decision::Upheld as i32,
             redress: vec![gbp(3_000)],
             delivery: api::DeliveryMethod::DeliveryLetter as i32,
-            summary: "refunded".into()
+            summary: "refunded".into(),
+            ..Default::default()
         },
         S::Answered
     );
@@ -251,7 +257,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             name: n(),
             request_id: rid(),
             expected_version: None,
-            reason: "interest too".into()
+            reason: "interest too".into(),
+            ..Default::default()
         },
         S::UnderReview
     );
@@ -263,7 +270,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             request_id: rid(),
             expected_version: None,
             outcome: api::ReviewOutcome::Confirmed as i32,
-            summary: "stands".into()
+            summary: "stands".into(),
+            ..Default::default()
         },
         S::Answered
     );
@@ -276,7 +284,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             expected_version: None,
             body: "FOS".into(),
             reason: api::ReferralReason::ComplainantReferred as i32,
-            reference: String::new()
+            reference: String::new(),
+            ..Default::default()
         },
         S::Answered
     );
@@ -289,7 +298,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             expected_version: None,
             body: "FOS".into(),
             outcome: api::RegulatorOutcome::UpheldForFirm as i32,
-            reference: "FOS-77".into()
+            reference: "FOS-77".into(),
+            ..Default::default()
         },
         S::Answered
     );
@@ -322,7 +332,8 @@ async fn a_complaint_goes_through_its_whole_life_over_grpc() {
             name: n(),
             request_id: rid(),
             expected_version: None,
-            reason: "settled".into()
+            reason: "settled".into(),
+            ..Default::default()
         },
         S::Withdrawn
     );
@@ -488,6 +499,7 @@ async fn each_failure_has_its_code_and_names_its_fields() {
             }],
             delivery: 0,
             summary: "s".into(),
+            ..Default::default()
         }
     )
     .unwrap_err();
@@ -506,6 +518,7 @@ async fn each_failure_has_its_code_and_names_its_fields() {
             redress: vec![gbp(-1)],
             delivery: 1,
             summary: "s".into(),
+            ..Default::default()
         }
     )
     .unwrap_err();
@@ -524,7 +537,8 @@ async fn each_failure_has_its_code_and_names_its_fields() {
         api::AcknowledgeComplaintRequest {
             name: "complaint/1".into(),
             request_id: rid(),
-            expected_version: None
+            expected_version: None,
+            ..Default::default()
         }
     )
     .unwrap_err();
@@ -536,7 +550,8 @@ async fn each_failure_has_its_code_and_names_its_fields() {
         api::AcknowledgeComplaintRequest {
             name: unknown,
             request_id: rid(),
-            expected_version: None
+            expected_version: None,
+            ..Default::default()
         }
     )
     .unwrap_err();
@@ -579,7 +594,8 @@ async fn each_failure_has_its_code_and_names_its_fields() {
             name: name.clone(),
             request_id: rid(),
             expected_version: Some(1),
-            facts: "f".into()
+            facts: "f".into(),
+            ..Default::default()
         }
     )
     .unwrap_err();
@@ -664,6 +680,7 @@ async fn a_retry_with_the_same_request_id_returns_the_first_result() {
         name: first.get_ref().name.clone(),
         request_id: rid(),
         expected_version: None,
+        ..Default::default()
     };
     let once = step!(c, acknowledge_complaint, ack.clone())
         .unwrap()
@@ -871,7 +888,8 @@ async fn the_sla_of_a_complaint_is_explained_clock_by_clock() {
             request_id: rid(),
             expected_version: None,
             reason: "waiting for the scheme".into(),
-            delivery: api::DeliveryMethod::DeliveryEmail as i32
+            delivery: api::DeliveryMethod::DeliveryEmail as i32,
+            ..Default::default()
         }
     )
     .unwrap();
@@ -1058,7 +1076,8 @@ async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
             expected_version: None,
             body: "FOS".into(),
             reason: api::ReferralReason::ComplainantReferred as i32,
-            reference: String::new()
+            reference: String::new(),
+            ..Default::default()
         }
     )
     .unwrap();

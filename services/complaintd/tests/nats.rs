@@ -106,6 +106,7 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
                 name: created.name.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: Some(1),
+                ..Default::default()
             },
             "intake",
         ))
@@ -120,6 +121,7 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
                 name: created.name.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: Some(1),
+                ..Default::default()
             },
             "intake",
         ))

@@ -214,6 +214,7 @@ async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: None,
                 facts: "more about Zebulon".into(),
+                ..Default::default()
             },
             "handler",
         ))
@@ -227,6 +228,7 @@ async fn personal_data_is_sealed_shown_by_role_and_erased_for_good() {
                 name: zeb.name.clone(),
                 request_id: Uuid::new_v4().to_string(),
                 expected_version: None,
+                ..Default::default()
             },
             "intake",
         ))

@@ -77,6 +77,7 @@ async fn a_restart_restores_the_projections_and_shows_the_same() {
         body: "CBIRC".into(),
         reason: api::ReferralReason::ComplainantReferred as i32,
         reference: "R-1".into(),
+        ..Default::default()
     }))
     .await
     .unwrap();

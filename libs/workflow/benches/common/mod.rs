@@ -106,6 +106,7 @@ pub fn life(n: usize, steps: usize, base: Timestamp) -> (StreamId, Vec<NewEvent>
         .enumerate()
         .map(|(k, change)| {
             let (event_type, payload) = codec::encode(&Event {
+                effective: None,
                 at: at(k as i64),
                 actor: "user:bench".into(),
                 change,
