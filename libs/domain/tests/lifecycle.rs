@@ -973,3 +973,211 @@ fn registration_is_refused_under_an_unknown_regime_or_region() {
         "any region"
     );
 }
+
+// --- Effective times: steps that happened outside the system, recorded later ---
+
+/// Deciding at `now` a step that happened at `effective` (with `reason`), as `roles`,
+/// with a back-dating window ending at `limit`.
+fn at_effective(
+    now: &str,
+    effective: &str,
+    reason: Option<&str>,
+    roles: &[Role],
+    limit: Option<&str>,
+) -> Context {
+    Context {
+        now: t(now),
+        effective: Some(complaints_domain::Effective {
+            at: t(effective),
+            reason: reason.map(str::to_owned),
+        }),
+        backdating: limit.map(|l| complaints_domain::Backdating {
+            limit: t(l),
+            window: "5 business days".into(),
+        }),
+        ..ctx_as(roles)
+    }
+}
+
+const LATER: &str = "2026-02-19T10:00:00Z";
+
+fn pause() -> Command {
+    Command::PauseClock {
+        reason: PauseReason::ExternalAppraisal,
+        complainant_notified_at: Some(t(NOW)),
+    }
+}
+
+#[test]
+fn a_past_pause_and_answer_count_from_when_they_happened_and_keep_both_times() {
+    let g = given(assigned());
+    let ctx = at_effective(LATER, "2026-02-08T02:00:00Z", None, &[Role::Handler], None);
+    let paused = g.when_in(pause(), &ctx).result.unwrap();
+    assert_eq!(paused[0].at, t(LATER), "recorded now");
+    assert_eq!(paused[0].effective_at(), t("2026-02-08T02:00:00Z"));
+    let mut events = g.events.clone();
+    events.extend(paused);
+    let resume = at_effective(LATER, "2026-02-18T02:00:00Z", None, &[Role::Handler], None);
+    events.extend(decide(replay(&events).as_ref(), Command::ResumeClock, &resume).unwrap());
+    let state = replay(&events).unwrap();
+    let pause = &state.pauses[0];
+    assert_eq!(
+        (pause.from, pause.until),
+        (t("2026-02-08T02:00:00Z"), Some(t("2026-02-18T02:00:00Z")))
+    );
+    assert_eq!(
+        (pause.recorded_from, pause.recorded_until),
+        (t(LATER), Some(t(LATER)))
+    );
+    assert_eq!(
+        state.updated_at,
+        t(LATER),
+        "updated_at is when it was recorded"
+    );
+    let steps: Vec<(&str, Timestamp, Timestamp)> = state
+        .steps
+        .iter()
+        .map(|s| (s.event_type, s.effective, s.recorded))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("complaint.acknowledged", t(NOW), t(NOW)),
+            (
+                "complaint.clock_paused",
+                t("2026-02-08T02:00:00Z"),
+                t(LATER)
+            ),
+            (
+                "complaint.clock_resumed",
+                t("2026-02-18T02:00:00Z"),
+                t(LATER)
+            ),
+        ]
+    );
+    // An answer posted the day before it is entered.
+    let answered = at_effective(LATER, "2026-02-18T09:00:00Z", None, &[Role::Handler], None);
+    events.extend(decide(replay(&events).as_ref(), answer(), &answered).unwrap());
+    let state = replay(&events).unwrap();
+    assert_eq!(state.answered_at, Some(t("2026-02-18T09:00:00Z")));
+}
+
+#[test]
+fn an_effective_time_in_the_future_before_receipt_or_before_the_step_it_follows_is_invalid() {
+    let g = given(assigned());
+    // The future (beyond the clock skew).
+    g.when_in(
+        pause(),
+        &at_effective(NOW, "2026-02-05T11:00:00Z", None, &[Role::Handler], None),
+    )
+    .invalid(&["effective_time"]);
+    // Before the complaint was received (09:00).
+    g.when_in(
+        pause(),
+        &at_effective(NOW, "2026-02-05T08:00:00Z", None, &[Role::Handler], None),
+    )
+    .invalid(&["effective_time"]);
+    // A pause cannot end before it started.
+    let mut events = g.events.clone();
+    events.extend(
+        decide(
+            replay(&events).as_ref(),
+            pause(),
+            &at_effective(LATER, "2026-02-10T00:00:00Z", None, &[Role::Handler], None),
+        )
+        .unwrap(),
+    );
+    let resume_early = at_effective(LATER, "2026-02-09T00:00:00Z", None, &[Role::Handler], None);
+    match decide(
+        replay(&events).as_ref(),
+        Command::ResumeClock,
+        &resume_early,
+    ) {
+        Err(DomainError::Invalid(v)) => {
+            assert_eq!(v[0].field, "effective_time");
+            assert!(
+                v[0].description
+                    .contains("before the pause it ends started"),
+                "{v:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nor an answer before the pause ended.
+    events.extend(
+        decide(
+            replay(&events).as_ref(),
+            Command::ResumeClock,
+            &at_effective(LATER, "2026-02-12T00:00:00Z", None, &[Role::Handler], None),
+        )
+        .unwrap(),
+    );
+    let answer_early = at_effective(LATER, "2026-02-11T00:00:00Z", None, &[Role::Handler], None);
+    match decide(replay(&events).as_ref(), answer(), &answer_early) {
+        Err(DomainError::Invalid(v)) => {
+            assert!(v[0].description.contains("the last pause ended"), "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_step_inside_the_system_takes_no_effective_time() {
+    given(registered())
+        .when_in(
+            Command::Assign {
+                unit: "cards".into(),
+                handler: "emp-3".into(),
+            },
+            &at_effective(NOW, "2026-02-05T09:30:00Z", None, &[Role::Handler], None),
+        )
+        .invalid(&["effective_time"]);
+}
+
+#[test]
+fn back_dating_beyond_the_window_needs_a_reason_and_the_supervisor_role() {
+    let g = given(assigned());
+    let limit = Some("2026-02-12T00:00:00Z");
+    let old = "2026-02-08T02:00:00Z";
+    // Within the window: nothing more needed.
+    assert!(g
+        .when_in(
+            pause(),
+            &at_effective(LATER, "2026-02-13T00:00:00Z", None, &[Role::Handler], limit)
+        )
+        .result
+        .is_ok());
+    g.when_in(
+        pause(),
+        &at_effective(LATER, old, None, &[Role::Handler], limit),
+    )
+    .invalid(&["backdating_reason"]);
+    g.when_in(
+        pause(),
+        &at_effective(
+            LATER,
+            old,
+            Some("lab letter arrived today"),
+            &[Role::Handler],
+            limit,
+        ),
+    )
+    .not_permitted();
+    let events = g
+        .when_in(
+            pause(),
+            &at_effective(
+                LATER,
+                old,
+                Some("lab letter arrived today"),
+                &[Role::Handler, Role::Supervisor],
+                limit,
+            ),
+        )
+        .result
+        .unwrap();
+    assert_eq!(
+        events[0].effective.as_ref().unwrap().reason.as_deref(),
+        Some("lab letter arrived today")
+    );
+}

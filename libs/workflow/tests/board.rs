@@ -49,7 +49,7 @@ proptest! {
     /// The board folds events into facts on its own (compactly); after every event they
     /// equal the facts derived from the domain's full state.
     #[test]
-    fn the_boards_fold_equals_the_facts_of_the_full_state(steps in proptest::collection::vec((step(), 0i64..3 * 86_400), 1..40)) {
+    fn the_boards_fold_equals_the_facts_of_the_full_state(steps in proptest::collection::vec((step(), 0i64..3 * 86_400, proptest::option::of(0i64..5 * 86_400)), 1..40)) {
         let id = ComplaintId::new(Uuid::from_u128(7));
         let mut now = Timestamp::from_second(1_770_000_000).unwrap();
         let ctx = |now| Context {
@@ -61,6 +61,14 @@ proptest! {
             effective: None,
             backdating: None,
         };
+        // Steps outside the system may be recorded after they happened (`back` earlier).
+        let ctx_back = |now: Timestamp, back: Option<i64>, command: &Command| Context {
+            effective: back.filter(|_| command.happens_outside()).map(|b| complaints_domain::Effective {
+                at: now.checked_sub(SignedDuration::from_secs(b)).unwrap(),
+                reason: Some("recorded late".into()),
+            }),
+            ..ctx(now)
+        };
         let register = registration(id, now);
         let first = decide(None, Command::Register(Box::new(register.clone())), &ctx(now)).unwrap();
         let mut state = evolve(None, &first[0]);
@@ -71,14 +79,14 @@ proptest! {
             board.apply(&recorded(id, position, event)).unwrap();
         };
         fold(&first[0]);
-        for (command, advance) in steps {
+        for (command, advance, back) in steps {
             now = now.checked_add(SignedDuration::from_secs(advance)).unwrap();
             // Approvals need the notice time; give it when asked.
             let command = match command {
                 Command::PauseClock { reason: PauseReason::ExternalAppraisal, .. } => Command::PauseClock { reason: PauseReason::ExternalAppraisal, complainant_notified_at: Some(now) },
                 other => other,
             };
-            let Ok(events) = decide(state.as_ref(), command.clone(), &ctx(now)) else { continue };
+            let Ok(events) = decide(state.as_ref(), command.clone(), &ctx_back(now, back, &command)) else { continue };
             for event in &events {
                 state = evolve(state, event);
                 fold(event);

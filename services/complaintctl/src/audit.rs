@@ -130,6 +130,10 @@ pub async fn run(target: &Target, cmd: AuditCmd) -> anyhow::Result<()> {
         }
         AuditCmd::Timeline { complaint } => timeline(target, &complaint_name(&complaint)).await?,
         AuditCmd::AsOf(what) => as_of(target, what).await?,
+        AuditCmd::Backdated {
+            min_delay_hours,
+            unit,
+        } => backdated(target, min_delay_hours, unit).await?,
         AuditCmd::Keygen { private, public } => {
             let signer = Signer::generate();
             write_new(&private, &signer.to_pem())?;
@@ -357,14 +361,87 @@ async fn timeline(target: &Target, name: &str) -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         let detail: String = detail.chars().take(200).collect();
+        // A step recorded after it happened says when it happened.
+        let happened = event
+            .effective_time
+            .and_then(|t| timestamp(Some(&t)))
+            .map(|t| format!(" (happened {t})"))
+            .unwrap_or_default();
         out!(
-            "  {at}  v{:<3} {what:<24} by {:<20} {detail}",
+            "  {at}  v{:<3} {what:<24} by {:<20} {detail}{happened}",
             event.version,
             event.actor
         );
     }
     if !any {
         bail!("no events for {name}");
+    }
+    Ok(())
+}
+
+/// The entries recorded at least `min_delay_hours` after they happened, and the totals.
+async fn backdated(
+    target: &Target,
+    min_delay_hours: u32,
+    unit: Option<String>,
+) -> anyhow::Result<()> {
+    let request = audit::ListBackdatedEntriesRequest {
+        min_delay: Some(prost_types::Duration {
+            seconds: i64::from(min_delay_hours) * 3600,
+            nanos: 0,
+        }),
+        unit: unit.unwrap_or_default(),
+        ..Default::default()
+    };
+    let list = target
+        .audit()
+        .await?
+        .list_backdated_entries(target.request(request)?)
+        .await?
+        .into_inner();
+    let hours = |d: Option<prost_types::Duration>| d.map_or(0, |d| d.seconds) as f64 / 3600.0;
+    out!(
+        "{} entries recorded {min_delay_hours} h or more after they happened (log position {})",
+        list.entries.len(),
+        list.position
+    );
+    for e in &list.entries {
+        let time = |t: &Option<prost_types::Timestamp>| timestamp(t.as_ref()).unwrap_or_default();
+        out!(
+            "  {} {:<28} happened {} recorded {} ({:.1} h late) by {} unit {} handler {}{}",
+            e.complaint,
+            e.event_type.trim_start_matches("complaint."),
+            time(&e.effective_time),
+            time(&e.record_time),
+            hours(e.delay),
+            e.actor,
+            e.unit,
+            if e.handler.is_empty() {
+                "-"
+            } else {
+                &e.handler
+            },
+            if e.backdating_reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", e.backdating_reason)
+            }
+        );
+    }
+    for (title, totals) in [("by unit", &list.by_unit), ("by handler", &list.by_handler)] {
+        out!("{title}:");
+        for t in totals {
+            let key = if t.key.is_empty() {
+                "(unassigned)"
+            } else {
+                &t.key
+            };
+            out!(
+                "  {key:<24} {:>6} entries, longest {:.1} h late",
+                t.entries,
+                hours(t.max_delay)
+            );
+        }
     }
     Ok(())
 }

@@ -232,6 +232,16 @@ pub enum AuditCmd {
     },
     /// A complaint's history in readable form.
     Timeline { complaint: String },
+    /// Entries recorded well after they happened (back-dated), with totals by unit and
+    /// by handler.
+    Backdated {
+        /// Only entries recorded at least this many hours after they happened.
+        #[arg(long, default_value_t = 24)]
+        min_delay_hours: u32,
+        /// Only complaints of this unit.
+        #[arg(long)]
+        unit: Option<String>,
+    },
     /// A complaint, the board or the regulator queue as it stood at a past time.
     #[command(subcommand)]
     AsOf(AsOfCmd),

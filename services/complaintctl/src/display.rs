@@ -71,6 +71,29 @@ pub fn complaint(c: &api::Complaint) {
             enum_name::<api::RegulatorOutcome>(r.outcome)
         );
     }
+    for p in &c.pauses {
+        out!(
+            "  paused ({}) from {} to {}",
+            enum_name::<api::PauseReason>(p.reason),
+            time(&p.start_time),
+            time(&p.end_time)
+        );
+    }
+    // Steps recorded after they happened: both times.
+    for s in c.steps.iter().filter(|s| s.effective_time != s.record_time) {
+        out!(
+            "  {} happened {}, recorded {} by {}{}",
+            s.event_type.trim_start_matches("complaint."),
+            time(&s.effective_time),
+            time(&s.record_time),
+            s.actor,
+            if s.backdating_reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.backdating_reason)
+            }
+        );
+    }
 }
 
 /// One line a complaint.

@@ -243,3 +243,114 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
     let stdout = String::from_utf8_lossy(&broken.stdout);
     assert!(stdout.contains("BROKEN: altered at position 2"), "{stdout}");
 }
+
+/// A holding response sent by phone on Monday and entered on Thursday, from the command
+/// line: `--effective-time`, the supervisor's `--backdating-reason` beyond the window,
+/// both times in `get` and the timeline, and the auditor's `audit backdated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_entered_late_from_the_command_line_shows_both_times() {
+    let clock = manual_clock(T0);
+    let daemon = TestServer::start_with_clock(clock.clone(), |_| {}).await;
+    let server = daemon.url();
+    let mut grpc = daemon.complaints();
+    let complaint = grpc
+        .register_complaint(req_as(
+            api::RegisterComplaintRequest {
+                request_id: rid(),
+                channel: api::Channel::Hotline as i32,
+                complainant: Some(api::Complainant {
+                    person_id: "p-2".into(),
+                    name: "Ada".into(),
+                    contact: "ada@example.org".into(),
+                    id_number: String::new(),
+                }),
+                unit: "loans".into(),
+                product: "loan".into(),
+                category: "fees".into(),
+                claim: "refund".into(),
+                facts: "charged twice".into(),
+                receive_time: ts(T0),
+                regime: "UK-FCA-DISP".into(),
+                region: "GB-ENG".into(),
+                ..Default::default()
+            },
+            "user:intake",
+            "intake",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Thursday 2026-03-12: the call was on Monday the 2nd, eight business days back.
+    clock.set(Timestamp::from_micros((T0 + 10 * 86_400) * 1_000_000));
+    let hold = |roles: &str, extra: &[&str]| {
+        let mut args = vec![
+            "hold",
+            &complaint.name,
+            "--reason",
+            "investigating",
+            "--delivery",
+            "phone",
+            "--effective-time",
+            "2026-03-02T15:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        ctl_as(roles, &server, &args)
+    };
+    let refused = hold("handler", &[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("backdating_reason: is required"),
+        "{stderr}"
+    );
+    let done = ok(hold(
+        "handler,supervisor",
+        &[
+            "--backdating-reason",
+            "call note found in the handler's log",
+        ],
+    ));
+    assert!(
+        done.contains(
+            "holding_response_sent happened 2026-03-02T15:00:00Z, recorded 2026-03-12T09:00:00Z"
+        ),
+        "{done}"
+    );
+    // An internal step takes no effective time.
+    let assign = ctl_as(
+        "supervisor",
+        &server,
+        &[
+            "assign",
+            &complaint.name,
+            "--unit",
+            "loans",
+            "--handler",
+            "emp-1",
+            "--effective-time",
+            "2026-03-02T15:00:00Z",
+        ],
+    );
+    assert!(!assign.status.success());
+    let timeline = ok(ctl(&server, &["audit", "timeline", &complaint.name]));
+    assert!(
+        timeline.contains("(happened 2026-03-02T15:00:00Z)"),
+        "{timeline}"
+    );
+    let listed = ok(ctl(&server, &["audit", "backdated"]));
+    assert!(
+        listed.starts_with("1 entries recorded 24 h or more"),
+        "{listed}"
+    );
+    assert!(listed.contains("holding_response_sent"), "{listed}");
+    assert!(listed.contains("(234.0 h late)"), "{listed}");
+    assert!(
+        listed.contains("call note found in the handler's log"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("loans") && listed.contains("1 entries, longest 234.0 h late"),
+        "{listed}"
+    );
+    daemon.shutdown().await;
+}

@@ -51,7 +51,8 @@ pub fn allowed_roles(path: &str) -> Access {
                 | "Verify"
                 | "GetComplaintAsOf"
                 | "GetBoardAsOf"
-                | "ListRegulatorQueueAsOf" => &[Auditor],
+                | "ListRegulatorQueueAsOf"
+                | "ListBackdatedEntries" => &[Auditor],
                 _ => return Access::Unknown,
             }
         } else if let Some(method) = path.strip_prefix("/complaints.admin.v1.AdminService/") {

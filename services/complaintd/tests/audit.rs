@@ -575,3 +575,246 @@ async fn reloading_the_rules_recomputes_open_complaints_without_a_restart() {
     );
     server.shutdown().await;
 }
+
+/// The field violations of an INVALID_ARGUMENT, as "field: description".
+fn violations(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let bad = details.bad_request().expect("BadRequest details");
+    bad.field_violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// REGIMES example 4 with the appraisal recorded after the fact: received 2026-02-05
+/// (15-day due 2026-02-20); an external appraisal ran from the 8th to the 18th and is
+/// entered on the 19th, when the lab's letter arrives. The due date moves ten days, the
+/// explanation says the period was recorded later, the past as of the 18th does not know
+/// it, and the auditor finds both entries among the back-dated ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_recorded_after_the_fact_counts_from_when_it_happened() {
+    const DAY: i64 = 24 * HOUR;
+    let env = Env::new();
+    let (server, mut c) = env.start(None).await;
+    let name = c
+        .api
+        .register_complaint(req(register("CN-CBIRC", "CN", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    c.api
+        .assign_complaint(req(
+            api::AssignComplaintRequest {
+                name: name.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                unit: "cards".into(),
+                handler: "emp-3".into(),
+                ..Default::default()
+            },
+            "intake",
+        ))
+        .await
+        .unwrap();
+    env.set_time(T0 + 14 * DAY);
+    let pause = |effective: i64, reason: &str| api::PauseClockRequest {
+        name: name.clone(),
+        request_id: Uuid::new_v4().to_string(),
+        reason: api::PauseReason::ExternalAppraisal as i32,
+        complainant_notify_time: ts(T0 + 3 * DAY),
+        effective_time: ts(effective),
+        backdating_reason: reason.into(),
+        ..Default::default()
+    };
+    // In the future, and before the receipt: each a field violation.
+    let e = c
+        .api
+        .pause_clock(req(pause(T0 + 15 * DAY, ""), "handler"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        violations(&e).contains("effective_time: is in the future"),
+        "{}",
+        violations(&e)
+    );
+    let e = c
+        .api
+        .pause_clock(req(pause(T0 - DAY, ""), "handler"))
+        .await
+        .unwrap_err();
+    assert!(
+        violations(&e).contains("effective_time: is before the complaint was received"),
+        "{}",
+        violations(&e)
+    );
+    // Eleven days back is beyond the 5-business-day window: a reason, and a supervisor.
+    let e = c
+        .api
+        .pause_clock(req(pause(T0 + 3 * DAY, ""), "handler"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        violations(&e).contains("backdating_reason: is required"),
+        "{}",
+        violations(&e)
+    );
+    let late = "the lab's letter arrived on the 19th";
+    let e = c
+        .api
+        .pause_clock(req(pause(T0 + 3 * DAY, late), "handler"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    c.api
+        .pause_clock(req(pause(T0 + 3 * DAY, late), "handler,supervisor"))
+        .await
+        .unwrap();
+    let done = c
+        .api
+        .resume_clock(req(
+            api::ResumeClockRequest {
+                name: name.clone(),
+                request_id: Uuid::new_v4().to_string(),
+                effective_time: ts(T0 + 13 * DAY),
+                backdating_reason: late.into(),
+                ..Default::default()
+            },
+            "handler,supervisor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // GetComplaint: the pause as it happened, and each step with both times.
+    assert_eq!(done.pauses[0].start_time, ts(T0 + 3 * DAY));
+    assert_eq!(done.pauses[0].end_time, ts(T0 + 13 * DAY));
+    let steps: Vec<_> = done
+        .steps
+        .iter()
+        .map(|s| (s.event_type.as_str(), s.effective_time, s.record_time))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (
+                "complaint.clock_paused",
+                ts(T0 + 3 * DAY),
+                ts(T0 + 14 * DAY)
+            ),
+            (
+                "complaint.clock_resumed",
+                ts(T0 + 13 * DAY),
+                ts(T0 + 14 * DAY)
+            ),
+        ]
+    );
+    assert_eq!(done.steps[0].backdating_reason, late);
+
+    // The SLA: ten days not counted, and the explanation says it was recorded later.
+    let sla = c
+        .api
+        .get_complaint_sla(req(
+            api::GetComplaintSlaRequest { name: name.clone() },
+            "operations",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sla.clocks[0].due_date, "2026-03-02");
+    let line = sla.clocks[0]
+        .explanation
+        .iter()
+        .find(|l| l.contains("paused for external_appraisal"))
+        .unwrap_or_else(|| panic!("{:#?}", sla.clocks[0].explanation));
+    assert!(
+        line.contains("(not counted) (recorded after the fact: its start on 2026-02-19"),
+        "{line}"
+    );
+
+    // As of the 18th the firm did not know of the pause: recorded time decides.
+    let then = c
+        .audit
+        .get_complaint_as_of(req(
+            audit::GetComplaintAsOfRequest {
+                name: name.clone(),
+                as_of: ts(T0 + 13 * DAY + HOUR),
+                rules: 0,
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(then.complaint.unwrap().pauses.is_empty());
+    assert_eq!(then.sla.unwrap().clocks[0].due_date, "2026-02-20");
+
+    // The auditor's list of back-dated entries, with totals by unit and handler.
+    let list = c
+        .audit
+        .list_backdated_entries(req(
+            audit::ListBackdatedEntriesRequest::default(),
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let entries: Vec<_> = list
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.event_type.as_str(),
+                e.delay.map(|d| d.seconds),
+                e.unit.as_str(),
+                e.handler.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("complaint.clock_paused", Some(11 * DAY), "cards", "emp-3"),
+            ("complaint.clock_resumed", Some(DAY), "cards", "emp-3"),
+        ]
+    );
+    assert_eq!(list.entries[0].backdating_reason, late);
+    assert_eq!(list.by_unit.len(), 1);
+    assert_eq!(
+        (list.by_unit[0].key.as_str(), list.by_unit[0].entries),
+        ("cards", 2)
+    );
+    assert_eq!(list.by_unit[0].max_delay.unwrap().seconds, 11 * DAY);
+    assert_eq!(list.by_handler[0].key, "emp-3");
+    // Over two days late: only the pause.
+    let longer = c
+        .audit
+        .list_backdated_entries(req(
+            audit::ListBackdatedEntriesRequest {
+                min_delay: Some(prost_types::Duration {
+                    seconds: 2 * DAY,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(longer.entries.len(), 1);
+    // The log's own record says when it happened too.
+    let recorded = events(
+        &mut c.audit,
+        audit::StreamEventsRequest {
+            event_types: vec!["complaint.clock_paused".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(recorded[0].effective_time, ts(T0 + 3 * DAY));
+    server.shutdown().await;
+}

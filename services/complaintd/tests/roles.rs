@@ -141,6 +141,7 @@ const MATRIX: &[(&str, &[&str])] = &[
     ("AuditService/GetComplaintAsOf", &["auditor"]),
     ("AuditService/GetBoardAsOf", &["auditor"]),
     ("AuditService/ListRegulatorQueueAsOf", &["auditor"]),
+    ("AuditService/ListBackdatedEntries", &["auditor"]),
     ("AdminService/StreamKeys", &["admin"]),
 ];
 
