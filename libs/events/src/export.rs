@@ -71,7 +71,16 @@ pub fn event_json_with(
         .and_then(|keys| crate::codec::opened_payload(&record.payload, keys));
     let payload = opened.as_deref().unwrap_or(&record.payload);
     match payload_json(&record.event_type, payload) {
-        Some(payload) => out["payload"] = payload,
+        Some(payload) => {
+            // A step that happened before it was recorded: when, beside `recorded_at`.
+            let effective = payload["effectiveAtMicros"]
+                .as_str()
+                .and_then(|m| m.parse::<i64>().ok());
+            if let Some(m) = effective {
+                out["effective_at"] = Value::String(rfc3339(eventlog::Timestamp::from_micros(m)));
+            }
+            out["payload"] = payload;
+        }
         None => {
             out["payload_base64"] =
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&record.payload));

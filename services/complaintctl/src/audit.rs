@@ -400,9 +400,16 @@ async fn backdated(
         .await?
         .into_inner();
     let hours = |d: Option<prost_types::Duration>| d.map_or(0, |d| d.seconds) as f64 / 3600.0;
+    let entries = |n: u64| {
+        if n == 1 {
+            "1 entry".to_owned()
+        } else {
+            format!("{n} entries")
+        }
+    };
     out!(
-        "{} entries recorded {min_delay_hours} h or more after they happened (log position {})",
-        list.entries.len(),
+        "{} recorded {min_delay_hours} h or more after they happened (log position {})",
+        entries(list.entries.len() as u64),
         list.position
     );
     for e in &list.entries {
@@ -437,8 +444,8 @@ async fn backdated(
                 &t.key
             };
             out!(
-                "  {key:<24} {:>6} entries, longest {:.1} h late",
-                t.entries,
+                "  {key:<24} {:>11}, longest {:.1} h late",
+                entries(t.entries),
                 hours(t.max_delay)
             );
         }

@@ -337,9 +337,25 @@ async fn a_step_entered_late_from_the_command_line_shows_both_times() {
         timeline.contains("(happened 2026-03-02T15:00:00Z)"),
         "{timeline}"
     );
+    let export = ok(ctl(
+        &server,
+        &["audit", "export", "--complaint", &complaint.name],
+    ));
+    let line = export
+        .lines()
+        .find(|l| l.contains("complaint.holding_response_sent"))
+        .unwrap();
+    assert!(
+        line.contains(r#""effective_at":"2026-03-02T15:00:00Z""#),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#""recorded_at":"2026-03-12T09:00:00Z""#),
+        "{line}"
+    );
     let listed = ok(ctl(&server, &["audit", "backdated"]));
     assert!(
-        listed.starts_with("1 entries recorded 24 h or more"),
+        listed.starts_with("1 entry recorded 24 h or more"),
         "{listed}"
     );
     assert!(listed.contains("holding_response_sent"), "{listed}");
@@ -349,7 +365,7 @@ async fn a_step_entered_late_from_the_command_line_shows_both_times() {
         "{listed}"
     );
     assert!(
-        listed.contains("loans") && listed.contains("1 entries, longest 234.0 h late"),
+        listed.contains("loans") && listed.contains("1 entry, longest 234.0 h late"),
         "{listed}"
     );
     daemon.shutdown().await;
