@@ -1,6 +1,7 @@
 //! The complaint list: every complaint's summary, pageable in receipt order and
 //! filterable by status, unit, category and regime. The example of a projection: one
-//! file implementing [`Projection`], registered in [`crate::Projections::new`].
+//! file implementing [`crate::Projection`] (through [`crate::Fold`]), registered in
+//! [`crate::Projections::new`].
 
 use std::collections::{BTreeMap, BTreeSet};
 

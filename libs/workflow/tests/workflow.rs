@@ -540,3 +540,50 @@ async fn the_list_follows_the_log_with_filters_and_pages() {
     );
     assert!(rest.next.is_none());
 }
+
+#[tokio::test]
+async fn a_retry_must_repeat_the_effective_time_too() {
+    let h = harness();
+    let id = ComplaintId::new(Uuid::new_v4());
+    h.workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    let effective = |at: &str| {
+        Some(complaints_domain::Effective {
+            at: t(at),
+            reason: None,
+        })
+    };
+    let ack = CommandRequest {
+        effective: effective("2026-03-02T10:00:00Z"),
+        ..request(id, Command::Acknowledge)
+    };
+    let first = h.workflow.execute(ack.clone()).await.unwrap();
+    assert_eq!(
+        first.complaint.acknowledged_at,
+        Some(t("2026-03-02T10:00:00Z"))
+    );
+    // The same request again: replayed.
+    assert!(h.workflow.execute(ack.clone()).await.unwrap().replayed);
+    // Under the same request id with another effective time, or none: another request.
+    for other in [effective("2026-03-02T11:00:00Z"), None] {
+        let changed = CommandRequest {
+            effective: other,
+            ..ack.clone()
+        };
+        let refused = h.workflow.execute(changed).await;
+        assert!(
+            matches!(refused, Err(WorkflowError::RequestIdReused { .. })),
+            "{refused:?}"
+        );
+    }
+}
