@@ -6,6 +6,7 @@ target/debug/complaintd (build it with `cargo build -p complaintd`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -66,8 +67,10 @@ class Server:
         self.channel, self.stub = connect(addr)
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def running_complaintd(tmp_path, **settings):
+    """A complaintd process on a free port, with `settings` (COMPLAINTD_* variables)
+    beside ours; stopped (SIGTERM, then SIGKILL) when the block ends, also on failure."""
     # Only our settings: none inherited from the caller's shell (a COMPLAINTD_CONFIG...).
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPLAINTD_")}
     env.update(
@@ -75,6 +78,7 @@ def server(tmp_path):
         COMPLAINTD_DATA_DIR=str(tmp_path / "data"),
         COMPLAINTD_LOG_FORMAT="json",
         RUST_LOG="info",
+        **settings,
     )
     log = tmp_path / "complaintd.log"
     with open(log, "wb") as out:
@@ -99,6 +103,12 @@ def server(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with running_complaintd(tmp_path) as running:
+        yield running
 
 
 def test_walk_from_receipt_to_close(server):

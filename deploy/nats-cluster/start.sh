@@ -7,9 +7,16 @@
 #   cargo run --release -p complaintd     # with jetstream_replicas = 3 in a config file
 set -euo pipefail
 cd "$(dirname "$0")"
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || {
-    echo "nats-server is missing: apt-get install -y nats-server" >&2; exit 1; }
-NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+# The nats-server: NATS_SERVER_BIN, else the project's pinned one (scripts/install-nats-server),
+# else the PATH; 2.10 or later (sync_interval: always).
+NATS=${NATS_SERVER_BIN:-}
+[ -n "$NATS" ] || { [ -x ../../.tools/bin/nats-server ] && NATS=../../.tools/bin/nats-server; } || true
+[ -n "$NATS" ] || NATS=$(command -v nats-server || true)
+[ -n "$NATS" ] || { echo "nats-server is missing: run scripts/install-nats-server (or set NATS_SERVER_BIN)" >&2; exit 1; }
+version=$("$NATS" --version | sed 's/.*v//')
+case "$version" in
+    2.[0-9].*|1.*) echo "$NATS is nats-server $version: 2.10 or later is needed (sync_interval: always); run scripts/install-nats-server" >&2; exit 1;;
+esac
 mkdir -p .nats-cluster
 for n in n1 n2 n3; do
     "$NATS" -c "$n.conf" > ".nats-cluster/$n.log" 2>&1 &

@@ -20,11 +20,11 @@
 //! event id) additionally drops a resent publish inside the window.
 //!
 //! Durability: an append returns once JetStream acknowledged it: stored on the stream's
-//! replicas (use R3 on a cluster). nats-server syncs its files to disk only every
-//! `sync_interval` (2 minutes by default): a power loss of a single node, or of all nodes
-//! at once, can lose acknowledged events unless nats-server 2.10+ runs with
-//! `sync_interval: always`. That is the documented difference from sled, whose commit
-//! includes an fdatasync.
+//! replicas (use R3 on a cluster). Only with `jetstream { sync_interval: always }` in the
+//! servers' configuration (as in `deploy/` and the tests' servers) is that on disk;
+//! nats-server's default syncs every 2 minutes, and a power loss of a node, or of all
+//! nodes at once, can then lose acknowledged events. A server older than 2.10 (which
+//! lacks the setting) is refused at open.
 //!
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
@@ -231,6 +231,23 @@ pub struct JetStreamEventLog {
     inner: Arc<Inner>,
 }
 
+/// The oldest nats-server this backend runs on: 2.10 brought `sync_interval: always`,
+/// without which an acknowledged append is not on disk.
+pub const MIN_SERVER_VERSION: (u32, u32) = (2, 10);
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`] (its `INFO` version, e.g. `2.15.1`).
+fn check_server_version(version: &str) -> Result<()> {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let found = (|| Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?)))();
+    match found {
+        Some(v) if v >= MIN_SERVER_VERSION => Ok(()),
+        _ => Err(storage(format!(
+            "nats-server {version} is older than {}.{}: it cannot sync before acknowledging (sync_interval: always), so acknowledged events could be lost; upgrade it (scripts/install-nats-server has the version the tests use)",
+            MIN_SERVER_VERSION.0, MIN_SERVER_VERSION.1
+        ))),
+    }
+}
+
 impl JetStreamEventLog {
     /// Connects, creates the stream if missing, and reads it whole to rebuild the indexes.
     pub async fn open(config: JetStreamConfig, clock: Arc<dyn Clock>) -> Result<Self> {
@@ -240,6 +257,7 @@ impl JetStreamEventLog {
             .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             .map_err(|e| storage(format!("cannot connect to {}: {e}", config.url)))?;
+        check_server_version(&client.server_info().version)?;
         let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -628,5 +646,23 @@ impl EventLog for JetStreamEventLog {
         }
         self.inner.head_tx.send_modify(|_| {});
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_server_version;
+
+    #[test]
+    fn a_server_without_sync_interval_always_is_refused() {
+        assert!(check_server_version("2.15.1").is_ok());
+        assert!(check_server_version("2.10.0").is_ok());
+        assert!(check_server_version("3.0.0").is_ok());
+        let refused = check_server_version("2.9.10").unwrap_err().to_string();
+        assert!(
+            refused.contains("nats-server 2.9.10 is older than 2.10"),
+            "{refused}"
+        );
+        assert!(check_server_version("garbage").is_err());
     }
 }

@@ -24,5 +24,5 @@ pub mod publisher;
 pub mod testing;
 
 pub use publisher::{
-    check_published, read_cursor, Mode, Published, Publisher, PublisherConfig, Status,
+    check_published, read_cursor, Mode, Published, Publisher, PublisherConfig, Status, CE_SOURCE,
 };

@@ -149,7 +149,40 @@ pub fn headers(event: &RecordedEvent, stored: &StoredRecord) -> HeaderMap {
     );
     h.insert("Complaints-Hash", stored.hash().to_hex().as_str());
     h.insert("Complaints-Prev-Hash", event.prev_hash.to_hex().as_str());
+    cloudevent(&mut h, event, &clean);
     h
+}
+
+/// The CloudEvents source of every published event.
+pub const CE_SOURCE: &str = "urn:complaints:complaintd";
+
+/// The CloudEvents attributes in binary content mode (each a `ce-` header, the data's
+/// media type as `content-type`, as the HTTP binding and the CloudEvents SDKs' NATS
+/// binary mode have them), so a consumer in any language reads the event with a
+/// CloudEvents SDK: `id` the event id, `type` the event type, `subject` the complaint
+/// (`complaints/<uuid>`) or the log stream, `time` when recorded, `dataschema` the
+/// protobuf message of the payload (`urn:protobuf:<message>`).
+fn cloudevent(h: &mut HeaderMap, event: &RecordedEvent, clean: &dyn Fn(&str) -> String) {
+    h.insert("ce-specversion", "1.0");
+    h.insert("ce-id", event.id.to_string().as_str());
+    h.insert("ce-source", CE_SOURCE);
+    h.insert("ce-type", clean(&event.event_type).as_str());
+    let stream = event.stream.as_str();
+    let complaint = stream
+        .strip_prefix("complaint-")
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok());
+    let subject = match complaint {
+        Some(uuid) => format!("complaints/{uuid}"),
+        None => clean(stream),
+    };
+    h.insert("ce-subject", subject.as_str());
+    if let Ok(time) = jiff::Timestamp::from_microsecond(event.recorded_at.as_micros()) {
+        h.insert("ce-time", time.to_string().as_str());
+    }
+    h.insert("content-type", "application/protobuf");
+    if let Some(message) = complaints_events::export::payload_message(&event.event_type) {
+        h.insert("ce-dataschema", format!("urn:protobuf:{message}").as_str());
+    }
 }
 
 /// The position the publisher's cursor in `path` says was published (0 without one):

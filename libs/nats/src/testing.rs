@@ -14,23 +14,55 @@ pub struct NatsServer {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn binary() -> PathBuf {
-    for candidate in [
-        "nats-server",
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-    ] {
-        if Command::new(candidate)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return PathBuf::from(candidate);
+/// The oldest nats-server the tests (and the product) accept: 2.10 brought
+/// `sync_interval: always`, without which an acknowledgement is not durable.
+pub const MIN_VERSION: (u32, u32) = (2, 10);
+
+/// The nats-server the tests run, checked once: `NATS_SERVER_BIN`, else the project's
+/// pinned one (`.tools/bin/nats-server`, from `scripts/install-nats-server`), else
+/// `nats-server` on the PATH. One older than [`MIN_VERSION`] is refused.
+pub fn binary() -> PathBuf {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(find)
+        .clone()
+        .unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn find() -> Result<PathBuf, String> {
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/nats-server");
+    let candidates: Vec<PathBuf> = match std::env::var_os("NATS_SERVER_BIN") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => vec![pinned, PathBuf::from("nats-server")],
+    };
+    let install = "run scripts/install-nats-server (it puts the pinned nats-server in .tools/bin), or set NATS_SERVER_BIN; these tests start their own servers and never skip";
+    for candidate in &candidates {
+        let Ok(out) = Command::new(candidate).arg("--version").output() else {
+            continue;
+        };
+        if !out.status.success() {
+            continue;
         }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        return match version(&text) {
+            Some(v) if v >= MIN_VERSION => Ok(candidate.clone()),
+            _ => Err(format!(
+                "{} is {:?}, older than nats-server {}.{} (needed for sync_interval: always): {install}",
+                candidate.display(),
+                text.trim(),
+                MIN_VERSION.0,
+                MIN_VERSION.1
+            )),
+        };
     }
-    panic!(
-        "nats-server is not installed: these tests start their own (apt-get install -y nats-server); they never skip"
-    );
+    Err(format!("nats-server is not installed: {install}"))
+}
+
+/// (major, minor) of `nats-server --version`'s "nats-server: v2.15.1".
+fn version(text: &str) -> Option<(u32, u32)> {
+    let v = text.trim().rsplit('v').next()?;
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// A loopback port nobody listens on right now.
@@ -44,10 +76,11 @@ pub fn free_port() -> u16 {
 
 /// The configuration of a node on loopback `port` with JetStream data in `store`, then
 /// `more` (a config file, since max_payload has no command-line flag, and events go up
-/// to 1 MiB).
+/// to 1 MiB). Every write is synced before it is acknowledged (`sync_interval: always`),
+/// as in production.
 fn node_config(port: u16, store: &Path, more: &str) -> String {
     format!(
-        "listen: \"127.0.0.1:{port}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n}}\n{more}",
+        "listen: \"127.0.0.1:{port}\"\nmax_payload: 8388608\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{more}",
         store.display()
     )
 }

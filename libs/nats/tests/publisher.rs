@@ -132,6 +132,15 @@ async fn every_event_is_published_in_order_with_its_envelope() {
         assert_eq!(header(m, "Complaints-Version"), e.version.to_string());
         assert_eq!(header(m, "Complaints-Event-Type"), e.event_type);
         assert_eq!(header(m, "Complaints-Prev-Hash"), e.prev_hash.to_hex());
+        // CloudEvents, binary content mode.
+        assert_eq!(header(m, "ce-specversion"), "1.0");
+        assert_eq!(header(m, "ce-id"), e.id.to_string());
+        assert_eq!(header(m, "ce-type"), e.event_type);
+        assert_eq!(header(m, "ce-source"), complaints_nats::CE_SOURCE);
+        assert_eq!(header(m, "ce-subject"), e.stream.as_str());
+        assert_eq!(header(m, "content-type"), "application/protobuf");
+        let time = jiff::Timestamp::from_microsecond(e.recorded_at.as_micros()).unwrap();
+        assert_eq!(header(m, "ce-time"), time.to_string());
         assert_eq!(
             m.subject.as_str(),
             format!("complaints.events.{}.{}", e.event_type, e.stream)
