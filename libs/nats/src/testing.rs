@@ -198,6 +198,8 @@ impl Drop for NatsServer {
 pub struct NatsCluster {
     pub nodes: Vec<Option<Child>>,
     pub ports: Vec<u16>,
+    /// Each node's configuration file and text, to restart it.
+    configs: Vec<(PathBuf, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -214,6 +216,7 @@ impl NatsCluster {
             .collect();
         let (leader_tx, leader_rx) = std::sync::mpsc::channel::<()>();
         let mut nodes = Vec::new();
+        let mut configs = Vec::new();
         for i in 0..size {
             let store = dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&store).unwrap();
@@ -222,10 +225,10 @@ impl NatsCluster {
                 cluster_ports[i],
                 routes.join(", ")
             );
-            let mut child = spawn(
-                &dir.path().join(format!("n{i}.conf")),
-                &node_config(ports[i], &store, &cluster),
-            );
+            let path = dir.path().join(format!("n{i}.conf"));
+            let config = node_config(ports[i], &store, &cluster);
+            let mut child = spawn(&path, &config);
+            configs.push((path, config));
             let stderr = child.stderr.take().unwrap();
             let leader_tx = leader_tx.clone();
             std::thread::spawn(move || {
@@ -245,8 +248,25 @@ impl NatsCluster {
         Self {
             nodes,
             ports,
+            configs,
             _dir: dir,
         }
+    }
+
+    /// Starts node `i` again on its storage (after [`NatsCluster::kill`]); clients find it
+    /// once it has rejoined (open a log with retries).
+    pub fn restart(&mut self, i: usize) {
+        kill(&mut self.nodes[i]);
+        let (path, config) = &self.configs[i];
+        let mut child = spawn(path, config);
+        // Its log is not watched: drain it so that the pipe never fills.
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(
+            move || {
+                for _ in BufReader::new(stderr).lines().map_while(Result::ok) {}
+            },
+        );
+        self.nodes[i] = Some(child);
     }
 
     /// Every node's address, comma-separated (clients fail over among them).
