@@ -5,7 +5,7 @@
 //! **One message per append**, holding the append's records in the shared stored form
 //! (`[count: u32 LE]` then per record `[len: u32 LE][record]`, each record sealed by
 //! [`eventlog::seal`]: checksummed and chained exactly as on sled), so an append is atomic
-//! without batch publishing (which nats-server 2.9 lacks).
+//! without batch publishing (atomic batches need nats-server 2.12 and allow no `Nats-Msg-Id`).
 //!
 //! Order and concurrency: every append is published with `Nats-Expected-Last-Sequence`
 //! (the stream's last message as this process knows it) and

@@ -32,7 +32,8 @@ pub struct PublisherConfig {
     pub subject_prefix: String,
     /// The file that keeps the last position published (written atomically).
     pub cursor_path: PathBuf,
-    /// Most events published before waiting for their acknowledgements.
+    /// Most events published before waiting for their acknowledgements (at most
+    /// [`MAX_BATCH`]: the client holds up to 5,000 unacknowledged publishes).
     pub batch: usize,
 }
 
@@ -50,6 +51,10 @@ impl PublisherConfig {
         }
     }
 }
+
+/// The largest batch: below async-nats' limit of 5,000 publishes awaiting acknowledgement
+/// (a batch past it would wait on itself).
+pub const MAX_BATCH: usize = 4096;
 
 /// What the publisher has done: observable while it runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -462,7 +467,7 @@ async fn run(
                 }
             }
         }
-        let batch = match read_batch(&*log, published + 1, config.batch).await {
+        let batch = match read_batch(&*log, published + 1, config.batch.clamp(1, MAX_BATCH)).await {
             Ok(batch) => batch,
             Err(e) => {
                 fail(&status, format!("cannot read the log: {e}"));

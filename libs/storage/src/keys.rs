@@ -359,27 +359,16 @@ impl KvKeyStore {
         let js = async_nats::jetstream::new(client);
         let kv = match js.get_key_value(bucket).await {
             Ok(kv) => kv,
-            Err(_) => {
-                // The bucket's stream, as a key-value bucket is defined (created directly:
-                // async-nats' bucket creation speaks a newer server's dialect than 2.9's).
-                js.get_or_create_stream(async_nats::jetstream::stream::Config {
-                    name: format!("KV_{bucket}"),
-                    subjects: vec![format!("$KV.{bucket}.>")],
-                    max_messages_per_subject: 1,
-                    discard: async_nats::jetstream::stream::DiscardPolicy::New,
-                    allow_rollup: true,
-                    deny_delete: true,
-                    allow_direct: true,
+            Err(_) => js
+                .create_key_value(async_nats::jetstream::kv::Config {
+                    bucket: bucket.to_owned(),
+                    history: 1,
                     num_replicas: replicas,
                     storage: async_nats::jetstream::stream::StorageType::File,
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| failed(format!("cannot create key bucket {bucket}: {e}")))?;
-                js.get_key_value(bucket)
-                    .await
-                    .map_err(|e| failed(format!("cannot open key bucket {bucket}: {e}")))?
-            }
+                .map_err(|e| failed(format!("cannot create key bucket {bucket}: {e}")))?,
         };
         Ok(Self {
             kv,
