@@ -52,9 +52,11 @@ async fn measure(log: Arc<dyn EventLog>) -> Figures {
     }
 }
 
-async fn jetstream(url: String, replicas: usize) -> Arc<dyn EventLog> {
-    let mut config = JetStreamConfig::new(url, "BENCH");
+async fn jetstream(url: String, replicas: usize, max_group: usize) -> Arc<dyn EventLog> {
+    // A stream of its own per configuration, so each starts empty.
+    let mut config = JetStreamConfig::new(url, format!("BENCH_{replicas}_{max_group}"));
     config.replicas = replicas;
+    config.max_group = max_group;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match JetStreamEventLog::open(config.clone(), Arc::new(SystemClock)).await {
@@ -68,22 +70,91 @@ async fn jetstream(url: String, replicas: usize) -> Arc<dyn EventLog> {
     }
 }
 
+/// Raw acknowledged publishes of 300-byte messages to a stream of `replicas` replicas,
+/// with `in_flight` outstanding: (a) the latency of one at a time, (b) messages per second
+/// at `in_flight`. What JetStream itself gives, for the appends' ratios.
+async fn raw(url: &str, replicas: usize, in_flight: usize) -> Figures {
+    let client = async_nats::connect(url.split(',').collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let name = format!("RAW_{replicas}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let made = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("raw{replicas}.>")],
+                num_replicas: replicas,
+                storage: async_nats::jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await;
+        match made {
+            Ok(_) => break,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let subject = format!("raw{replicas}.x");
+    let payload = Bytes::from(vec![b'x'; 300]);
+    let n = scaled(500);
+    let t = Instant::now();
+    for _ in 0..n {
+        js.publish(subject.clone(), payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let latency = t.elapsed() / n as u32;
+    let total = scaled(6400);
+    let t = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for _ in 0..total {
+        if pending.len() >= in_flight {
+            let ack: async_nats::jetstream::context::PublishAckFuture =
+                pending.pop_front().unwrap();
+            ack.await.unwrap();
+        }
+        pending.push_back(js.publish(subject.clone(), payload.clone()).await.unwrap());
+    }
+    for ack in pending {
+        ack.await.unwrap();
+    }
+    Figures {
+        latency,
+        events_per_s: total as f64 / t.elapsed().as_secs_f64(),
+    }
+}
+
 fn main() {
     let dir = bench::data_dir("js-bench");
     let results = bench::runtime().block_on(async {
         let sled: Arc<dyn EventLog> =
             Arc::new(SledEventLog::open(SledConfig::new(dir.join("sled"))).unwrap());
         let sled = measure(sled).await;
+        // Every nats-server syncs before it acknowledges (sync_interval: always).
         let single = NatsServer::start_on(complaints_nats::testing::free_port(), &dir.join("nats"));
-        let one = measure(jetstream(single.url(), 1).await).await;
+        let raw_one = raw(&single.url(), 1, 64).await;
+        let one_by_one = measure(jetstream(single.url(), 1, 1).await).await;
+        let one = measure(jetstream(single.url(), 1, 1024).await).await;
         drop(single);
         let cluster = NatsCluster::start(3);
-        let three = measure(jetstream(cluster.url(), 3).await).await;
+        let raw_three = raw(&cluster.url(), 3, 64).await;
+        let three_by_one = measure(jetstream(cluster.url(), 3, 1).await).await;
+        let three = measure(jetstream(cluster.url(), 3, 1024).await).await;
         drop(cluster);
         [
             ("sled", sled),
-            ("jetstream-1", one),
-            ("jetstream-r3", three),
+            ("raw JetStream publish, 1 node (b: 64 in flight)", raw_one),
+            ("jetstream-1, one append per message", one_by_one),
+            ("jetstream-1, group commit", one),
+            ("raw JetStream publish, R3 (b: 64 in flight)", raw_three),
+            ("jetstream-r3, one append per message", three_by_one),
+            ("jetstream-r3, group commit", three),
         ]
     });
     std::fs::remove_dir_all(&dir).ok();
@@ -108,5 +179,21 @@ fn main() {
             }),
         );
     }
+    let ratio = |a: usize, b: usize| results[a].1.events_per_s / results[b].1.events_per_s;
+    let latency = |a: usize, b: usize| {
+        results[a].1.latency.as_secs_f64() / results[b].1.latency.as_secs_f64()
+    };
+    println!(
+        "group commit, 64 writers: {:.2}x one append per message on one node, {:.2}x the raw publishes at 64 in flight; R3: {:.2}x and {:.2}x",
+        ratio(3, 2),
+        ratio(3, 1),
+        ratio(6, 5),
+        ratio(6, 4)
+    );
+    println!(
+        "one writer: {:.2}x the raw acknowledged publish latency on one node, {:.2}x on R3",
+        latency(3, 1),
+        latency(6, 4)
+    );
     println!("{}", serde_json::Value::Object(json));
 }

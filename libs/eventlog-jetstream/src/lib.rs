@@ -48,7 +48,7 @@ use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use eventlog::{
     idempotency, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
-    NewEvent, Position, RecordedEvent, Result, StoredRecord, StreamId, Tail, Version,
+    NewEvent, Position, RecordedEvent, Result, Sealed, StoredRecord, StreamId, Tail, Version,
 };
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -65,6 +65,9 @@ pub struct JetStreamConfig {
     /// Replicas of the stream when it is created (3 on a cluster).
     pub replicas: usize,
     pub limits: Limits,
+    /// Most appends committed together in one message (1: one append per round trip, as
+    /// before group commit; the benchmark's baseline).
+    pub max_group: usize,
 }
 
 impl JetStreamConfig {
@@ -76,6 +79,7 @@ impl JetStreamConfig {
             stream,
             replicas: 1,
             limits: Limits::default(),
+            max_group: 1024,
         }
     }
 }
@@ -83,6 +87,10 @@ impl JetStreamConfig {
 fn storage(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
+
+/// The subject token of a message holding the appends of several streams (labels only:
+/// readers go by the records).
+const GROUP_SUBJECT: &str = "$group";
 
 /// A subject token for a stream id: `.`, `*`, `>` and `%` escaped.
 fn subject_token(stream: &StreamId) -> String {
@@ -99,6 +107,14 @@ fn subject_token(stream: &StreamId) -> String {
     out
 }
 
+/// An append waiting for its group commit.
+struct Pending {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    reply: tokio::sync::oneshot::Sender<Result<AppendResult>>,
+}
+
 /// Where a record lives: the message and its index in it.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -110,8 +126,6 @@ struct Slot {
 struct Index {
     ids: HashMap<Uuid, Position>,
     streams: HashMap<StreamId, Vec<Position>>,
-    /// Last message sequence of each stream's subject.
-    subject_sequence: HashMap<StreamId, u64>,
     slots: Vec<Slot>,
     last_sequence: u64,
     /// The last record applied.
@@ -151,8 +165,6 @@ impl Index {
                 .entry(record.stream.clone())
                 .or_default()
                 .push(position);
-            self.subject_sequence
-                .insert(record.stream.clone(), sequence);
             self.slots.push(Slot {
                 sequence,
                 index: index as u32,
@@ -218,8 +230,12 @@ struct Inner {
     config: JetStreamConfig,
     clock: Arc<dyn Clock>,
     index: Mutex<Index>,
-    /// One append at a time from this process (others are serialised by JetStream).
+    /// Appends waiting for the next group commit.
+    queue: Mutex<Vec<Pending>>,
+    /// Held by the append committing a group (others are serialised by JetStream).
     writer: tokio::sync::Mutex<()>,
+    /// The server's largest message: a group stays below it.
+    max_payload: usize,
     head_tx: watch::Sender<Position>,
     closed: std::sync::atomic::AtomicBool,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -257,7 +273,9 @@ impl JetStreamEventLog {
             .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             .map_err(|e| storage(format!("cannot connect to {}: {e}", config.url)))?;
-        check_server_version(&client.server_info().version)?;
+        let info = client.server_info();
+        check_server_version(&info.version)?;
+        let max_payload = info.max_payload;
         let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -284,7 +302,9 @@ impl JetStreamEventLog {
                 config,
                 clock,
                 index: Mutex::new(Index::default()),
+                queue: Mutex::new(Vec::new()),
                 writer: tokio::sync::Mutex::new(()),
+                max_payload,
                 head_tx,
                 closed: false.into(),
                 follower: Mutex::new(None),
@@ -457,6 +477,169 @@ impl JetStreamEventLog {
 
     /// The original result if every id was appended before (idempotent retry), `None` if
     /// none was; a partial or different repeat is a conflict.
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits `group` (appends in arrival order) and answers each. Each is decided on
+    /// the log as the ones before it in the group leave it: a retry (known event ids) gets
+    /// its first result, a wrong expected version its own error, and neither touches the
+    /// others; the rest are sealed one after the other (positions, versions and the chain
+    /// run on through the group) and published as one message that expects the stream's
+    /// last sequence as this process knows it. If another process appended meanwhile,
+    /// JetStream refuses it: catch up and decide the group again. So global order stays
+    /// gapless and every version check exact, across processes.
+    async fn commit_group(&self, mut group: Vec<Pending>) {
+        while !group.is_empty() {
+            // Answered now: retries and wrong versions; kept: the ones to publish; the
+            // rest (a repeat of an event id in this group, or past the message size)
+            // wait for the next round.
+            let mut kept: Vec<(Pending, Sealed)> = Vec::new();
+            let mut later = Vec::new();
+            let mut ids = std::collections::HashSet::new();
+            let (mut tail, last_sequence) = {
+                let index = self.index();
+                (index.tail, index.last_sequence)
+            };
+            let mut versions: HashMap<StreamId, Version> = HashMap::new();
+            let mut size = 4;
+            for p in group {
+                let repeated = p.events.iter().any(|e| ids.contains(&e.id));
+                let bytes: usize = p.events.iter().map(|e| e.payload.len() + 512).sum();
+                let full = kept.len() >= self.inner.config.max_group.max(1)
+                    || size + bytes > self.inner.max_payload / 2;
+                if repeated || (!kept.is_empty() && full) {
+                    later.push(p);
+                    continue;
+                }
+                match self.find_original(&p.stream, &p.events).await {
+                    Ok(Some(original)) => {
+                        let _ = p.reply.send(Ok(original));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = p.reply.send(Err(e));
+                        continue;
+                    }
+                }
+                let actual = match versions.get(&p.stream) {
+                    Some(v) => *v,
+                    None => self.index().version(&p.stream),
+                };
+                if !p.expected.admits(actual) {
+                    let _ = p.reply.send(Err(Error::WrongExpectedVersion {
+                        stream: p.stream.clone(),
+                        expected: p.expected,
+                        actual,
+                    }));
+                    continue;
+                }
+                let sealed = tail.seal(&p.stream, actual, self.inner.clock.now(), &p.events);
+                tail = sealed.tail;
+                versions.insert(p.stream.clone(), actual + p.events.len() as Version);
+                ids.extend(p.events.iter().map(|e| e.id));
+                size += sealed
+                    .records
+                    .iter()
+                    .map(|(r, _)| r.bytes.len() + 4)
+                    .sum::<usize>();
+                kept.push((p, sealed));
+            }
+            if !kept.is_empty() {
+                let retry = self.publish_group(&kept, last_sequence).await;
+                match retry {
+                    Ok(true) => {}
+                    // Someone else appended: decide these again, first.
+                    Ok(false) => {
+                        let mut again: Vec<Pending> = kept.into_iter().map(|(p, _)| p).collect();
+                        again.append(&mut later);
+                        group = again;
+                        if let Err(e) = self.catch_up().await {
+                            for p in group {
+                                let _ = p.reply.send(Err(e.clone()));
+                            }
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        for (p, _) in kept {
+                            let _ = p.reply.send(Err(e.clone()));
+                        }
+                        for p in later {
+                            let _ = p.reply.send(Err(e.clone()));
+                        }
+                        return;
+                    }
+                }
+                for (p, sealed) in kept {
+                    let _ = p.reply.send(Ok(sealed.result()));
+                }
+            }
+            group = later;
+        }
+    }
+
+    /// Publishes the sealed appends of `kept` as one message, expecting the stream's
+    /// last sequence to be `last_sequence`. `Ok(false)`: another process appended first.
+    async fn publish_group(&self, kept: &[(Pending, Sealed)], last_sequence: u64) -> Result<bool> {
+        let records: Vec<(StoredRecord, RecordedEvent)> = kept
+            .iter()
+            .flat_map(|(_, s)| s.records.iter().cloned())
+            .collect();
+        let mut headers = HeaderMap::new();
+        // A resend of this very message within the duplicate window is dropped.
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            kept[0].0.events[0].id.to_string().as_str(),
+        );
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            last_sequence.to_string().as_str(),
+        );
+        // One append: on its stream's subject; several: on the group subject (subjects
+        // only label messages: readers go by the records, which name their streams).
+        let subject = match kept {
+            [(p, _)] => format!(
+                "{}.{}",
+                self.inner.config.subject_prefix,
+                subject_token(&p.stream)
+            ),
+            _ => format!("{}.{GROUP_SUBJECT}", self.inner.config.subject_prefix),
+        };
+        let published = self
+            .inner
+            .js
+            .publish_with_headers(subject, headers, frame(&records))
+            .await
+            .map_err(|e| storage(format!("publish failed: {e}")))?
+            .await;
+        match published {
+            // A message with this id was stored before (an earlier attempt whose
+            // acknowledgement was lost): what it holds is read, not assumed.
+            Ok(ack) if ack.duplicate => Ok(false),
+            Ok(ack) => {
+                let head = {
+                    let mut index = self.index();
+                    if index.last_sequence < ack.sequence {
+                        index.apply(ack.sequence, &records)?;
+                    }
+                    index.head()
+                };
+                eventlog::advance_head(&self.inner.head_tx, head);
+                Ok(true)
+            }
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(false)
+            }
+            Err(e) => Err(storage(format!("append not acknowledged: {e}"))),
+        }
+    }
+
     async fn find_original(
         &self,
         stream: &StreamId,
@@ -490,72 +673,23 @@ impl EventLog for JetStreamEventLog {
             .config
             .limits
             .validate(stream.as_str().len(), &events)?;
+        // Group commit: the append that gets the writer commits every append waiting
+        // then, in one message (one round trip, one sync on every replica); one whose
+        // turn comes finds it done.
+        let (reply, mut done) = tokio::sync::oneshot::channel();
+        self.queue().push(Pending {
+            stream: stream.clone(),
+            expected,
+            events,
+            reply,
+        });
         let _writer = self.inner.writer.lock().await;
-        loop {
-            if let Some(original) = self.find_original(stream, &events).await? {
-                return Ok(original);
-            }
-            let (actual, last_sequence, subject_sequence, tail) = {
-                let index = self.index();
-                (
-                    index.version(stream),
-                    index.last_sequence,
-                    index.subject_sequence.get(stream).copied().unwrap_or(0),
-                    index.tail,
-                )
-            };
-            if !expected.admits(actual) {
-                return Err(Error::WrongExpectedVersion {
-                    stream: stream.clone(),
-                    expected,
-                    actual,
-                });
-            }
-            let sealed = tail.seal(stream, actual, self.inner.clock.now(), &events);
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                events[0].id.to_string().as_str(),
-            );
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-                last_sequence.to_string().as_str(),
-            );
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                subject_sequence.to_string().as_str(),
-            );
-            let subject = format!(
-                "{}.{}",
-                self.inner.config.subject_prefix,
-                subject_token(stream)
-            );
-            let published = self
-                .inner
-                .js
-                .publish_with_headers(subject, headers, frame(&sealed.records))
-                .await
-                .map_err(|e| storage(format!("publish failed: {e}")))?
-                .await;
-            match published {
-                Ok(ack) => {
-                    let head = {
-                        let mut index = self.index();
-                        if index.last_sequence < ack.sequence {
-                            index.apply(ack.sequence, &sealed.records)?;
-                        }
-                        index.head()
-                    };
-                    eventlog::advance_head(&self.inner.head_tx, head);
-                    return Ok(sealed.result());
-                }
-                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                    // Someone else appended: read what they wrote and decide again.
-                    self.catch_up().await?;
-                }
-                Err(e) => return Err(storage(format!("append not acknowledged: {e}"))),
-            }
+        if let Ok(result) = done.try_recv() {
+            return result;
         }
+        let group = std::mem::take(&mut *self.queue());
+        self.commit_group(group).await;
+        done.await.unwrap_or(Err(Error::Closed))
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
