@@ -7,13 +7,16 @@
 //! [`eventlog::seal`]: checksummed and chained exactly as on sled), so an append is atomic
 //! without batch publishing (atomic batches need nats-server 2.12 and allow no `Nats-Msg-Id`).
 //!
-//! Order and concurrency: every append is published with `Nats-Expected-Last-Sequence`
-//! (the stream's last message as this process knows it) and
-//! `Nats-Expected-Last-Subject-Sequence` (the complaint stream's last message). JetStream
-//! refuses the publish if anyone appended in between; the writer then catches up (reads
-//! the new messages) and decides again. So global positions are gapless and in stream
-//! order, the hash chain is unbroken, and a stream's version check is exact even with
-//! several writers (several complaintd replicas) on one JetStream stream.
+//! Order and concurrency: appends are committed in groups. The append that takes the
+//! writer decides every append waiting then, one after the other on the log as the ones
+//! before leave it (a retry gets its first result, a wrong expected version its own
+//! error), seals them in order, and publishes them as one message (several streams'
+//! records: each record names its stream) with `Nats-Expected-Last-Sequence`, the
+//! stream's last message as this process knows it. JetStream refuses it if anyone
+//! appended in between; the writer then catches up and decides the group again. So
+//! global positions are gapless and in stream order, the hash chain is unbroken, and
+//! every version check is exact even with several writers (complaintd replicas) on one
+//! JetStream stream.
 //!
 //! Idempotency lasts forever: the event id index is rebuilt from the whole stream on open
 //! (like sled's), not limited to JetStream's duplicate window. `Nats-Msg-Id` (the first
