@@ -53,7 +53,12 @@ async fn measure(log: Arc<dyn EventLog>) -> Figures {
 }
 
 async fn jetstream(url: String, replicas: usize, max_group: usize) -> Arc<dyn EventLog> {
-    // A stream of its own per configuration, so each starts empty.
+    open_js(url, replicas, max_group).await
+}
+
+/// The log on the stream of this configuration (one per configuration, so each starts
+/// empty), opened as soon as a fresh cluster has placed it.
+async fn open_js(url: String, replicas: usize, max_group: usize) -> Arc<JetStreamEventLog> {
     let mut config = JetStreamConfig::new(url, format!("BENCH_{replicas}_{max_group}"));
     config.replicas = replicas;
     config.max_group = max_group;
@@ -130,6 +135,66 @@ async fn raw(url: &str, replicas: usize, in_flight: usize) -> Figures {
     }
 }
 
+/// Two log instances on one stream (as two complaintd replicas: each its own connection,
+/// index and group commit), 32 writers each: combined durable events per second; then
+/// the log is checked: gapless, every acknowledged event once, where it was acknowledged.
+async fn two_replicas(url: String, replicas: usize) -> Figures {
+    // A stream of its own, both instances on it.
+    let (a, b) = (
+        open_js(url.clone(), replicas, 1000).await,
+        open_js(url, replicas, 1000).await,
+    );
+    let per = scaled(100);
+    let t = Instant::now();
+    let writers: Vec<_> = (0..64)
+        .map(|w| {
+            let log = if w % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let stream = StreamId::new(format!("complaint-r{w}")).unwrap();
+                let mut acked = Vec::new();
+                for _ in 0..per {
+                    let e = event();
+                    let id = e.id;
+                    let r = log
+                        .append(&stream, eventlog::ExpectedVersion::Any, vec![e])
+                        .await
+                        .unwrap();
+                    acked.push((id, r.first_position));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let events_per_s = acked.len() as f64 / t.elapsed().as_secs_f64();
+    // Either replica, caught up, holds every acknowledged event once, where it was
+    // acknowledged, and nothing else.
+    for log in [&a, &b] {
+        log.sync().await.unwrap();
+        let all = log
+            .read_all(1, eventlog::Direction::Forward, 1_000_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.len(),
+            acked.len(),
+            "every acknowledged event once, nothing else"
+        );
+        for (id, position) in &acked {
+            assert_eq!(all[(*position - 1) as usize].id, *id);
+        }
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    Figures {
+        latency: Duration::ZERO,
+        events_per_s,
+    }
+}
+
 fn main() {
     let dir = bench::data_dir("js-bench");
     let results = bench::runtime().block_on(async {
@@ -141,11 +206,13 @@ fn main() {
         let raw_one = raw(&single.url(), 1, 64).await;
         let one_by_one = measure(jetstream(single.url(), 1, 1).await).await;
         let one = measure(jetstream(single.url(), 1, 1024).await).await;
+        let two_one = two_replicas(single.url(), 1).await;
         drop(single);
         let cluster = NatsCluster::start(3);
         let raw_three = raw(&cluster.url(), 3, 64).await;
         let three_by_one = measure(jetstream(cluster.url(), 3, 1).await).await;
         let three = measure(jetstream(cluster.url(), 3, 1024).await).await;
+        let two_three = two_replicas(cluster.url(), 3).await;
         drop(cluster);
         [
             ("sled", sled),
@@ -155,6 +222,14 @@ fn main() {
             ("raw JetStream publish, R3 (b: 64 in flight)", raw_three),
             ("jetstream-r3, one append per message", three_by_one),
             ("jetstream-r3, group commit", three),
+            (
+                "jetstream-1, two replicas writing (b: 32 writers each)",
+                two_one,
+            ),
+            (
+                "jetstream-r3, two replicas writing (b: 32 writers each)",
+                two_three,
+            ),
         ]
     });
     std::fs::remove_dir_all(&dir).ok();
@@ -164,10 +239,16 @@ fn main() {
     println!("|---|---|---|---|---|");
     let mut json = serde_json::Map::new();
     for (name, f) in &results {
+        let (latency, vs) = if f.latency.is_zero() {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            (
+                format!("{:.3} ms", f.latency.as_secs_f64() * 1e3),
+                format!("{:.2}x", f.latency.as_secs_f64() / sled_latency),
+            )
+        };
         println!(
-            "| {name} | {:.3} ms | {:.2}x | {:.0} | {:.2}x |",
-            f.latency.as_secs_f64() * 1e3,
-            f.latency.as_secs_f64() / sled_latency,
+            "| {name} | {latency} | {vs} | {:.0} | {:.2}x |",
             f.events_per_s,
             f.events_per_s / sled_rate
         );
