@@ -107,12 +107,28 @@ fn build() -> String {
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
+    /// A snapshot [`SnapshotStore::load`]ed already (checked at start), handed to the next
+    /// load instead of reading and checking the file a second time.
+    loaded: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
 }
 
 impl SnapshotStore {
     /// Snapshots in `dir` (created on first save).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            loaded: std::sync::Arc::default(),
+        }
+    }
+
+    /// This store, with `snapshot` (from [`SnapshotStore::load`] on this log, which only
+    /// grows) as what its next load returns.
+    pub fn with_loaded(self, snapshot: Option<Snapshot>) -> Self {
+        *self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = snapshot;
+        self
     }
 
     /// The snapshot file.
@@ -176,6 +192,14 @@ impl SnapshotStore {
     /// The last snapshot, if there is one that is whole, of this build, and anchored in
     /// `log`; `Ok(None)` if there is none; an error saying why one cannot be used.
     pub async fn load(&self, log: &dyn EventLog) -> Result<Option<Snapshot>, SnapshotError> {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(snapshot) = loaded {
+            return Ok(Some(snapshot));
+        }
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,

@@ -202,14 +202,23 @@ fn publisher_config(config: &Config, url: &str) -> complaints_nats::PublisherCon
 /// head, a publisher cursor past it, or a JetStream stream holding a later event (or
 /// another one at the same position) means the log lost records it once held. Never
 /// serve or write on such a log: refuse to start.
-async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> anyhow::Result<()> {
+///
+/// Returns the projections' snapshot when it is usable (loaded once: the projections start
+/// from it without reading the file again).
+async fn refuse_if_the_log_lost_records(
+    config: &Config,
+    log: &dyn EventLog,
+) -> anyhow::Result<Option<complaints_projections::snapshot::Snapshot>> {
     let head = log.head().await.context("reading the log's head")?;
     let store = SnapshotStore::new(config.data_dir.join("projections"));
-    if let Err(e @ complaints_projections::snapshot::SnapshotError::PastHead { .. }) =
-        store.load(log).await
-    {
-        anyhow::bail!("the event log is damaged: {e}; refusing to start (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)");
-    }
+    let snapshot = match store.load(log).await {
+        Err(e @ complaints_projections::snapshot::SnapshotError::PastHead { .. }) => {
+            anyhow::bail!("the event log is damaged: {e}; refusing to start (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)");
+        }
+        Ok(snapshot) => snapshot,
+        // Unusable: the projections' own load says why, and they rebuild.
+        Err(_) => None,
+    };
     let cursor = config.data_dir.join("publisher.cursor");
     let published = complaints_nats::read_cursor(&cursor)
         .with_context(|| format!("reading the publisher's cursor {}", cursor.display()))?;
@@ -232,7 +241,7 @@ async fn refuse_if_the_log_lost_records(config: &Config, log: &dyn EventLog) -> 
             }
         }
     }
-    Ok(())
+    Ok(snapshot)
 }
 
 /// The descriptors reflection serves: the API, health, and `google.rpc` (`Status`,
@@ -281,12 +290,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     if read_only {
         tracing::warn!("read-only: every command is refused and nothing is written");
     }
-    match refuse_if_the_log_lost_records(config, &*log).await {
+    let snapshot = match refuse_if_the_log_lost_records(config, &*log).await {
         Err(e) if read_only => {
             tracing::error!(error = %format!("{e:#}"), "serving read-only all the same");
+            None
         }
         other => other?,
-    }
+    };
     let auth = authenticator(config)?;
     let (sources, engine) = sla_rules(config)?;
     // Recorded before the projections start, so they compute with exactly these rules.
@@ -307,7 +317,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let projections = Arc::new(Projections::new(engine.clone()));
     // Read-only: rebuilt from the log, never saved (nothing is written).
     let snapshots = (config.projection_snapshot_every > 0 && !read_only)
-        .then(|| SnapshotStore::new(config.data_dir.join("projections")));
+        .then(|| SnapshotStore::new(config.data_dir.join("projections")).with_loaded(snapshot));
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let projections_task = projections.spawn(
         log.clone(),
