@@ -42,6 +42,8 @@
 //! `read_stored` and `head` answer from what this process has seen.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +73,9 @@ pub struct JetStreamConfig {
     /// Most appends committed together in one message (1: one append per round trip, as
     /// before group commit; the benchmark's baseline).
     pub max_group: usize,
+    /// A local file keeping this process's index of the log (see `checkpoint`): opening
+    /// then reads only the messages after it. `None`: every open reads the whole stream.
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl JetStreamConfig {
@@ -83,6 +88,7 @@ impl JetStreamConfig {
             replicas: 1,
             limits: Limits::default(),
             max_group: 1024,
+            checkpoint: None,
         }
     }
 }
@@ -239,6 +245,8 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     /// The server's largest message: a group stays below it.
     max_payload: usize,
+    /// The position the index checkpoint brought this open to (0: none used).
+    from_checkpoint: std::sync::atomic::AtomicU64,
     head_tx: watch::Sender<Position>,
     closed: std::sync::atomic::AtomicBool,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -308,12 +316,17 @@ impl JetStreamEventLog {
                 queue: Mutex::new(Vec::new()),
                 writer: tokio::sync::Mutex::new(()),
                 max_payload,
+                from_checkpoint: 0.into(),
                 head_tx,
                 closed: false.into(),
                 follower: Mutex::new(None),
             }),
         };
+        if let Some(path) = log.inner.config.checkpoint.clone() {
+            log.start_from_checkpoint(&path).await?;
+        }
         log.catch_up().await?;
+        log.save_checkpoint();
         // Wake on other processes' appends: the core subscription sees every publish.
         let mut notices = client
             .subscribe(format!("{}.>", log.inner.config.subject_prefix))
@@ -334,6 +347,92 @@ impl JetStreamEventLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(follower);
         Ok(log)
+    }
+
+    /// Takes the index from the checkpoint in `path` (see `checkpoint`): one that does not
+    /// load leaves the index empty (a full read); a stream that no longer holds the record
+    /// the checkpoint was taken at, as it was, is refused (it lost or changed history).
+    async fn start_from_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        let name = self.inner.config.stream.clone();
+        let index = match checkpoint::load(path, &name) {
+            Ok(Some(index)) => index,
+            Ok(None) => return Ok(()),
+            Err(why) => {
+                tracing::warn!(path = %path.display(), %why, "index checkpoint not used; reading the whole stream");
+                return Ok(());
+            }
+        };
+        if index.last_sequence == 0 {
+            return Ok(());
+        }
+        let mut info = self.inner.stream.clone();
+        let last = info.info().await.map_err(storage)?.state.last_sequence;
+        let tail = index.tail;
+        if last < index.last_sequence {
+            return Err(Error::Corruption {
+                position: tail.position,
+                reason: format!(
+                    "missing: the stream {name} ends at message {last}, but this log was checkpointed at message {} (position {}): acknowledged records were lost",
+                    index.last_sequence, tail.position
+                ),
+            });
+        }
+        let payload = self.message(index.last_sequence).await?;
+        let in_message = index
+            .slots
+            .iter()
+            .rev()
+            .take_while(|s| s.sequence == index.last_sequence)
+            .count() as u64;
+        let first = tail.position + 1 - in_message.max(1);
+        let matches = unframe(index.last_sequence, first, &payload)
+            .ok()
+            .and_then(|records| records.last().cloned())
+            .and_then(|last| Some((last.hash(), last.decode().ok()?.position)))
+            .is_some_and(|(hash, position)| hash == tail.hash && position == tail.position);
+        if !matches {
+            return Err(Error::Corruption {
+                position: tail.position,
+                reason: format!(
+                    "altered: message {} of the stream {name} does not hold the record this log was checkpointed at (position {}, its hash): the history changed",
+                    index.last_sequence, tail.position
+                ),
+            });
+        }
+        let head = index.head();
+        *self.index() = index;
+        self.inner
+            .from_checkpoint
+            .store(head, std::sync::atomic::Ordering::SeqCst);
+        eventlog::advance_head(&self.inner.head_tx, head);
+        tracing::info!(
+            position = head,
+            "event log index loaded from its checkpoint"
+        );
+        Ok(())
+    }
+
+    /// The position the index checkpoint brought this open to, if one was used (the rest
+    /// was read from the stream).
+    pub fn opened_from_checkpoint(&self) -> Option<Position> {
+        Some(
+            self.inner
+                .from_checkpoint
+                .load(std::sync::atomic::Ordering::SeqCst),
+        )
+        .filter(|p| *p > 0)
+    }
+
+    /// Saves the index to the checkpoint file, if there is one (a failure is a warning:
+    /// the next open reads more of the stream, nothing else).
+    fn save_checkpoint(&self) {
+        let Some(path) = &self.inner.config.checkpoint else {
+            return;
+        };
+        let index = self.index();
+        if let Err(e) = checkpoint::save(path, &self.inner.config.stream, &index) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the index checkpoint");
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -769,9 +868,15 @@ impl EventLog for JetStreamEventLog {
     }
 
     async fn close(&self) -> Result<()> {
-        self.inner
+        let was_closed = self
+            .inner
             .closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+            .swap(true, std::sync::atomic::Ordering::SeqCst);
+        if !was_closed {
+            // Appends in flight have finished once the writer is free.
+            let _writer = self.inner.writer.lock().await;
+            self.save_checkpoint();
+        }
         if let Some(follower) = self
             .inner
             .follower

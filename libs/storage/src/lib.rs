@@ -31,6 +31,9 @@ pub enum Backend {
         url: String,
         stream: String,
         replicas: usize,
+        /// A local file keeping this process's index of the log, so that an open reads
+        /// only what was appended since (`eventlog_jetstream::JetStreamConfig::checkpoint`).
+        checkpoint: Option<PathBuf>,
     },
 }
 
@@ -163,9 +166,11 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             url,
             stream,
             replicas,
+            checkpoint,
         } => {
             let mut config = eventlog_jetstream::JetStreamConfig::new(url.clone(), stream);
             config.replicas = *replicas;
+            config.checkpoint = checkpoint.clone();
             let log = eventlog_jetstream::JetStreamEventLog::open(config, clock)
                 .await
                 .map_err(|e| OpenError {

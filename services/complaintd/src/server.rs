@@ -268,6 +268,7 @@ fn backend(config: &Config) -> Backend {
             url: config.jetstream_url.clone().unwrap_or_default(),
             stream: config.jetstream_stream.clone(),
             replicas: config.jetstream_replicas,
+            checkpoint: Some(config.data_dir.join("jetstream-index")),
         },
     }
 }
