@@ -18,9 +18,11 @@
 //! every version check is exact even with several writers (complaintd replicas) on one
 //! JetStream stream.
 //!
-//! Idempotency lasts forever: the event id index is rebuilt from the whole stream on open
-//! (like sled's), not limited to JetStream's duplicate window. `Nats-Msg-Id` (the first
-//! event id) additionally drops a resent publish inside the window.
+//! Idempotency lasts forever: every event id is in the process's index (built from the
+//! stream, or loaded from the index checkpoint and completed from the stream), checked
+//! before an append is decided, not limited to JetStream's duplicate window. `Nats-Msg-Id`
+//! (the group's first event id) additionally drops a resent publish inside the window; a
+//! duplicate acknowledgement makes the writer read the stream rather than assume.
 //!
 //! Durability: an append returns once JetStream acknowledged it: stored on the stream's
 //! replicas (use R3 on a cluster). Only with `jetstream { sync_interval: always }` in the
@@ -32,7 +34,8 @@
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
 //! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the
-//! whole stream once to rebuild the indexes, checking positions, the hash chain, stream
+//! stream (all of it, or what follows the index checkpoint, `checkpoint`) to build the
+//! indexes, checking positions, the hash chain, stream
 //! versions and unique event ids (through an ordered consumer when 32 messages or more
 //! are to be read, else message by message). Subscriptions are the trait's
 //! catch-up-then-follow by position (resumable from any position the subscriber kept),
