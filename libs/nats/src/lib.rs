@@ -24,5 +24,6 @@ pub mod publisher;
 pub mod testing;
 
 pub use publisher::{
-    check_published, read_cursor, Mode, Published, Publisher, PublisherConfig, Status, CE_SOURCE,
+    check_published, read_cursor, Mode, Payload, Published, Publisher, PublisherConfig, Status,
+    CE_SOURCE,
 };

@@ -22,6 +22,18 @@ pub enum Mode {
     Core,
 }
 
+/// What a message's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Payload {
+    /// The stored event as it is (`complaints.events.v1`, personal fields sealed).
+    #[default]
+    Protobuf,
+    /// The stored event in protobuf's JSON mapping, personal fields still sealed (their
+    /// ciphertext), for consumers that do not want protobuf. An event type this build does
+    /// not know goes as protobuf.
+    Json,
+}
+
 /// How to publish.
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
@@ -32,6 +44,8 @@ pub struct PublisherConfig {
     pub subject_prefix: String,
     /// The file that keeps the last position published (written atomically).
     pub cursor_path: PathBuf,
+    /// The messages' bodies.
+    pub payload: Payload,
     /// Most events published before waiting for their acknowledgements (at most
     /// [`MAX_BATCH`]: the client holds up to 5,000 unacknowledged publishes).
     pub batch: usize,
@@ -47,6 +61,7 @@ impl PublisherConfig {
             },
             subject_prefix: "complaints.events".into(),
             cursor_path: cursor_path.into(),
+            payload: Payload::Protobuf,
             batch: 256,
         }
     }
@@ -123,8 +138,21 @@ pub fn subject(prefix: &str, event: &RecordedEvent) -> String {
     format!("{prefix}.{kind}.{name}.{}", token(event.stream.as_str()))
 }
 
-/// The envelope as headers, with the event id as `Nats-Msg-Id`.
-pub fn headers(event: &RecordedEvent, stored: &StoredRecord) -> HeaderMap {
+/// The body of `event`'s message, and its media type.
+pub fn body(payload: Payload, event: &RecordedEvent) -> (bytes::Bytes, &'static str) {
+    if payload == Payload::Json {
+        let json = complaints_events::export::payload_json(&event.event_type, &event.payload)
+            .and_then(|v| serde_json::to_vec(&v).ok());
+        if let Some(json) = json {
+            return (json.into(), "application/json");
+        }
+    }
+    (event.payload.clone(), "application/protobuf")
+}
+
+/// The envelope as headers, with the event id as `Nats-Msg-Id`; `content_type` is the
+/// body's media type.
+pub fn headers(event: &RecordedEvent, stored: &StoredRecord, content_type: &str) -> HeaderMap {
     let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
     let mut h = HeaderMap::new();
     h.insert(
@@ -155,6 +183,7 @@ pub fn headers(event: &RecordedEvent, stored: &StoredRecord) -> HeaderMap {
     h.insert("Complaints-Hash", stored.hash().to_hex().as_str());
     h.insert("Complaints-Prev-Hash", event.prev_hash.to_hex().as_str());
     cloudevent(&mut h, event, &clean);
+    h.insert("content-type", content_type);
     h
 }
 
@@ -164,7 +193,7 @@ pub const CE_SOURCE: &str = "urn:complaints:complaintd";
 /// The CloudEvents attributes in binary content mode (each a `ce-` header, the data's
 /// media type as `content-type`, as the HTTP binding and the CloudEvents SDKs' NATS
 /// binary mode have them), so a consumer in any language reads the event with a
-/// CloudEvents SDK: `id` the event id, `type` the event type, `subject` the complaint
+/// CloudEvents SDK (the body's `content-type` is set by [`headers`]): `id` the event id, `type` the event type, `subject` the complaint
 /// (`complaints/<uuid>`) or the log stream, `time` when recorded, `dataschema` the
 /// protobuf message of the payload (`urn:protobuf:<message>`).
 fn cloudevent(h: &mut HeaderMap, event: &RecordedEvent, clean: &dyn Fn(&str) -> String) {
@@ -184,7 +213,6 @@ fn cloudevent(h: &mut HeaderMap, event: &RecordedEvent, clean: &dyn Fn(&str) -> 
     if let Ok(time) = jiff::Timestamp::from_microsecond(event.recorded_at.as_micros()) {
         h.insert("ce-time", time.to_string().as_str());
     }
-    h.insert("content-type", "application/protobuf");
     if let Some(message) = complaints_events::export::payload_message(&event.event_type) {
         h.insert("ce-dataschema", format!("urn:protobuf:{message}").as_str());
     }
@@ -334,17 +362,19 @@ async fn connect(config: &PublisherConfig) -> Result<Sink, String> {
 async fn publish(
     sink: &Sink,
     prefix: &str,
+    payload: Payload,
     batch: &[(StoredRecord, RecordedEvent)],
 ) -> (Option<Position>, Option<String>) {
     match sink {
         Sink::JetStream(js, _) => {
             let mut acks = Vec::with_capacity(batch.len());
             for (stored, event) in batch {
+                let (body, content_type) = body(payload, event);
                 let sent = js
                     .publish_with_headers(
                         subject(prefix, event),
-                        headers(event, stored),
-                        event.payload.clone(),
+                        headers(event, stored, content_type),
+                        body,
                     )
                     .await;
                 match sent {
@@ -361,11 +391,12 @@ async fn publish(
         }
         Sink::Core(client) => {
             for (stored, event) in batch {
+                let (body, content_type) = body(payload, event);
                 if let Err(e) = client
                     .publish_with_headers(
                         subject(prefix, event),
-                        headers(event, stored),
-                        event.payload.clone(),
+                        headers(event, stored, content_type),
+                        body,
                     )
                     .await
                 {
@@ -486,7 +517,7 @@ async fn run(
         let Some(sink_ref) = sink.as_ref() else {
             continue;
         };
-        let (done, error) = publish(sink_ref, &config.subject_prefix, &batch).await;
+        let (done, error) = publish(sink_ref, &config.subject_prefix, config.payload, &batch).await;
         if let Some(done) = done {
             if let Err(e) = write_cursor(&config.cursor_path, done) {
                 fail(&status, format!("cannot write the cursor: {e}"));

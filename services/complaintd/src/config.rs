@@ -45,6 +45,16 @@ pub enum NatsMode {
     Core,
 }
 
+/// The body of the messages published to NATS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsPayload {
+    /// The stored event as it is (`complaints.events.v1`).
+    Protobuf,
+    /// The stored event in protobuf's JSON mapping (personal fields still sealed).
+    Json,
+}
+
 /// The server's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +108,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// `jetstream` (default) or `core` (`COMPLAINTD_NATS_MODE`).
     pub nats_mode: NatsMode,
+    /// `protobuf` (default) or `json` (`COMPLAINTD_NATS_PAYLOAD`): the messages' bodies.
+    pub nats_payload: NatsPayload,
     /// The JetStream stream events go to (created if missing).
     pub nats_stream: String,
     /// First tokens of every subject: `<prefix>.<event type>.<stream>`.
@@ -159,6 +171,7 @@ impl Default for Config {
             jetstream_replicas: 1,
             nats_url: None,
             nats_mode: NatsMode::Jetstream,
+            nats_payload: NatsPayload::Protobuf,
             nats_stream: "COMPLAINTS_EVENTS".into(),
             nats_subject_prefix: "complaints.events".into(),
             keys_dir: None,
@@ -235,6 +248,12 @@ impl Config {
             "COMPLAINTD_NATS_MODE",
             &[("jetstream", jetstream), ("core", core)],
             &mut config.nats_mode,
+        );
+        let (protobuf, json) = (NatsPayload::Protobuf, NatsPayload::Json);
+        o.choice(
+            "COMPLAINTD_NATS_PAYLOAD",
+            &[("protobuf", protobuf), ("json", json)],
+            &mut config.nats_payload,
         );
         o.path("COMPLAINTD_KEYS_DIR", &mut config.keys_dir);
         o.parsed(

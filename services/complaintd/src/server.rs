@@ -25,7 +25,7 @@ use crate::admin::Admin;
 use crate::audit::Audit;
 use crate::auth::{Authenticator, CertificateRoles, DevHeaders, JwtVerifier, Verified};
 use crate::authz::AuthLayer;
-use crate::config::{AuthMode, Config, LogBackend, NatsMode};
+use crate::config::{AuthMode, Config, LogBackend, NatsMode, NatsPayload};
 use crate::service::Api;
 
 /// The actor of the events the service records on its own (rules, signed digests).
@@ -193,6 +193,10 @@ fn publisher_config(config: &Config, url: &str) -> complaints_nats::PublisherCon
             duplicate_window: std::time::Duration::from_secs(120),
         },
         NatsMode::Core => complaints_nats::Mode::Core,
+    };
+    nats.payload = match config.nats_payload {
+        NatsPayload::Protobuf => complaints_nats::Payload::Protobuf,
+        NatsPayload::Json => complaints_nats::Payload::Json,
     };
     nats
 }

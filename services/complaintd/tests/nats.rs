@@ -199,3 +199,50 @@ async fn complaintd_runs_on_the_jetstream_backend_and_two_replicas_share_it() {
     );
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_payload_json_the_bodies_are_json_and_personal_data_stays_sealed() {
+    let nats = NatsServer::start();
+    let watcher = async_nats::connect(nats.url()).await.unwrap();
+    let mut complaints = watcher
+        .subscribe("complaints.events.complaint.>")
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+    let server = TestServer::start(|config| {
+        config.nats_url = Some(nats.url());
+        config.nats_payload = complaintd::config::NatsPayload::Json;
+    })
+    .await;
+    let mut c = server.complaints();
+    let created = c
+        .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", NOW - 60), "intake"))
+        .await
+        .unwrap()
+        .into_inner();
+    let message = tokio::time::timeout(Duration::from_secs(30), complaints.next())
+        .await
+        .expect("published within 30 s")
+        .unwrap();
+    let headers = message.headers.unwrap();
+    assert_eq!(
+        headers.get("content-type").unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(
+        headers.get("ce-dataschema").unwrap().as_str(),
+        "urn:protobuf:complaints.events.v1.ComplaintEvent"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(body["actor"], "user:nats", "{body}");
+    assert_eq!(
+        body["registered"]["complaintId"].as_str().unwrap(),
+        created.name.trim_start_matches("complaints/"),
+        "{body}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&message.payload).contains("Ada Lovelace"),
+        "personal data stays sealed on the wire: {body}"
+    );
+    server.shutdown().await;
+}

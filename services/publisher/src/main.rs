@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use complaints_nats::{Mode, Publisher, PublisherConfig};
+use complaints_nats::{Mode, Payload, Publisher, PublisherConfig};
 use eventlog::SystemClock;
 use eventlog_jetstream::{JetStreamConfig, JetStreamEventLog};
 
@@ -40,6 +40,10 @@ struct Args {
     /// The file keeping the last position published.
     #[arg(long, default_value = "publisher.cursor")]
     cursor: PathBuf,
+    /// The messages' bodies: protobuf (the stored event) or json (its JSON mapping,
+    /// personal fields still sealed).
+    #[arg(long, env = "COMPLAINTD_NATS_PAYLOAD", default_value = "protobuf")]
+    payload: String,
 }
 
 #[tokio::main]
@@ -73,6 +77,11 @@ async fn main() -> anyhow::Result<()> {
         },
         "core" => Mode::Core,
         other => anyhow::bail!("--mode {other:?} is not jetstream or core"),
+    };
+    config.payload = match args.payload.as_str() {
+        "protobuf" => Payload::Protobuf,
+        "json" => Payload::Json,
+        other => anyhow::bail!("--payload {other:?} is not protobuf or json"),
     };
     let publisher = Publisher::spawn(Arc::new(log), config).context("starting the publisher")?;
     let mut status = publisher.status();
