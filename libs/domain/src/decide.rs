@@ -48,7 +48,8 @@ pub fn decide(state: Option<&Complaint>, command: Command, ctx: &Context) -> Res
         at: ctx.now,
         actor: ctx.actor.clone(),
         change,
-        effective: ctx.effective.clone().filter(|e| e.at != ctx.now),
+        // Not in the past (within the clock skew): it happened now.
+        effective: ctx.effective.clone().filter(|e| e.at < ctx.now),
     }])
 }
 
@@ -62,7 +63,7 @@ fn follows(c: &Complaint, command: &Command) -> Option<(Timestamp, &'static str)
         })
     };
     match command {
-        Command::ResumeClock => c
+        Command::ResumeClock | Command::Withdraw { .. } => c
             .open_pause()
             .map(|p| (p.from, "the pause it ends started")),
         Command::PauseClock { .. } | Command::Answer { .. } => last_pause_end(),

@@ -155,8 +155,14 @@ impl Index {
 
     /// Checks and adds the records of message `sequence`.
     fn apply(&mut self, sequence: u64, records: &[(StoredRecord, RecordedEvent)]) -> Result<()> {
-        for (index, (stored, record)) in records.iter().enumerate() {
-            let position = self.head() + 1;
+        // Every record is checked before any is applied: a message that fails leaves the
+        // index as it was (and a checkpoint of it consistent).
+        let mut position = self.head();
+        let mut hash = self.tail.hash;
+        let mut versions: HashMap<&StreamId, Version> = HashMap::new();
+        let mut ids = std::collections::HashSet::new();
+        for (stored, record) in records {
+            position += 1;
             let corrupt = |reason: String| Error::Corruption { position, reason };
             if record.position != position {
                 return Err(corrupt(format!(
@@ -164,15 +170,24 @@ impl Index {
                     record.position
                 )));
             }
-            if record.prev_hash != self.tail.hash {
+            if record.prev_hash != hash {
                 return Err(corrupt("the hash chain breaks here".into()));
             }
-            if record.version != self.version(&record.stream) + 1 {
+            let version = versions
+                .entry(&record.stream)
+                .or_insert_with(|| self.version(&record.stream));
+            if record.version != *version + 1 {
                 return Err(corrupt(format!("stream {} skips a version", record.stream)));
             }
-            if self.ids.insert(record.id, position).is_some() {
+            *version += 1;
+            if self.ids.contains_key(&record.id) || !ids.insert(record.id) {
                 return Err(corrupt(format!("event id {} appears twice", record.id)));
             }
+            hash = stored.hash();
+        }
+        for (index, (stored, record)) in records.iter().enumerate() {
+            let position = self.head() + 1;
+            self.ids.insert(record.id, position);
             self.streams
                 .entry(record.stream.clone())
                 .or_default()
@@ -245,7 +260,7 @@ struct Inner {
     /// Appends waiting for the next group commit.
     queue: Mutex<Vec<Pending>>,
     /// Held by the append committing a group (others are serialised by JetStream).
-    writer: tokio::sync::Mutex<()>,
+    writer: Arc<tokio::sync::Mutex<()>>,
     /// The server's largest message: a group stays below it.
     max_payload: usize,
     /// The position the index checkpoint brought this open to (0: none used).
@@ -317,7 +332,7 @@ impl JetStreamEventLog {
                 clock,
                 index: Mutex::new(Index::default()),
                 queue: Mutex::new(Vec::new()),
-                writer: tokio::sync::Mutex::new(()),
+                writer: Arc::new(tokio::sync::Mutex::new(())),
                 max_payload,
                 from_checkpoint: 0.into(),
                 head_tx,
@@ -598,6 +613,9 @@ impl JetStreamEventLog {
     /// JetStream refuses it: catch up and decide the group again. So global order stays
     /// gapless and every version check exact, across processes.
     async fn commit_group(&self, mut group: Vec<Pending>) {
+        // Rounds refused by JetStream (another writer first, or a duplicate to read back)
+        // before giving up on the group.
+        let mut refusals = 0;
         while !group.is_empty() {
             // Answered now: retries and wrong versions; kept: the ones to publish; the
             // rest (a repeat of an event id in this group, or past the message size)
@@ -644,6 +662,16 @@ impl JetStreamEventLog {
                     continue;
                 }
                 let sealed = tail.seal(&p.stream, actual, self.inner.clock.now(), &p.events);
+                let own: usize = sealed.records.iter().map(|(r, _)| r.bytes.len() + 4).sum();
+                if own + 4096 > self.inner.max_payload {
+                    // Never fits in a message of this server: refused on its own.
+                    let _ = p.reply.send(Err(Error::EventTooLarge {
+                        event_id: p.events[0].id,
+                        size: own,
+                        limit: self.inner.max_payload.saturating_sub(4096),
+                    }));
+                    continue;
+                }
                 tail = sealed.tail;
                 versions.insert(p.stream.clone(), actual + p.events.len() as Version);
                 ids.extend(p.events.iter().map(|e| e.id));
@@ -659,7 +687,16 @@ impl JetStreamEventLog {
                 match retry {
                     Ok(true) => {}
                     // Someone else appended: decide these again, first.
+                    Ok(false) if refusals >= 1000 => {
+                        let e = storage("the stream kept refusing this group's expected sequence");
+                        for (p, _) in kept {
+                            let _ = p.reply.send(Err(e.clone()));
+                        }
+                        group = later;
+                        continue;
+                    }
                     Ok(false) => {
+                        refusals += 1;
                         let mut again: Vec<Pending> = kept.into_iter().map(|(p, _)| p).collect();
                         again.append(&mut later);
                         group = again;
@@ -671,14 +708,14 @@ impl JetStreamEventLog {
                         }
                         continue;
                     }
+                    // This message failed: its appends fail (their outcome unknown to
+                    // the caller: a retry with the same ids is safe); the rest go on.
                     Err(e) => {
                         for (p, _) in kept {
                             let _ = p.reply.send(Err(e.clone()));
                         }
-                        for p in later {
-                            let _ = p.reply.send(Err(e.clone()));
-                        }
-                        return;
+                        group = later;
+                        continue;
                     }
                 }
                 for (p, sealed) in kept {
@@ -788,13 +825,23 @@ impl EventLog for JetStreamEventLog {
             events,
             reply,
         });
-        let _writer = self.inner.writer.lock().await;
+        let writer = self.inner.writer.clone().lock_owned().await;
         if let Ok(result) = done.try_recv() {
             return result;
         }
         let group = std::mem::take(&mut *self.queue());
-        self.commit_group(group).await;
-        done.await.unwrap_or(Err(Error::Closed))
+        // In a task of its own, holding the writer: if this caller goes away (a timeout,
+        // a client gone), the group still commits and every member gets its answer.
+        let log = self.clone();
+        tokio::spawn(async move {
+            let _writer = writer;
+            log.commit_group(group).await;
+        });
+        done.await.unwrap_or_else(|_| {
+            Err(storage(
+                "the append's outcome is unknown: its group commit did not finish (retry with the same event ids)",
+            ))
+        })
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {

@@ -263,7 +263,9 @@ pub enum Published {
 }
 
 /// Checks that `log` holds the last event the stream of `config` holds, with the same
-/// hash; the position it reaches (0 for an empty stream, or in core mode).
+/// hash; the position up to which the stream holds every event (0 for an empty stream,
+/// in core mode, or when the stream has gaps or other messages: then nothing is assumed
+/// published past the cursor).
 pub async fn check_published(
     log: &dyn EventLog,
     config: &PublisherConfig,
@@ -304,7 +306,15 @@ async fn last_published(
             info.state.last_sequence
         ))
     })?;
-    let head = log.head().await.map_err(|e| unreachable(&e))?;
+    let mut head = log.head().await.map_err(|e| unreachable(&e))?;
+    if position > head {
+        // Another replica of a shared (JetStream) log may have published what this one
+        // has not read yet: give it a moment to catch up before calling it a loss.
+        let mut heads = log.watch_head();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(3), heads.wait_for(|h| *h >= position)).await;
+        head = log.head().await.map_err(|e| unreachable(&e))?;
+    }
     if position > head {
         return Err(Published::Damaged(format!(
             "the stream {name} holds position {position}, published from this log, past its head {head}: the log lost records it held; the first missing position is {}",
@@ -325,7 +335,13 @@ async fn last_published(
             header("Complaints-Hash")
         )));
     }
-    Ok(position)
+    // Resume after it only if the stream holds every position up to it (one message
+    // each): an acknowledgement that failed mid-batch may have left a gap before it.
+    Ok(if info.state.messages == position {
+        position
+    } else {
+        0
+    })
 }
 
 async fn connect(config: &PublisherConfig) -> Result<Sink, String> {

@@ -49,7 +49,8 @@ pub fn facts(c: &Complaint) -> Facts {
         category: r.category.clone(),
         variant: r.variant.clone().unwrap_or_default(),
         complex: c.complex,
-        holding_response_at: c.holding_responses.first().copied(),
+        // The earliest sent (a holding response may be recorded after a later one).
+        holding_response_at: c.holding_responses.iter().min().copied(),
         extensions: c.extensions.clone(),
         pauses: c
             .pauses
@@ -393,7 +394,7 @@ impl Slot {
                 if self
                     .more
                     .as_ref()
-                    .is_none_or(|m| m.holding_response_at == NONE)
+                    .is_none_or(|m| m.holding_response_at == NONE || at < m.holding_response_at)
                 {
                     self.more().holding_response_at = at;
                     changed = true;

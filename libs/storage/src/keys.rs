@@ -26,6 +26,8 @@ pub struct SledKeyStore {
     /// The log's durable head, recorded (as the highest seen) with every change: evidence
     /// of how far the log reached, checked against it at open ([`Self::log_head_seen`]).
     log_head: std::sync::OnceLock<tokio::sync::watch::Receiver<eventlog::Position>>,
+    /// Made by this open: it held nothing and had never been opened.
+    fresh: bool,
 }
 
 /// What the key store holds, in brief, and the witness that remembers it: sled's recovery
@@ -167,6 +169,7 @@ impl SledKeyStore {
                 state,
             }),
             log_head: std::sync::OnceLock::new(),
+            fresh: !marked && state.count == 0,
         };
         store.sync()?;
         let witness = Witness::create(path, &state.head(None))
@@ -234,6 +237,11 @@ impl SledKeyStore {
             ),
             None => 0,
         })
+    }
+
+    /// Whether this open made the store (it held nothing and had never been opened).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// This store's identity, in hex.

@@ -79,12 +79,26 @@ async fn cross_check(
                 format!("it is {identity}, and {} names {}: with it every complainant's personal data would read as erased; refusing to open (configure keys_dir to the right store, or restore the keys from a backup)", file.display(), expected.trim()),
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => {
-            write_durably(&file, &identity).map_err(|e| {
-                other(format!("cannot write {}", file.display()), e.to_string())
-            })?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // No record of the log's key store: a new data directory, or one from before
+            // the record was kept. A key store made just now beside a log that holds
+            // records is not the log's own (its keys were deleted with their record).
+            let head = log
+                .head()
+                .await
+                .map_err(|e| other("cannot read the log's head".into(), e.to_string()))?;
+            if keys.is_fresh() && head > 0 && !read_only {
+                return Err(other(
+                    format!("the key store in {} is new, but the log in {} holds {head} records", keys_dir.display(), data_dir.display()),
+                    format!("with it every complainant's personal data would read as erased; refusing to open (restore the keys from a backup; if this log never held personal data, write {identity} into {})", file.display()),
+                ));
+            }
+            if !read_only {
+                bind_key_store(data_dir, keys).map_err(|e| {
+                    other(format!("cannot write {}", file.display()), e.to_string())
+                })?;
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(other(format!("cannot read {}", file.display()), e.to_string())),
     }
     let seen = keys
@@ -101,6 +115,13 @@ async fn cross_check(
         }));
     }
     Ok(())
+}
+
+/// Records in `data_dir` that `keys` is the key store of the log there (`keys.id`), as
+/// [`open`] does on a log's first start; for tools that make a data directory (restore).
+pub fn bind_key_store(data_dir: &Path, keys: &SledKeyStore) -> std::io::Result<()> {
+    let identity = keys.identity().map_err(std::io::Error::other)?;
+    write_durably(&data_dir.join(KEY_STORE_IDENTITY_FILE), &identity)
 }
 
 /// `text` into `path`: beside it, synced, renamed over it, the directory synced.

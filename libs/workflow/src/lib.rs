@@ -463,7 +463,8 @@ impl Workflow {
                         || request.command.is_recorded_as(&l.event.change);
                     same &= match &request.effective {
                         None => l.event.effective.is_none(),
-                        Some(e) => l.event.effective_at() == e.at,
+                        // A time not before the recording was recorded as "now".
+                        Some(e) => l.event.effective_at() == e.at.min(l.event.at),
                     };
                 }
                 if !same {

@@ -642,6 +642,11 @@ fn write_restore(
             destroyed += 1;
         }
     }
+    // The restored log's own key store, from now on.
+    if let Some(data_dir) = keys_path.parent() {
+        complaints_storage::bind_key_store(data_dir, &restored)
+            .context("recording the restored key store beside the log")?;
+    }
     Ok((written, destroyed))
 }
 

@@ -165,6 +165,14 @@ async fn a_key_store_that_is_not_the_logs_own_refuses_the_start() {
     let refused = stopped.start_refused(|_| {}).await;
     assert!(refused.contains("is not the one the log"), "{refused}");
     assert!(refused.contains("read as erased"), "{refused}");
+    // And with the log's record of its key store gone too: a new store beside a log
+    // that holds records is still refused.
+    let record = stopped.data_dir().join("keys.id");
+    let kept = std::fs::read(&record).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    let refused = stopped.start_refused(|_| {}).await;
+    assert!(refused.contains("is new, but the log in"), "{refused}");
+    std::fs::write(&record, kept).unwrap();
     // keys_dir pointing at another store: the same.
     let elsewhere = stopped.dir().join("elsewhere");
     let refused = stopped
