@@ -26,7 +26,7 @@ pub struct SledKeyStore {
     /// The log's durable head, recorded (as the highest seen) with every change: evidence
     /// of how far the log reached, checked against it at open ([`Self::log_head_seen`]).
     log_head: std::sync::OnceLock<tokio::sync::watch::Receiver<eventlog::Position>>,
-    /// Made by this open: it held nothing and had never been opened.
+    /// It held no entry when opened (new, or never given a key).
     fresh: bool,
 }
 
@@ -169,7 +169,7 @@ impl SledKeyStore {
                 state,
             }),
             log_head: std::sync::OnceLock::new(),
-            fresh: !marked && state.count == 0,
+            fresh: state.count == 0,
         };
         store.sync()?;
         let witness = Witness::create(path, &state.head(None))
@@ -239,7 +239,9 @@ impl SledKeyStore {
         })
     }
 
-    /// Whether this open made the store (it held nothing and had never been opened).
+    /// Whether the store held no entry when opened (new, or never given a key): beside a
+    /// log with records and without the log's record of its key store, it is not the
+    /// log's own (a refused start may have made it).
     pub fn is_fresh(&self) -> bool {
         self.fresh
     }
