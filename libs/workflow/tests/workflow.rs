@@ -85,6 +85,24 @@ fn request(complaint: ComplaintId, command: Command) -> CommandRequest {
     }
 }
 
+/// A new complaint, registered (cards, fees, received 2026-03-02T09:00Z).
+async fn registered(h: &Harness) -> ComplaintId {
+    let id = ComplaintId::new(Uuid::new_v4());
+    h.workflow
+        .execute(request(
+            id,
+            Command::Register(Box::new(registration(
+                id,
+                "cards",
+                "fees",
+                "2026-03-02T09:00:00Z",
+            ))),
+        ))
+        .await
+        .unwrap();
+    id
+}
+
 fn every_change() -> Vec<Change> {
     let gbp = |minor| Redress {
         kind: RedressKind::Goodwill,
@@ -293,19 +311,7 @@ async fn commands_on_an_unknown_complaint_are_not_found() {
 #[tokio::test]
 async fn a_retried_request_returns_the_first_result_and_records_nothing() {
     let h = harness();
-    let id = ComplaintId::new(Uuid::new_v4());
-    h.workflow
-        .execute(request(
-            id,
-            Command::Register(Box::new(registration(
-                id,
-                "cards",
-                "fees",
-                "2026-03-02T09:00:00Z",
-            ))),
-        ))
-        .await
-        .unwrap();
+    let id = registered(&h).await;
     let ack = request(id, Command::Acknowledge);
     let first = h.workflow.execute(ack.clone()).await.unwrap();
     h.workflow
@@ -363,19 +369,7 @@ async fn a_retried_registration_without_an_id_finds_the_same_complaint() {
 #[tokio::test]
 async fn an_expected_version_gives_optimistic_concurrency() {
     let h = harness();
-    let id = ComplaintId::new(Uuid::new_v4());
-    h.workflow
-        .execute(request(
-            id,
-            Command::Register(Box::new(registration(
-                id,
-                "cards",
-                "fees",
-                "2026-03-02T09:00:00Z",
-            ))),
-        ))
-        .await
-        .unwrap();
+    let id = registered(&h).await;
     let mut stale = request(id, Command::Acknowledge);
     stale.expected_version = Some(0);
     match h.workflow.execute(stale).await {
@@ -394,19 +388,7 @@ async fn an_expected_version_gives_optimistic_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_without_expected_versions_all_land() {
     let h = harness();
-    let id = ComplaintId::new(Uuid::new_v4());
-    h.workflow
-        .execute(request(
-            id,
-            Command::Register(Box::new(registration(
-                id,
-                "cards",
-                "fees",
-                "2026-03-02T09:00:00Z",
-            ))),
-        ))
-        .await
-        .unwrap();
+    let id = registered(&h).await;
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let workflow = h.workflow.clone();
@@ -544,19 +526,7 @@ async fn the_list_follows_the_log_with_filters_and_pages() {
 #[tokio::test]
 async fn a_retry_must_repeat_the_effective_time_too() {
     let h = harness();
-    let id = ComplaintId::new(Uuid::new_v4());
-    h.workflow
-        .execute(request(
-            id,
-            Command::Register(Box::new(registration(
-                id,
-                "cards",
-                "fees",
-                "2026-03-02T09:00:00Z",
-            ))),
-        ))
-        .await
-        .unwrap();
+    let id = registered(&h).await;
     let effective = |at: &str| {
         Some(complaints_domain::Effective {
             at: t(at),

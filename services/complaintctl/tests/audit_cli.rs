@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use complaints_proto::complaints::v1 as api;
-use complaints_testkit::{manual_clock, req_as, rid, ts, TestServer};
+use complaints_testkit::{copy_dir, manual_clock, req_as, rid, ts, TestServer};
 use eventlog::Timestamp;
 
 /// 2026-03-02T09:00:00Z.
@@ -35,19 +35,6 @@ fn ok(output: Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use complaints_proto::complaints::v1 as api;
-use complaints_testkit::{manual_clock, req, rid, TestServer, NOW};
+use complaints_testkit::{copy_dir, manual_clock, req, rid, TestServer, NOW};
 
 const ADA: &str = "Ada Quintessa Lovelace";
 const BOB: &str = "Bob Unerased";
@@ -320,19 +320,6 @@ fn flip_in(file: &Path, needle: &[u8]) {
         .expect("the needle is in the file");
     bytes[at] ^= 0x01;
     std::fs::write(file, bytes).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
