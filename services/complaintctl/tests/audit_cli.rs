@@ -3,7 +3,6 @@
 //! complaint and the board as of a past time; tampering with a copy is caught.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use complaints_proto::complaints::v1 as api;
