@@ -37,6 +37,7 @@ async fn start_logging(data_dir: &Path, filter: &str) -> (Server, Duration) {
     let mut child = ChildGuard::new(
         Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
             .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
+            .env("COMPLAINTD_HTTP_LISTEN", "127.0.0.1:0")
             .env("COMPLAINTD_DATA_DIR", data_dir)
             .env("COMPLAINTD_LOG_FORMAT", "json")
             .env("RUST_LOG", filter)

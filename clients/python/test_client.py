@@ -75,6 +75,7 @@ def running_complaintd(tmp_path, **settings):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPLAINTD_")}
     env.update(
         COMPLAINTD_LISTEN="127.0.0.1:0",
+        COMPLAINTD_HTTP_LISTEN="127.0.0.1:0",
         COMPLAINTD_DATA_DIR=str(tmp_path / "data"),
         COMPLAINTD_LOG_FORMAT="json",
         RUST_LOG="info",

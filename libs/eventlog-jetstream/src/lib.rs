@@ -683,7 +683,10 @@ impl JetStreamEventLog {
                 kept.push((p, sealed));
             }
             if !kept.is_empty() {
+                let committing = std::time::Instant::now();
                 let retry = self.publish_group(&kept, last_sequence).await;
+                metrics::histogram!("complaints_log_commit_seconds", "backend" => "jetstream")
+                    .record(committing.elapsed());
                 match retry {
                     Ok(true) => {}
                     // Someone else appended: decide these again, first.
@@ -818,6 +821,7 @@ impl EventLog for JetStreamEventLog {
         // Group commit: the append that gets the writer commits every append waiting
         // then, in one message (one round trip, one sync on every replica); one whose
         // turn comes finds it done.
+        let (started, count) = (std::time::Instant::now(), events.len() as u64);
         let (reply, mut done) = tokio::sync::oneshot::channel();
         self.queue().push(Pending {
             stream: stream.clone(),
@@ -827,6 +831,7 @@ impl EventLog for JetStreamEventLog {
         });
         let writer = self.inner.writer.clone().lock_owned().await;
         if let Ok(result) = done.try_recv() {
+            record_append(started, count, &result);
             return result;
         }
         let group = std::mem::take(&mut *self.queue());
@@ -837,11 +842,13 @@ impl EventLog for JetStreamEventLog {
             let _writer = writer;
             log.commit_group(group).await;
         });
-        done.await.unwrap_or_else(|_| {
+        let result = done.await.unwrap_or_else(|_| {
             Err(storage(
                 "the append's outcome is unknown: its group commit did not finish (retry with the same event ids)",
             ))
-        })
+        });
+        record_append(started, count, &result);
+        result
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
@@ -938,6 +945,17 @@ impl EventLog for JetStreamEventLog {
         }
         self.inner.head_tx.send_modify(|_| {});
         Ok(())
+    }
+}
+
+/// Metrics of an append (`/metrics`): its latency until acknowledged by the stream, and
+/// the events it added.
+fn record_append(started: std::time::Instant, events: u64, result: &Result<AppendResult>) {
+    metrics::histogram!("complaints_log_append_seconds", "backend" => "jetstream")
+        .record(started.elapsed());
+    if matches!(result, Ok(r) if !r.deduplicated) {
+        metrics::counter!("complaints_events_appended_total", "backend" => "jetstream")
+            .increment(events);
     }
 }
 

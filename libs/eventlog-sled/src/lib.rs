@@ -379,16 +379,20 @@ impl EventLog for SledEventLog {
             .clone()
             .ok_or(Error::Closed)?;
         let (reply, answer) = oneshot::channel();
+        let count = events.len() as u64;
         let request = pipeline::AppendRequest {
             stream: stream.clone(),
             expected,
             events,
             reply,
         };
+        let started = std::time::Instant::now();
         submit.send(request).await.map_err(|_| Error::Closed)?;
-        answer
+        let result = answer
             .await
-            .map_err(|_| Error::Storage("the writer stopped before answering".into()))?
+            .map_err(|_| Error::Storage("the writer stopped before answering".into()))?;
+        record_append(started, count, &result);
+        result
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
@@ -887,4 +891,14 @@ fn read_backward(tree: &sled::Db, start: Position, limit: usize) -> Result<Vec<R
         end = from - 1;
     }
     Ok(out)
+}
+
+/// Metrics of an append (`/metrics`): its latency until durable, and the events it added.
+fn record_append(started: std::time::Instant, events: u64, result: &Result<AppendResult>) {
+    metrics::histogram!("complaints_log_append_seconds", "backend" => "sled")
+        .record(started.elapsed());
+    if matches!(result, Ok(r) if !r.deduplicated) {
+        metrics::counter!("complaints_events_appended_total", "backend" => "sled")
+            .increment(events);
+    }
 }

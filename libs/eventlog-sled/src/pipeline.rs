@@ -434,6 +434,11 @@ pub(crate) struct Stats {
 
 impl Stats {
     fn record(&self, sled_flush: Duration, fdatasync: Duration) {
+        // For whoever runs the service (`/metrics`): the two halves of a durable commit.
+        metrics::histogram!("complaints_log_commit_seconds", "backend" => "sled")
+            .record(sled_flush + fdatasync);
+        metrics::histogram!("complaints_log_sled_flush_seconds").record(sled_flush);
+        metrics::histogram!("complaints_log_fdatasync_seconds").record(fdatasync);
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.sled_flush_nanos

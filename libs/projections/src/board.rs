@@ -126,6 +126,19 @@ impl StateKind {
             ClockState::WindowClosed => StateKind::WindowClosed,
         }
     }
+
+    /// Its name in the board's counts (`GetBoard`'s `clocks_by_state` keys, metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            StateKind::Running => "running",
+            StateKind::Paused => "paused",
+            StateKind::AtRisk => "atrisk",
+            StateKind::Breached => "breached",
+            StateKind::Met => "met",
+            StateKind::WindowOpen => "windowopen",
+            StateKind::WindowClosed => "windowclosed",
+        }
+    }
 }
 
 /// One clock of one complaint, as listed.
@@ -151,6 +164,8 @@ pub struct ClockPage {
 pub struct Figures {
     /// Running clocks by state, over all complaints.
     pub by_state: BTreeMap<String, u64>,
+    /// Running clocks by (regime, state): the same counts split by regime.
+    pub by_regime_and_state: BTreeMap<(String, String), u64>,
     /// Breached running or stopped clocks by regime, unit and category.
     pub breached_by_regime: BTreeMap<String, u64>,
     pub breached_by_unit: BTreeMap<String, u64>,
@@ -165,6 +180,32 @@ pub struct Figures {
     pub median_time_to_answer: Option<SignedDuration>,
     pub complaints: u64,
     pub open_complaints: u64,
+}
+
+/// The upper bounds, in whole days since receipt, of the age bands of
+/// [`Trends::open_by_age`] (the last band has none).
+pub const AGE_BANDS: [i64; 4] = [7, 14, 28, 56];
+
+/// One week of the board's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Week {
+    /// Its Monday.
+    pub start: jiff::civil::Date,
+    /// Clocks that fell due in the week and are breached.
+    pub breaches: u64,
+    /// Complaints answered in the week, and the median time from receipt to answer.
+    pub answered: u64,
+    pub median_time_to_answer: Option<SignedDuration>,
+}
+
+/// What the board's charts show ([`SlaBoard::trends`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trends {
+    /// Oldest first, the current week last.
+    pub weeks: Vec<Week>,
+    /// Open complaints by whole days since receipt, in the bands of [`AGE_BANDS`]
+    /// (0-7, 8-14, 15-28, 29-56, over 56).
+    pub open_by_age: Vec<u64>,
 }
 
 /// Everything the board holds, comparable: what a rebuild must reproduce exactly.
@@ -945,6 +986,7 @@ impl SlaBoard {
         let (mut stopped, mut late) = (0u64, 0u64);
         let mut times_to_answer = Vec::new();
         let mut by_state: BTreeMap<StateKind, u64> = BTreeMap::new();
+        let mut by_regime_and_state: HashMap<(Sym, StateKind), u64> = HashMap::new();
         let (mut by_regime, mut by_unit, mut by_category) = (
             HashMap::<Sym, u64>::new(),
             HashMap::<Sym, u64>::new(),
@@ -967,6 +1009,7 @@ impl SlaBoard {
                 let kind = StateKind::of(&a.state);
                 if c.stopped_at == NONE {
                     *by_state.entry(kind).or_default() += 1;
+                    *by_regime_and_state.entry((slot.regime, kind)).or_default() += 1;
                     let window = matches!(kind, StateKind::WindowOpen | StateKind::WindowClosed);
                     if c.due_at > start_of_today && c.due_at <= end_of_today && !window {
                         f.due_today += 1;
@@ -986,8 +1029,13 @@ impl SlaBoard {
         }
         f.by_state = by_state
             .into_iter()
-            .map(|(k, n)| (format!("{k:?}").to_lowercase(), n))
+            .map(|(k, n)| (k.name().to_owned(), n))
             .collect();
+        for ((regime, kind), n) in by_regime_and_state {
+            *f.by_regime_and_state
+                .entry((names.get(regime).to_owned(), kind.name().to_owned()))
+                .or_default() += n;
+        }
         let named = |m: HashMap<Sym, u64>| -> BTreeMap<String, u64> {
             let mut out = BTreeMap::new();
             for (s, n) in m {
@@ -1006,6 +1054,84 @@ impl SlaBoard {
         times_to_answer.sort();
         f.median_time_to_answer = times_to_answer.get(times_to_answer.len() / 2).copied();
         f
+    }
+
+    /// The board's last `weeks` weeks (Monday to Sunday in `zone`, the current one last)
+    /// and its open complaints by age at `now`: what the charts show. A breach counts in
+    /// the week its clock fell due; an answer in the week it was given.
+    pub fn trends(&self, now: Timestamp, zone: &jiff::tz::TimeZone, weeks: usize) -> Trends {
+        let engine = self.engine();
+        let inner = self.kept.read();
+        let today = now.to_zoned(zone.clone()).date();
+        let monday = today
+            .checked_sub(jiff::Span::new().days(i64::from(
+                today.weekday().to_monday_zero_offset(),
+            )))
+            .unwrap_or(today);
+        let starts: Vec<jiff::civil::Date> = (0..weeks)
+            .rev()
+            .filter_map(|back| monday.checked_sub(jiff::Span::new().weeks(back as i64)).ok())
+            .collect();
+        let instant = |d: jiff::civil::Date| {
+            d.to_zoned(zone.clone())
+                .map(|z| micros(z.timestamp()))
+                .unwrap_or(Micros::MIN)
+        };
+        let bounds: Vec<Micros> = starts.iter().map(|d| instant(*d)).collect();
+        let end = monday
+            .checked_add(jiff::Span::new().weeks(1))
+            .map(instant)
+            .unwrap_or(Micros::MAX);
+        // The week of instant `at`, if within the range.
+        let week = |at: Micros| -> Option<usize> {
+            if at == NONE || at >= end || bounds.first().is_none_or(|first| at < *first) {
+                return None;
+            }
+            Some(bounds.partition_point(|b| *b <= at) - 1)
+        };
+        let mut breaches = vec![0u64; starts.len()];
+        let mut answers: Vec<Vec<SignedDuration>> = vec![Vec::new(); starts.len()];
+        let mut open_by_age = vec![0u64; AGE_BANDS.len() + 1];
+        let now_micros = micros(now);
+        for slot in &inner.data.slots {
+            if !status_of(slot.status).is_ended() {
+                let age_days = (now_micros - slot.received_at).max(0) / 86_400_000_000;
+                let band = AGE_BANDS.partition_point(|max| *max < age_days);
+                open_by_age[band] += 1;
+            }
+            let answered = slot.effective_answer();
+            if let Some(w) = week(answered) {
+                answers[w].push(SignedDuration::from_micros(answered - slot.received_at));
+            }
+            for c in &slot.clocks {
+                let Some(w) = week(c.due_at) else {
+                    continue;
+                };
+                let Some((rule, times)) = inner.times(&engine, slot, c) else {
+                    continue;
+                };
+                if StateKind::of(&engine.assess_times(rule, &times, now).state)
+                    == StateKind::Breached
+                {
+                    breaches[w] += 1;
+                }
+            }
+        }
+        let weeks = starts
+            .into_iter()
+            .zip(breaches)
+            .zip(answers)
+            .map(|((start, breaches), mut answers)| {
+                answers.sort();
+                Week {
+                    start,
+                    breaches,
+                    answered: answers.len() as u64,
+                    median_time_to_answer: answers.get(answers.len() / 2).copied(),
+                }
+            })
+            .collect();
+        Trends { weeks, open_by_age }
     }
 
     /// Crossings due by `now` that are not recorded yet, earliest first.

@@ -89,6 +89,18 @@ impl Projections {
         }
     }
 
+    /// Each projection's name and the last log position it applied.
+    pub fn positions(&self) -> Vec<(&'static str, Position)> {
+        self.each().map(|p| (p.name(), p.position())).collect()
+    }
+
+    /// Waits until every projection has applied `position`.
+    pub async fn wait_for(&self, position: Position) {
+        for p in self.each() {
+            p.progress().wait_for(position).await;
+        }
+    }
+
     fn apply_batch(&self, batch: &[Decoded]) -> Result<(), DecodeError> {
         self.each().try_for_each(|p| p.apply_batch(batch))
     }

@@ -95,7 +95,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server with the clock at [`NOW`] and the default configuration, changed
-    /// by `tweak` (which sees `listen` = 127.0.0.1:0 and `data_dir` already set).
+    /// by `tweak` (which sees `listen` and `http_listen` = 127.0.0.1:0 and `data_dir` already set).
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
         Self::start_with_clock(manual_clock(NOW), tweak).await
     }
@@ -113,6 +113,7 @@ impl TestServer {
     ) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            http_listen: "127.0.0.1:0".into(),
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
@@ -128,6 +129,15 @@ impl TestServer {
     /// `http://` and the address.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://` and the HTTP port's address (web board, metrics, health).
+    pub fn http_url(&self) -> String {
+        let addr = self
+            .running()
+            .http_addr
+            .expect("the HTTP port is on (http_listen)");
+        format!("http://{addr}")
     }
 
     /// The temporary directory (the data is in `data/` unless the tweak moved it).

@@ -62,6 +62,12 @@ pub async fn record_due(
             .await?;
         if !result.deduplicated {
             tracing::info!(complaint_id = %crossing.id, clock = %crossing.clock, threshold = crossing.threshold, "SLA transition");
+            let kind = if crossing.threshold >= 100 {
+                "breached"
+            } else {
+                "at_risk"
+            };
+            metrics::counter!("complaints_sla_crossings_recorded_total", "kind" => kind, "regime" => crossing.policy.clone()).increment(1);
             recorded.push(crossing);
         }
     }

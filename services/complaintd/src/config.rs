@@ -61,6 +61,9 @@ pub enum NatsPayload {
 pub struct Config {
     /// Address to listen on (`COMPLAINTD_LISTEN`).
     pub listen: SocketAddr,
+    /// Address of the web board, `/metrics`, `/healthz` and `/readyz` (HTTP;
+    /// `COMPLAINTD_HTTP_LISTEN`); empty: no HTTP port.
+    pub http_listen: String,
     /// Directory of the sled event log (`COMPLAINTD_DATA_DIR`).
     pub data_dir: PathBuf,
     /// `text` or `json` (`COMPLAINTD_LOG_FORMAT`).
@@ -149,6 +152,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             log_format: LogFormat::Text,
             auth: AuthMode::DevHeaders,
@@ -191,6 +195,16 @@ impl Default for Config {
 pub struct ConfigError(pub Vec<String>);
 
 impl Config {
+    /// The HTTP port's address, `None` when it is off (`http_listen` empty).
+    #[allow(clippy::result_unit_err)]
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, ()> {
+        let text = self.http_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| ())
+    }
+
     /// Defaults, overridden by the file at `path` (if any), then by `env`.
     pub fn load(
         path: Option<&Path>,
@@ -216,6 +230,9 @@ impl Config {
             "an address like 127.0.0.1:50051",
             &mut config.listen,
         );
+        if let Some(http) = o.text("COMPLAINTD_HTTP_LISTEN") {
+            config.http_listen = http;
+        }
         if let Some(dir) = o.text("COMPLAINTD_DATA_DIR") {
             if dir.is_empty() {
                 o.problems.push("COMPLAINTD_DATA_DIR is empty".to_owned());
@@ -303,6 +320,22 @@ impl Config {
                 "development authentication trusts headers; refusing to listen on {} (a non-loopback address) unless allow_dev_auth_on_network = true",
                 config.listen
             ));
+        }
+        match config.http_addr() {
+            Err(()) => problems.push(format!(
+                "http_listen {:?} is not an address like 127.0.0.1:8080 (empty: no HTTP port)",
+                config.http_listen
+            )),
+            Ok(Some(http))
+                if config.auth == AuthMode::DevHeaders
+                    && !http.ip().is_loopback()
+                    && !config.allow_dev_auth_on_network =>
+            {
+                problems.push(format!(
+                    "development authentication trusts headers; refusing to serve the web board on {http} (a non-loopback address) unless allow_dev_auth_on_network = true"
+                ));
+            }
+            Ok(_) => {}
         }
         for (name, dir) in [
             ("calendars_dir", &config.calendars_dir),

@@ -15,6 +15,10 @@
 //!   the key store for backups).
 //! - [`transport`]: the codes of the statuses tonic produces itself (undecodable or
 //!   over-size requests).
+//! - [`web`]: the HTTP port: the live SLA board and complaint pages, `/metrics`,
+//!   `/healthz` and `/readyz`.
+//! - [`metrics`]: the Prometheus metrics, and the gRPC layer that counts, times and
+//!   traces every call.
 //! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
 #![forbid(unsafe_code)]
 
@@ -26,6 +30,8 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod errors;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod transport;
+pub mod web;

@@ -35,6 +35,9 @@ pub const SERVICE_ACTOR: &str = "service:complaintd";
 pub struct Running {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
+    /// The HTTP port's address (web board, metrics, health), if it has one.
+    pub http_addr: Option<SocketAddr>,
+    ready: tokio::sync::watch::Receiver<bool>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
     config: Config,
@@ -65,6 +68,18 @@ impl Running {
     /// position after their snapshot if they restored one (`None` until decided).
     pub fn projections_started_from(&self) -> Option<eventlog::Position> {
         self.projections.started_from()
+    }
+
+    /// Waits until the server is ready: its projections have applied the log as it
+    /// stood at start (what `/readyz` and gRPC health report).
+    pub async fn ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Whether it is ready now.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
     }
 
     /// Stops accepting calls, lets the ones in flight finish, and closes the log.
@@ -397,9 +412,72 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         None => None,
     };
 
+    // Liveness is the server itself ("" in gRPC health, `/healthz`). Readiness (the
+    // services in gRPC health, `/readyz`) waits until the projections have applied the
+    // log as it stands now, so that the board's first answer is complete.
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ComplaintServiceServer<Api>>().await;
-    health.set_serving::<AuditServiceServer<Audit>>().await;
+    health
+        .set_not_serving::<ComplaintServiceServer<Api>>()
+        .await;
+    health.set_not_serving::<AuditServiceServer<Audit>>().await;
+    let (set_ready, ready) = tokio::sync::watch::channel(false);
+    let start_head = log.head().await.context("reading the log's head")?;
+    let readiness = {
+        let (health, projections) = (health.clone(), projections.clone());
+        tokio::spawn(async move {
+            projections.wait_for(start_head).await;
+            health.set_serving::<ComplaintServiceServer<Api>>().await;
+            health.set_serving::<AuditServiceServer<Audit>>().await;
+            let _ = set_ready.send(true);
+            tracing::info!(position = start_head, "ready: the projections have caught up");
+        })
+    };
+    crate::metrics::handle();
+    let gauges = crate::metrics::Gauges {
+        log: log.clone(),
+        clock: clock.clone(),
+        projections: projections.clone(),
+        board: board.clone(),
+        publisher: publisher.as_ref().map(complaints_nats::Publisher::status),
+        snapshot_file: (config.projection_snapshot_every > 0)
+            .then(|| SnapshotStore::new(config.data_dir.join("projections")).path()),
+        ready: ready.clone(),
+    };
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let http = match config.http_addr() {
+        Ok(Some(http_addr)) => {
+            let web = Arc::new(crate::web::Web {
+                api: api.clone(),
+                auth: auth.clone(),
+                dev: config.auth == AuthMode::DevHeaders,
+                board: board.clone(),
+                log: log.clone(),
+                clock: clock.clone(),
+                zone_name: config.business_time_zone.clone(),
+                gauges,
+                ready: ready.clone(),
+                catalogues: crate::web::i18n::Catalogues::load(),
+                stopping: http_stopped.clone(),
+            });
+            let listener = tokio::net::TcpListener::bind(http_addr)
+                .await
+                .with_context(|| format!("cannot listen on {http_addr} (http_listen)"))?;
+            let http_addr = listener.local_addr()?;
+            let mut stopped = http_stopped;
+            let task = tokio::spawn(async move {
+                axum::serve(listener, crate::web::router(web))
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+            tracing::info!(%http_addr, "web board, /metrics, /healthz and /readyz");
+            Some((http_addr, task))
+        }
+        Ok(None) => None,
+        Err(()) => anyhow::bail!("http_listen {:?} is not an address", config.http_listen),
+    };
+    let http_addr = http.as_ref().map(|(addr, _)| *addr);
     let reflection = reflection_builder()
         .build_v1()
         .context("reflection service")?;
@@ -425,6 +503,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             builder = builder.tls_config(tls).context("TLS configuration")?;
         }
         let served = builder
+            // Every call counted, timed and traced, refusals included.
+            .layer(crate::metrics::GrpcMetricsLayer)
             // tonic's own statuses (undecodable, over-size requests) with gRPC's codes.
             .layer(crate::transport::CodecStatusLayer)
             // Every call is authenticated and authorised here, before any service.
@@ -454,6 +534,16 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         health
             .set_not_serving::<ComplaintServiceServer<Api>>()
             .await;
+        readiness.abort();
+        // The web port: live streams end, requests in flight finish.
+        let _ = stop_http.send(true);
+        if let Some((_, task)) = http {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP port failed"),
+                Err(e) => tracing::error!(error = %e, "the HTTP port's task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         let _ = stop_watcher.send(true);
         if let Some(task) = watcher_task {
             let _ = task.await;
@@ -478,6 +568,8 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "complaintd ready");
     Ok(Running {
         addr,
+        http_addr,
+        ready,
         stop,
         task,
         config: config.clone(),

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{req_as, with_bearer, TestServer, NOW};
+use common::{ed25519_key, req_as, token, unix_now, with_bearer, TestServer, NOW};
 use complaintd::config::{AuthMode, Config};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
@@ -26,33 +26,6 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// An Ed25519 key: the private PEM (to sign tokens) and the public PEM (for the server).
-fn ed25519_key() -> (String, String) {
-    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    (
-        key.to_pkcs8_pem(Default::default()).unwrap().to_string(),
-        key.verifying_key()
-            .to_public_key_pem(Default::default())
-            .unwrap(),
-    )
-}
-
-fn token(private_pem: &str, claims: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap(),
-    )
-    .unwrap()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

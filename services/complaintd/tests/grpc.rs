@@ -796,18 +796,32 @@ async fn health_and_reflection_answer() {
     let server = server().await;
     let channel = server.channel();
     let mut health = HealthClient::new(channel.clone());
-    let status = health
+    // Liveness ("") at once; the service once its projections have caught up (readiness),
+    // as a watcher sees it.
+    let live = health
         .check(HealthCheckRequest {
-            service: "complaints.v1.ComplaintService".into(),
+            service: String::new(),
         })
         .await
         .unwrap()
         .into_inner()
         .status;
-    assert_eq!(
-        status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(live, serving);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "complaints.v1.ComplaintService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let status = watch.next().await.unwrap().unwrap().status;
+        if status == serving {
+            break;
+        }
+    }
+    assert!(server.running().is_ready());
 
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 use complaints_proto::complaints::v1 as api;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 
 pub use complaints_testkit::{
     copy_dir, manual_clock, req, req_as, rid, ts, with_bearer, Clients, Stopped, TestServer, NOW,
@@ -34,3 +35,31 @@ pub fn register(regime: &str, region: &str, received: i64) -> api::RegisterCompl
         variant: String::new(),
     }
 }
+
+/// An Ed25519 key: the private PEM (to sign tokens) and the public PEM (for the server).
+pub fn ed25519_key() -> (String, String) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    (
+        key.to_pkcs8_pem(Default::default()).unwrap().to_string(),
+        key.verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+    )
+}
+
+pub fn token(private_pem: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
