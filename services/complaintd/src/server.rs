@@ -299,6 +299,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Starts the server with an injected clock (for tests).
 pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    // Installed before anything is written, so that every append is counted.
+    crate::metrics::handle();
     // Checked by Config::load too; a Config built in code is checked before anything opens.
     let zone = jiff::tz::TimeZone::get(&config.business_time_zone)
         .with_context(|| format!("business_time_zone {:?}", config.business_time_zone))?;
@@ -432,7 +434,6 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             tracing::info!(position = start_head, "ready: the projections have caught up");
         })
     };
-    crate::metrics::handle();
     let gauges = crate::metrics::Gauges {
         log: log.clone(),
         clock: clock.clone(),

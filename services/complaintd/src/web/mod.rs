@@ -687,7 +687,7 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                                     td { span.badge.(key) { (lang.label("state-", key)) } }
                                     td { (v.time(clock.due_time.as_ref())) }
                                     td.num {
-                                        @if clock.overdue_seconds > 0 {
+                                        @if clock.overdue_seconds > 0 || key == "breached" {
                                             (lang.msg1("remaining-over", "duration", lang.duration(clock.overdue_seconds)))
                                         } @else {
                                             (lang.msg1("remaining-left", "duration", lang.duration(clock.remaining_seconds)))
@@ -925,7 +925,7 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
                             " (" (lang.msg1("clock-due-date", "date", &clock.due_date)) ")"
                         }
                         " · "
-                        @if clock.overdue_seconds > 0 {
+                        @if clock.overdue_seconds > 0 || key == "breached" {
                             (lang.msg1("remaining-over", "duration", lang.duration(clock.overdue_seconds)))
                         } @else {
                             (lang.msg1("remaining-left", "duration", lang.duration(clock.remaining_seconds)))
