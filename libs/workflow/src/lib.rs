@@ -121,6 +121,23 @@ pub enum WorkflowError {
     KeyStore(String),
 }
 
+impl WorkflowError {
+    /// A short name of what went wrong (a span's `outcome`, a bounded label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkflowError::Domain(_) => "refused",
+            WorkflowError::NotFound(_) | WorkflowError::MergeTargetNotFound(_) => "not_found",
+            WorkflowError::RequestIdReused { .. } => "request_id_reused",
+            WorkflowError::AlreadyExists(_) => "already_exists",
+            WorkflowError::Conflict { .. } | WorkflowError::Contended(_) => "conflict",
+            WorkflowError::Decode(_) => "undecodable",
+            WorkflowError::Log(_) => "log_failed",
+            WorkflowError::PersonalDataErased => "personal_data_erased",
+            WorkflowError::KeyStore(_) => "key_store_failed",
+        }
+    }
+}
+
 impl From<KeyStoreError> for WorkflowError {
     fn from(e: KeyStoreError) -> Self {
         match e {
@@ -443,8 +460,19 @@ impl Workflow {
     }
 
     /// Runs a command: decides on the current state and appends the events, durably.
-    #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name()))]
+    #[tracing::instrument(skip_all, fields(complaint_id = %request.complaint, command = request.command.name(), outcome = tracing::field::Empty))]
     pub async fn execute(&self, request: CommandRequest) -> Result<Outcome> {
+        let result = self.execute_once_decided(request).await;
+        let outcome = match &result {
+            Ok(o) if o.replayed => "replayed",
+            Ok(_) => "recorded",
+            Err(e) => e.kind(),
+        };
+        tracing::Span::current().record("outcome", outcome);
+        result
+    }
+
+    async fn execute_once_decided(&self, request: CommandRequest) -> Result<Outcome> {
         self.writable()?;
         let id = request.complaint;
         let request_key = request.request_id.to_string();

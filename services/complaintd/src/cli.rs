@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 
 #[derive(Parser)]
 #[command(name = "complaintd", version, about = "The complaint workflow server")]
@@ -25,15 +25,7 @@ pub async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = Config::load(args.config.as_deref(), |key| std::env::var(key).ok())?;
     config.read_only |= args.read_only;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    let _telemetry = crate::telemetry::init(&config)?;
     // Handlers first: a signal that arrives as soon as the server says it is ready must
     // still shut it down gracefully, not kill it.
     use tokio::signal::unix::{signal, SignalKind};

@@ -146,6 +146,9 @@ pub struct Config {
     /// `due_today` counts (`COMPLAINTD_BUSINESS_TIME_ZONE`). Due times themselves follow
     /// each policy's own time zone.
     pub business_time_zone: String,
+    /// Export tracing spans over OTLP/gRPC to this collector, e.g. `http://127.0.0.1:4317`
+    /// (`COMPLAINTD_OTLP_ENDPOINT`); needs complaintd built with the `otlp` feature.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -185,6 +188,7 @@ impl Default for Config {
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
             business_time_zone: "UTC".into(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -303,6 +307,7 @@ impl Config {
             "a number of events",
             &mut config.projection_snapshot_every,
         );
+        o.url("COMPLAINTD_OTLP_ENDPOINT", &mut config.otlp_endpoint);
         if let Some(zone) = o.text("COMPLAINTD_BUSINESS_TIME_ZONE") {
             config.business_time_zone = zone;
         }

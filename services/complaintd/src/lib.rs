@@ -19,6 +19,7 @@
 //!   `/healthz` and `/readyz`.
 //! - [`metrics`]: the Prometheus metrics, and the gRPC layer that counts, times and
 //!   traces every call.
+//! - [`telemetry`]: log lines, and spans exported over OTLP (feature `otlp`).
 //! - [`server`]: start (log, projections, gRPC with health and reflection) and stop.
 #![forbid(unsafe_code)]
 
@@ -33,5 +34,6 @@ pub mod errors;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod telemetry;
 pub mod transport;
 pub mod web;

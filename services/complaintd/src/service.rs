@@ -140,6 +140,7 @@ impl Api {
                 violations, domain,
             )));
         };
+        crate::metrics::record_complaint(&complaint.name());
         let sees = crate::authz::sees_personal_data(&principal);
         let request = CommandRequest {
             complaint,
