@@ -1064,13 +1064,15 @@ impl SlaBoard {
         let inner = self.kept.read();
         let today = now.to_zoned(zone.clone()).date();
         let monday = today
-            .checked_sub(jiff::Span::new().days(i64::from(
-                today.weekday().to_monday_zero_offset(),
-            )))
+            .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset())))
             .unwrap_or(today);
         let starts: Vec<jiff::civil::Date> = (0..weeks)
             .rev()
-            .filter_map(|back| monday.checked_sub(jiff::Span::new().weeks(back as i64)).ok())
+            .filter_map(|back| {
+                monday
+                    .checked_sub(jiff::Span::new().weeks(back as i64))
+                    .ok()
+            })
             .collect();
         let instant = |d: jiff::civil::Date| {
             d.to_zoned(zone.clone())

@@ -170,7 +170,11 @@ impl Gauges {
                 let seconds = if behind == 0 {
                     0.0
                 } else {
-                    match self.log.read_all(position + 1, eventlog::Direction::Forward, 1).await {
+                    match self
+                        .log
+                        .read_all(position + 1, eventlog::Direction::Forward, 1)
+                        .await
+                    {
                         Ok(events) => events.first().map_or(0.0, |e| {
                             (now.as_micros() - e.recorded_at.as_micros()).max(0) as f64 / 1e6
                         }),
@@ -303,7 +307,8 @@ impl Drop for Call {
     }
 }
 
-/// A response body that finishes its [`Call`] when the trailers carrying the status pass.
+/// A response body that records its call (count, latency, span) when the trailers carrying
+/// the status pass, or as cancelled if dropped before.
 pub struct MeteredBody<B> {
     inner: B,
     call: Option<Call>,

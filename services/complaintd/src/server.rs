@@ -431,7 +431,10 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             health.set_serving::<ComplaintServiceServer<Api>>().await;
             health.set_serving::<AuditServiceServer<Audit>>().await;
             let _ = set_ready.send(true);
-            tracing::info!(position = start_head, "ready: the projections have caught up");
+            tracing::info!(
+                position = start_head,
+                "ready: the projections have caught up"
+            );
         })
     };
     let gauges = crate::metrics::Gauges {

@@ -12,7 +12,6 @@ use common::{ed25519_key, req_as, token, unix_now, with_bearer, TestServer, NOW}
 use complaintd::config::{AuthMode, Config};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};

@@ -134,7 +134,13 @@ async fn state_of(client: &Client, row: &str) -> String {
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,8 +243,15 @@ async fn the_board_turns_at_risk_then_breached_without_a_reload() {
     let page = text_of(&client, "main").await;
     assert!(page.contains("First response within 1 minute"), "{page}");
     assert!(page.contains("Personal data is withheld"), "{page}");
-    assert!(page.contains("SLA clock breached"), "the timeline shows the crossing: {page}");
-    let explanation = text_of(&client, "article.clock[data-clock=\"first_response\"] ol.explanation").await;
+    assert!(
+        page.contains("SLA clock breached"),
+        "the timeline shows the crossing: {page}"
+    );
+    let explanation = text_of(
+        &client,
+        "article.clock[data-clock=\"first_response\"] ol.explanation",
+    )
+    .await;
     assert!(!explanation.trim().is_empty());
     let png = client.screenshot().await.unwrap();
     std::fs::write(shot.with_file_name("complaint.png"), &png).unwrap();

@@ -79,7 +79,10 @@ async fn metrics_count_the_calls_and_show_the_state() {
     let mut invalid = register("UK-FCA-DISP", "GB-ENG", NOW - 60);
     invalid.unit.clear();
     invalid.receive_time = ts(NOW + 86_400);
-    let e = c.register_complaint(req(invalid, "intake")).await.unwrap_err();
+    let e = c
+        .register_complaint(req(invalid, "intake"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     let e = c
         .acknowledge_complaint(req(
@@ -126,7 +129,11 @@ async fn metrics_count_the_calls_and_show_the_state() {
         value(
             &scrape,
             "complaints_grpc_requests_total",
-            &[("service", "ComplaintService"), ("method", method), ("code", code)],
+            &[
+                ("service", "ComplaintService"),
+                ("method", method),
+                ("code", code),
+            ],
         )
     };
     assert_eq!(calls("RegisterComplaint", "OK"), Some(3.0), "{text}");
@@ -156,7 +163,11 @@ async fn metrics_count_the_calls_and_show_the_state() {
     let head = value(&scrape, "complaints_log_head_position", &[]).unwrap();
     assert_eq!(head, 8.0, "{text}");
     assert_eq!(
-        value(&scrape, "complaints_events_appended_total", &[("backend", "sled")]),
+        value(
+            &scrape,
+            "complaints_events_appended_total",
+            &[("backend", "sled")]
+        ),
         Some(head)
     );
     for histogram in [
@@ -165,7 +176,10 @@ async fn metrics_count_the_calls_and_show_the_state() {
         "complaints_log_sled_flush_seconds",
         "complaints_log_fdatasync_seconds",
     ] {
-        assert!(value(&scrape, histogram, &[]).unwrap() >= 1.0, "{histogram}");
+        assert!(
+            value(&scrape, histogram, &[]).unwrap() >= 1.0,
+            "{histogram}"
+        );
     }
     assert_eq!(
         value(
@@ -191,11 +205,20 @@ async fn metrics_count_the_calls_and_show_the_state() {
             Some(head),
             "{projection}: {text}"
         );
-        assert_eq!(value(&scrape, "complaints_projection_lag_events", &labels), Some(0.0));
-        assert_eq!(value(&scrape, "complaints_projection_lag_seconds", &labels), Some(0.0));
+        assert_eq!(
+            value(&scrape, "complaints_projection_lag_events", &labels),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&scrape, "complaints_projection_lag_seconds", &labels),
+            Some(0.0)
+        );
     }
     assert_eq!(value(&scrape, "complaints_ready", &[]), Some(1.0));
-    assert_eq!(value(&scrape, "complaints_sla_timer_backlog", &[]), Some(0.0));
+    assert_eq!(
+        value(&scrape, "complaints_sla_timer_backlog", &[]),
+        Some(0.0)
+    );
     let running: u64 = board.clocks_by_state.values().sum();
     assert_eq!(
         value(&scrape, "complaints_clocks", &[]),
@@ -224,11 +247,17 @@ async fn metrics_count_the_calls_and_show_the_state() {
         let used = used_metrics(&text);
         assert!(used.len() >= 5, "{file} uses {used:?}");
         // The snapshot's age appears once a snapshot exists; publisher lag with NATS.
-        let optional = ["complaints_snapshot_age_seconds", "complaints_publisher_lag_events"];
+        let optional = [
+            "complaints_snapshot_age_seconds",
+            "complaints_publisher_lag_events",
+        ];
         let missing: Vec<&String> = used
             .iter()
             .filter(|m| !exported.contains(*m) && !optional.contains(&m.as_str()))
             .collect();
-        assert!(missing.is_empty(), "{file} uses metrics not exported: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{file} uses metrics not exported: {missing:?}"
+        );
     }
 }

@@ -110,7 +110,10 @@ async fn spans_of_calls_and_commands_are_exported() {
         (service.as_deref(), code.as_deref()),
         (Some("ComplaintService"), Some("OK"))
     );
-    assert!(complaint.unwrap_or_default().contains(&id), "the call's span names the complaint");
+    assert!(
+        complaint.unwrap_or_default().contains(&id),
+        "the call's span names the complaint"
+    );
     let (complaint, command, outcome) = execute.unwrap();
     assert!(complaint.unwrap().contains(&id));
     assert_eq!(command.as_deref(), Some("register"));

@@ -63,10 +63,16 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
     let (status, _, board) = get(&server, "/", &[]).await;
     assert_eq!(status, StatusCode::OK, "{board}");
     assert!(board.contains("Development mode"), "{board}");
-    assert!(board.contains(&format!("data-complaint=\"{name}\"")), "{board}");
+    assert!(
+        board.contains(&format!("data-complaint=\"{name}\"")),
+        "{board}"
+    );
     assert!(board.contains("data-state=\"running\""), "{board}");
     assert!(board.contains("Regulator-transfer queue"));
-    assert!(board.contains("The queue is empty."), "operations may list the queue");
+    assert!(
+        board.contains("The queue is empty."),
+        "operations may list the queue"
+    );
     assert!(!board.contains("Ada Lovelace"));
     assert!(board.contains("<svg"), "the charts");
 
@@ -78,7 +84,10 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
     assert!(!body.contains("Ada Lovelace"));
     assert!(!body.contains("refund the fee"), "the claim is personal");
     assert!(body.contains("class=\"explanation\""), "{body}");
-    assert!(body.contains("data-type=\"complaint.registered\""), "{body}");
+    assert!(
+        body.contains("data-type=\"complaint.registered\""),
+        "{body}"
+    );
     // A handler sees the complainant; an auditor without the grant does not.
     let (_, _, body) = get(&server, &page, &[("x-roles", "handler")]).await;
     assert!(body.contains("Ada Lovelace"), "{body}");
@@ -109,7 +118,10 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with("complaints_dev_roles=handler,supervisor;"), "{cookie}");
+    assert!(
+        cookie.starts_with("complaints_dev_roles=handler,supervisor;"),
+        "{cookie}"
+    );
     let kept = cookie.split(';').next().unwrap();
     let (_, _, body) = get(&server, &page, &[("cookie", kept)]).await;
     assert!(body.contains("Ada Lovelace"));
@@ -172,13 +184,27 @@ async fn the_board_speaks_chinese_and_english() {
     let (_, cookies, body) = get(&server, "/?lang=en", &zh).await;
     assert!(body.contains("<html lang=\"en\">"));
     assert!(body.contains("Complaints: SLA board"));
-    assert!(cookies.iter().any(|c| c.starts_with("lang=en;")), "{cookies:?}");
-    let (_, _, body) = get(&server, "/", &[(ACCEPT_LANGUAGE.as_str(), "zh-CN"), (COOKIE.as_str(), "lang=en")]).await;
+    assert!(
+        cookies.iter().any(|c| c.starts_with("lang=en;")),
+        "{cookies:?}"
+    );
+    let (_, _, body) = get(
+        &server,
+        "/",
+        &[
+            (ACCEPT_LANGUAGE.as_str(), "zh-CN"),
+            (COOKIE.as_str(), "lang=en"),
+        ],
+    )
+    .await;
     assert!(body.contains("<html lang=\"en\">"));
     // Another time zone, chosen on the page.
     let (_, cookies, body) = get(&server, "/?tz=Europe/London", &[]).await;
     assert!(body.contains("GMT") || body.contains("BST"), "{body}");
-    assert!(cookies.iter().any(|c| c.starts_with("tz=Europe%2FLondon;")), "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("tz=Europe%2FLondon;")),
+        "{cookies:?}"
+    );
     let (_, _, body) = get(&server, "/", &[(COOKIE.as_str(), "tz=Europe%2FLondon")]).await;
     assert!(body.contains("GMT") || body.contains("BST"));
 }
@@ -210,10 +236,9 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
     };
     let intake = bearer("user:ines", &["intake"]);
     let mut register_request = tonic::Request::new(register("UK-FCA-DISP", "GB-ENG", NOW - 60));
-    register_request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {intake}").parse().unwrap(),
-    );
+    register_request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {intake}").parse().unwrap());
     let name = server
         .complaints()
         .register_complaint(register_request)
@@ -225,7 +250,10 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
 
     // Without credentials (and with development headers, ignored now): refused.
     for path in ["/", page.as_str(), "/live", "/metrics"] {
-        for headers in [vec![], vec![("x-principal", "me"), ("x-roles", "supervisor")]] {
+        for headers in [
+            vec![],
+            vec![("x-principal", "me"), ("x-roles", "supervisor")],
+        ] {
             let (status, _, body) = get(&server, path, &headers).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
             assert!(!body.contains("Ada Lovelace"));
@@ -240,7 +268,12 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
         serde_json::json!({"sub": "user:old", "roles": ["operations"], "iss": "https://idp.example",
             "aud": "complaints", "exp": unix_now() - 3600}),
     );
-    let (status, _, _) = get(&server, "/", &[(AUTHORIZATION.as_str(), &format!("Bearer {expired}"))]).await;
+    let (status, _, _) = get(
+        &server,
+        "/",
+        &[(AUTHORIZATION.as_str(), &format!("Bearer {expired}"))],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // A valid token, in the header or the cookie: as its roles allow.
@@ -266,7 +299,14 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
     // Signing in keeps a valid token in an HttpOnly cookie; an invalid one is refused.
     let post = |token: String| {
         let url = format!("{}/login", server.http_url());
-        async move { client().post(url).form(&[("token", token)]).send().await.unwrap() }
+        async move {
+            client()
+                .post(url)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let refused = post("not.a.token".into()).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
@@ -307,7 +347,11 @@ async fn the_live_stream_pushes_the_board_after_an_event() {
     let name = registered(&server).await;
     let mut seen = String::new();
     while !seen.contains(&format!("data-complaint=\"{name}\"")) {
-        let chunk = response.chunk().await.unwrap().expect("the stream stays open");
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("event: board"), "{seen}");

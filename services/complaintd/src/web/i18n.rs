@@ -44,7 +44,11 @@ impl Catalogues {
                 // Plain text into HTML (escaped by the templates): no bidi isolation marks.
                 bundle.set_use_isolating(false);
                 if let Err(errors) = bundle.add_resource(resource) {
-                    tracing::error!(language = tag, ?errors, "a message catalogue has duplicates");
+                    tracing::error!(
+                        language = tag,
+                        ?errors,
+                        "a message catalogue has duplicates"
+                    );
                 }
                 (id, bundle)
             })
@@ -192,12 +196,19 @@ impl<'a> Lang<'a> {
     /// A length of time, to the minute.
     pub fn duration(&self, seconds: i64) -> String {
         let seconds = seconds.unsigned_abs();
-        let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
+        let (days, hours, minutes) = (
+            seconds / 86_400,
+            seconds % 86_400 / 3600,
+            seconds % 3600 / 60,
+        );
         let n = |v: u64| FluentValue::from(v.to_string());
         if days > 0 {
             self.msg_with("duration-dh", &[("days", n(days)), ("hours", n(hours))])
         } else if hours > 0 {
-            self.msg_with("duration-hm", &[("hours", n(hours)), ("minutes", n(minutes))])
+            self.msg_with(
+                "duration-hm",
+                &[("hours", n(hours)), ("minutes", n(minutes))],
+            )
         } else {
             self.msg_with("duration-m", &[("minutes", n(minutes))])
         }
@@ -218,7 +229,11 @@ mod tests {
         let catalogues = Catalogues::load();
         let ids = catalogues.ids();
         let (first, first_ids) = &ids[0];
-        assert!(first_ids.len() > 100, "{first} has {} messages", first_ids.len());
+        assert!(
+            first_ids.len() > 100,
+            "{first} has {} messages",
+            first_ids.len()
+        );
         for (tag, tag_ids) in &ids[1..] {
             let missing: Vec<_> = first_ids.difference(tag_ids).collect();
             let extra: Vec<_> = tag_ids.difference(first_ids).collect();
@@ -231,7 +246,10 @@ mod tests {
             let lang = catalogues.negotiate(Some(&tag), None);
             assert_eq!(lang.tag(), tag);
             for (id, _) in first_ids.iter().filter_map(|i| i.split_once('(')) {
-                assert!(lang.bundle().get_message(id).is_some(), "{tag} has no message {id}");
+                assert!(
+                    lang.bundle().get_message(id).is_some(),
+                    "{tag} has no message {id}"
+                );
             }
         }
     }
@@ -248,12 +266,18 @@ mod tests {
     #[test]
     fn the_language_comes_from_the_choice_then_the_browser() {
         let c = Catalogues::load();
-        assert_eq!(c.negotiate(None, Some("zh-CN,zh;q=0.9,en;q=0.8")).tag(), "zh-CN");
+        assert_eq!(
+            c.negotiate(None, Some("zh-CN,zh;q=0.9,en;q=0.8")).tag(),
+            "zh-CN"
+        );
         assert_eq!(c.negotiate(None, Some("zh")).tag(), "zh-CN");
         assert_eq!(c.negotiate(None, Some("fr-FR,en-GB;q=0.5")).tag(), "en");
         assert_eq!(c.negotiate(Some("en"), Some("zh-CN")).tag(), "en");
         assert_eq!(c.negotiate(None, None).tag(), "en");
-        assert_eq!(c.negotiate(Some("not a tag!"), Some("zh-TW")).tag(), "zh-CN");
+        assert_eq!(
+            c.negotiate(Some("not a tag!"), Some("zh-TW")).tag(),
+            "zh-CN"
+        );
         let zh = c.negotiate(Some("zh-CN"), None);
         assert_eq!(zh.msg("state-breached"), "已超时");
         assert_eq!(zh.duration(3 * 86_400 + 4 * 3600), "3天4小时");
@@ -262,6 +286,9 @@ mod tests {
         let at = jiff::Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01T00:00Z
         let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
         assert_eq!(zh.datetime(at, &shanghai), "2026年1月1日 08:00 CST");
-        assert_eq!(en.datetime(at, &jiff::tz::TimeZone::UTC), "1 Jan 2026, 00:00 UTC");
+        assert_eq!(
+            en.datetime(at, &jiff::tz::TimeZone::UTC),
+            "1 Jan 2026, 00:00 UTC"
+        );
     }
 }

@@ -287,7 +287,13 @@ impl Web {
 
     /// The viewer's language (from `lang`, then the cookie, then the browser's) and time
     /// zone (from `tz`, then the cookie, else the business's).
-    fn viewer(&self, headers: &HeaderMap, principal: Principal, lang: &str, tz: &str) -> Viewer<'_> {
+    fn viewer(
+        &self,
+        headers: &HeaderMap,
+        principal: Principal,
+        lang: &str,
+        tz: &str,
+    ) -> Viewer<'_> {
         let mut set_cookies = Vec::new();
         let chosen_lang = if lang.is_empty() {
             cookie(headers, "lang")
@@ -305,7 +311,9 @@ impl Web {
             ));
         }
         let chosen_tz = if tz.is_empty() {
-            cookie(headers, "tz").map(|t| t.replace("%2F", "/")).unwrap_or_default()
+            cookie(headers, "tz")
+                .map(|t| t.replace("%2F", "/"))
+                .unwrap_or_default()
         } else {
             tz.to_owned()
         };
@@ -398,7 +406,13 @@ impl Viewer<'_> {
 }
 
 /// The page around `body`: head, navigation, the development banner.
-fn layout(web: &Web, lang: &Lang<'_>, title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
+fn layout(
+    web: &Web,
+    lang: &Lang<'_>,
+    title: &str,
+    viewer: Option<&Viewer<'_>>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang.tag()) {
@@ -468,7 +482,11 @@ fn layout(web: &Web, lang: &Lang<'_>, title: &str, viewer: Option<&Viewer<'_>>, 
 }
 
 fn roles_text(p: &Principal) -> String {
-    p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    p.roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn board_page(
@@ -534,7 +552,11 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                 return Err(tonic::Status::invalid_argument(format!(
                     "state {:?} is not one of {}",
                     q.state,
-                    STATES.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    STATES
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
                 .into())
             }
@@ -760,7 +782,8 @@ async fn live(
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(4);
     let events = web.log.clone().subscribe(head + 1);
     tokio::spawn(follow(web.clone(), q, headers, events, tx));
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    let stream =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -811,7 +834,11 @@ async fn follow(
                 continue;
             }
         };
-        if tx.send(SseEvent::default().event("board").data(html)).await.is_err() {
+        if tx
+            .send(SseEvent::default().event("board").data(html))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -1167,7 +1194,10 @@ async fn readyz(State(web): State<Arc<Web>>) -> Response {
             .collect();
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: projections catching up ({})\n", positions.join(", ")),
+            format!(
+                "not ready: projections catching up ({})\n",
+                positions.join(", ")
+            ),
         )
             .into_response()
     }

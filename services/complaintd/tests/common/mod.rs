@@ -62,4 +62,3 @@ pub fn unix_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
-
