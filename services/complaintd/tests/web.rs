@@ -88,6 +88,25 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
         body.contains("data-type=\"complaint.registered\""),
         "{body}"
     );
+    // Received an hour before it was recorded: the timeline says when it happened.
+    let utc = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%-d %b %Y, %H:%M UTC")
+            .to_string()
+    };
+    let row = body
+        .split("data-type=\"complaint.registered\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        row.contains(&utc(NOW - 3600)) && row.contains(&utc(NOW)),
+        "{row}"
+    );
     // A handler sees the complainant; an auditor without the grant does not.
     let (_, _, body) = get(&server, &page, &[("x-roles", "handler")]).await;
     assert!(body.contains("Ada Lovelace"), "{body}");

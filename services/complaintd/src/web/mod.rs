@@ -1018,8 +1018,12 @@ async fn timeline(log: &dyn EventLog, id: ComplaintId) -> Result<Vec<Step>, Refu
             let recorded = jiff::Timestamp::from_microsecond(e.recorded_at.as_micros())
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             let (effective, reason) = match Stored::decode(&e) {
+                // A registration happened when the complaint was received.
                 Ok(Stored::Complaint { event, .. }) => (
-                    event.effective_at(),
+                    match &event.change {
+                        complaints_domain::Change::Registered(r) => r.received_at,
+                        _ => event.effective_at(),
+                    },
                     event
                         .effective
                         .and_then(|eff| eff.reason)
