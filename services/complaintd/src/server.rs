@@ -82,6 +82,11 @@ impl Running {
         *self.ready.borrow()
     }
 
+    /// Each projection's name and the last log position it applied.
+    pub fn projection_positions(&self) -> Vec<(&'static str, eventlog::Position)> {
+        self.projections.positions()
+    }
+
     /// Stops accepting calls, lets the ones in flight finish, and closes the log.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());

@@ -335,6 +335,21 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
     let set = accepted.headers()[SET_COOKIE].to_str().unwrap();
     assert!(set.starts_with(&format!("complaints_token={operations};")));
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    // Signing out forgets the token.
+    let response = client()
+        .post(format!("{}/logout", server.http_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cleared = response.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cleared.starts_with("complaints_token=;") && cleared.contains("Max-Age=0"));
+    // The sign-in page and the static files need no credentials.
+    assert_eq!(get(&server, "/login", &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        get(&server, "/static/board.css", &[]).await.0,
+        StatusCode::OK
+    );
     // Development-only routes do not exist here; health is public.
     let response = client()
         .post(format!("{}/dev/roles", server.http_url()))
@@ -374,4 +389,78 @@ async fn the_live_stream_pushes_the_board_after_an_event() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("event: board"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_comes_once_the_projections_have_read_the_log() {
+    // No snapshot: a restart rebuilds every projection from the whole log.
+    let server = TestServer::start(|config| config.projection_snapshot_every = 0).await;
+    let mut c = server.complaints();
+    for _ in 0..300 {
+        c.register_complaint(common::req(
+            register("UK-FCA-DISP", "GB-ENG", NOW - 60),
+            "intake",
+        ))
+        .await
+        .unwrap();
+    }
+    let stopped = server.shutdown().await;
+    let server = stopped.restart(|_| {}).await;
+    // Live at once, whatever the projections are doing.
+    assert_eq!(get(&server, "/healthz", &[]).await.0, StatusCode::OK);
+    let (status, _, body) = get(&server, "/readyz", &[]).await;
+    assert!(
+        status == StatusCode::OK
+            || (status == StatusCode::SERVICE_UNAVAILABLE && body.contains("catching up")),
+        "{status}: {body}"
+    );
+    server.running().ready().await;
+    // Ready means every projection has applied the log as it stood at start (the rules,
+    // 300 registrations, and the rules again if the start recorded them).
+    for (name, position) in server.running().projection_positions() {
+        assert!(position >= 301, "{name} at {position} when ready");
+    }
+    assert_eq!(get(&server, "/readyz", &[]).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clocks_are_paged_most_urgent_first() {
+    let server = TestServer::start(|_| {}).await;
+    let mut c = server.complaints();
+    // 30 complaints, received a minute apart: two clocks each under UK-FCA-DISP.
+    for i in 0..30 {
+        c.register_complaint(common::req(
+            register("UK-FCA-DISP", "GB-ENG", NOW - 86_400 - i * 60),
+            "intake",
+        ))
+        .await
+        .unwrap();
+    }
+    let rows = |body: &str| body.matches("<tr class=\"clock ").count();
+    let (_, _, first) = get(&server, "/", &[]).await;
+    assert_eq!(rows(&first), 50, "a page of 50");
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next page")
+        .replace("&amp;", "&");
+    let (status, _, second) = get(&server, &next, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&second), 10, "the other 10 of 60 clocks");
+    assert!(!second.contains("rel=\"next\""));
+    assert!(second.contains("First page"));
+    // Most urgent first: the due times never go down, across the two pages.
+    let dues: Vec<i64> = [&first, &second]
+        .iter()
+        .flat_map(|page| page.split("data-due=\"").skip(1))
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(dues.len(), 60);
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
+    // Filters reach the API's listing.
+    let (_, _, filtered) = get(&server, "/?state=running&regime=UK-FCA-DISP", &[]).await;
+    assert_eq!(rows(&filtered), 50);
+    let (_, _, none) = get(&server, "/?regime=CN-CBIRC", &[]).await;
+    assert_eq!(rows(&none), 0);
 }

@@ -700,7 +700,7 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                             @if let Some(clock) = &entry.clock {
                                 @let key = state_key(clock.state);
                                 @let id = entry.name.trim_start_matches("complaints/");
-                                tr.clock.(key) data-complaint=(entry.name) data-clock=(clock.clock) data-state=(key) {
+                                tr.clock.(key) data-complaint=(entry.name) data-clock=(clock.clock) data-state=(key) data-due=(clock.due_time.as_ref().map_or(0, |t| t.seconds)) {
                                     td { a href={ "/complaints/" (id) } { (id.get(..8).unwrap_or(id)) "…" } }
                                     td { (entry.regime) }
                                     td { (entry.unit) }
