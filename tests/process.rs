@@ -4,102 +4,27 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use complaints_proto::complaints::v1 as api;
-use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use complaints_testkit::{req_as, rid, ts, ChildGuard};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::transport::Channel;
+use complaints_testkit::{req_as, rid, ts, ServerProcess};
 use tonic::Request;
 use uuid::Uuid;
 
-struct Server {
-    /// Killed and reaped if the test ends (or panics) before [`Server::terminate`].
-    child: ChildGuard,
-    addr: String,
-    /// Every log line after "ready", collected until the process ends.
-    rest: tokio::task::JoinHandle<Vec<String>>,
-    /// The log lines up to "ready".
-    before: Vec<String>,
-}
-
 /// Starts complaintd on a free port with `data_dir`; returns once it says it is ready
 /// (read from its JSON log, so no waiting on timers), with how long that took.
-async fn start(data_dir: &Path) -> (Server, Duration) {
+async fn start(data_dir: &Path) -> (ServerProcess, Duration) {
     start_logging(data_dir, "info").await
 }
 
 /// [`start`] with `RUST_LOG` set to `filter`.
-async fn start_logging(data_dir: &Path, filter: &str) -> (Server, Duration) {
-    let started = Instant::now();
-    let mut child = ChildGuard::new(
-        Command::new(env!("CARGO_BIN_EXE_complaintd-under-test"))
-            .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
-            .env("COMPLAINTD_HTTP_LISTEN", "127.0.0.1:0")
-            .env("COMPLAINTD_DATA_DIR", data_dir)
-            .env("COMPLAINTD_LOG_FORMAT", "json")
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start complaintd"),
-    );
-    let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut before = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("complaintd exited before it was ready");
-        let record: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-        before.push(line);
-        if record["fields"]["message"] == "complaintd ready" {
-            break record["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    let ready = started.elapsed();
-    let rest = tokio::spawn(async move {
-        let mut rest = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            rest.push(line);
-        }
-        rest
-    });
-    (
-        Server {
-            child,
-            addr,
-            rest,
-            before,
-        },
-        ready,
+async fn start_logging(data_dir: &Path, filter: &str) -> (ServerProcess, Duration) {
+    ServerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_complaintd-under-test")),
+        data_dir,
+        &[("RUST_LOG", filter)],
     )
-}
-
-impl Server {
-    async fn client(&self) -> ComplaintServiceClient<Channel> {
-        ComplaintServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .unwrap()
-    }
-
-    /// SIGTERM, then the exit status and the log lines written on the way out.
-    async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id();
-        // kill(1) rather than libc::kill, which would need unsafe code.
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = tokio::task::block_in_place(|| self.child.wait()).unwrap();
-        (status, self.rest.await.unwrap())
-    }
+    .await
 }
 
 fn req<T>(message: T, roles: &str) -> Request<T> {

@@ -7,7 +7,8 @@
 //!   shutdown (a test that panics, or simply ends), the server is told to stop.
 //! - Request builders with the development headers or a bearer token: [`req`],
 //!   [`req_as`], [`with_bearer`]; and [`ts`], [`rid`].
-//! - [`ChildGuard`]: a child process killed and reaped when dropped.
+//! - [`ChildGuard`]: a child process killed and reaped when dropped; [`ServerProcess`]:
+//!   complaintd as a child process, ready when its log says so.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::net::SocketAddr;
@@ -294,4 +295,284 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// complaintd (or a binary that runs it) as a child process on free ports, with JSON
+/// logs: killed and reaped if dropped before [`ServerProcess::terminate`].
+pub struct ServerProcess {
+    child: ChildGuard,
+    /// Its gRPC address.
+    pub addr: String,
+    /// Every log line after "ready", collected until the process ends.
+    rest: tokio::task::JoinHandle<Vec<String>>,
+    /// The log lines up to "ready".
+    pub before: Vec<String>,
+    /// Its HTTP port's address (web board, `/metrics`), if it has one.
+    pub http_addr: Option<String>,
+}
+
+impl ServerProcess {
+    /// Starts `program` with `data_dir` and the settings `env` (`COMPLAINTD_*`,
+    /// `RUST_LOG`) on free ports; returns once its log says it is ready (no waiting on
+    /// timers), with how long that took.
+    pub async fn start(
+        program: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> (Self, std::time::Duration) {
+        use tokio::io::AsyncBufReadExt as _;
+        let started = std::time::Instant::now();
+        let mut command = std::process::Command::new(program);
+        command
+            .env("COMPLAINTD_LISTEN", "127.0.0.1:0")
+            .env("COMPLAINTD_HTTP_LISTEN", "127.0.0.1:0")
+            .env("COMPLAINTD_DATA_DIR", data_dir)
+            .env("COMPLAINTD_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = ChildGuard::new(
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("start complaintd"),
+        );
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut before = Vec::new();
+        let mut http_addr = None;
+        let addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("complaintd exited before it was ready");
+            let record: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            before.push(line);
+            if let Some(http) = record["fields"]["http_addr"].as_str() {
+                http_addr = Some(http.to_owned());
+            }
+            if record["fields"]["message"] == "complaintd ready" {
+                break record["fields"]["addr"].as_str().unwrap().to_owned();
+            }
+        };
+        let ready = started.elapsed();
+        let rest = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push(line);
+            }
+            rest
+        });
+        (
+            Self {
+                child,
+                addr,
+                rest,
+                before,
+                http_addr,
+            },
+            ready,
+        )
+    }
+
+    /// A client of its complaint service.
+    pub async fn client(&self) -> ComplaintServiceClient<Channel> {
+        ComplaintServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then the exit status and the log lines written on the way out.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id();
+        // kill(1) rather than libc::kill, which would need unsafe code.
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::task::block_in_place(|| self.child.wait()).unwrap();
+        (status, self.rest.await.unwrap())
+    }
+}
+
+/// A request of the load: intake and handler roles.
+fn load_req<T>(message: T) -> Request<T> {
+    req_as(message, "user:load", "intake,handler")
+}
+
+/// Takes one complaint through its life (register, acknowledge, assign, findings, answer,
+/// close: six durable commands, each at the version the previous one left); returns its
+/// name and each command's latency. `n` varies the person, unit and category.
+pub async fn one_life(
+    c: &mut ComplaintServiceClient<Channel>,
+    now: i64,
+    n: usize,
+) -> (String, Vec<std::time::Duration>) {
+    use complaints_proto::complaints::v1 as api;
+    use std::time::Instant;
+    let mut lat = Vec::with_capacity(6);
+    let t = Instant::now();
+    let created = c
+        .register_complaint(load_req(api::RegisterComplaintRequest {
+            request_id: rid(),
+            complaint_id: String::new(),
+            channel: api::Channel::Web as i32,
+            complainant: Some(api::Complainant {
+                person_id: format!("person-{n}"),
+                name: "Load Tester".into(),
+                contact: "load@example.org".into(),
+                id_number: String::new(),
+            }),
+            unit: format!("unit-{}", n % 7),
+            employee: String::new(),
+            product: "current account".into(),
+            category: format!("category-{}", n % 5),
+            claim: "a refund of the charge".into(),
+            facts: "x".repeat(200),
+            receive_time: ts(now - 60),
+            regime: "UK-FCA-DISP".into(),
+            region: "GB-ENG".into(),
+            regulator: None,
+            variant: String::new(),
+        }))
+        .await
+        .expect("register")
+        .into_inner();
+    lat.push(t.elapsed());
+    let name = created.name;
+    let kept = name.clone();
+    macro_rules! timed {
+        ($call:expr) => {{
+            let t = Instant::now();
+            $call.await.expect(stringify!($call));
+            lat.push(t.elapsed());
+        }};
+    }
+    timed!(
+        c.acknowledge_complaint(load_req(api::AcknowledgeComplaintRequest {
+            name: name.clone(),
+            request_id: rid(),
+            expected_version: Some(1),
+            ..Default::default()
+        }))
+    );
+    timed!(c.assign_complaint(load_req(api::AssignComplaintRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(2),
+        unit: "u".into(),
+        handler: "h".into()
+    })));
+    timed!(c.record_findings(load_req(api::RecordFindingsRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(3),
+        findings: "f".repeat(100),
+        root_cause: api::RootCause::ProcessFailure as i32,
+        evidence: vec![]
+    })));
+    timed!(c.answer_complaint(load_req(api::AnswerComplaintRequest {
+        name: name.clone(),
+        request_id: rid(),
+        expected_version: Some(4),
+        decision: api::Decision::Upheld as i32,
+        redress: vec![api::Redress {
+            kind: api::RedressKind::Refund as i32,
+            amount: Some(api::Money {
+                minor_units: 1000,
+                currency_code: "GBP".into()
+            })
+        }],
+        delivery: api::DeliveryMethod::DeliveryEmail as i32,
+        summary: "refunded".into(),
+        ..Default::default()
+    })));
+    timed!(c.close_complaint(load_req(api::CloseComplaintRequest {
+        name,
+        request_id: rid(),
+        expected_version: Some(5)
+    })));
+    (kept, lat)
+}
+
+/// What a JetStream log holds, read back by a fresh open (no checkpoint), as another
+/// replica starting would: the open itself checks that positions are gapless, the hash
+/// chain unbroken, each stream's versions consecutive and every event id unique, and
+/// fails otherwise.
+pub struct LogReadBack {
+    /// The last position.
+    pub head: u64,
+    /// Each stream's event types in version order.
+    pub streams: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Reads back the log in the JetStream stream `stream` at `url` (see [`LogReadBack`]).
+pub async fn read_back_jetstream(url: &str, stream: &str) -> LogReadBack {
+    use eventlog::{Direction, EventLog as _};
+    let log = eventlog_jetstream::JetStreamEventLog::open(
+        eventlog_jetstream::JetStreamConfig::new(url, stream),
+        Arc::new(eventlog::SystemClock),
+    )
+    .await
+    .expect("the log reads back whole: gapless, chained, versions in order, ids unique");
+    let head = log.head().await.unwrap();
+    let mut streams: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut from = 1;
+    while from <= head {
+        let page = log.read_all(from, Direction::Forward, 4096).await.unwrap();
+        for e in &page {
+            let types = streams.entry(e.stream.as_str().to_owned()).or_default();
+            assert_eq!(
+                e.version as usize,
+                types.len() + 1,
+                "stream {} in order",
+                e.stream
+            );
+            types.push(e.event_type.clone());
+        }
+        from += page.len() as u64;
+    }
+    log.close().await.unwrap();
+    LogReadBack { head, streams }
+}
+
+/// `n` scaled by `BENCH_SCALE` (default 1.0), at least 1: how much work a bench does.
+pub fn bench_scaled(n: usize) -> usize {
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as usize).max(1)
+}
+
+/// The `p` quantile (0..=1) of `sorted`, which is not empty.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// `count` processes of `program` on the JetStream log at `url` (the default stream),
+/// each with a data directory of its own (returned with them: keep it while they run),
+/// with `env` besides.
+pub async fn start_replicas(
+    program: &Path,
+    url: &str,
+    count: usize,
+    env: &[(&str, &str)],
+) -> (Vec<ServerProcess>, Vec<TempDir>) {
+    let mut all = vec![
+        ("COMPLAINTD_LOG_BACKEND", "jetstream"),
+        ("COMPLAINTD_JETSTREAM_URL", url),
+    ];
+    all.extend_from_slice(env);
+    let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Vec::new();
+    for dir in &dirs {
+        servers.push(ServerProcess::start(program, dir.path(), &all).await.0);
+    }
+    (servers, dirs)
 }

@@ -11,120 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use complaints_testkit::{req_as, rid, ts, TestServer};
+use complaints_testkit::{bench_scaled as scaled, one_life, percentile, TestServer};
 use tonic::transport::Channel;
-use tonic::Request;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 const IN_FLIGHT: usize = 64;
 
-fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as usize).max(1)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn req<T>(message: T) -> Request<T> {
-    req_as(message, "user:load", "intake,handler")
-}
-
-/// Takes one complaint through its life; returns each command's latency.
-async fn one_life(c: &mut ComplaintServiceClient<Channel>, now: i64, n: usize) -> Vec<Duration> {
-    let mut lat = Vec::with_capacity(6);
-    let t = Instant::now();
-    let created = c
-        .register_complaint(req(api::RegisterComplaintRequest {
-            request_id: rid(),
-            complaint_id: String::new(),
-            channel: api::Channel::Web as i32,
-            complainant: Some(api::Complainant {
-                person_id: format!("person-{n}"),
-                name: "Load Tester".into(),
-                contact: "load@example.org".into(),
-                id_number: String::new(),
-            }),
-            unit: format!("unit-{}", n % 7),
-            employee: String::new(),
-            product: "current account".into(),
-            category: format!("category-{}", n % 5),
-            claim: "a refund of the charge".into(),
-            facts: "x".repeat(200),
-            receive_time: ts(now - 60),
-            regime: "UK-FCA-DISP".into(),
-            region: "GB-ENG".into(),
-            regulator: None,
-            variant: String::new(),
-        }))
-        .await
-        .expect("register")
-        .into_inner();
-    lat.push(t.elapsed());
-    let name = created.name;
-    macro_rules! timed {
-        ($call:expr) => {{
-            let t = Instant::now();
-            $call.await.expect(stringify!($call));
-            lat.push(t.elapsed());
-        }};
-    }
-    timed!(
-        c.acknowledge_complaint(req(api::AcknowledgeComplaintRequest {
-            name: name.clone(),
-            request_id: rid(),
-            expected_version: Some(1),
-            ..Default::default()
-        }))
-    );
-    timed!(c.assign_complaint(req(api::AssignComplaintRequest {
-        name: name.clone(),
-        request_id: rid(),
-        expected_version: Some(2),
-        unit: "u".into(),
-        handler: "h".into()
-    })));
-    timed!(c.record_findings(req(api::RecordFindingsRequest {
-        name: name.clone(),
-        request_id: rid(),
-        expected_version: Some(3),
-        findings: "f".repeat(100),
-        root_cause: api::RootCause::ProcessFailure as i32,
-        evidence: vec![]
-    })));
-    timed!(c.answer_complaint(req(api::AnswerComplaintRequest {
-        name: name.clone(),
-        request_id: rid(),
-        expected_version: Some(4),
-        decision: api::Decision::Upheld as i32,
-        redress: vec![api::Redress {
-            kind: api::RedressKind::Refund as i32,
-            amount: Some(api::Money {
-                minor_units: 1000,
-                currency_code: "GBP".into()
-            })
-        }],
-        delivery: api::DeliveryMethod::DeliveryEmail as i32,
-        summary: "refunded".into(),
-        ..Default::default()
-    })));
-    timed!(c.close_complaint(req(api::CloseComplaintRequest {
-        name,
-        request_id: rid(),
-        expected_version: Some(5)
-    })));
-    lat
 }
 
 fn main() {
@@ -181,7 +77,7 @@ fn main() {
                 tokio::spawn(async move {
                     let mut lat = Vec::with_capacity(lives * 6);
                     for i in 0..lives {
-                        lat.extend(one_life(&mut client, now, w * lives + i).await);
+                        lat.extend(one_life(&mut client, now, w * lives + i).await.1);
                     }
                     lat
                 })
