@@ -18,9 +18,9 @@
 //! every version check is exact even with several writers (complaintd replicas) on one
 //! JetStream stream.
 //!
-//! Idempotency lasts forever: every event id is in the process's index (built from the
-//! stream, or loaded from the index checkpoint and completed from the stream), checked
-//! before an append is decided, not limited to JetStream's duplicate window. `Nats-Msg-Id`
+//! Idempotency lasts forever: every event id is in the process's index (kept on local
+//! disk, see `index`, and completed from the stream at open), checked before an append
+//! is decided, not limited to JetStream's duplicate window. `Nats-Msg-Id`
 //! (the group's first event id) additionally drops a resent publish inside the window; a
 //! duplicate acknowledgement makes the writer read the stream rather than assume.
 //!
@@ -34,8 +34,8 @@
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
 //! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the
-//! stream (all of it, or what follows the index checkpoint, `checkpoint`) to build the
-//! indexes, checking positions, the hash chain, stream
+//! stream (all of it the first time, then only what follows the last message the local
+//! index holds, `checkpoint`) to build the indexes, checking positions, the hash chain, stream
 //! versions and unique event ids (through an ordered consumer when 32 messages or more
 //! are to be read, else message by message). Subscriptions are the trait's
 //! catch-up-then-follow by position (resumable from any position the subscriber kept),
@@ -45,9 +45,11 @@
 //! `read_stored` and `head` answer from what this process has seen.
 #![forbid(unsafe_code)]
 
-mod checkpoint;
+mod index;
 
 use std::collections::HashMap;
+
+use index::Index;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,11 +58,10 @@ use async_nats::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use eventlog::{
     idempotency, AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits,
-    NewEvent, Position, RecordedEvent, Result, Sealed, StoredRecord, StreamId, Tail, Version,
+    NewEvent, Position, RecordedEvent, Result, Sealed, StoredRecord, StreamId, Version,
 };
 use futures::StreamExt;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 /// How to reach the log.
 #[derive(Debug, Clone)]
@@ -76,9 +77,13 @@ pub struct JetStreamConfig {
     /// Most appends committed together in one message (1: one append per round trip, as
     /// before group commit; the benchmark's baseline).
     pub max_group: usize,
-    /// A local file keeping this process's index of the log (see `checkpoint`): opening
-    /// then reads only the messages after it. `None`: every open reads the whole stream.
+    /// A local directory keeping this process's index of the log on disk (see `index`):
+    /// opening then reads only the messages after the last one it holds. `None`: a
+    /// temporary index, and every open reads the whole stream.
     pub checkpoint: Option<std::path::PathBuf>,
+    /// The index's page cache in memory, in bytes: what the index costs in memory,
+    /// whatever the history's length.
+    pub index_cache_bytes: u64,
 }
 
 impl JetStreamConfig {
@@ -92,6 +97,7 @@ impl JetStreamConfig {
             limits: Limits::default(),
             max_group: 1024,
             checkpoint: None,
+            index_cache_bytes: 32 << 20,
         }
     }
 }
@@ -125,82 +131,6 @@ struct Pending {
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     reply: tokio::sync::oneshot::Sender<Result<AppendResult>>,
-}
-
-/// Where a record lives: the message and its index in it.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    sequence: u64,
-    index: u32,
-}
-
-#[derive(Default)]
-struct Index {
-    ids: HashMap<Uuid, Position>,
-    streams: HashMap<StreamId, Vec<Position>>,
-    slots: Vec<Slot>,
-    last_sequence: u64,
-    /// The last record applied.
-    tail: Tail,
-}
-
-impl Index {
-    fn head(&self) -> Position {
-        self.slots.len() as Position
-    }
-
-    fn version(&self, stream: &StreamId) -> Version {
-        self.streams.get(stream).map_or(0, |p| p.len() as Version)
-    }
-
-    /// Checks and adds the records of message `sequence`.
-    fn apply(&mut self, sequence: u64, records: &[(StoredRecord, RecordedEvent)]) -> Result<()> {
-        // Every record is checked before any is applied: a message that fails leaves the
-        // index as it was (and a checkpoint of it consistent).
-        let mut position = self.head();
-        let mut hash = self.tail.hash;
-        let mut versions: HashMap<&StreamId, Version> = HashMap::new();
-        let mut ids = std::collections::HashSet::new();
-        for (stored, record) in records {
-            position += 1;
-            let corrupt = |reason: String| Error::Corruption { position, reason };
-            if record.position != position {
-                return Err(corrupt(format!(
-                    "message {sequence} holds position {} where {position} belongs",
-                    record.position
-                )));
-            }
-            if record.prev_hash != hash {
-                return Err(corrupt("the hash chain breaks here".into()));
-            }
-            let version = versions
-                .entry(&record.stream)
-                .or_insert_with(|| self.version(&record.stream));
-            if record.version != *version + 1 {
-                return Err(corrupt(format!("stream {} skips a version", record.stream)));
-            }
-            *version += 1;
-            if self.ids.contains_key(&record.id) || !ids.insert(record.id) {
-                return Err(corrupt(format!("event id {} appears twice", record.id)));
-            }
-            hash = stored.hash();
-        }
-        for (index, (stored, record)) in records.iter().enumerate() {
-            let position = self.head() + 1;
-            self.ids.insert(record.id, position);
-            self.streams
-                .entry(record.stream.clone())
-                .or_default()
-                .push(position);
-            self.slots.push(Slot {
-                sequence,
-                index: index as u32,
-            });
-            self.tail = Tail::after(stored, record);
-        }
-        self.last_sequence = sequence;
-        Ok(())
-    }
 }
 
 /// The records of one message.
@@ -323,6 +253,11 @@ impl JetStreamEventLog {
                     config.stream
                 ))
             })?;
+        let index = Index::open(
+            config.checkpoint.as_deref(),
+            &config.stream,
+            config.index_cache_bytes,
+        )?;
         let (head_tx, _) = watch::channel(0);
         let log = Self {
             inner: Arc::new(Inner {
@@ -330,7 +265,7 @@ impl JetStreamEventLog {
                 stream,
                 config,
                 clock,
-                index: Mutex::new(Index::default()),
+                index: Mutex::new(index),
                 queue: Mutex::new(Vec::new()),
                 writer: Arc::new(tokio::sync::Mutex::new(())),
                 max_payload,
@@ -340,9 +275,7 @@ impl JetStreamEventLog {
                 follower: Mutex::new(None),
             }),
         };
-        if let Some(path) = log.inner.config.checkpoint.clone() {
-            log.start_from_checkpoint(&path).await?;
-        }
+        log.check_index_against_the_stream().await?;
         log.catch_up().await?;
         log.save_checkpoint();
         // Wake on other processes' appends: the core subscription sees every publish.
@@ -367,43 +300,36 @@ impl JetStreamEventLog {
         Ok(log)
     }
 
-    /// Takes the index from the checkpoint in `path` (see `checkpoint`): one that does not
-    /// load leaves the index empty (a full read); a stream that no longer holds the record
-    /// the checkpoint was taken at, as it was, is refused (it lost or changed history).
-    async fn start_from_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+    /// Checks the index kept from an earlier open against the stream: the message it last
+    /// applied must still be there, holding the record it names as the tail, with that
+    /// record's hash. Otherwise the stream lost or changed acknowledged history: refused.
+    async fn check_index_against_the_stream(&self) -> Result<()> {
         let name = self.inner.config.stream.clone();
-        let index = match checkpoint::load(path, &name) {
-            Ok(Some(index)) => index,
-            Ok(None) => return Ok(()),
-            Err(why) => {
-                tracing::warn!(path = %path.display(), %why, "index checkpoint not used; reading the whole stream");
-                return Ok(());
-            }
+        let (last_sequence, tail, in_message) = {
+            let index = self.index();
+            (
+                index.last_sequence,
+                index.tail,
+                index.records_in_last_message()?,
+            )
         };
-        if index.last_sequence == 0 {
+        if last_sequence == 0 {
             return Ok(());
         }
         let mut info = self.inner.stream.clone();
         let last = info.info().await.map_err(storage)?.state.last_sequence;
-        let tail = index.tail;
-        if last < index.last_sequence {
+        if last < last_sequence {
             return Err(Error::Corruption {
                 position: tail.position,
                 reason: format!(
-                    "missing: the stream {name} ends at message {last}, but this log was checkpointed at message {} (position {}): acknowledged records were lost",
-                    index.last_sequence, tail.position
+                    "missing: the stream {name} ends at message {last}, but this log's index reached message {last_sequence} (position {}): acknowledged records were lost",
+                    tail.position
                 ),
             });
         }
-        let payload = self.message(index.last_sequence).await?;
-        let in_message = index
-            .slots
-            .iter()
-            .rev()
-            .take_while(|s| s.sequence == index.last_sequence)
-            .count() as u64;
+        let payload = self.message(last_sequence).await?;
         let first = tail.position + 1 - in_message.max(1);
-        let matches = unframe(index.last_sequence, first, &payload)
+        let matches = unframe(last_sequence, first, &payload)
             .ok()
             .and_then(|records| records.last().cloned())
             .and_then(|last| Some((last.hash(), last.decode().ok()?.position)))
@@ -412,21 +338,17 @@ impl JetStreamEventLog {
             return Err(Error::Corruption {
                 position: tail.position,
                 reason: format!(
-                    "altered: message {} of the stream {name} does not hold the record this log was checkpointed at (position {}, its hash): the history changed",
-                    index.last_sequence, tail.position
+                    "altered: message {last_sequence} of the stream {name} does not hold the record this log's index reached (position {}, its hash): the history changed",
+                    tail.position
                 ),
             });
         }
-        let head = index.head();
-        *self.index() = index;
+        let head = tail.position;
         self.inner
             .from_checkpoint
             .store(head, std::sync::atomic::Ordering::SeqCst);
         eventlog::advance_head(&self.inner.head_tx, head);
-        tracing::info!(
-            position = head,
-            "event log index loaded from its checkpoint"
-        );
+        tracing::info!(position = head, "event log index loaded from local disk");
         Ok(())
     }
 
@@ -441,16 +363,20 @@ impl JetStreamEventLog {
         .filter(|p| *p > 0)
     }
 
-    /// Saves the index to the checkpoint file, if there is one (a failure is a warning:
-    /// the next open reads more of the stream, nothing else).
+    /// Writes the index to disk (a failure is a warning: the next open reads more of the
+    /// stream, nothing else).
     fn save_checkpoint(&self) {
-        let Some(path) = &self.inner.config.checkpoint else {
+        if self.inner.config.checkpoint.is_none() {
             return;
-        };
-        let index = self.index();
-        if let Err(e) = checkpoint::save(path, &self.inner.config.stream, &index) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot save the index checkpoint");
         }
+        if let Err(e) = self.index().flush() {
+            tracing::warn!(error = %e, "cannot write the local index to disk");
+        }
+    }
+
+    /// The local index's size on disk, in bytes.
+    pub fn index_size_on_disk(&self) -> u64 {
+        self.index().size_on_disk()
     }
 
     fn check_open(&self) -> Result<()> {
@@ -564,15 +490,10 @@ impl JetStreamEventLog {
     }
 
     async fn record(&self, position: Position) -> Result<(StoredRecord, RecordedEvent)> {
-        let slot = self
-            .index()
-            .slots
-            .get(position.wrapping_sub(1) as usize)
-            .copied()
-            .ok_or(Error::Corruption {
-                position,
-                reason: "missing record".into(),
-            })?;
+        let slot = self.index().slot(position)?.ok_or(Error::Corruption {
+            position,
+            reason: "missing record".into(),
+        })?;
         let payload = self.message(slot.sequence).await?;
         let first = position - u64::from(slot.index);
         let stored = unframe(slot.sequence, first, &payload)?
@@ -651,7 +572,13 @@ impl JetStreamEventLog {
                 }
                 let actual = match versions.get(&p.stream) {
                     Some(v) => *v,
-                    None => self.index().version(&p.stream),
+                    None => match self.index().version(&p.stream) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let _ = p.reply.send(Err(e));
+                            continue;
+                        }
+                    },
                 };
                 if !p.expected.admits(actual) {
                     let _ = p.reply.send(Err(Error::WrongExpectedVersion {
@@ -794,8 +721,8 @@ impl JetStreamEventLog {
             let index = self.index();
             events
                 .iter()
-                .map(|e| index.ids.get(&e.id).copied())
-                .collect()
+                .map(|e| index.position_of(&e.id))
+                .collect::<Result<_>>()?
         };
         let Some(positions) = idempotency::known_positions(events, found)? else {
             return Ok(None);
@@ -855,7 +782,7 @@ impl EventLog for JetStreamEventLog {
         self.check_open()?;
         // Another replica may have appended: decide on the stream as JetStream has it.
         self.catch_up().await?;
-        Ok(self.index().version(stream))
+        self.index().version(stream)
     }
 
     async fn read_stream(
@@ -869,24 +796,9 @@ impl EventLog for JetStreamEventLog {
         // A command reads its complaint's stream before deciding: see every append
         // acknowledged so far, including other replicas'.
         self.catch_up().await?;
-        let positions: Vec<Position> = {
-            let index = self.index();
-            let Some(all) = index.streams.get(stream) else {
-                return Ok(Vec::new());
-            };
-            match direction {
-                Direction::Forward => all
-                    .iter()
-                    .skip(from.saturating_sub(1) as usize)
-                    .take(limit)
-                    .copied()
-                    .collect(),
-                Direction::Backward => {
-                    let keep = from.min(all.len() as u64) as usize;
-                    all[..keep].iter().rev().take(limit).copied().collect()
-                }
-            }
-        };
+        let positions = self
+            .index()
+            .stream_positions(stream, from, direction, limit)?;
         self.events(positions).await
     }
 
@@ -932,7 +844,10 @@ impl EventLog for JetStreamEventLog {
         if !was_closed {
             // Appends in flight have finished once the writer is free.
             let _writer = self.inner.writer.lock().await;
-            self.save_checkpoint();
+            // Written to disk (with a path) and let go of.
+            if let Err(e) = self.index().close() {
+                tracing::warn!(error = %e, "cannot write the local index to disk");
+            }
         }
         if let Some(follower) = self
             .inner

@@ -1,5 +1,5 @@
-//! The index checkpoint: a reopen reads only what came after it, gives the same log as a
-//! full read, and never trusts a checkpoint over the stream.
+//! The local index: a reopen reads only what came after it, gives the same log as a full
+//! read, and never trusts the index over the stream.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![forbid(unsafe_code)]
 
@@ -43,7 +43,7 @@ async fn append(log: &JetStreamEventLog, n: usize, label: &str) {
 async fn a_reopen_reads_only_what_came_after_the_checkpoint() {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("index.checkpoint");
+    let file = dir.path().join("index");
     let log = open(&nats.url(), Some(&file)).await;
     assert_eq!(log.opened_from_checkpoint(), None, "a new log has none");
     append(&log, 120, "a").await;
@@ -97,28 +97,60 @@ async fn a_reopen_reads_only_what_came_after_the_checkpoint() {
     assert_eq!(reopened.head().await.unwrap(), 155);
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_or_foreign_checkpoint_is_set_aside_and_a_shorter_stream_is_refused() {
+async fn a_foreign_or_old_index_is_set_aside_and_a_shorter_stream_is_refused() {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("index.checkpoint");
-    let log = open(&nats.url(), Some(&file)).await;
+    let index = dir.path().join("index");
+    let log = open(&nats.url(), Some(&index)).await;
     append(&log, 40, "a").await;
     log.close().await.unwrap();
-    let good = std::fs::read(&file).unwrap();
+    drop(log);
+    let good = dir.path().join("good");
+    copy_dir(&index, &good);
 
-    // A flipped byte: not used, the whole stream read, the same log.
-    let mut bad = good.clone();
-    let middle = bad.len() / 2;
-    bad[middle] ^= 0x20;
-    std::fs::write(&file, &bad).unwrap();
-    let reopened = open(&nats.url(), Some(&file)).await;
+    // Another stream's log on the same directory: the index is not its own, set aside.
+    let mut other = config(&nats.url(), Some(&index));
+    other.stream = "OTHER".into();
+    other.subject_prefix = "eventlog.other".into();
+    let foreign = JetStreamEventLog::open(other, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    assert_eq!(foreign.opened_from_checkpoint(), None);
+    assert_eq!(foreign.head().await.unwrap(), 0);
+    foreign.close().await.unwrap();
+    drop(foreign);
+    // ... and back: OTHER's index is not CHECKED's either; the whole stream is read.
+    let reopened = open(&nats.url(), Some(&index)).await;
     assert_eq!(reopened.opened_from_checkpoint(), None);
     assert_eq!(reopened.head().await.unwrap(), 40);
     reopened.close().await.unwrap();
+    drop(reopened);
 
-    // The stream recreated shorter (its history lost): the checkpoint proves the loss.
-    std::fs::write(&file, &good).unwrap();
+    // A file of the earlier format where the index goes: replaced, the stream read.
+    let old = dir.path().join("old-format");
+    std::fs::write(&old, b"JSIDX\0\0\x01 an index of the earlier format").unwrap();
+    let replaced = open(&nats.url(), Some(&old)).await;
+    assert_eq!(replaced.opened_from_checkpoint(), None);
+    assert_eq!(replaced.head().await.unwrap(), 40);
+    assert!(old.is_dir());
+    replaced.close().await.unwrap();
+    drop(replaced);
+
+    // The stream recreated shorter (its history lost): the index proves the loss.
     let client = async_nats::connect(nats.url()).await.unwrap();
     async_nats::jetstream::new(client)
         .delete_stream("CHECKED")
@@ -127,7 +159,7 @@ async fn a_damaged_or_foreign_checkpoint_is_set_aside_and_a_shorter_stream_is_re
     let fresh = open(&nats.url(), None).await;
     append(&fresh, 10, "z").await;
     fresh.close().await.unwrap();
-    let refused = JetStreamEventLog::open(config(&nats.url(), Some(&file)), Arc::new(SystemClock))
+    let refused = JetStreamEventLog::open(config(&nats.url(), Some(&good)), Arc::new(SystemClock))
         .await
         .err()
         .expect("refused");
