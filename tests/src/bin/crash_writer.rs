@@ -1,9 +1,11 @@
-//! Helper of the crash test: appends to a sled event log under load, forever, and prints
-//! one line per acknowledged append, flushed before the next:
+//! Helper of the crash test: appends to an event log under load, forever, and prints one
+//! line per acknowledged append, flushed before the next:
 //! `ack <stream> <first_version> <first_position> <event_id>...`.
 //! The test kills it with SIGKILL and checks every acknowledged event after reopening.
 //!
-//! Usage: `crash-writer <dir> <writers>`
+//! Usage: `crash-writer <dir> <writers>` (a sled log in `dir`), or
+//! `crash-writer <dir> <writers> <nats url>` (the JetStream log at that server, with its
+//! local index in `dir`).
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::io::Write;
@@ -22,7 +24,20 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .context("usage: crash-writer <dir> <writers>")?
         .parse()?;
-    let log = Arc::new(SledEventLog::open(SledConfig::new(dir))?);
+    let log: Arc<dyn EventLog> = match args.next() {
+        None => Arc::new(SledEventLog::open(SledConfig::new(dir))?),
+        Some(url) => {
+            let mut config = eventlog_jetstream::JetStreamConfig::new(url, "EVENTLOG");
+            config.checkpoint = Some(dir.into());
+            Arc::new(
+                eventlog_jetstream::JetStreamEventLog::open(
+                    config,
+                    Arc::new(eventlog::SystemClock),
+                )
+                .await?,
+            )
+        }
+    };
     let out = Arc::new(Mutex::new(std::io::stdout()));
     println!("ready");
     let mut tasks = Vec::new();
