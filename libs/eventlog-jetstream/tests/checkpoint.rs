@@ -97,19 +97,6 @@ async fn a_reopen_reads_only_what_came_after_the_checkpoint() {
     assert_eq!(reopened.head().await.unwrap(), 155);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_or_old_index_is_set_aside_and_a_shorter_stream_is_refused() {
     let nats = NatsServer::start();
@@ -119,11 +106,16 @@ async fn a_foreign_or_old_index_is_set_aside_and_a_shorter_stream_is_refused() {
     append(&log, 40, "a").await;
     log.close().await.unwrap();
     drop(log);
-    let good = dir.path().join("good");
-    copy_dir(&index, &good);
+    // A second index of the same stream, for the cases below (`index` is kept as it is).
+    let second = dir.path().join("second");
+    open(&nats.url(), Some(&second))
+        .await
+        .close()
+        .await
+        .unwrap();
 
-    // Another stream's log on the same directory: the index is not its own, set aside.
-    let mut other = config(&nats.url(), Some(&index));
+    // Another stream's log on that directory: the index is not its own, set aside.
+    let mut other = config(&nats.url(), Some(&second));
     other.stream = "OTHER".into();
     other.subject_prefix = "eventlog.other".into();
     let foreign = JetStreamEventLog::open(other, Arc::new(SystemClock))
@@ -134,7 +126,7 @@ async fn a_foreign_or_old_index_is_set_aside_and_a_shorter_stream_is_refused() {
     foreign.close().await.unwrap();
     drop(foreign);
     // ... and back: OTHER's index is not CHECKED's either; the whole stream is read.
-    let reopened = open(&nats.url(), Some(&index)).await;
+    let reopened = open(&nats.url(), Some(&second)).await;
     assert_eq!(reopened.opened_from_checkpoint(), None);
     assert_eq!(reopened.head().await.unwrap(), 40);
     reopened.close().await.unwrap();
@@ -159,7 +151,7 @@ async fn a_foreign_or_old_index_is_set_aside_and_a_shorter_stream_is_refused() {
     let fresh = open(&nats.url(), None).await;
     append(&fresh, 10, "z").await;
     fresh.close().await.unwrap();
-    let refused = JetStreamEventLog::open(config(&nats.url(), Some(&good)), Arc::new(SystemClock))
+    let refused = JetStreamEventLog::open(config(&nats.url(), Some(&index)), Arc::new(SystemClock))
         .await
         .err()
         .expect("refused");

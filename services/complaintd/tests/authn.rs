@@ -6,9 +6,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use common::{ed25519_key, req_as, token, unix_now, with_bearer, TestServer, NOW};
+use common::{ed25519_key, req_as, token, unix_now, with_bearer, write, TestServer, NOW};
 use complaintd::config::{AuthMode, Config};
 use complaints_proto::complaints::v1 as api;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
@@ -21,26 +20,12 @@ fn register() -> api::RegisterComplaintRequest {
     common::register("UK-FCA-DISP", "GB-ENG", NOW - 60)
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_are_verified_and_name_the_principal() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = ed25519_key();
     let (stranger, _) = ed25519_key();
-    let jwt_key = write(dir.path(), "jwt.pub.pem", &public);
-    // Tokens are checked against the real time; the log's clock is the test's.
-    let server = TestServer::start(|config| {
-        config.auth = AuthMode::Verified;
-        config.jwt_keys = vec![jwt_key];
-        config.jwt_issuer = Some("https://idp.example".into());
-        config.jwt_audience = Some("complaints".into());
-    })
-    .await;
+    let server = common::jwt_server(dir.path(), &public).await;
     let mut c = server.complaints();
     let claims = |sub: &str, roles: &[&str], iss: &str, aud: &str, exp: i64| serde_json::json!({"sub": sub, "roles": roles, "iss": iss, "aud": aud, "exp": exp});
     let good = |sub: &str, roles: &[&str]| {

@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{ed25519_key, register, token, unix_now, TestServer, NOW};
-use complaintd::config::AuthMode;
 use reqwest::header::{ACCEPT_LANGUAGE, AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
 
@@ -228,24 +225,11 @@ async fn the_board_speaks_chinese_and_english() {
     assert!(body.contains("GMT") || body.contains("BST"));
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_mode_refuses_the_pages_without_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = ed25519_key();
-    let jwt_key = write(dir.path(), "jwt.pub.pem", &public);
-    let server = TestServer::start(|config| {
-        config.auth = AuthMode::Verified;
-        config.jwt_keys = vec![jwt_key];
-        config.jwt_issuer = Some("https://idp.example".into());
-        config.jwt_audience = Some("complaints".into());
-    })
-    .await;
+    let server = common::jwt_server(dir.path(), &public).await;
     let bearer = |sub: &str, roles: &[&str]| {
         token(
             &private,

@@ -481,6 +481,34 @@ fn layout(
     }
 }
 
+/// A table's header row of the messages `ids` ("#" as it is).
+fn header(lang: &Lang<'_>, ids: &[&str]) -> Markup {
+    html! {
+        thead { tr {
+            @for id in ids {
+                th scope="col" { @if *id == "#" { "#" } @else { (lang.msg(id)) } }
+            }
+        } }
+    }
+}
+
+/// How long a clock has left, or how far over it is.
+fn time_left(lang: &Lang<'_>, clock: &api::Clock) -> String {
+    if clock.overdue_seconds > 0 || clock.state == api::ClockState::ClockBreached as i32 {
+        lang.msg1(
+            "remaining-over",
+            "duration",
+            lang.duration(clock.overdue_seconds),
+        )
+    } else {
+        lang.msg1(
+            "remaining-left",
+            "duration",
+            lang.duration(clock.remaining_seconds),
+        )
+    }
+}
+
 fn roles_text(p: &Principal) -> String {
     p.roles
         .iter()
@@ -684,17 +712,7 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                 p.none { (lang.msg("no-clocks")) }
             } @else {
                 table #clocks {
-                    thead { tr {
-                        th scope="col" { (lang.msg("col-complaint")) }
-                        th scope="col" { (lang.msg("col-regime")) }
-                        th scope="col" { (lang.msg("col-unit")) }
-                        th scope="col" { (lang.msg("col-category")) }
-                        th scope="col" { (lang.msg("col-clock")) }
-                        th scope="col" { (lang.msg("col-state")) }
-                        th scope="col" { (lang.msg("col-due")) }
-                        th scope="col" { (lang.msg("col-remaining")) }
-                        th scope="col" { (lang.msg("col-used")) }
-                    } }
+                    (header(lang, &["col-complaint", "col-regime", "col-unit", "col-category", "col-clock", "col-state", "col-due", "col-remaining", "col-used"]))
                     tbody {
                         @for entry in &clocks.clocks {
                             @if let Some(clock) = &entry.clock {
@@ -708,13 +726,7 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                                     td { (clock.title) }
                                     td { span.badge.(key) { (lang.label("state-", key)) } }
                                     td { (v.time(clock.due_time.as_ref())) }
-                                    td.num {
-                                        @if clock.overdue_seconds > 0 || key == "breached" {
-                                            (lang.msg1("remaining-over", "duration", lang.duration(clock.overdue_seconds)))
-                                        } @else {
-                                            (lang.msg1("remaining-left", "duration", lang.duration(clock.remaining_seconds)))
-                                        }
-                                    }
+                                    td.num { (time_left(lang, clock)) }
                                     td.num { (format!("{:.0}%", clock.percent_used)) }
                                 }
                             }
@@ -737,15 +749,7 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                 None => p.none { (lang.msg("queue-not-allowed")) },
                 Some(queue) if queue.items.is_empty() => p.none { (lang.msg("queue-empty")) },
                 Some(queue) => table #queue {
-                    thead { tr {
-                        th scope="col" { (lang.msg("col-complaint")) }
-                        th scope="col" { (lang.msg("col-direction")) }
-                        th scope="col" { (lang.msg("col-body")) }
-                        th scope="col" { (lang.msg("col-state")) }
-                        th scope="col" { (lang.msg("col-since")) }
-                        th scope="col" { (lang.msg("col-deadline")) }
-                        th scope="col" { (lang.msg("col-reference")) }
-                    } }
+                    (header(lang, &["col-complaint", "col-direction", "col-body", "col-state", "col-since", "col-deadline", "col-reference"]))
                     tbody {
                         @for item in &queue.items {
                             @let id = item.complaint.trim_start_matches("complaints/");
@@ -952,11 +956,7 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
                             " (" (lang.msg1("clock-due-date", "date", &clock.due_date)) ")"
                         }
                         " · "
-                        @if clock.overdue_seconds > 0 || key == "breached" {
-                            (lang.msg1("remaining-over", "duration", lang.duration(clock.overdue_seconds)))
-                        } @else {
-                            (lang.msg1("remaining-left", "duration", lang.duration(clock.remaining_seconds)))
-                        }
+                        (time_left(lang, clock))
                     }
                     details open {
                         summary { (lang.msg("explanation")) }
@@ -970,14 +970,7 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
         section.timeline {
             h3 { (lang.msg("timeline")) }
             table #timeline {
-                thead { tr {
-                    th scope="col" { "#" }
-                    th scope="col" { (lang.msg("col-step")) }
-                    th scope="col" { (lang.msg("col-effective")) }
-                    th scope="col" { (lang.msg("col-recorded")) }
-                    th scope="col" { (lang.msg("col-actor")) }
-                    th scope="col" { (lang.msg("col-reason")) }
-                } }
+                (header(lang, &["#", "col-step", "col-effective", "col-recorded", "col-actor", "col-reason"]))
                 tbody {
                     @for step in &timeline {
                         tr data-type=(step.event_type) {

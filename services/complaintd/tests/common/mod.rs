@@ -62,3 +62,24 @@ pub fn unix_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// Writes `text` to `dir/name`; its path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A server that verifies bearer tokens signed by the Ed25519 key whose public PEM is
+/// `public` (issuer `https://idp.example`, audience `complaints`); the key's file goes in
+/// `dir`. Tokens are checked against the real time; the log's clock is the test's.
+pub async fn jwt_server(dir: &std::path::Path, public: &str) -> TestServer {
+    let jwt_key = write(dir, "jwt.pub.pem", public);
+    TestServer::start(|config| {
+        config.auth = complaintd::config::AuthMode::Verified;
+        config.jwt_keys = vec![jwt_key];
+        config.jwt_issuer = Some("https://idp.example".into());
+        config.jwt_audience = Some("complaints".into());
+    })
+    .await
+}
