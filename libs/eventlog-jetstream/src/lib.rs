@@ -33,7 +33,9 @@
 //!
 //! Stream reads (`read_stream`, `stream_version`) first catch up with the JetStream
 //! stream (one info request), so a replica decides on every append acknowledged so far,
-//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`); open reads the
+//! whoever made it. Reads fetch messages by sequence (`STREAM.MSG.GET`), keeping the
+//! records of each message fetched and of this process's own appends in a bounded cache
+//! (`cache`), so a command reading its complaint's stream again costs no fetch; open reads the
 //! stream (all of it the first time, then only what follows the last message the local
 //! index holds, `checkpoint`) to build the indexes, checking positions, the hash chain, stream
 //! versions and unique event ids (through an ordered consumer when 32 messages or more
@@ -45,10 +47,12 @@
 //! `read_stored` and `head` answer from what this process has seen.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod index;
 
 use std::collections::HashMap;
 
+use cache::RecordCache;
 use index::Index;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,6 +88,9 @@ pub struct JetStreamConfig {
     /// The index's page cache in memory, in bytes: what the index costs in memory,
     /// whatever the history's length.
     pub index_cache_bytes: u64,
+    /// Records kept in memory after they were appended or read (see `cache`), so that
+    /// reading a stream again costs no round trips; 0: none kept.
+    pub record_cache: usize,
 }
 
 impl JetStreamConfig {
@@ -98,6 +105,7 @@ impl JetStreamConfig {
             max_group: 1024,
             checkpoint: None,
             index_cache_bytes: 32 << 20,
+            record_cache: 16_384,
         }
     }
 }
@@ -187,6 +195,8 @@ struct Inner {
     config: JetStreamConfig,
     clock: Arc<dyn Clock>,
     index: Mutex<Index>,
+    /// Recent records, by position.
+    cache: Mutex<RecordCache>,
     /// Appends waiting for the next group commit.
     queue: Mutex<Vec<Pending>>,
     /// Held by the append committing a group (others are serialised by JetStream).
@@ -258,6 +268,7 @@ impl JetStreamEventLog {
             &config.stream,
             config.index_cache_bytes,
         )?;
+        let cache = RecordCache::new(config.record_cache);
         let (head_tx, _) = watch::channel(0);
         let log = Self {
             inner: Arc::new(Inner {
@@ -265,6 +276,7 @@ impl JetStreamEventLog {
                 stream,
                 config,
                 clock,
+                cache: Mutex::new(cache),
                 index: Mutex::new(index),
                 queue: Mutex::new(Vec::new()),
                 writer: Arc::new(tokio::sync::Mutex::new(())),
@@ -489,22 +501,41 @@ impl JetStreamEventLog {
         Ok(())
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, RecordCache> {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The record at `position`: kept in memory, or fetched with the rest of its message
+    /// (all of which are kept: a stream's events often share messages).
     async fn record(&self, position: Position) -> Result<(StoredRecord, RecordedEvent)> {
+        if let Some(found) = self.cache().get(position) {
+            return Ok(found);
+        }
         let slot = self.index().slot(position)?.ok_or(Error::Corruption {
             position,
             reason: "missing record".into(),
         })?;
         let payload = self.message(slot.sequence).await?;
         let first = position - u64::from(slot.index);
-        let stored = unframe(slot.sequence, first, &payload)?
+        let records = unframe(slot.sequence, first, &payload)?
             .into_iter()
-            .nth(slot.index as usize)
+            .map(|stored| {
+                let record = stored.decode()?;
+                Ok((stored, record))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let found = records
+            .get(slot.index as usize)
+            .cloned()
             .ok_or(Error::Corruption {
                 position,
                 reason: "missing record".into(),
             })?;
-        let record = stored.decode()?;
-        Ok((stored, record))
+        self.cache().keep(&records);
+        Ok(found)
     }
 
     /// The records at `positions`, in that order.
@@ -702,6 +733,7 @@ impl JetStreamEventLog {
                     }
                     index.head()
                 };
+                self.cache().keep(&records);
                 eventlog::advance_head(&self.inner.head_tx, head);
                 Ok(true)
             }
@@ -848,6 +880,7 @@ impl EventLog for JetStreamEventLog {
             if let Err(e) = self.index().close() {
                 tracing::warn!(error = %e, "cannot write the local index to disk");
             }
+            self.cache().clear();
         }
         if let Some(follower) = self
             .inner
