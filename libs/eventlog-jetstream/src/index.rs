@@ -22,7 +22,8 @@
 //!
 //! Keys, in one tree: `i` + event id -> position; `s` + stream length (u32) + stream +
 //! version -> position; `m` + first position -> message sequence and record count; `t` ->
-//! the stream's name, the last message applied and the tail. Numbers are big-endian, so
+//! the stream's name, the last message applied and the tail; `u` -> while a message is
+//! being applied, its sequence and the keys it writes. Numbers are big-endian, so
 //! keys sort as the numbers do.
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +65,8 @@ fn failed(e: sled::Error) -> Error {
 }
 
 const META: &[u8] = b"t";
+/// The keys an apply is about to write (see [`Index::undo_interrupted_apply`]).
+const UNDO: &[u8] = b"u";
 
 fn id_key(id: &Uuid) -> [u8; 17] {
     let mut k = [0u8; 17];
@@ -154,14 +157,31 @@ impl Index {
                     tracing::warn!(path = %path.display(), "an index file of the earlier format: replaced by the new index");
                     std::fs::remove_file(path).map_err(|e| Error::Storage(e.to_string()))?;
                 }
-                match config(Some(path)).open() {
-                    Ok(db) => db,
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "the local index does not open: set aside, reading the whole stream");
-                        let aside = path.with_extension("unusable");
-                        let _ = std::fs::remove_dir_all(&aside);
-                        std::fs::rename(path, &aside).map_err(|e| Error::Storage(e.to_string()))?;
-                        config(Some(path)).open().map_err(failed)?
+                let mut attempt = 0;
+                loop {
+                    match config(Some(path)).open() {
+                        Ok(db) => break db,
+                        // Damaged: derived data, set aside (the stream is read whole).
+                        Err(e @ sled::Error::Corruption { .. }) => {
+                            tracing::warn!(path = %path.display(), error = %e, "the local index is damaged: set aside, reading the whole stream");
+                            let aside = path.with_extension("unusable");
+                            let _ = std::fs::remove_dir_all(&aside);
+                            std::fs::rename(path, &aside)
+                                .map_err(|e| Error::Storage(e.to_string()))?;
+                        }
+                        // Held (sled lets go of its lock a moment after a close in this
+                        // process), or another process's: wait a little, then refuse.
+                        Err(e) if attempt < 30 => {
+                            tracing::debug!(error = %e, "the local index is busy; trying again");
+                            attempt += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                        Err(e) => {
+                            return Err(Error::Storage(format!(
+                                "the local index in {} cannot be opened (is another process using it?): {e}",
+                                path.display()
+                            )))
+                        }
                     }
                 }
             }
@@ -190,7 +210,39 @@ impl Index {
                 }
             },
         }
+        index.undo_interrupted_apply()?;
         Ok(index)
+    }
+
+    /// An apply that a crash interrupted left keys of a message the index's state does not
+    /// name (listed in `u` before they were written): removed, so that they cannot be
+    /// taken for another message's if the stream no longer holds the same one there.
+    fn undo_interrupted_apply(&mut self) -> Result<()> {
+        let db = self.db()?;
+        let Some(undo) = db.get(UNDO).map_err(failed)? else {
+            return Ok(());
+        };
+        let sequence = u64_at(&undo, 0);
+        if sequence > self.last_sequence {
+            let mut at = 8;
+            while let Some(len) = undo
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+            {
+                let Some(key) = undo.get(at + 4..at + 4 + len as usize) else {
+                    break;
+                };
+                db.remove(key).map_err(failed)?;
+                at += 4 + len as usize;
+            }
+            tracing::info!(
+                sequence,
+                "the local index: removed what an interrupted apply left"
+            );
+        }
+        db.remove(UNDO).map_err(failed)?;
+        Ok(())
     }
 
     fn db(&self) -> Result<&sled::Db> {
@@ -312,11 +364,12 @@ impl Index {
     /// Checks and adds the records of message `sequence`: a message that fails leaves the
     /// index as it was.
     ///
-    /// Written key by key, the index's state (`t`) last: sled recovers from a crash to a
-    /// prefix of the writes made, so a recovered state names only messages whose keys are
-    /// all there, and keys a crash left past it (positions past the head) are ignored by
-    /// every lookup and overwritten when the message is applied again. (One atomic batch
-    /// would cost about 2.5 times as much per message, on the append's path.)
+    /// Written key by key: first the list of keys about to be written (`u`), then the
+    /// keys, then the index's state (`t`), then `u` is removed. sled recovers from a crash
+    /// to a prefix of the writes made, so a recovered state names only messages whose keys
+    /// are all there; keys a crash left past it are removed at the next open from the
+    /// list in `u`, and meanwhile ignored by every lookup (positions past the head). (One
+    /// atomic batch would cost about 2.5 times as much per message, on the append's path.)
     pub(crate) fn apply(
         &mut self,
         sequence: u64,
@@ -352,9 +405,26 @@ impl Index {
             tail = Tail::after(stored, record);
         }
         let Some((_, first_record)) = records.first() else {
-            return Ok(());
+            return Err(Error::Corruption {
+                position: self.head() + 1,
+                reason: format!("message {sequence} holds no records"),
+            });
         };
         let db = self.db()?;
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(records.len() * 2 + 1);
+        for (_, record) in records {
+            keys.push(id_key(&record.id).to_vec());
+            keys.push(stream_key(&record.stream, record.version));
+        }
+        keys.push(message_key(first_record.position).to_vec());
+        // First what is about to be written, so that a crash's leftovers can be undone.
+        let mut undo = Vec::with_capacity(8 + keys.iter().map(|k| k.len() + 4).sum::<usize>());
+        undo.extend_from_slice(&sequence.to_be_bytes());
+        for key in &keys {
+            undo.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            undo.extend_from_slice(key);
+        }
+        db.insert(UNDO, undo).map_err(failed)?;
         for (_, record) in records {
             let at = record.position.to_be_bytes();
             db.insert(id_key(&record.id), &at).map_err(failed)?;
@@ -368,6 +438,7 @@ impl Index {
             .map_err(failed)?;
         db.insert(META, encode_meta(&self.stream, sequence, &tail))
             .map_err(failed)?;
+        db.remove(UNDO).map_err(failed)?;
         if self.versions.len() + versions.len() > VERSIONS_KEPT {
             self.versions.clear();
         }
@@ -377,5 +448,70 @@ impl Index {
         self.last_sequence = sequence;
         self.tail = tail;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(
+        tail: &mut Tail,
+        stream: &StreamId,
+        version: Version,
+    ) -> Vec<(StoredRecord, RecordedEvent)> {
+        let e = eventlog::NewEvent::new("t", "a", bytes::Bytes::from_static(b"x"));
+        let sealed = tail.seal(stream, version, Timestamp::from_micros(1), &[e]);
+        *tail = sealed.tail;
+        sealed.records
+    }
+
+    #[test]
+    fn what_an_interrupted_apply_wrote_is_removed_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let stream = StreamId::new("s").unwrap();
+        let mut tail = Tail::EMPTY;
+        let mut index = Index::open(Some(&path), "X", 1 << 20).unwrap();
+        index.apply(1, &message(&mut tail, &stream, 0)).unwrap();
+        // Message 2 as far as a crash let it get: its undo list and its keys, no state.
+        let second = message(&mut tail, &stream, 1);
+        let record = &second[0].1;
+        let keys = [
+            id_key(&record.id).to_vec(),
+            stream_key(&stream, 2),
+            message_key(2).to_vec(),
+        ];
+        let mut undo = 2u64.to_be_bytes().to_vec();
+        for key in &keys {
+            undo.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            undo.extend_from_slice(key);
+        }
+        let db = index.db().unwrap();
+        db.insert(UNDO, undo).unwrap();
+        for key in &keys {
+            db.insert(key.as_slice(), &2u64.to_be_bytes()).unwrap();
+        }
+        index.close().unwrap();
+        drop(index);
+        let index = Index::open(Some(&path), "X", 1 << 20).unwrap();
+        assert_eq!((index.last_sequence, index.head()), (1, 1));
+        let db = index.db().unwrap();
+        for key in &keys {
+            assert!(db.get(key).unwrap().is_none(), "a leftover key remains");
+        }
+        assert!(db.get(UNDO).unwrap().is_none());
+        assert_eq!(index.version(&stream).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_message_without_records_is_refused() {
+        let mut index = Index::open(None, "X", 1 << 20).unwrap();
+        let refused = index.apply(1, &[]).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Corruption { position: 1, reason } if reason.contains("no records")),
+            "{refused:?}"
+        );
+        assert_eq!(index.last_sequence, 0);
     }
 }

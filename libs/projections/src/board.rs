@@ -115,6 +115,17 @@ pub enum StateKind {
 }
 
 impl StateKind {
+    /// Every kind.
+    pub const ALL: [StateKind; 7] = [
+        StateKind::Running,
+        StateKind::Paused,
+        StateKind::AtRisk,
+        StateKind::Breached,
+        StateKind::Met,
+        StateKind::WindowOpen,
+        StateKind::WindowClosed,
+    ];
+
     pub fn of(state: &ClockState) -> Self {
         match state {
             ClockState::Running => StateKind::Running,

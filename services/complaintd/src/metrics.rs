@@ -191,9 +191,27 @@ impl Gauges {
         let at = jiff::Timestamp::from_microsecond(now.as_micros())
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let figures = self.board.figures(at);
-        for ((regime, state), n) in figures.by_regime_and_state {
-            metrics::gauge!("complaints_clocks", "regime" => regime, "state" => state)
-                .set(n as f64);
+        // Every regime loaded and every state, 0 where none: a count that falls to 0 must
+        // show 0, not its last value.
+        let mut regimes: std::collections::BTreeSet<String> = self
+            .board
+            .engine()
+            .policies
+            .ids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        regimes.extend(figures.by_regime_and_state.keys().map(|(r, _)| r.clone()));
+        for regime in regimes {
+            for state in complaints_projections::board::StateKind::ALL {
+                let n = figures
+                    .by_regime_and_state
+                    .get(&(regime.clone(), state.name().to_owned()))
+                    .copied()
+                    .unwrap_or(0);
+                metrics::gauge!("complaints_clocks", "regime" => regime.clone(), "state" => state.name())
+                    .set(n as f64);
+            }
         }
         metrics::gauge!("complaints_sla_timer_backlog")
             .set(self.board.crossings_due(at).len() as f64);
@@ -229,22 +247,28 @@ pub struct GrpcMetrics<S> {
     inner: S,
 }
 
-/// A call's service and method as labels: only names this server has (anything else is
-/// "unknown", so a scanner cannot grow the label set).
+/// A call's service and method as labels: only methods this server has (anything else is
+/// "unknown", so that a scanner's paths cannot grow the label set).
 fn labels(path: &str) -> (&'static str, String) {
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let (service, method) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    const UNKNOWN: (&str, &str) = ("unknown", "unknown");
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        return (UNKNOWN.0, UNKNOWN.1.to_owned());
+    };
+    // A method is one name: `/Service/a/GetBoard` is not GetBoard.
+    let known_name = !method.is_empty() && method.chars().all(|c| c.is_ascii_alphanumeric());
     let service: &'static str = match service {
         "complaints.v1.ComplaintService" => "ComplaintService",
         "complaints.audit.v1.AuditService" => "AuditService",
         "complaints.admin.v1.AdminService" => "AdminService",
-        "grpc.health.v1.Health" => "Health",
+        "grpc.health.v1.Health" if matches!(method, "Check" | "Watch") => {
+            return ("Health", method.to_owned());
+        }
         s if s.starts_with("grpc.reflection.") => return ("Reflection", "any".to_owned()),
-        _ => return ("unknown", "unknown".to_owned()),
+        _ => return (UNKNOWN.0, UNKNOWN.1.to_owned()),
     };
     match allowed_roles(path) {
-        Access::Unknown => (service, "unknown".to_owned()),
-        _ => (service, method.to_owned()),
+        Access::Roles(_) if known_name => (service, method.to_owned()),
+        _ => (service, UNKNOWN.1.to_owned()),
     }
 }
 
@@ -422,4 +446,32 @@ where
 /// Records `name` as the complaint of the call being served (its tracing span).
 pub fn record_complaint(name: &str) {
     tracing::Span::current().record("complaint", name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+
+    #[test]
+    fn only_this_servers_methods_become_labels() {
+        let l = |p: &str| labels(p);
+        assert_eq!(
+            l("/complaints.v1.ComplaintService/GetBoard"),
+            ("ComplaintService", "GetBoard".to_owned())
+        );
+        assert_eq!(
+            l("/grpc.health.v1.Health/Check"),
+            ("Health", "Check".to_owned())
+        );
+        for scanner in [
+            "/grpc.health.v1.Health/x1",
+            "/complaints.v1.ComplaintService/a/GetBoard",
+            "/complaints.v1.ComplaintService/NoSuchMethod",
+            "/complaints.v1.ComplaintService/",
+            "/elsewhere/Method",
+            "/",
+        ] {
+            assert_eq!(l(scanner).1, "unknown", "{scanner}");
+        }
+    }
 }

@@ -428,9 +428,11 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .await;
     health.set_not_serving::<AuditServiceServer<Audit>>().await;
     let (set_ready, ready) = tokio::sync::watch::channel(false);
+    let set_ready = Arc::new(set_ready);
     let start_head = log.head().await.context("reading the log's head")?;
     let readiness = {
-        let (health, projections) = (health.clone(), projections.clone());
+        let (health, projections, set_ready) =
+            (health.clone(), projections.clone(), set_ready.clone());
         tokio::spawn(async move {
             projections.wait_for(start_head).await;
             health.set_serving::<ComplaintServiceServer<Api>>().await;
@@ -533,24 +535,33 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             )
             .add_service(AdminServiceServer::new(admin))
             // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), {
+                let health = health.clone();
+                async move {
                     let _ = stopped.await;
-                },
-            )
+                    // Not ready from the moment it is told to stop, while calls in
+                    // flight finish: load balancers send no more.
+                    readiness.abort();
+                    let _ = set_ready.send(false);
+                    health
+                        .set_not_serving::<ComplaintServiceServer<Api>>()
+                        .await;
+                    health.set_not_serving::<AuditServiceServer<Audit>>().await;
+                }
+            })
             .await;
-        health
-            .set_not_serving::<ComplaintServiceServer<Api>>()
-            .await;
-        readiness.abort();
         // The web port: live streams end, requests in flight finish.
         let _ = stop_http.send(true);
-        if let Some((_, task)) = http {
-            match task.await {
-                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP port failed"),
-                Err(e) => tracing::error!(error = %e, "the HTTP port's task failed"),
-                Ok(Ok(())) => {}
+        if let Some((_, mut task)) = http {
+            // Requests in flight get a few seconds; then the port is closed regardless.
+            match tokio::time::timeout(std::time::Duration::from_secs(10), &mut task).await {
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP port failed"),
+                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP port's task failed"),
+                Ok(Ok(Ok(()))) => {}
+                Err(_) => {
+                    tracing::warn!("HTTP requests still running after 10 s: closed");
+                    task.abort();
+                }
             }
         }
         let _ = stop_watcher.send(true);

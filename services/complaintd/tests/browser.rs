@@ -122,25 +122,33 @@ length = { minutes = 1 }
 at_risk = [50]
 "#;
 
+/// Reads `what` of the element at `css`, again if the live board swapped the element out
+/// between finding and reading it (a stale element: every push replaces the live part).
+async fn read(client: &Client, css: &str, what: Option<&str>) -> String {
+    let mut last = None;
+    for _ in 0..50 {
+        let found = match client.find(Locator::Css(css)).await {
+            Ok(element) => match what {
+                Some(attr) => element.attr(attr).await.map(Option::unwrap_or_default),
+                None => element.text().await,
+            },
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(value) => return value,
+            Err(e) => last = Some(e),
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("cannot read {css}: {last:?}");
+}
+
 async fn state_of(client: &Client, row: &str) -> String {
-    client
-        .find(Locator::Css(row))
-        .await
-        .unwrap()
-        .attr("data-state")
-        .await
-        .unwrap()
-        .unwrap_or_default()
+    read(client, row, Some("data-state")).await
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    read(client, css, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,12 +234,38 @@ async fn the_board_turns_at_risk_then_breached_without_a_reload() {
     std::fs::write(&shot, &png).unwrap();
     eprintln!("screenshot: {}", shot.display());
 
-    // The complaint's page: the clock with its explanation, the timeline.
+    // Through the banner's form, as an auditor too (details and timeline, no personal
+    // data); back on the board, then the complaint's page.
+    let roles = client
+        .find(Locator::Css("input[name=roles]"))
+        .await
+        .unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys("operations,auditor").await.unwrap();
     client
-        .find(Locator::Css(&format!("{row} a")))
+        .find(Locator::Css("form[action=\"/dev/roles\"] button"))
         .await
         .unwrap()
         .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(
+            "input[name=roles][value=\"auditor,operations\"]",
+        ))
+        .await
+        .unwrap();
+    // The row's link, followed by address: the live board may swap the row out under a
+    // click (every push replaces it).
+    let href = read(&client, &format!("{row} a"), Some("href")).await;
+    assert_eq!(
+        href,
+        format!("/complaints/{}", name.trim_start_matches("complaints/"))
+    );
+    client
+        .goto(&format!("{}{href}", server.http_url()))
         .await
         .unwrap();
     client

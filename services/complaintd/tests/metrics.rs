@@ -232,6 +232,16 @@ async fn metrics_count_the_calls_and_show_the_state() {
         ),
         Some(1.0)
     );
+    // Every regime and state has its gauge, 0 where there is none (a count falling to 0
+    // shows 0).
+    assert_eq!(
+        value(
+            &scrape,
+            "complaints_clocks",
+            &[("regime", "US-CFPB"), ("state", "breached")]
+        ),
+        Some(0.0)
+    );
     // No label carries a complaint id.
     let id = created.name.trim_start_matches("complaints/");
     assert!(!text.contains(id));

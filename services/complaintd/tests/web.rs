@@ -73,14 +73,22 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
     assert!(!board.contains("Ada Lovelace"));
     assert!(board.contains("<svg"), "the charts");
 
-    // Operations: the complaint's page without personal data.
+    // Operations: the complaint's clocks and their explanations, not its details or
+    // timeline (GetComplaint is not theirs).
     let page = format!("/complaints/{id}");
     let (status, _, body) = get(&server, &page, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("class=\"explanation\""), "{body}");
+    assert!(body.contains("id=\"details-not-allowed\""), "{body}");
+    assert!(!body.contains("id=\"timeline\""));
+    assert!(!body.contains("credit card"), "the product is a detail");
+    assert!(!body.contains("Ada Lovelace"));
+    // An auditor: details and timeline, personal data withheld.
+    let (_, _, body) = get(&server, &page, &[("x-roles", "auditor")]).await;
     assert!(body.contains("Personal data is withheld"), "{body}");
     assert!(!body.contains("Ada Lovelace"));
     assert!(!body.contains("refund the fee"), "the claim is personal");
-    assert!(body.contains("class=\"explanation\""), "{body}");
+    assert!(body.contains("credit card"));
     assert!(
         body.contains("data-type=\"complaint.registered\""),
         "{body}"
@@ -125,6 +133,23 @@ async fn development_mode_shows_the_board_and_pages_by_the_chosen_roles() {
     let (status, _, _) = get(&server, &page, &[("x-roles", "admin")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
+    // Roles that do not exist are refused, not kept.
+    for bad in ["nonsense", "", " , "] {
+        let response = client()
+            .post(format!("{}/dev/roles", server.http_url()))
+            .form(&[("roles", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(response.headers().get(SET_COOKIE).is_none());
+    }
+    // A refusal page still offers the role form (the viewer can change back).
+    let (_, _, body) = get(&server, "/", &[("cookie", "complaints_dev_roles=admin")]).await;
+    assert!(
+        body.contains("action=\"/dev/roles\"") && body.contains("value=\"admin\""),
+        "{body}"
+    );
     // The roles chosen on the page are kept in a cookie.
     let response = client()
         .post(format!("{}/dev/roles", server.http_url()))
@@ -193,8 +218,9 @@ async fn the_board_speaks_chinese_and_english() {
     assert!(body.contains("业务时区（Asia/Shanghai）"));
     // Times in the business zone, in the Chinese format.
     assert!(body.contains("年") && body.contains("CST"), "{body}");
-    let (_, _, body) = get(&server, &format!("/complaints/{id}"), &zh).await;
-    assert!(body.contains("处理经过"));
+    let zh_auditor = [zh[0], ("x-roles", "auditor")];
+    let (_, _, body) = get(&server, &format!("/complaints/{id}"), &zh_auditor).await;
+    assert!(body.contains("<h3>处理经过</h3>"), "{body}");
     assert!(body.contains("受理"));
     // The switch on the page wins over the browser's language, and is remembered.
     let (_, cookies, body) = get(&server, "/?lang=en", &zh).await;
@@ -223,6 +249,15 @@ async fn the_board_speaks_chinese_and_english() {
     );
     let (_, _, body) = get(&server, "/", &[(COOKIE.as_str(), "tz=Europe%2FLondon")]).await;
     assert!(body.contains("GMT") || body.contains("BST"));
+    // A zone with a "+" in its name survives the cookie.
+    let (_, cookies, _) = get(&server, "/?tz=Etc/GMT%2B5", &[]).await;
+    let kept = cookies.iter().find(|c| c.starts_with("tz=")).unwrap();
+    let kept = kept.split(';').next().unwrap().to_owned();
+    let (_, _, body) = get(&server, "/", &[(COOKIE.as_str(), &kept)]).await;
+    assert!(
+        body.contains("value=\"Etc/GMT+5\" selected"),
+        "{kept}: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +323,7 @@ async fn verified_mode_refuses_the_pages_without_a_valid_token() {
     let cookie = format!("complaints_token={operations}");
     let (status, _, body) = get(&server, &page, &[(COOKIE.as_str(), &cookie)]).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains("Personal data is withheld"));
+    assert!(body.contains("id=\"details-not-allowed\""), "{body}");
     assert!(!body.contains("Ada Lovelace"));
     let (status, _, body) = get(&server, "/metrics", &[(AUTHORIZATION.as_str(), &auth)]).await;
     assert_eq!(status, StatusCode::OK);

@@ -116,6 +116,9 @@ pub enum Page {
     Complaint,
     /// `/metrics`: operations and administrators (Prometheus scrapes with a token).
     Metrics,
+    /// A complaint's details and timeline on its page (GetComplaint): left out for the
+    /// others (operations see the clocks only).
+    Details,
 }
 
 impl Page {
@@ -125,6 +128,7 @@ impl Page {
             Page::Board => "GetBoard",
             Page::Queue => "ListRegulatorQueue",
             Page::Complaint => "GetComplaintSla",
+            Page::Details => "GetComplaint",
             Page::Metrics => return &[Role::Operations, Role::Admin],
         };
         match allowed_roles(&format!("/complaints.v1.ComplaintService/{method}")) {
@@ -190,6 +194,31 @@ fn encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// Decodes `%XX` escapes (a cookie value written by [`encode`]); anything malformed is
+/// kept as it is.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The clock states a filter may name, as the board's counts name them.
@@ -264,7 +293,7 @@ impl Web {
                 .unwrap_or(HeaderValue::from_static(DEV_PRINCIPAL));
             let roles = headers.get(ROLES_HEADER).cloned().unwrap_or_else(|| {
                 cookie(headers, DEV_ROLES_COOKIE)
-                    .map(|r| r.replace("%2C", ","))
+                    .map(|r| percent_decode(&r))
                     .and_then(|r| HeaderValue::from_str(&r).ok())
                     .unwrap_or(HeaderValue::from_static(DEV_DEFAULT_ROLES))
             });
@@ -312,7 +341,7 @@ impl Web {
         }
         let chosen_tz = if tz.is_empty() {
             cookie(headers, "tz")
-                .map(|t| t.replace("%2F", "/"))
+                .map(|t| percent_decode(&t))
                 .unwrap_or_default()
         } else {
             tz.to_owned()
@@ -368,7 +397,8 @@ impl Web {
                 p { a href="/login" { (lang.msg("nav-login")) } }
             }
         };
-        let page = layout(self, &lang, &lang.msg("app-title"), None, body);
+        let roles = cookie(headers, DEV_ROLES_COOKIE).map(|r| percent_decode(&r));
+        let page = layout_as(self, &lang, &lang.msg("app-title"), None, roles, body);
         let mut response = (code, page).into_response();
         if code == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -413,6 +443,26 @@ fn layout(
     viewer: Option<&Viewer<'_>>,
     body: Markup,
 ) -> Markup {
+    layout_as(
+        web,
+        lang,
+        title,
+        viewer,
+        viewer.map(|v| roles_text(&v.principal)),
+        body,
+    )
+}
+
+/// [`layout`], showing `dev_roles` in the development banner's role form.
+fn layout_as(
+    web: &Web,
+    lang: &Lang<'_>,
+    title: &str,
+    viewer: Option<&Viewer<'_>>,
+    dev_roles: Option<String>,
+    body: Markup,
+) -> Markup {
+    let dev_roles = dev_roles.as_deref();
     html! {
         (DOCTYPE)
         html lang=(lang.tag()) {
@@ -427,13 +477,12 @@ fn layout(
                 @if web.dev {
                     div.dev-banner role="note" {
                         strong { (lang.msg("dev-banner")) }
-                        @if let Some(v) = viewer {
-                            form method="post" action="/dev/roles" {
-                                label { (lang.msg("dev-viewing-as")) " "
-                                    input name="roles" value=(roles_text(&v.principal)) size="30";
-                                }
-                                " " button type="submit" { (lang.msg("dev-switch")) }
+                        // Also on a refusal: the roles can always be changed back.
+                        form method="post" action="/dev/roles" {
+                            label { (lang.msg("dev-viewing-as")) " "
+                                input name="roles" value=(dev_roles.unwrap_or(DEV_DEFAULT_ROLES)) size="30";
                             }
+                            " " button type="submit" { (lang.msg("dev-switch")) }
                         }
                     }
                 }
@@ -804,20 +853,44 @@ async fn follow(
     tx: tokio::sync::mpsc::Sender<SseEvent>,
 ) {
     let mut stopping = web.stopping.clone();
+    let stop_or_gone = async {
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => {}
+            () = tx.closed() => {}
+        }
+    };
+    // Everything (waiting for the board, rendering, sending to a slow reader) gives way
+    // when the server stops or the viewer goes.
+    tokio::select! {
+        () = stop_or_gone => {}
+        () = push(&web, &q, &headers, &mut events, &tx) => {}
+    }
+}
+
+/// The pushing of [`follow`]: the board now (events may have come between the page and
+/// this stream), then after each burst, and once a minute.
+async fn push(
+    web: &Web,
+    q: &BoardQuery,
+    headers: &HeaderMap,
+    events: &mut eventlog::EventStream,
+    tx: &tokio::sync::mpsc::Sender<SseEvent>,
+) {
+    let mut first = true;
     loop {
         let mut last = None;
-        tokio::select! {
-            _ = stopping.wait_for(|s| *s) => return,
-            next = events.next() => match next {
-                Some(Ok(e)) => last = Some(e.position),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "live board: the log subscription failed");
-                    return;
-                }
-                None => return,
-            },
-            () = tokio::time::sleep(REFRESH) => {}
-            () = tx.closed() => return,
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                next = events.next() => match next {
+                    Some(Ok(e)) => last = Some(e.position),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "live board: the log subscription failed");
+                        return;
+                    }
+                    None => return,
+                },
+                () = tokio::time::sleep(REFRESH) => {}
+            }
         }
         // The rest of the burst: one render for all of it.
         while let Some(Some(Ok(e))) = events.next().now_or_never() {
@@ -827,11 +900,11 @@ async fn follow(
             web.board.wait_for(position).await;
         }
         // Checked again on every push: an expired token ends the stream.
-        let Ok(principal) = web.principal(&headers, Page::Board) else {
+        let Ok(principal) = web.principal(headers, Page::Board) else {
             return;
         };
-        let viewer = web.viewer(&headers, principal, "", "");
-        let html = match live_part(&viewer, &q).await {
+        let viewer = web.viewer(headers, principal, "", "");
+        let html = match live_part(&viewer, q).await {
             Ok(markup) => markup.into_string(),
             Err(refusal) => {
                 tracing::debug!(status = %refusal.status, "live board: not rendered");
@@ -884,15 +957,85 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
         .get_complaint_sla(v.request(api::GetComplaintSlaRequest { name: name.clone() }))
         .await?
         .into_inner();
-    // As GetComplaint shows it to this viewer: personal fields withheld unless allowed.
-    let c = v
-        .web
-        .api
-        .get_complaint(v.request(api::GetComplaintRequest { name: name.clone() }))
-        .await?
-        .into_inner();
+    // Details and timeline only for those who may call GetComplaint, as it shows them to
+    // this viewer (personal fields withheld unless allowed).
+    let detailed = if Page::Details.allows(&v.principal) {
+        let c = v
+            .web
+            .api
+            .get_complaint(v.request(api::GetComplaintRequest { name: name.clone() }))
+            .await?
+            .into_inner();
+        Some((c, timeline(&*v.web.log, complaint_id).await?))
+    } else {
+        None
+    };
     let sees = sees_personal_data(&v.principal);
-    let timeline = timeline(&*v.web.log, complaint_id).await?;
+    let title = lang.msg1("complaint", "name", id);
+    let body = html! {
+        p { a href="/" { "← " (lang.msg("back-to-board")) } }
+        h2 { (title) }
+        @if let Some((c, _)) = &detailed {
+        (details(v, c, sees))
+        } @else {
+            p.none #details-not-allowed { (lang.msg("details-not-allowed")) }
+        }
+        section.sla {
+            h3 { (lang.msg("sla")) }
+            p { (lang.msg_with("sla-policy", &[
+                ("policy", sla.policy.clone().into()),
+                ("version", sla.policy_version.to_string().into()),
+                ("zone", sla.time_zone.clone().into()),
+            ])) }
+            @for clock in &sla.clocks {
+                @let key = state_key(clock.state);
+                article.clock.(key) data-clock=(clock.clock) data-state=(key) {
+                    h4 { (clock.title) " " span.badge.(key) { (lang.label("state-", key)) } }
+                    p {
+                        (lang.msg("col-due")) ": " (v.time(clock.due_time.as_ref()))
+                        @if !clock.due_date.is_empty() {
+                            " (" (lang.msg1("clock-due-date", "date", &clock.due_date)) ")"
+                        }
+                        " · "
+                        (time_left(lang, clock))
+                    }
+                    details open {
+                        summary { (lang.msg("explanation")) }
+                        ol.explanation {
+                            @for line in &clock.explanation { li { (line) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some((_, timeline)) = &detailed {
+        section.timeline {
+            h3 { (lang.msg("timeline")) }
+            table #timeline {
+                (header(lang, &["#", "col-step", "col-effective", "col-recorded", "col-actor", "col-reason"]))
+                tbody {
+                    @for step in timeline {
+                        tr data-type=(step.event_type) {
+                            td.num { (step.position) }
+                            td { (lang.label("step-", &step.event_type.replace('.', "-"))) }
+                            td { (lang.datetime(step.effective, &v.zone)) }
+                            td { (lang.datetime(step.recorded, &v.zone)) }
+                            td { (step.actor) }
+                            td { (step.reason) }
+                        }
+                    }
+                }
+            }
+        }
+        }
+    };
+    Ok((title, body))
+}
+
+/// A complaint's details, as GetComplaint shows them to the viewer (personal fields
+/// withheld unless `sees`).
+fn details(v: &Viewer<'_>, c: &api::Complaint, sees: bool) -> Markup {
+    let lang = &v.lang;
     let status = api::Status::try_from(c.status)
         .map(|s| s.as_str_name().to_lowercase())
         .unwrap_or_default();
@@ -901,10 +1044,7 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
         .unwrap_or_default();
     let personal = api::PersonalDataState::try_from(c.personal_data)
         .unwrap_or(api::PersonalDataState::Unspecified);
-    let title = lang.msg1("complaint", "name", id);
-    let body = html! {
-        p { a href="/" { "← " (lang.msg("back-to-board")) } }
-        h2 { (title) }
+    html! {
         section.details {
             h3 { (lang.msg("details")) }
             dl {
@@ -939,54 +1079,7 @@ async fn complaint_body(v: &Viewer<'_>, id: &str) -> Result<(String, Markup), Re
                 _ => p.personal #personal { (lang.msg("personal-withheld")) },
             }
         }
-        section.sla {
-            h3 { (lang.msg("sla")) }
-            p { (lang.msg_with("sla-policy", &[
-                ("policy", sla.policy.clone().into()),
-                ("version", sla.policy_version.to_string().into()),
-                ("zone", sla.time_zone.clone().into()),
-            ])) }
-            @for clock in &sla.clocks {
-                @let key = state_key(clock.state);
-                article.clock.(key) data-clock=(clock.clock) data-state=(key) {
-                    h4 { (clock.title) " " span.badge.(key) { (lang.label("state-", key)) } }
-                    p {
-                        (lang.msg("col-due")) ": " (v.time(clock.due_time.as_ref()))
-                        @if !clock.due_date.is_empty() {
-                            " (" (lang.msg1("clock-due-date", "date", &clock.due_date)) ")"
-                        }
-                        " · "
-                        (time_left(lang, clock))
-                    }
-                    details open {
-                        summary { (lang.msg("explanation")) }
-                        ol.explanation {
-                            @for line in &clock.explanation { li { (line) } }
-                        }
-                    }
-                }
-            }
-        }
-        section.timeline {
-            h3 { (lang.msg("timeline")) }
-            table #timeline {
-                (header(lang, &["#", "col-step", "col-effective", "col-recorded", "col-actor", "col-reason"]))
-                tbody {
-                    @for step in &timeline {
-                        tr data-type=(step.event_type) {
-                            td.num { (step.position) }
-                            td { (lang.label("step-", &step.event_type.replace('.', "-"))) }
-                            td { (lang.datetime(step.effective, &v.zone)) }
-                            td { (lang.datetime(step.recorded, &v.zone)) }
-                            td { (step.actor) }
-                            td { (step.reason) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    Ok((title, body))
+    }
 }
 
 /// One row of a complaint's timeline.
@@ -1117,11 +1210,32 @@ async fn dev_roles(State(web): State<Arc<Web>>, Form(form): Form<RolesForm>) -> 
     if !web.dev {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    let roles: String = form
+    let mut roles = Vec::new();
+    for name in form
         .roles
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ',')
-        .collect();
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        match name.parse::<Role>() {
+            Ok(role) => roles.push(role.as_str()),
+            Err(()) => {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name:?} is not a role; the roles are {}\n",
+                        known.join(", ")
+                    ),
+                )
+                    .into_response();
+            }
+        }
+    }
+    if roles.is_empty() {
+        return (StatusCode::BAD_REQUEST, "name at least one role\n").into_response();
+    }
+    let roles = roles.join(",");
     let mut response = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{DEV_ROLES_COOKIE}={roles}; Path=/; SameSite=Strict"

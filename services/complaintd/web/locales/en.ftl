@@ -162,3 +162,4 @@ step-complaint-closed = Closed
 step-complaint-reopened = Reopened
 step-sla-clock_at_risk = SLA clock at risk
 step-sla-clock_breached = SLA clock breached
+details-not-allowed = The details and timeline of a complaint need one of the roles intake, handler, supervisor, regulator_gateway or auditor.

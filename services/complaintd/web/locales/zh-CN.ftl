@@ -161,3 +161,4 @@ step-complaint-closed = 办结
 step-complaint-reopened = 重新办理
 step-sla-clock_at_risk = 时限临近超时
 step-sla-clock_breached = 时限已超时
+details-not-allowed = 查看投诉详情和处理经过需要 intake、handler、supervisor、regulator_gateway 或 auditor 角色。
