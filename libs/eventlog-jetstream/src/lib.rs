@@ -790,7 +790,7 @@ impl EventLog for JetStreamEventLog {
         });
         let writer = self.inner.writer.clone().lock_owned().await;
         if let Ok(result) = done.try_recv() {
-            record_append(started, count, &result);
+            eventlog::metrics::record_append("jetstream", started, count, &result);
             return result;
         }
         let group = std::mem::take(&mut *self.queue());
@@ -806,7 +806,7 @@ impl EventLog for JetStreamEventLog {
                 "the append's outcome is unknown: its group commit did not finish (retry with the same event ids)",
             ))
         });
-        record_append(started, count, &result);
+        eventlog::metrics::record_append("jetstream", started, count, &result);
         result
     }
 
@@ -893,17 +893,6 @@ impl EventLog for JetStreamEventLog {
         }
         self.inner.head_tx.send_modify(|_| {});
         Ok(())
-    }
-}
-
-/// Metrics of an append (`/metrics`): its latency until acknowledged by the stream, and
-/// the events it added.
-fn record_append(started: std::time::Instant, events: u64, result: &Result<AppendResult>) {
-    metrics::histogram!("complaints_log_append_seconds", "backend" => "jetstream")
-        .record(started.elapsed());
-    if matches!(result, Ok(r) if !r.deduplicated) {
-        metrics::counter!("complaints_events_appended_total", "backend" => "jetstream")
-            .increment(events);
     }
 }
 

@@ -391,7 +391,7 @@ impl EventLog for SledEventLog {
         let result = answer
             .await
             .map_err(|_| Error::Storage("the writer stopped before answering".into()))?;
-        record_append(started, count, &result);
+        eventlog::metrics::record_append("sled", started, count, &result);
         result
     }
 
@@ -891,14 +891,4 @@ fn read_backward(tree: &sled::Db, start: Position, limit: usize) -> Result<Vec<R
         end = from - 1;
     }
     Ok(out)
-}
-
-/// Metrics of an append (`/metrics`): its latency until durable, and the events it added.
-fn record_append(started: std::time::Instant, events: u64, result: &Result<AppendResult>) {
-    metrics::histogram!("complaints_log_append_seconds", "backend" => "sled")
-        .record(started.elapsed());
-    if matches!(result, Ok(r) if !r.deduplicated) {
-        metrics::counter!("complaints_events_appended_total", "backend" => "sled")
-            .increment(events);
-    }
 }

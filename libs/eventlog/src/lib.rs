@@ -27,6 +27,7 @@ pub mod codec;
 mod error;
 pub mod idempotency;
 pub mod limits;
+pub mod metrics;
 pub mod seal;
 mod subscribe;
 pub mod types;
