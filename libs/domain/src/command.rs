@@ -174,6 +174,12 @@ pub enum Command {
         outcome: RegulatorOutcome,
         reference: String,
     },
+    /// The complainant's satisfaction with the answer: a rating from 1 to 5 and an
+    /// optional comment (personal data). Once per answer.
+    RecordSatisfaction {
+        rating: u8,
+        comment: String,
+    },
     Close,
     Reopen {
         reason: String,
@@ -195,7 +201,8 @@ impl Command {
             | Command::RequestReview { .. }
             | Command::AnswerReview { .. }
             | Command::ReferToRegulator { .. }
-            | Command::RecordRegulatorOutcome { .. } => true,
+            | Command::RecordRegulatorOutcome { .. }
+            | Command::RecordSatisfaction { .. } => true,
             Command::Register(_)
             | Command::Decline { .. }
             | Command::Merge { .. }
@@ -310,6 +317,10 @@ impl Command {
                 Change::RegulatorOutcomeRecorded { body: b, outcome: o, reference: f }
                     if body == b && outcome == o && reference == f
             ),
+            Command::RecordSatisfaction { rating, comment } => matches!(
+                change,
+                Change::SatisfactionRecorded { rating: r, comment: c } if rating == r && comment == c
+            ),
             Command::Close => matches!(change, Change::Closed),
             Command::Reopen { reason } => {
                 matches!(change, Change::Reopened { reason: r } if reason == r)
@@ -340,6 +351,7 @@ impl Command {
             Command::AnswerReview { .. } => "answer_review",
             Command::ReferToRegulator { .. } => "refer_to_regulator",
             Command::RecordRegulatorOutcome { .. } => "record_regulator_outcome",
+            Command::RecordSatisfaction { .. } => "record_satisfaction",
             Command::Close => "close",
             Command::Reopen { .. } => "reopen",
         }

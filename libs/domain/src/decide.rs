@@ -19,6 +19,9 @@ pub const MAX_REDRESS: usize = 20;
 pub const MAX_EVIDENCE: usize = 50;
 /// Longest extension one request may ask for, in days.
 pub const MAX_EXTENSION_DAYS: u32 = 60;
+/// The lowest and highest satisfaction rating.
+pub const MIN_RATING: u8 = 1;
+pub const MAX_RATING: u8 = 5;
 /// Latest a regulator's deadline may be after the receipt, in days (about five years:
 /// later is a data-entry error).
 pub const MAX_REGULATOR_DEADLINE_DAYS: i64 = 5 * 366;
@@ -68,6 +71,9 @@ fn follows(c: &Complaint, command: &Command) -> Option<(Timestamp, &'static str)
             .map(|p| (p.from, "the pause it ends started")),
         Command::PauseClock { .. } | Command::Answer { .. } => last_pause_end(),
         Command::RequestReview { .. } => c.answered_at.map(|t| (t, "the complaint was answered")),
+        Command::RecordSatisfaction { .. } => c
+            .latest_answer_at()
+            .map(|t| (t, "the complaint was answered")),
         Command::AnswerReview { .. } => c
             .open_review()
             .map(|r| (r.requested_at, "the review was requested")),
@@ -378,6 +384,29 @@ fn decide_existing(c: &Complaint, command: Command, ctx: &Context) -> Result<Cha
                 reference,
             }
         }
+        Command::RecordSatisfaction { rating, comment } => {
+            let Some(answered) = c.latest_answer_at() else {
+                return refuse(format!(
+                    "cannot record satisfaction: the complaint is {status} and has not been answered"
+                ));
+            };
+            require(
+                matches!(
+                    status,
+                    Status::Answered | Status::UnderReview | Status::Closed
+                ),
+                || format!("cannot record satisfaction: the complaint is {status}"),
+            )?;
+            // One rating per answer: a new answer (or a review that changed it) may be
+            // rated again.
+            if let Some(s) = c.satisfaction.as_ref().filter(|s| s.at >= answered) {
+                return refuse(format!(
+                    "the complainant's satisfaction with the answer of {answered} was already recorded ({})",
+                    s.at
+                ));
+            }
+            Change::SatisfactionRecorded { rating, comment }
+        }
         Command::Close => {
             require(status == Status::Answered, || {
                 format!(
@@ -646,6 +675,15 @@ fn validate(command: &Command, ctx: &Context) -> Result<()> {
         Command::AddNewFacts { facts } => check.long("facts", facts),
         Command::Withdraw { reason } => check.text("reason", reason, MAX_LONG, false),
         Command::RequestReview { reason } => check.long("reason", reason),
+        Command::RecordSatisfaction { rating, comment } => {
+            if !(MIN_RATING..=MAX_RATING).contains(rating) {
+                check.bad(
+                    "rating",
+                    format!("must be from {MIN_RATING} to {MAX_RATING}"),
+                );
+            }
+            check.text("comment", comment, MAX_LONG, false);
+        }
         Command::AnswerReview { summary, .. } => check.long("summary", summary),
         Command::ReferToRegulator {
             body, reference, ..

@@ -109,6 +109,12 @@ pub enum Change {
         outcome: RegulatorOutcome,
         reference: String,
     },
+    /// The complainant's rating (1 to 5) of the answer, with an optional comment
+    /// (personal data, sealed with the complainant's other fields).
+    SatisfactionRecorded {
+        rating: u8,
+        comment: String,
+    },
     Closed,
     Reopened {
         reason: String,
@@ -130,7 +136,8 @@ impl Change {
             | Change::ReviewRequested { .. }
             | Change::ReviewAnswered { .. }
             | Change::ReferredToRegulator { .. }
-            | Change::RegulatorOutcomeRecorded { .. } => true,
+            | Change::RegulatorOutcomeRecorded { .. }
+            | Change::SatisfactionRecorded { .. } => true,
             Change::Registered(_)
             | Change::Declined { .. }
             | Change::Merged { .. }
@@ -168,6 +175,7 @@ impl Change {
             Change::ReviewAnswered { .. } => "complaint.review_answered",
             Change::ReferredToRegulator { .. } => "complaint.referred_to_regulator",
             Change::RegulatorOutcomeRecorded { .. } => "complaint.regulator_outcome_recorded",
+            Change::SatisfactionRecorded { .. } => "complaint.satisfaction_recorded",
             Change::Closed => "complaint.closed",
             Change::Reopened { .. } => "complaint.reopened",
         }

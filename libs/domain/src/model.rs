@@ -212,14 +212,16 @@ names! {
 
 names! {
     /// Roles of the people and services that act on complaints. `personal_data` is a
-    /// grant rather than a job: it lets a role that otherwise does not (an auditor) see
-    /// complainants' personal data.
+    /// grant rather than a job: it lets a role that otherwise does not (an auditor,
+    /// compliance) see complainants' personal data. `compliance` only reads: complaints,
+    /// lists, SLA views, the board and the regulator queue.
     Role {
         Intake => "intake",
         Handler => "handler",
         Supervisor => "supervisor",
         RegulatorGateway => "regulator_gateway",
         Auditor => "auditor",
+        Compliance => "compliance",
         Operations => "operations",
         Admin => "admin",
         PersonalData => "personal_data",

@@ -56,6 +56,17 @@ pub struct Review {
     pub answer: Option<(ReviewOutcome, Timestamp)>,
 }
 
+/// The complainant's satisfaction with an answer, as last recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Satisfaction {
+    /// From 1 (very dissatisfied) to 5 (very satisfied).
+    pub rating: u8,
+    /// Personal data (empty when none was given, or not readable).
+    pub comment: String,
+    /// When it was given (effective time).
+    pub at: Timestamp,
+}
+
 /// The state of one complaint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Complaint {
@@ -83,6 +94,9 @@ pub struct Complaint {
     pub merged_into: Option<ComplaintId>,
     pub ended_at: Option<Timestamp>,
     pub reopened: u32,
+    /// The latest satisfaction rating; a new answer keeps it (one rating per answer:
+    /// [`Complaint::latest_answer_at`]).
+    pub satisfaction: Option<Satisfaction>,
     /// When the latest event was recorded.
     pub updated_at: Timestamp,
     /// Its steps that happened outside the system, in the order recorded.
@@ -102,6 +116,18 @@ impl Complaint {
     /// The review in progress, if any.
     pub fn open_review(&self) -> Option<&Review> {
         self.reviews.last().filter(|r| r.answer.is_none())
+    }
+
+    /// When the complainant was last given an answer: the answer, or a later review
+    /// answer that changed the outcome (a confirmed review leaves the answer as it was).
+    pub fn latest_answer_at(&self) -> Option<Timestamp> {
+        let changed = self
+            .reviews
+            .iter()
+            .filter_map(|r| r.answer)
+            .filter(|(outcome, _)| *outcome == ReviewOutcome::Changed)
+            .map(|(_, at)| at);
+        self.answered_at.into_iter().chain(changed).max()
     }
 
     /// The open referral to `body`, if any.
@@ -160,6 +186,7 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
                 merged_into: None,
                 ended_at: None,
                 reopened: 0,
+                satisfaction: None,
                 updated_at: recorded,
                 steps: Vec::new(),
             }),
@@ -269,6 +296,13 @@ pub fn evolve(state: Option<Complaint>, event: &Event) -> Option<Complaint> {
                     referral.reference = reference.clone();
                 }
             }
+        }
+        Change::SatisfactionRecorded { rating, comment } => {
+            c.satisfaction = Some(Satisfaction {
+                rating: *rating,
+                comment: comment.clone(),
+                at,
+            });
         }
         Change::Closed => {}
         Change::Reopened { .. } => c.reopened += 1,

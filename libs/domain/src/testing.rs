@@ -49,6 +49,7 @@ pub fn covered(command: &Command) -> bool {
         | Command::AnswerReview { .. }
         | Command::ReferToRegulator { .. }
         | Command::RecordRegulatorOutcome { .. }
+        | Command::RecordSatisfaction { .. }
         | Command::Close
         | Command::Reopen { .. } => true,
     }
@@ -102,6 +103,10 @@ pub fn command(values: Values) -> impl Strategy<Value = Command> {
     let days = match values {
         Values::Plausible => (1u32..40).boxed(),
         Values::Edgy => (0u32..70).boxed(),
+    };
+    let rating = match values {
+        Values::Plausible => (1u8..=5).boxed(),
+        Values::Edgy => prop_oneof![Just(0u8), Just(6u8), Just(u8::MAX), 1u8..=5].boxed(),
     };
     prop_oneof![
         Just(Command::Acknowledge),
@@ -171,6 +176,8 @@ pub fn command(values: Values) -> impl Strategy<Value = Command> {
                 reference: String::new(),
             }
         }),
+        (rating, prop_oneof![Just(String::new()), text(values)])
+            .prop_map(|(rating, comment)| Command::RecordSatisfaction { rating, comment }),
         Just(Command::Close),
         text(values).prop_map(|reason| Command::Reopen { reason }),
     ]

@@ -1181,3 +1181,244 @@ fn back_dating_beyond_the_window_needs_a_reason_and_the_supervisor_role() {
         Some("lab letter arrived today")
     );
 }
+
+// --- The complainant's satisfaction: once answered, once per answer ---
+
+fn satisfaction(rating: u8, comment: &str) -> Command {
+    Command::RecordSatisfaction {
+        rating,
+        comment: comment.into(),
+    }
+}
+
+impl Given {
+    /// The complaint after one more step, accepted, decided at `now`.
+    fn and_at(mut self, now: &str, command: Command) -> Given {
+        let ctx = Context {
+            now: t(now),
+            ..supervisor_handler()
+        };
+        let new = decide(self.state().as_ref(), command.clone(), &ctx)
+            .unwrap_or_else(|e| panic!("given step {} refused: {e}", command.name()));
+        self.events.extend(new);
+        self
+    }
+}
+
+#[test]
+fn the_complainants_satisfaction_is_recorded_once_the_complaint_is_answered() {
+    let state = given(answered())
+        .when(satisfaction(4, "quick refund"))
+        .then_status(
+            Change::SatisfactionRecorded {
+                rating: 4,
+                comment: "quick refund".into(),
+            },
+            Status::Answered,
+        );
+    assert_eq!(
+        state.satisfaction,
+        Some(complaints_domain::Satisfaction {
+            rating: 4,
+            comment: "quick refund".into(),
+            at: t(NOW),
+        })
+    );
+    assert_eq!(
+        state.steps.last().map(|s| s.event_type),
+        Some("complaint.satisfaction_recorded"),
+        "it happens outside the system"
+    );
+    // The comment is optional; under review and closed are answered too.
+    let mut under_review = answered();
+    under_review.push(Command::RequestReview {
+        reason: "disagree".into(),
+    });
+    given(under_review).when(satisfaction(2, "")).then_status(
+        Change::SatisfactionRecorded {
+            rating: 2,
+            comment: "".into(),
+        },
+        Status::UnderReview,
+    );
+    let mut closed = answered();
+    closed.push(Command::Close);
+    given(closed).when(satisfaction(5, "")).then_status(
+        Change::SatisfactionRecorded {
+            rating: 5,
+            comment: "".into(),
+        },
+        Status::Closed,
+    );
+    // A retry is the same rating and comment.
+    let recorded = Change::SatisfactionRecorded {
+        rating: 4,
+        comment: "quick refund".into(),
+    };
+    assert!(satisfaction(4, "quick refund").is_recorded_as(&recorded));
+    assert!(!satisfaction(3, "quick refund").is_recorded_as(&recorded));
+    assert!(!satisfaction(4, "slow").is_recorded_as(&recorded));
+}
+
+#[test]
+fn satisfaction_is_refused_before_the_answer() {
+    given(registered())
+        .when(satisfaction(3, ""))
+        .refused("not been answered");
+    given(assigned())
+        .when(satisfaction(3, "too slow"))
+        .refused("not been answered");
+}
+
+#[test]
+fn a_rating_outside_1_to_5_and_an_over_long_comment_are_all_reported_at_once() {
+    let too_long = "x".repeat(complaints_domain::MAX_LONG + 1);
+    given(answered())
+        .when(satisfaction(0, &too_long))
+        .invalid(&["rating", "comment"]);
+    given(answered())
+        .when(satisfaction(6, "fine"))
+        .invalid(&["rating"]);
+    // Before the answer too: fields are checked first.
+    given(assigned())
+        .when(satisfaction(6, &too_long))
+        .invalid(&["rating", "comment"]);
+    for rating in [1, 5] {
+        assert!(given(answered())
+            .when(satisfaction(rating, ""))
+            .result
+            .is_ok());
+    }
+}
+
+#[test]
+fn one_rating_per_answer_and_a_new_answer_may_be_rated_again() {
+    let mut rated = answered();
+    rated.push(satisfaction(2, "slow"));
+    given(rated.clone())
+        .when(satisfaction(4, "on reflection, fine"))
+        .refused("already recorded");
+    // A review that is asked for and confirmed leaves the same answer: still rated.
+    let confirmed = given(rated.clone())
+        .and_at(
+            LATER,
+            Command::RequestReview {
+                reason: "disagree".into(),
+            },
+        )
+        .and_at(
+            LATER,
+            Command::AnswerReview {
+                outcome: ReviewOutcome::Confirmed,
+                summary: "decision stands".into(),
+            },
+        );
+    confirmed
+        .when_in(satisfaction(1, ""), &ctx_as_at(LATER))
+        .refused("already recorded");
+    // A review that changed the outcome is a new answer.
+    let changed = given(rated.clone())
+        .and_at(
+            LATER,
+            Command::RequestReview {
+                reason: "disagree".into(),
+            },
+        )
+        .and_at(
+            LATER,
+            Command::AnswerReview {
+                outcome: ReviewOutcome::Changed,
+                summary: "more refunded".into(),
+            },
+        );
+    assert!(changed
+        .when_in(satisfaction(5, "thanks"), &ctx_as_at(LATER))
+        .result
+        .is_ok());
+    // So is an answer after reopening; the earlier rating is kept until then.
+    let mut closed = rated;
+    closed.push(Command::Close);
+    let reanswered = given(closed)
+        .and_at(
+            LATER,
+            Command::Reopen {
+                reason: "new evidence".into(),
+            },
+        )
+        .and_at(LATER, answer());
+    let before = reanswered.state().unwrap();
+    assert_eq!(
+        before.satisfaction.as_ref().map(|s| (s.rating, s.at)),
+        Some((2, t(NOW))),
+        "a new answer does not clear the rating"
+    );
+    let events = reanswered
+        .when_in(satisfaction(5, "thanks"), &ctx_as_at(LATER))
+        .result
+        .unwrap();
+    let after = evolve(Some(before), &events[0]).unwrap();
+    assert_eq!(
+        after.satisfaction.map(|s| (s.rating, s.comment, s.at)),
+        Some((5, "thanks".to_string(), t(LATER)))
+    );
+}
+
+/// The default context, deciding at `now`.
+fn ctx_as_at(now: &str) -> Context {
+    Context {
+        now: t(now),
+        ..ctx()
+    }
+}
+
+#[test]
+fn a_satisfaction_effective_time_may_not_precede_the_answer() {
+    // Answered at NOW (10:00), received at 09:00.
+    let g = given(answered());
+    let early = at_effective(LATER, "2026-02-05T09:30:00Z", None, &[Role::Handler], None);
+    match g.when_in(satisfaction(4, ""), &early).result {
+        Err(DomainError::Invalid(v)) => {
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!(v[0].field, "effective_time");
+            assert!(
+                v[0].description.contains("the complaint was answered"),
+                "{v:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Given after the answer, recorded later: counted from when it was given.
+    let given_at = at_effective(LATER, "2026-02-06T08:00:00Z", None, &[Role::Handler], None);
+    let events = g.when_in(satisfaction(4, ""), &given_at).result.unwrap();
+    assert_eq!(events[0].at, t(LATER));
+    let state = evolve(g.state(), &events[0]).unwrap();
+    assert_eq!(
+        state.satisfaction.map(|s| s.at),
+        Some(t("2026-02-06T08:00:00Z"))
+    );
+}
+
+#[test]
+fn a_merged_withdrawn_or_reopened_complaint_takes_no_rating() {
+    let mut merged = registered();
+    merged.push(Command::Merge {
+        into: ComplaintId::new(Uuid::from_u128(0x43)),
+        reason: "dup".into(),
+    });
+    given(merged).when(satisfaction(3, "")).refused("merged");
+    let mut withdrawn = answered();
+    withdrawn.push(Command::Withdraw {
+        reason: "gone to the ombudsman".into(),
+    });
+    given(withdrawn)
+        .when(satisfaction(3, ""))
+        .refused("withdrawn");
+    let mut reopened = answered();
+    reopened.push(Command::Close);
+    reopened.push(Command::Reopen {
+        reason: "new evidence".into(),
+    });
+    given(reopened)
+        .when(satisfaction(3, ""))
+        .refused("in_progress");
+}

@@ -76,6 +76,10 @@ proptest! {
                 prop_assert_eq!(c.decision.is_some(), c.answered_at.is_some());
                 prop_assert!(c.pauses.iter().filter(|p| p.until.is_none()).count() <= 1);
                 prop_assert_eq!(c.status.is_ended(), c.ended_at.is_some(), "status {}", c.status);
+                if let Some(s) = &c.satisfaction {
+                    prop_assert!((1..=5).contains(&s.rating), "rating {}", s.rating);
+                    prop_assert!(c.answered_at.is_some(), "rated before any answer");
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use complaints_domain::model::*;
-use complaints_domain::{Change, Event, Register};
+use complaints_domain::{Change, Event, Register, MAX_RATING, MIN_RATING};
 use complaints_proto::complaints::events::v1 as pb;
 
 use jiff::Timestamp;
@@ -167,6 +167,7 @@ fn encode_wrapping<E>(
                     id_number: r.complainant.id_number.clone(),
                     facts: r.facts.clone(),
                     claim: r.claim.clone(),
+                    comment: String::new(),
                 },
             )?),
             unit: r.unit.clone(),
@@ -281,6 +282,19 @@ fn encode_wrapping<E>(
             outcome: outcome.as_str().to_owned(),
             reference: reference.clone(),
         }),
+        Change::SatisfactionRecorded { rating, comment } => {
+            C::SatisfactionRecorded(pb::SatisfactionRecorded {
+                rating: u32::from(*rating),
+                // The person is the stream's complainant, as for new facts.
+                personal: Some(wrap(
+                    "",
+                    pb::PersonalFields {
+                        comment: comment.clone(),
+                        ..Default::default()
+                    },
+                )?),
+            })
+        }
         Change::Closed => C::Closed(pb::Empty {}),
         Change::Reopened { reason: r } => C::Reopened(reason(r)),
     };
@@ -437,6 +451,18 @@ fn decode_opening(event_type: &str, payload: &[u8], opener: &mut Opener<'_>) -> 
             outcome: name("regulator outcome", &r.outcome)?,
             reference: r.reference,
         },
+        C::SatisfactionRecorded(s) => Change::SatisfactionRecorded {
+            rating: u8::try_from(s.rating)
+                .ok()
+                .filter(|r| (MIN_RATING..=MAX_RATING).contains(r))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "satisfaction rating {} is not from {MIN_RATING} to {MAX_RATING}",
+                        s.rating
+                    ))
+                })?,
+            comment: opener.personal(s.personal)?.1.comment,
+        },
         C::Closed(_) => Change::Closed,
         C::Reopened(r) => Change::Reopened { reason: r.reason },
     };
@@ -468,6 +494,7 @@ fn personal_of(change: &mut pb::complaint_event::Change) -> Option<&mut Option<p
     match change {
         C::Registered(r) => Some(&mut r.personal),
         C::NewFactsAdded(n) => Some(&mut n.personal),
+        C::SatisfactionRecorded(s) => Some(&mut s.personal),
         C::Acknowledged(_)
         | C::Declined(_)
         | C::Merged(_)

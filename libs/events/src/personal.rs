@@ -1,11 +1,11 @@
 //! Complainants' personal data, sealed per person (crypto-shredding).
 //!
-//! The personal fields of an event (name, contact, id number, claim, facts) are stored
-//! encrypted with ChaCha20-Poly1305 under a key of their own person, with the person id
-//! as associated data. Keys live in a [`KeyStore`] kept apart from the log. Erasing a
-//! person destroys their key: every event stays as it was (so the hash chain still
-//! verifies) but their personal fields can never be read again, and reads show them as
-//! erased.
+//! The personal fields of an event (name, contact, id number, claim, facts, the comment
+//! with a satisfaction rating) are stored encrypted with ChaCha20-Poly1305 under a key of
+//! their own person, with the person id as associated data. Keys live in a [`KeyStore`]
+//! kept apart from the log. Erasing a person destroys their key: every event stays as it
+//! was (so the hash chain still verifies) but their personal fields can never be read
+//! again, and reads show them as erased.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -489,6 +489,7 @@ impl Slot {
             | Change::ReviewAnswered { .. }
             | Change::ReferredToRegulator { .. }
             | Change::RegulatorOutcomeRecorded { .. }
+            | Change::SatisfactionRecorded { .. }
             | Change::Closed
             | Change::Reopened { .. } => {}
         }

@@ -245,6 +245,7 @@ impl Inner {
             | Change::ReviewRequested { .. }
             | Change::ReviewAnswered { .. }
             | Change::RegulatorOutcomeRecorded { .. }
+            | Change::SatisfactionRecorded { .. }
             | Change::Closed
             | Change::Reopened { .. } => {}
         }

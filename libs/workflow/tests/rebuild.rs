@@ -43,7 +43,7 @@ enum Op {
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         2 => (0u8..4, 0u8..3).prop_map(|(complaint, regime)| Op::Register { complaint, regime }),
-        5 => (0u8..4, 0u8..12).prop_map(|(complaint, step)| Op::Step { complaint, step }),
+        5 => (0u8..4, 0u8..13).prop_map(|(complaint, step)| Op::Step { complaint, step }),
         2 => (1u32..30_000).prop_map(|minutes| Op::Advance { minutes }),
         1 => Just(Op::ChangeRules),
         1 => Just(Op::Restart),
@@ -86,6 +86,10 @@ fn step(step: u8, now: jiff::Timestamp) -> Command {
             body: "FOS".into(),
             reason: ReferralReason::ComplainantReferred,
             reference: "ref".into(),
+        },
+        11 => Command::RecordSatisfaction {
+            rating: 4,
+            comment: "quick".into(),
         },
         _ => Command::Withdraw {
             reason: String::new(),

@@ -196,6 +196,14 @@ fn every_change() -> Vec<Change> {
             outcome: RegulatorOutcome::Settled,
             reference: "F-9".into(),
         },
+        Change::SatisfactionRecorded {
+            rating: 5,
+            comment: "thank you".into(),
+        },
+        Change::SatisfactionRecorded {
+            rating: 1,
+            comment: "".into(),
+        },
         Change::Closed,
         Change::Reopened { reason: "r".into() },
     ]

@@ -39,7 +39,7 @@ pub struct Cli {
     )]
     pub principal: String,
     /// Your roles, comma-separated: intake, handler, supervisor, regulator_gateway, auditor,
-    /// operations, admin.
+    /// compliance, operations, admin, personal_data.
     #[arg(
         long,
         env = "COMPLAINTS_ROLES",
@@ -291,8 +291,9 @@ pub struct Step {
     #[arg(long)]
     pub expected_version: Option<u64>,
     /// When it happened, if before now (RFC 3339, e.g. 2026-03-06T16:00:00Z): for steps
-    /// outside the system (ack, answer, hold, pause, resume, new-facts, withdraw,
-    /// request-review, answer-review, refer, regulator-outcome). The SLA counts from it.
+    /// outside the system (ack, answer, hold, pause, resume, add-facts, withdraw,
+    /// request-review, answer-review, refer, regulator-outcome, record-satisfaction). The
+    /// SLA counts from it.
     #[arg(long)]
     pub effective_time: Option<String>,
     /// Why it is recorded late: needed (with the supervisor role) beyond the back-dating
@@ -440,6 +441,16 @@ pub enum StepCmd {
         step: Step,
         #[arg(long)]
         reason: String,
+    },
+    /// The complainant's satisfaction with the answer: a rating from 1 to 5 and an
+    /// optional comment (personal data). Once per answer.
+    RecordSatisfaction {
+        #[command(flatten)]
+        step: Step,
+        #[arg(long)]
+        rating: u32,
+        #[arg(long, default_value = "")]
+        comment: String,
     },
     /// Answer the review: confirmed or changed.
     AnswerReview {

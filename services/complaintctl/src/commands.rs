@@ -246,6 +246,15 @@ pub async fn step(target: &Target, cmd: StepCmd) -> anyhow::Result<()> {
         StepCmd::RequestReview { step, reason } => {
             call!(outside request_review, step, RequestReviewRequest { reason })
         }
+        StepCmd::RecordSatisfaction {
+            step,
+            rating,
+            comment,
+        } => call!(
+            outside record_satisfaction,
+            step,
+            RecordSatisfactionRequest { rating, comment }
+        ),
         StepCmd::AnswerReview {
             step,
             outcome,

@@ -71,6 +71,11 @@ pub fn complaint(c: &api::Complaint) {
             enum_name::<api::RegulatorOutcome>(r.outcome)
         );
     }
+    // The rating only: the comment is personal data, as the complainant's other fields
+    // this summary leaves out.
+    if let Some(s) = &c.satisfaction {
+        out!("  satisfaction {} of 5 at {}", s.rating, time(&s.at));
+    }
     for p in &c.pauses {
         out!(
             "  paused ({}) from {} to {}",

@@ -22,7 +22,8 @@ use crate::auth::Authenticator;
 use Role::*;
 
 /// Roles that see the complainant's personal data where a method returns it (besides the
-/// roles that handle complaints). Auditors see it only with the `personal_data` grant.
+/// roles that handle complaints). Auditors and compliance see it only with the
+/// `personal_data` grant.
 pub const HANDLES_COMPLAINTS: &[Role] = &[Intake, Handler, Supervisor, RegulatorGateway];
 
 /// Who may call a method.
@@ -68,11 +69,19 @@ pub fn allowed_roles(path: &str) -> Access {
                 "AcknowledgeComplaint" => &[Intake, Handler, Supervisor],
                 "DeclineComplaint" | "MergeComplaint" => &[Intake, Handler, Supervisor],
                 // Reading a complaint shows personal data: people who handle complaints, and
-                // auditors (personal fields hidden without the personal_data grant).
-                "GetComplaint" => &[Intake, Handler, Supervisor, RegulatorGateway, Auditor],
+                // auditors and compliance (personal fields hidden without the personal_data
+                // grant).
+                "GetComplaint" => &[
+                    Intake,
+                    Handler,
+                    Supervisor,
+                    RegulatorGateway,
+                    Auditor,
+                    Compliance,
+                ],
                 // Lists and SLA views carry no personal data: operations too.
                 "ListComplaints" | "GetComplaintSla" | "ListClocks" | "GetBoard" | "WatchSla" => {
-                    &[Intake, Handler, Supervisor, Operations, Auditor]
+                    &[Intake, Handler, Supervisor, Operations, Auditor, Compliance]
                 }
                 // Handlers investigate, answer and ask for more time.
                 "ClassifyComplex"
@@ -86,6 +95,7 @@ pub fn allowed_roles(path: &str) -> Access {
                 | "AddNewFacts"
                 | "WithdrawComplaint"
                 | "RequestReview"
+                | "RecordSatisfaction"
                 | "AnswerReview"
                 | "ReferToRegulator"
                 | "CloseComplaint" => &[Handler, Supervisor],
@@ -94,7 +104,7 @@ pub fn allowed_roles(path: &str) -> Access {
                 // Supervisors approve extensions and reopen.
                 "ApproveExtension" | "ReopenComplaint" => &[Supervisor],
                 // The regulator gateway works the transfer queue and records outcomes.
-                "ListRegulatorQueue" => &[RegulatorGateway, Supervisor, Operations],
+                "ListRegulatorQueue" => &[RegulatorGateway, Supervisor, Operations, Compliance],
                 "LeaseRegulatorQueueItem" | "AcknowledgeRegulatorQueueItem" => &[RegulatorGateway],
                 "RecordRegulatorOutcome" => &[RegulatorGateway, Supervisor],
                 "ErasePersonalData" => &[Admin],

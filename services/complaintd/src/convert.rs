@@ -504,6 +504,13 @@ step!(api::RecordRegulatorOutcomeRequest, effective, |r, v| {
         reference: r.reference,
     }
 });
+step!(api::RecordSatisfactionRequest, effective, |r, v| {
+    Command::RecordSatisfaction {
+        // Beyond a byte, a stand-in the domain reports as out of range.
+        rating: u8::try_from(r.rating).unwrap_or(u8::MAX),
+        comment: r.comment,
+    }
+});
 step!(api::CloseComplaintRequest, |r, v| Command::Close);
 step!(api::ReopenComplaintRequest, |r, v| Command::Reopen {
     reason: r.reason
@@ -533,6 +540,9 @@ pub fn complaint_for(
         }
         out.claim.clear();
         out.facts.clear();
+        if let Some(satisfaction) = out.satisfaction.as_mut() {
+            satisfaction.comment.clear();
+        }
     }
     out.personal_data = state as i32;
     out
@@ -657,6 +667,11 @@ pub fn complaint_out(c: &Complaint, version: u64) -> api::Complaint {
         update_time: Some(to_timestamp(c.updated_at)),
         personal_data: api::PersonalDataState::PersonalDataPresent as i32,
         variant: r.variant.clone().unwrap_or_default(),
+        satisfaction: c.satisfaction.as_ref().map(|s| api::Satisfaction {
+            rating: u32::from(s.rating),
+            comment: s.comment.clone(),
+            at: Some(to_timestamp(s.at)),
+        }),
     }
 }
 

@@ -777,6 +777,7 @@ service! {
     add_new_facts(api::AddNewFactsRequest),
     withdraw_complaint(api::WithdrawComplaintRequest),
     request_review(api::RequestReviewRequest),
+    record_satisfaction(api::RecordSatisfactionRequest),
     answer_review(api::AnswerReviewRequest),
     refer_to_regulator(api::ReferToRegulatorRequest),
     record_regulator_outcome(api::RecordRegulatorOutcomeRequest),

@@ -1192,3 +1192,152 @@ async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
         .into_inner();
     assert_eq!(acknowledged.items.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_complainants_satisfaction_is_recorded_once_per_answer_and_its_comment_is_personal() {
+    let server = server().await;
+    let handler = client(&server, "user:hana", "handler,intake");
+    let created = step!(handler, register_complaint, register_request())
+        .unwrap()
+        .into_inner();
+    let n = || created.name.clone();
+    let satisfaction = |rating: u32, comment: &str| api::RecordSatisfactionRequest {
+        name: n(),
+        request_id: rid(),
+        rating,
+        comment: comment.into(),
+        ..Default::default()
+    };
+    // Not before the answer.
+    let e = step!(handler, record_satisfaction, satisfaction(4, "")).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    step!(
+        handler,
+        assign_complaint,
+        api::AssignComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            unit: "cards".into(),
+            handler: "emp-3".into(),
+            ..Default::default()
+        }
+    )
+    .unwrap();
+    step!(
+        handler,
+        answer_complaint,
+        api::AnswerComplaintRequest {
+            name: n(),
+            request_id: rid(),
+            decision: api::Decision::Upheld as i32,
+            redress: vec![gbp(3_000)],
+            delivery: api::DeliveryMethod::DeliveryLetter as i32,
+            summary: "refunded".into(),
+            effective_time: ts(NOW - 1800),
+            ..Default::default()
+        }
+    )
+    .unwrap();
+
+    // Bad fields, all at once; a rating beyond a byte too.
+    let e = step!(
+        handler,
+        record_satisfaction,
+        satisfaction(0, &"x".repeat(10_001))
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(fields(&e), ["rating", "comment"]);
+    let e = step!(handler, record_satisfaction, satisfaction(260, "")).unwrap_err();
+    assert_eq!(fields(&e), ["rating"]);
+    // Given before the answer was.
+    let e = step!(
+        handler,
+        record_satisfaction,
+        api::RecordSatisfactionRequest {
+            effective_time: ts(NOW - 2400),
+            ..satisfaction(4, "")
+        }
+    )
+    .unwrap_err();
+    assert_eq!(fields(&e), ["effective_time"]);
+
+    let c = step!(
+        handler,
+        record_satisfaction,
+        api::RecordSatisfactionRequest {
+            effective_time: ts(NOW - 600),
+            ..satisfaction(4, "quick refund, thank you")
+        }
+    )
+    .unwrap()
+    .into_inner();
+    assert_eq!(c.status(), api::Status::Answered);
+    assert_eq!(
+        c.satisfaction,
+        Some(api::Satisfaction {
+            rating: 4,
+            comment: "quick refund, thank you".into(),
+            at: ts(NOW - 600),
+        })
+    );
+    assert_eq!(
+        c.steps.last().map(|s| s.event_type.as_str()),
+        Some("complaint.satisfaction_recorded")
+    );
+    // One per answer.
+    let e = step!(handler, record_satisfaction, satisfaction(5, "")).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    // The rating for everyone who reads the complaint; the comment only with personal data.
+    for (roles, sees) in [
+        ("auditor", false),
+        ("compliance", false),
+        ("auditor,personal_data", true),
+        ("compliance,personal_data", true),
+        ("handler", true),
+    ] {
+        let reader = client(&server, "user:reader", roles);
+        let c = step!(
+            reader,
+            get_complaint,
+            api::GetComplaintRequest { name: n() }
+        )
+        .unwrap()
+        .into_inner();
+        let s = c.satisfaction.as_ref().unwrap();
+        assert_eq!(s.rating, 4, "{roles}");
+        assert_eq!(s.at, ts(NOW - 600), "{roles}");
+        if sees {
+            assert_eq!(s.comment, "quick refund, thank you", "{roles}");
+            assert_eq!(
+                c.personal_data(),
+                api::PersonalDataState::PersonalDataPresent
+            );
+        } else {
+            assert_eq!(s.comment, "", "{roles}");
+            assert_eq!(
+                c.personal_data(),
+                api::PersonalDataState::PersonalDataWithheld
+            );
+        }
+    }
+    // Compliance reads, and changes nothing.
+    let compliance = client(&server, "user:carol", "compliance");
+    let e = step!(compliance, record_satisfaction, satisfaction(5, "")).unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    // The comment is sealed in the log, not stored in the clear.
+    let stopped = server.shutdown().await;
+    let log = eventlog_sled::SledEventLog::open(eventlog_sled::SledConfig::new(
+        stopped.data_dir().join("log"),
+    ))
+    .unwrap();
+    let events = log.read_all(1, Direction::Forward, 100).await.unwrap();
+    let rated = events
+        .iter()
+        .find(|e| e.event_type == "complaint.satisfaction_recorded")
+        .unwrap();
+    assert!(!rated.payload.windows(5).any(|w| w == b"quick"));
+    log.close().await.unwrap();
+}

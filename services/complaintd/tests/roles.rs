@@ -19,7 +19,9 @@ use tonic::{Code, Status};
 /// acknowledges; handlers investigate, answer and ask for extensions; supervisors approve
 /// extensions, reopen and reassign (and may do what handlers do); the regulator gateway
 /// works the regulator queue and brings transfers in; auditors read history and digests
-/// and verify; operations see SLA views and boards (no personal data); admin erases.
+/// and verify; compliance reads complaints (personal fields withheld without the
+/// personal_data grant), lists, SLA views, boards and the regulator queue; operations see
+/// SLA views and boards (no personal data); admin erases.
 const MATRIX: &[(&str, &[&str])] = &[
     (
         "ComplaintService/RegisterComplaint",
@@ -33,31 +35,72 @@ const MATRIX: &[(&str, &[&str])] = &[
             "supervisor",
             "regulator_gateway",
             "auditor",
+            "compliance",
         ],
     ),
     (
         "ComplaintService/ListComplaints",
-        &["intake", "handler", "supervisor", "operations", "auditor"],
+        &[
+            "intake",
+            "handler",
+            "supervisor",
+            "operations",
+            "auditor",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/GetComplaintSla",
-        &["intake", "handler", "supervisor", "operations", "auditor"],
+        &[
+            "intake",
+            "handler",
+            "supervisor",
+            "operations",
+            "auditor",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/ListClocks",
-        &["intake", "handler", "supervisor", "operations", "auditor"],
+        &[
+            "intake",
+            "handler",
+            "supervisor",
+            "operations",
+            "auditor",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/GetBoard",
-        &["intake", "handler", "supervisor", "operations", "auditor"],
+        &[
+            "intake",
+            "handler",
+            "supervisor",
+            "operations",
+            "auditor",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/WatchSla",
-        &["intake", "handler", "supervisor", "operations", "auditor"],
+        &[
+            "intake",
+            "handler",
+            "supervisor",
+            "operations",
+            "auditor",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/ListRegulatorQueue",
-        &["regulator_gateway", "supervisor", "operations"],
+        &[
+            "regulator_gateway",
+            "supervisor",
+            "operations",
+            "compliance",
+        ],
     ),
     (
         "ComplaintService/LeaseRegulatorQueueItem",
@@ -116,6 +159,10 @@ const MATRIX: &[(&str, &[&str])] = &[
         &["handler", "supervisor"],
     ),
     ("ComplaintService/RequestReview", &["handler", "supervisor"]),
+    (
+        "ComplaintService/RecordSatisfaction",
+        &["handler", "supervisor"],
+    ),
     ("ComplaintService/AnswerReview", &["handler", "supervisor"]),
     (
         "ComplaintService/ReferToRegulator",

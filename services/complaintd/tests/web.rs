@@ -483,3 +483,94 @@ async fn the_clocks_are_paged_most_urgent_first() {
     let (_, _, none) = get(&server, "/?regime=CN-CBIRC", &[]).await;
     assert_eq!(rows(&none), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaints_page_shows_the_satisfaction_rating_and_the_comment_only_with_personal_data() {
+    use complaints_proto::complaints::v1 as api;
+    let server = TestServer::start(|_| {}).await;
+    server.running().ready().await;
+    let name = registered(&server).await;
+    let page = format!("/complaints/{}", name.trim_start_matches("complaints/"));
+    let mut api_client = server.complaints();
+    let as_handler = |m| common::req(m, "handler,intake");
+    api_client
+        .assign_complaint(as_handler(api::AssignComplaintRequest {
+            name: name.clone(),
+            request_id: common::rid(),
+            unit: "cards".into(),
+            handler: "emp-3".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    // Not rated yet: nothing shown.
+    let (_, _, body) = get(&server, &page, &[("x-roles", "handler")]).await;
+    assert!(!body.contains("id=\"satisfaction\""), "{body}");
+    api_client
+        .answer_complaint(common::req(
+            api::AnswerComplaintRequest {
+                name: name.clone(),
+                request_id: common::rid(),
+                decision: api::Decision::Rejected as i32,
+                delivery: api::DeliveryMethod::DeliveryLetter as i32,
+                summary: "no error found".into(),
+                ..Default::default()
+            },
+            "handler",
+        ))
+        .await
+        .unwrap();
+    api_client
+        .record_satisfaction(common::req(
+            api::RecordSatisfactionRequest {
+                name: name.clone(),
+                request_id: common::rid(),
+                rating: 2,
+                comment: "nobody called me back".into(),
+                ..Default::default()
+            },
+            "handler",
+        ))
+        .await
+        .unwrap();
+
+    for (roles, sees) in [
+        ("handler", true),
+        ("auditor", false),
+        ("compliance", false),
+        ("compliance,personal_data", true),
+    ] {
+        let (status, _, body) = get(&server, &page, &[("x-roles", roles)]).await;
+        assert_eq!(status, StatusCode::OK, "{roles}: {body}");
+        assert!(
+            body.contains("id=\"satisfaction\" data-rating=\"2\""),
+            "{roles}: {body}"
+        );
+        assert!(body.contains("2 of 5"), "{roles}: {body}");
+        assert_eq!(
+            body.contains("nobody called me back"),
+            sees,
+            "{roles}: {body}"
+        );
+        assert!(
+            body.contains("data-type=\"complaint.satisfaction_recorded\""),
+            "{roles}: the timeline"
+        );
+    }
+    // Operations see the clocks only.
+    let (_, _, body) = get(&server, &page, &[("x-roles", "operations")]).await;
+    assert!(!body.contains("id=\"satisfaction\""), "{body}");
+    // In Chinese too.
+    let (_, _, body) = get(
+        &server,
+        &page,
+        &[
+            ("x-roles", "handler"),
+            ("accept-language", "zh-CN,zh;q=0.9"),
+        ],
+    )
+    .await;
+    assert!(body.contains("投诉人满意度"), "{body}");
+    assert!(body.contains("记录满意度"), "{body}");
+    server.shutdown().await;
+}

@@ -1065,6 +1065,15 @@ fn details(v: &Viewer<'_>, c: &api::Complaint, sees: bool) -> Markup {
                 @if let Some(a) = &c.assignment {
                     dt { (lang.msg("field-handler")) } dd { (a.handler) }
                 }
+                @if let Some(satisfaction) = &c.satisfaction {
+                    dt { (lang.msg("field-satisfaction")) }
+                    dd #satisfaction data-rating=(satisfaction.rating) {
+                        (lang.msg_with("satisfaction-rating", &[
+                            ("rating", satisfaction.rating.into()),
+                            ("time", v.time(satisfaction.at.as_ref()).into()),
+                        ]))
+                    }
+                }
             }
             @match (sees, personal) {
                 (_, api::PersonalDataState::PersonalDataErased) => p.personal #personal { (lang.msg("personal-erased")) },
@@ -1075,6 +1084,9 @@ fn details(v: &Viewer<'_>, c: &api::Complaint, sees: bool) -> Markup {
                     }
                     dt { (lang.msg("field-claim")) } dd { (c.claim) }
                     dt { (lang.msg("field-facts")) } dd { (c.facts) }
+                    @if let Some(comment) = c.satisfaction.as_ref().map(|s| &s.comment).filter(|s| !s.is_empty()) {
+                        dt { (lang.msg("field-satisfaction-comment")) } dd #satisfaction-comment { (comment) }
+                    }
                 },
                 _ => p.personal #personal { (lang.msg("personal-withheld")) },
             }
