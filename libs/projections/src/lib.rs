@@ -20,6 +20,7 @@ pub mod feed;
 pub mod list;
 pub mod projection;
 pub mod queue;
+pub mod reports;
 mod set;
 pub mod snapshot;
 

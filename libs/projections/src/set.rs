@@ -18,6 +18,7 @@ use crate::feed::{read_pages, Batch, Decoded};
 use crate::list::ComplaintList;
 use crate::projection::Projection;
 use crate::queue::RegulatorQueue;
+use crate::reports::Reports;
 use crate::snapshot::{Anchor, Snapshot, SnapshotStore};
 
 /// A registered projection, as the feeder drives it and as callers look it up.
@@ -46,6 +47,7 @@ impl Projections {
             .with(ComplaintList::default())
             .with(SlaBoard::new(engine))
             .with(RegulatorQueue::default())
+            .with(Reports::default())
     }
 
     /// No projections.

@@ -18,6 +18,7 @@
 pub mod as_of;
 pub mod backdated;
 pub mod queue;
+pub mod reports;
 pub mod rules;
 pub mod sla;
 pub mod transitions;

@@ -18,6 +18,7 @@ use complaints_domain::model::*;
 use complaints_domain::{Command, Register, Rules};
 use complaints_projections::board::SlaBoard;
 use complaints_projections::queue::RegulatorQueue;
+use complaints_projections::reports::Reports;
 use complaints_projections::snapshot::SnapshotStore;
 use complaints_projections::{list::ComplaintList, Projections};
 use complaints_sla::{RuleFile, RuleSources};
@@ -229,10 +230,11 @@ async fn run(ops: Vec<Op>) {
         .unwrap()
         .wait_for(head)
         .await;
+    projections.get::<Reports>().unwrap().wait_for(head).await;
     drop(stop);
     RESTORED.fetch_add(restored, std::sync::atomic::Ordering::Relaxed);
 
-    let (list, board, queue) = rebuild_one_by_one(&*log, engine).await;
+    let (list, board, queue, reports) = rebuild_one_by_one(&*log, engine).await;
     assert_eq!(
         list.state(),
         projections.get::<ComplaintList>().unwrap().state()
@@ -245,16 +247,20 @@ async fn run(ops: Vec<Op>) {
         queue.state(),
         projections.get::<RegulatorQueue>().unwrap().state()
     );
+    // The reports projection, as it saves itself (its facts with both their times).
+    let live = projections.get::<Reports>().unwrap();
+    assert_eq!(reports.save().unwrap(), live.save().unwrap());
 }
 
 /// The projections rebuilt from position 1, one event at a time.
 async fn rebuild_one_by_one(
     log: &dyn EventLog,
     engine: Arc<complaints_sla::Engine>,
-) -> (ComplaintList, SlaBoard, RegulatorQueue) {
+) -> (ComplaintList, SlaBoard, RegulatorQueue, Reports) {
     let list = ComplaintList::default();
     let board = SlaBoard::new(engine);
     let queue = RegulatorQueue::default();
+    let reports = Reports::default();
     for e in log
         .read_all(1, eventlog::Direction::Forward, 100_000)
         .await
@@ -263,8 +269,9 @@ async fn rebuild_one_by_one(
         list.apply(&e).unwrap();
         board.apply(&e).unwrap();
         queue.apply(&e).unwrap();
+        reports.apply(&e).unwrap();
     }
-    (list, board, queue)
+    (list, board, queue, reports)
 }
 
 /// Restarts that found a snapshot to start from, over all cases.
