@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("complaints/v1/complaints.proto"),
         root.join("complaints/audit/v1/audit.proto"),
         root.join("complaints/admin/v1/admin.proto"),
+        root.join("complaints/reports/v1/reports.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

@@ -40,6 +40,14 @@ pub mod complaints {
         }
     }
 
+    /// Regulatory returns and complaint analysis.
+    pub mod reports {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/complaints.reports.v1.rs"));
+        }
+    }
+
     /// The operators' API.
     pub mod admin {
         /// Version 1.

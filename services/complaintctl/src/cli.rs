@@ -69,6 +69,10 @@ pub enum Cmd {
     /// For auditors: export, verify, digests, timelines, views of past moments.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// For compliance and auditors: a regulatory return or an analysis for a period, from
+    /// the log as it stood at the period's end (CSV or JSON, with the log position, the
+    /// digest, the rules and the mapping the figures came from).
+    Report(ReportArgs),
     /// For operators: back up, restore, export erasures, salvage a damaged data directory.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -585,4 +589,39 @@ pub enum AdminCmd {
         #[arg(long)]
         to: PathBuf,
     },
+}
+
+/// How a report is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// asic-idr, fca-return, nfra-statistics, measures or root-causes.
+    pub kind: String,
+    /// 2026-H1, 2026-Q3, 2026-03, 2026, or 2026-01-01..2026-06-30 (inclusive).
+    #[arg(long)]
+    pub period: String,
+    /// The zone the period's days are cut in (default: the regulator's; UTC for measures
+    /// and root causes).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// For measures: unit (default), handler, product or category.
+    #[arg(long)]
+    pub by: Option<String>,
+    /// For root causes: the same cause at least this many times (default 3)...
+    #[arg(long)]
+    pub repeat_count: Option<u32>,
+    /// ...within this many days (default 30).
+    #[arg(long)]
+    pub repeat_days: Option<u32>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReportFormat,
+    /// Write the files into this directory (one CSV per table, or one JSON file, and the
+    /// digest of the log position the figures come from) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use complaints_proto::complaints::admin::v1::admin_service_client::AdminServiceClient;
 use complaints_proto::complaints::audit::v1::audit_service_client::AuditServiceClient;
+use complaints_proto::complaints::reports::v1::report_service_client::ReportServiceClient;
 use complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use tonic::transport::Channel;
 use tonic::{Request, Response};
@@ -70,6 +71,12 @@ impl Target {
 
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
         AuditServiceClient::connect(self.server.clone())
+            .await
+            .with_context(|| self.cannot_reach())
+    }
+
+    pub async fn reports(&self) -> anyhow::Result<ReportServiceClient<Channel>> {
+        ReportServiceClient::connect(self.server.clone())
             .await
             .with_context(|| self.cannot_reach())
     }

@@ -130,9 +130,15 @@ pub fn error(e: &anyhow::Error) {
     match e.downcast_ref::<tonic::Status>() {
         Some(status) => {
             eprintln!("error: {:?}: {}", status.code(), status.message());
-            if let Some(bad) = status.get_error_details().bad_request() {
+            let details = status.get_error_details();
+            if let Some(bad) = details.bad_request() {
                 for v in &bad.field_violations {
                     eprintln!("  {}: {}", v.field, v.description);
+                }
+            }
+            if let Some(failure) = details.precondition_failure() {
+                for v in &failure.violations {
+                    eprintln!("  {} {}: {}", v.subject, v.r#type, v.description);
                 }
             }
         }

@@ -40,6 +40,7 @@ mod connect;
 mod display;
 mod parse;
 mod queue;
+mod report;
 mod sla;
 
 use std::process::ExitCode;
@@ -72,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Board => sla::board(&target).await,
         Cmd::Queue(cmd) => queue::run(&target, cmd).await,
         Cmd::Audit(cmd) => audit::run(&target, cmd).await,
+        Cmd::Report(args) => report::run(&target, args).await,
         Cmd::Admin(cmd) => admin::run(&target, cmd).await,
     }
 }

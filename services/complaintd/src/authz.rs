@@ -56,6 +56,12 @@ pub fn allowed_roles(path: &str) -> Access {
                 | "ListBackdatedEntries" => &[Auditor],
                 _ => return Access::Unknown,
             }
+        } else if let Some(method) = path.strip_prefix("/complaints.reports.v1.ReportService/") {
+            match method {
+                // Returns and analysis carry no personal data.
+                "GetReport" => &[Auditor, Compliance],
+                _ => return Access::Unknown,
+            }
         } else if let Some(method) = path.strip_prefix("/complaints.admin.v1.AdminService/") {
             match method {
                 // The key store's entries, for backups: keys of personal data.

@@ -134,6 +134,10 @@ pub struct Config {
     /// Ed25519 private key (PKCS#8 PEM) that signs the log's digests
     /// (`COMPLAINTD_AUDIT_SIGNING_KEY`); digests are unsigned without one.
     pub audit_signing_key: Option<PathBuf>,
+    /// The reports mapping (TOML: our names -> the regulators' codes; see
+    /// `deploy/reports/mapping.toml`), read at every report (`COMPLAINTD_REPORTS_MAPPING`).
+    /// Without it, returns that need codes are refused with the list of names to map.
+    pub reports_mapping: Option<PathBuf>,
     /// How often a signed digest is recorded in the log, in seconds (0: never; one is
     /// also recorded at every shutdown) (`COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS`).
     pub audit_sign_interval_seconds: u64,
@@ -185,6 +189,7 @@ impl Default for Config {
             backdating_window_business_days: complaints_workflow::DEFAULT_BACKDATING_DAYS,
             read_only: false,
             audit_signing_key: None,
+            reports_mapping: None,
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
             business_time_zone: "UTC".into(),
@@ -297,6 +302,7 @@ impl Config {
             "COMPLAINTD_AUDIT_SIGNING_KEY",
             &mut config.audit_signing_key,
         );
+        o.path("COMPLAINTD_REPORTS_MAPPING", &mut config.reports_mapping);
         o.parsed(
             "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS",
             "a number of seconds",
@@ -445,6 +451,19 @@ impl Config {
                     "bearer tokens over plain TCP: refusing to listen on {} without tls_cert and tls_key",
                     config.listen
                 ));
+            }
+        }
+        if let Some(path) = &config.reports_mapping {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    if let Err(e) = complaints_workflow::reports::LoadedMapping::parse(
+                        &text,
+                        &path.display().to_string(),
+                    ) {
+                        problems.push(format!("reports_mapping {e}"));
+                    }
+                }
+                Err(e) => problems.push(format!("reports_mapping {}: {e}", path.display())),
             }
         }
         if let Some(path) = &config.audit_signing_key {

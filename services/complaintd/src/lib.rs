@@ -32,6 +32,7 @@ pub mod config;
 pub mod convert;
 pub mod errors;
 pub mod metrics;
+pub mod reports;
 pub mod server;
 pub mod service;
 pub mod telemetry;

@@ -11,6 +11,9 @@ use complaints_projections::snapshot::SnapshotStore;
 use complaints_projections::Projections;
 use complaints_proto::complaints::admin::v1::admin_service_server::AdminServiceServer;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
+use complaints_proto::complaints::reports::v1::report_service_server::ReportServiceServer;
+
+use crate::reports::ReportApi;
 use complaints_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use complaints_sla::{Engine, RuleSources};
 use complaints_storage::Backend;
@@ -398,6 +401,13 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         ))
     });
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
+    let reports = crate::reports::ReportApi::new(
+        log.clone(),
+        projections.get::<complaints_projections::reports::Reports>()?,
+        config.reports_mapping.clone(),
+        signer.clone(),
+        clock.clone(),
+    );
     let audit = Audit::new(workflow.clone(), board.clone(), signer)
         .with_damage(damage)
         .with_business_time_zone(zone.clone());
@@ -427,6 +437,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .set_not_serving::<ComplaintServiceServer<Api>>()
         .await;
     health.set_not_serving::<AuditServiceServer<Audit>>().await;
+    health
+        .set_not_serving::<ReportServiceServer<ReportApi>>()
+        .await;
     let (set_ready, ready) = tokio::sync::watch::channel(false);
     let set_ready = Arc::new(set_ready);
     let start_head = log.head().await.context("reading the log's head")?;
@@ -437,6 +450,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             projections.wait_for(start_head).await;
             health.set_serving::<ComplaintServiceServer<Api>>().await;
             health.set_serving::<AuditServiceServer<Audit>>().await;
+            health.set_serving::<ReportServiceServer<ReportApi>>().await;
             let _ = set_ready.send(true);
             tracing::info!(
                 position = start_head,
@@ -459,6 +473,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         Ok(Some(http_addr)) => {
             let web = Arc::new(crate::web::Web {
                 api: api.clone(),
+                reports: reports.clone(),
                 auth: auth.clone(),
                 dev: config.auth == AuthMode::DevHeaders,
                 board: board.clone(),
@@ -533,6 +548,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                     .max_decoding_message_size(limits.max_message_bytes)
                     .max_encoding_message_size(limits.max_message_bytes.max(16 << 20)),
             )
+            .add_service(ReportServiceServer::new(reports.clone()))
             .add_service(AdminServiceServer::new(admin))
             // No Nagle: small replies must not wait for the peer's delayed ACK (~40 ms).
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), {
@@ -547,6 +563,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                         .set_not_serving::<ComplaintServiceServer<Api>>()
                         .await;
                     health.set_not_serving::<AuditServiceServer<Audit>>().await;
+                    health
+                        .set_not_serving::<ReportServiceServer<ReportApi>>()
+                        .await;
                 }
             })
             .await;

@@ -20,6 +20,7 @@
 
 pub mod charts;
 pub mod i18n;
+pub mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,7 @@ const JS: &str = include_str!("../../web/static/board.js");
 /// What the HTTP port serves from.
 pub struct Web {
     pub api: Api,
+    pub reports: crate::reports::ReportApi,
     pub auth: Arc<dyn Authenticator>,
     /// Development authentication: a banner, and the viewer picks their roles.
     pub dev: bool,
@@ -92,6 +94,8 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/", get(board_page))
         .route("/live", get(live))
         .route("/complaints/{id}", get(complaint_page))
+        .route("/reports", get(reports::page))
+        .route("/reports/file", get(reports::file))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/dev/roles", post(dev_roles))
@@ -119,6 +123,8 @@ pub enum Page {
     /// A complaint's details and timeline on its page (GetComplaint): left out for the
     /// others (operations see the clocks only).
     Details,
+    /// The reports page and its files (ReportService.GetReport).
+    Reports,
 }
 
 impl Page {
@@ -130,6 +136,12 @@ impl Page {
             Page::Complaint => "GetComplaintSla",
             Page::Details => "GetComplaint",
             Page::Metrics => return &[Role::Operations, Role::Admin],
+            Page::Reports => {
+                return match allowed_roles("/complaints.reports.v1.ReportService/GetReport") {
+                    Access::Roles(roles) => roles,
+                    Access::Public | Access::Unknown => &[],
+                }
+            }
         };
         match allowed_roles(&format!("/complaints.v1.ComplaintService/{method}")) {
             Access::Roles(roles) => roles,
@@ -492,6 +504,9 @@ fn layout_as(
                         a href="?lang=en" lang="en" hreflang="en" { "English" }
                         " · "
                         a href="?lang=zh-CN" lang="zh-CN" hreflang="zh-CN" { "中文" }
+                        @if viewer.is_some_and(|v| Page::Reports.allows(&v.principal)) {
+                            " · " a href="/reports" { (lang.msg("nav-reports")) }
+                        }
                         @if !web.dev {
                             @if viewer.is_some() {
                                 form.inline method="post" action="/logout" {
