@@ -33,6 +33,9 @@ pub const QUEUE_ACKNOWLEDGED: &str = "queue.acknowledged";
 pub const RULES_LOADED: &str = "rules.loaded";
 /// Event type of an erasure of personal data, in the stream [`ERASURES_STREAM`].
 pub const PERSONAL_DATA_ERASED: &str = "personal_data.erased";
+/// Event type of a repeated root cause (the optional rule of the reports), in the stream
+/// [`ANALYSIS_STREAM`].
+pub const REPEATED_CAUSE: &str = "analysis.repeated_cause";
 /// Event type of a signed digest of the log (see `eventlog::audit`).
 pub const DIGEST_SIGNED: &str = eventlog::audit::DIGEST_EVENT_TYPE;
 
@@ -40,6 +43,8 @@ pub const DIGEST_SIGNED: &str = eventlog::audit::DIGEST_EVENT_TYPE;
 pub const RULES_STREAM: &str = "rules";
 /// The stream that records erasures of personal data.
 pub const ERASURES_STREAM: &str = "erasures";
+/// The stream of analysis findings (repeated root causes).
+pub const ANALYSIS_STREAM: &str = "analysis";
 
 /// The stream of a complaint's lifecycle events.
 pub fn complaint_stream(id: ComplaintId) -> StreamId {
@@ -79,6 +84,7 @@ pub enum Kind {
     RulesLoaded,
     PersonalDataErased,
     DigestSigned,
+    RepeatedCause,
 }
 
 impl Kind {
@@ -94,6 +100,7 @@ impl Kind {
             RULES_LOADED => Kind::RulesLoaded,
             PERSONAL_DATA_ERASED => Kind::PersonalDataErased,
             DIGEST_SIGNED => Kind::DigestSigned,
+            REPEATED_CAUSE => Kind::RepeatedCause,
             _ => return None,
         })
     }
@@ -109,6 +116,7 @@ impl Kind {
             Kind::RulesLoaded => "complaints.events.v1.RulesLoaded",
             Kind::PersonalDataErased => "complaints.events.v1.PersonalDataErased",
             Kind::DigestSigned => "eventlog.v1.SignedDigest",
+            Kind::RepeatedCause => "complaints.events.v1.RepeatedCause",
         }
     }
 }
@@ -164,6 +172,62 @@ impl Crossing {
             at: time(t.crossed_at_micros)?,
             due_at: time(t.due_at_micros)?,
             refer_to: Some(t.refer_to).filter(|r| !r.is_empty()),
+        })
+    }
+}
+
+/// The same root cause on the same product and unit, `count` times within `window_days`:
+/// the complaints that made the repeated-cause rule fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedCause {
+    pub product: String,
+    pub unit: String,
+    pub cause: complaints_domain::model::RootCause,
+    pub count: u32,
+    pub window_days: u32,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub complaints: Vec<ComplaintId>,
+}
+
+impl RepeatedCause {
+    /// Its payload (`complaints.events.v1.RepeatedCause`).
+    pub fn encode(&self) -> Bytes {
+        let payload = pb::RepeatedCause {
+            product: self.product.clone(),
+            unit: self.unit.clone(),
+            root_cause: self.cause.as_str().to_owned(),
+            count: self.count,
+            window_days: self.window_days,
+            first_found_micros: self.first.as_microsecond(),
+            last_found_micros: self.last.as_microsecond(),
+            complaint_ids: self
+                .complaints
+                .iter()
+                .map(|c| c.uuid().to_string())
+                .collect(),
+        };
+        Bytes::from(payload.encode_to_vec())
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let e = pb::RepeatedCause::decode(payload).map_err(undecodable)?;
+        Ok(Self {
+            product: e.product,
+            unit: e.unit,
+            cause: e
+                .root_cause
+                .parse()
+                .map_err(|()| DecodeError(format!("unknown root cause {:?}", e.root_cause)))?,
+            count: e.count,
+            window_days: e.window_days,
+            first: time(e.first_found_micros)?,
+            last: time(e.last_found_micros)?,
+            complaints: e
+                .complaint_ids
+                .iter()
+                .map(|c| complaint_id(c))
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -351,6 +415,8 @@ pub enum Stored {
     Erasure(Erasure),
     /// A signed digest of the log: checked by `eventlog::audit`, nothing to project.
     DigestSigned,
+    /// A repeated root cause the rule raised (for managers and auditors).
+    RepeatedCause(RepeatedCause),
     /// A type this build does not know (written by a newer one): nothing to project.
     Unknown,
 }
@@ -395,6 +461,7 @@ impl Stored {
                 })
             }
             Kind::DigestSigned => Stored::DigestSigned,
+            Kind::RepeatedCause => Stored::RepeatedCause(RepeatedCause::decode(payload)?),
         })
     }
 }

@@ -907,7 +907,11 @@ impl SlaBoard {
                     inner.mark(s);
                 }
             }
-            Stored::Queue(_) | Stored::Erasure(_) | Stored::DigestSigned | Stored::Unknown => {}
+            Stored::Queue(_)
+            | Stored::Erasure(_)
+            | Stored::DigestSigned
+            | Stored::RepeatedCause(_)
+            | Stored::Unknown => {}
         }
         Ok(())
     }

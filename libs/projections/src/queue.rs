@@ -179,6 +179,7 @@ impl Inner {
             Stored::RulesLoaded(_)
             | Stored::Erasure(_)
             | Stored::DigestSigned
+            | Stored::RepeatedCause(_)
             | Stored::Unknown => {}
         }
     }

@@ -271,6 +271,7 @@ impl Inner {
             | Stored::RulesLoaded(_)
             | Stored::Erasure(_)
             | Stored::DigestSigned
+            | Stored::RepeatedCause(_)
             | Stored::Unknown => {}
         }
     }
@@ -357,6 +358,18 @@ pub struct Case {
     pub breaches: Vec<(Arc<str>, Timestamp)>,
     /// The latest satisfaction rating (1-5), when given.
     pub satisfaction: Option<(u8, Timestamp)>,
+}
+
+/// A complaint's latest root cause, as the repeated-cause analysis reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub id: ComplaintId,
+    pub product: Arc<str>,
+    /// The unit complained about.
+    pub unit: Arc<str>,
+    pub cause: RootCause,
+    /// When the findings were made.
+    pub at: Timestamp,
 }
 
 /// A fact recorded after the cut that happened at or before it: not in the figures.
@@ -468,6 +481,44 @@ impl Reports {
             }
             out.cases
                 .push(fold(id, life, &life.facts[..known], data, &mut shared));
+        }
+        out
+    }
+
+    /// Every complaint's latest root cause found in `[from, until)` (by when the findings
+    /// were made), with its product and the unit complained about; declined and merged
+    /// complaints left out. What the repeated-cause rule scans: no fold of whole cases.
+    pub fn findings(&self, from: Timestamp, until: Timestamp) -> Vec<Finding> {
+        let (from, until) = (micros(from), micros(until));
+        let state = self.kept.read();
+        let data = &state.data;
+        let mut shared = Shared {
+            names: &data.names,
+            cache: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for life in &data.lives {
+            let mut latest = None;
+            let mut excluded = false;
+            for f in &life.facts {
+                match f.what {
+                    What::Findings { cause } => latest = Some((cause, f.effective)),
+                    What::Declined | What::Merged => excluded = true,
+                    What::Reopened => excluded = false,
+                    _ => {}
+                }
+            }
+            if let (Some((cause, at)), false) = (latest, excluded) {
+                if from <= at && at < until {
+                    out.push(Finding {
+                        id: ComplaintId::new(uuid::Uuid::from_bytes(life.id)),
+                        product: shared.get(life.product),
+                        unit: shared.get(life.unit),
+                        cause: nth(RootCause::ALL, cause),
+                        at: time(at),
+                    });
+                }
+            }
         }
         out
     }

@@ -15,6 +15,7 @@
 //! queue and the watcher read are in `complaints-projections`.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod as_of;
 pub mod backdated;
 pub mod queue;

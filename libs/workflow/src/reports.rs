@@ -33,7 +33,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use complaints_domain::model::*;
-use complaints_projections::reports::{Case, LateEntry, Reports, Resolution};
+use complaints_projections::reports::{Case, Finding, LateEntry, Reports, Resolution};
 use complaints_projections::Projection;
 use complaints_sla::Engine;
 use eventlog::audit::{Digest, HeldDigest, Signer};
@@ -1242,28 +1242,45 @@ pub struct Repeat {
     pub last: Timestamp,
     /// The complaints, in the order their findings were made.
     pub complaints: Vec<ComplaintId>,
+    /// When each one's findings were made.
+    pub found_at: Vec<Timestamp>,
 }
 
 /// Every run of at least `rule.count` findings of the same cause on the same product and
 /// unit (the unit complained about) with each `rule.count` consecutive ones within
-/// `rule.days`, among findings made in `[from, until)`. Overlapping windows are one run.
-/// `no_fault` is not a cause to fix and is left out.
+/// `rule.days`, among the complaints' latest findings made in `[from, until)`.
+/// Overlapping windows are one run. `no_fault` is not a cause to fix and is left out.
 pub fn repeats(
     cases: &[&Case],
     from: Timestamp,
     until: Timestamp,
     rule: RepeatRule,
 ) -> Vec<Repeat> {
+    repeats_of(
+        cases.iter().filter_map(|case| {
+            let (cause, at) = case.root_cause?;
+            (from <= at && at < until).then(|| Finding {
+                id: case.id,
+                product: case.product.clone(),
+                unit: case.complained_unit.clone(),
+                cause,
+                at,
+            })
+        }),
+        rule,
+    )
+}
+
+/// [`repeats`] of these findings.
+pub fn repeats_of(findings: impl IntoIterator<Item = Finding>, rule: RepeatRule) -> Vec<Repeat> {
     // (product, unit, cause) -> when each finding was made, and of which complaint.
     let mut groups: BTreeMap<(Arc<str>, Arc<str>, RootCause), Found> = BTreeMap::new();
-    for case in cases {
-        if let Some((cause, at)) = case.root_cause {
-            if cause != RootCause::NoFault && from <= at && at < until {
-                groups
-                    .entry((case.product.clone(), case.complained_unit.clone(), cause))
-                    .or_default()
-                    .push((at, case.id));
-            }
+    for f in findings {
+        if f.cause != RootCause::NoFault {
+            groups
+                .entry((f.product, f.unit, f.cause))
+                .or_default()
+                .push((f.at, f.id));
         }
     }
     let window = SignedDuration::from_hours(i64::from(rule.days) * 24);
@@ -1291,6 +1308,7 @@ pub fn repeats(
                 first: found[a].0,
                 last: found[b].0,
                 complaints: found[a..=b].iter().map(|(_, id)| *id).collect(),
+                found_at: found[a..=b].iter().map(|(at, _)| *at).collect(),
             });
         }
     }

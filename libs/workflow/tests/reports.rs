@@ -1048,3 +1048,192 @@ fn the_same_root_cause_three_times_in_thirty_days_on_one_product_and_unit_is_a_r
         vec![id(1), id(2), id(3)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repeated_cause_rule_records_a_run_once_with_the_complaints_behind_it() {
+    use complaints_events::stored::{named_stream, ANALYSIS_STREAM, REPEATED_CAUSE};
+    use complaints_workflow::analysis;
+    let f = Fixture::new();
+    let rule = RepeatRule { count: 3, days: 30 };
+    let findings = |cause| Command::RecordFindings {
+        findings: "f".into(),
+        root_cause: cause,
+        evidence: vec![],
+    };
+    let now = |at: &str| t(at);
+    let record = |at: &'static str| {
+        let f = &f;
+        async move {
+            f.reports.wait_for(f.log.head().await.unwrap()).await;
+            analysis::record(&f.reports, &*f.log, now(at), rule)
+                .await
+                .unwrap()
+        }
+    };
+    // Given pricing findings on credit cards at Beijing on 5 and 20 January...
+    for (n, at) in [(41, "2026-01-05T04:00:00Z"), (42, "2026-01-20T04:00:00Z")] {
+        f.register(reg(
+            n,
+            "CN-CBIRC",
+            "CN",
+            at,
+            "credit card",
+            "fees",
+            "beijing-branch",
+        ))
+        .await;
+        f.step(id(n), at, findings(RootCause::Pricing)).await;
+    }
+    // ...and three no-fault ones and one at Shanghai: nothing to raise.
+    for (n, at, unit, cause) in [
+        (
+            43,
+            "2026-01-21T04:00:00Z",
+            "beijing-branch",
+            RootCause::NoFault,
+        ),
+        (
+            44,
+            "2026-01-22T04:00:00Z",
+            "beijing-branch",
+            RootCause::NoFault,
+        ),
+        (
+            45,
+            "2026-01-23T04:00:00Z",
+            "beijing-branch",
+            RootCause::NoFault,
+        ),
+        (
+            46,
+            "2026-01-24T04:00:00Z",
+            "shanghai-branch",
+            RootCause::Pricing,
+        ),
+    ] {
+        f.register(reg(n, "CN-CBIRC", "CN", at, "credit card", "fees", unit))
+            .await;
+        f.step(id(n), at, findings(cause)).await;
+    }
+    assert_eq!(record("2026-01-25T00:00:00Z").await, vec![]);
+    // When a third Beijing pricing finding comes on 1 February (within 30 days of the
+    // first)...
+    f.register(reg(
+        47,
+        "CN-CBIRC",
+        "CN",
+        "2026-02-01T04:00:00Z",
+        "credit card",
+        "fees",
+        "beijing-branch",
+    ))
+    .await;
+    f.step(id(47), "2026-02-01T04:00:00Z", findings(RootCause::Pricing))
+        .await;
+    // ...then the rule records it once, naming the three complaints.
+    let raised = record("2026-02-01T05:00:00Z").await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let r = &raised[0];
+    assert_eq!(
+        (r.product.as_str(), r.unit.as_str(), r.cause),
+        ("credit card", "beijing-branch", RootCause::Pricing)
+    );
+    assert_eq!(r.complaints, vec![id(41), id(42), id(47)]);
+    assert_eq!((r.count, r.window_days), (3, 30));
+    assert_eq!(
+        (r.first, r.last),
+        (t("2026-01-05T04:00:00Z"), t("2026-02-01T04:00:00Z"))
+    );
+    let stream = f
+        .log
+        .read_stream(
+            &named_stream(ANALYSIS_STREAM),
+            1,
+            eventlog::Direction::Forward,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.len(), 1);
+    assert_eq!(stream[0].event_type, REPEATED_CAUSE);
+    assert_eq!(stream[0].actor, analysis::ACTOR);
+    // Looking again, or after the run grows by a fourth, raises nothing more.
+    assert_eq!(record("2026-02-01T06:00:00Z").await, vec![]);
+    f.register(reg(
+        48,
+        "CN-CBIRC",
+        "CN",
+        "2026-02-10T04:00:00Z",
+        "credit card",
+        "fees",
+        "beijing-branch",
+    ))
+    .await;
+    f.step(id(48), "2026-02-10T04:00:00Z", findings(RootCause::Pricing))
+        .await;
+    assert_eq!(record("2026-02-10T05:00:00Z").await, vec![]);
+    // The run goes on (1 March); seven weeks later the rule looks back 60 days only, from
+    // 25 January: it sees 1 Feb, 10 Feb and 1 Mar, a run whose complaints were raised
+    // already: nothing new.
+    f.register(reg(
+        49,
+        "CN-CBIRC",
+        "CN",
+        "2026-03-01T04:00:00Z",
+        "credit card",
+        "fees",
+        "beijing-branch",
+    ))
+    .await;
+    f.step(id(49), "2026-03-01T04:00:00Z", findings(RootCause::Pricing))
+        .await;
+    assert_eq!(record("2026-03-26T00:00:00Z").await, vec![]);
+    // A new run months later is raised on its own.
+    for (n, at) in [
+        (51, "2026-06-01T04:00:00Z"),
+        (52, "2026-06-02T04:00:00Z"),
+        (53, "2026-06-03T04:00:00Z"),
+    ] {
+        f.register(reg(
+            n,
+            "CN-CBIRC",
+            "CN",
+            at,
+            "credit card",
+            "fees",
+            "beijing-branch",
+        ))
+        .await;
+        f.step(id(n), at, findings(RootCause::Pricing)).await;
+    }
+    let again = record("2026-06-03T05:00:00Z").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].complaints, vec![id(51), id(52), id(53)]);
+    // The root-causes report lists both runs, the first with its five complaints.
+    let mapping = LoadedMapping::default();
+    let report = Reporter {
+        log: &*f.log,
+        reports: &f.reports,
+        mapping: &mapping,
+        signer: None,
+        now: t("2026-07-05T00:00:00Z"),
+    }
+    .report(&ReportRequest {
+        kind: ReportKind::RootCauses,
+        period: Period::parse("2026-H1", "Asia/Shanghai").unwrap(),
+        by: Dimension::Unit,
+        repeat: rule,
+    })
+    .await
+    .unwrap();
+    let rows = csv_rows(&report, 0);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        &rows[0][..4],
+        &strs(&[&["credit card", "beijing-branch", "pricing", "5"]])[0][..]
+    );
+    assert_eq!(
+        &rows[1][..4],
+        &strs(&[&["credit card", "beijing-branch", "pricing", "3"]])[0][..]
+    );
+}

@@ -138,6 +138,12 @@ pub struct Config {
     /// `deploy/reports/mapping.toml`), read at every report (`COMPLAINTD_REPORTS_MAPPING`).
     /// Without it, returns that need codes are refused with the list of names to map.
     pub reports_mapping: Option<PathBuf>,
+    /// The repeated-cause rule: record `analysis.repeated_cause` when the same root cause
+    /// is found on the same product and unit this many times (0: off, the default)
+    /// within `repeated_cause_days` (`COMPLAINTD_REPEATED_CAUSE_COUNT`).
+    pub repeated_cause_count: u32,
+    /// The rule's window in days (`COMPLAINTD_REPEATED_CAUSE_DAYS`; default 30).
+    pub repeated_cause_days: u32,
     /// How often a signed digest is recorded in the log, in seconds (0: never; one is
     /// also recorded at every shutdown) (`COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS`).
     pub audit_sign_interval_seconds: u64,
@@ -190,6 +196,8 @@ impl Default for Config {
             read_only: false,
             audit_signing_key: None,
             reports_mapping: None,
+            repeated_cause_count: 0,
+            repeated_cause_days: 30,
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
             business_time_zone: "UTC".into(),
@@ -303,6 +311,16 @@ impl Config {
             &mut config.audit_signing_key,
         );
         o.path("COMPLAINTD_REPORTS_MAPPING", &mut config.reports_mapping);
+        o.parsed(
+            "COMPLAINTD_REPEATED_CAUSE_COUNT",
+            "a number of findings",
+            &mut config.repeated_cause_count,
+        );
+        o.parsed(
+            "COMPLAINTD_REPEATED_CAUSE_DAYS",
+            "a number of days",
+            &mut config.repeated_cause_days,
+        );
         o.parsed(
             "COMPLAINTD_AUDIT_SIGN_INTERVAL_SECONDS",
             "a number of seconds",
@@ -452,6 +470,14 @@ impl Config {
                     config.listen
                 ));
             }
+        }
+        if config.repeated_cause_count == 1 {
+            problems.push(
+                "repeated_cause_count 1 would raise every finding: use 0 (off) or 2 or more".into(),
+            );
+        }
+        if config.repeated_cause_count > 0 && !(1..=3653).contains(&config.repeated_cause_days) {
+            problems.push("repeated_cause_days must be between 1 and 3653".into());
         }
         if let Some(path) = &config.reports_mapping {
             match std::fs::read_to_string(path) {

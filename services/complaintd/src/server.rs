@@ -364,7 +364,21 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             board.clone(),
             log.clone(),
             clock.clone(),
-            watcher_stopped,
+            watcher_stopped.clone(),
+        ))
+    });
+    let reports_projection = projections.get::<complaints_projections::reports::Reports>()?;
+    // The repeated-cause rule, when configured: not on a read-only log.
+    let analysis_task = (!read_only && config.repeated_cause_count > 0).then(|| {
+        tokio::spawn(complaints_workflow::analysis::run(
+            reports_projection.clone(),
+            log.clone(),
+            clock.clone(),
+            complaints_workflow::reports::RepeatRule {
+                count: config.repeated_cause_count,
+                days: config.repeated_cause_days,
+            },
+            watcher_stopped.clone(),
         ))
     });
     let mut workflow = Workflow::new(log.clone(), clock.clone(), Rules::default())
@@ -403,7 +417,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let (reload_log, reload_workflow) = (log.clone(), workflow.clone());
     let reports = crate::reports::ReportApi::new(
         log.clone(),
-        projections.get::<complaints_projections::reports::Reports>()?,
+        reports_projection,
         config.reports_mapping.clone(),
         signer.clone(),
         clock.clone(),
@@ -585,6 +599,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         }
         let _ = stop_watcher.send(true);
         if let Some(task) = watcher_task {
+            let _ = task.await;
+        }
+        if let Some(task) = analysis_task {
             let _ = task.await;
         }
         // The periodic signer records a last digest covering everything before it stops.

@@ -391,3 +391,90 @@ async fn the_reports_page_shows_a_return_and_offers_its_files() {
     let board = get("/", "compliance").await.unwrap().text().await.unwrap();
     assert!(board.contains("href=\"/reports\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_rule_configured_a_repeated_root_cause_is_recorded_as_an_event() {
+    use tokio_stream::StreamExt;
+    let server = TestServer::start_with_clock(manual_clock(T0), |c| {
+        c.repeated_cause_count = 3;
+        c.repeated_cause_days = 30;
+    })
+    .await;
+    server.running().ready().await;
+    // Followed from the start: the event arrives when the rule has recorded it.
+    let mut events = server
+        .audit()
+        .stream_events(req(
+            complaints_proto::complaints::audit::v1::StreamEventsRequest {
+                event_types: vec!["analysis.repeated_cause".into()],
+                follow: true,
+                format: complaints_proto::complaints::audit::v1::EventFormat::Json as i32,
+                ..Default::default()
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut complaints = server.complaints();
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let name = complaints
+            .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
+            .await
+            .unwrap()
+            .into_inner()
+            .name;
+        complaints
+            .assign_complaint(req(
+                api::AssignComplaintRequest {
+                    name: name.clone(),
+                    request_id: rid(),
+                    unit: "cards".into(),
+                    handler: "emp-1".into(),
+                    ..Default::default()
+                },
+                "intake",
+            ))
+            .await
+            .unwrap();
+        complaints
+            .record_findings(req(
+                api::RecordFindingsRequest {
+                    name: name.clone(),
+                    request_id: rid(),
+                    findings: "the fee table was wrong".into(),
+                    root_cause: api::RootCause::ProcessFailure as i32,
+                    ..Default::default()
+                },
+                "handler",
+            ))
+            .await
+            .unwrap();
+        names.push(name);
+    }
+    let event = tokio::time::timeout(std::time::Duration::from_secs(60), events.next())
+        .await
+        .expect("the rule records the repeat")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.event_type, "analysis.repeated_cause");
+    assert_eq!(event.stream_id, "analysis");
+    let Some(complaints_proto::complaints::audit::v1::audit_event::Body::Json(json)) = event.body
+    else {
+        panic!("a JSON body");
+    };
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // All found at the same instant: listed in id order.
+    let mut ids: Vec<String> = names
+        .iter()
+        .map(|n| n.trim_start_matches("complaints/").to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        json["payload"]["complaintIds"],
+        serde_json::json!(ids),
+        "{json}"
+    );
+    assert_eq!(json["payload"]["rootCause"], "process_failure");
+}
