@@ -232,3 +232,59 @@ def test_aborted_then_success_resends_the_same_request_id():
     reply = call(method, request, CALLER, backoff=0.001)
     assert reply.message == "answer" and reply.attempts == 3
     assert {r.request_id for r in method.requests} == {request.request_id}
+
+
+def test_a_return_from_python_is_the_servers_csv_with_its_provenance(tmp_path):
+    """ReportService from another language: the measures of a period around today, their
+    CSV readable with the csv module, and an unmapped name refusing the ASIC file."""
+    import csv
+    import datetime
+
+    from complaints.reports.v1 import reports_pb2, reports_pb2_grpc
+
+    mapping = REPO / "deploy" / "reports" / "mapping.toml"
+    with running_complaintd(tmp_path, COMPLAINTD_REPORTS_MAPPING=str(mapping)) as server:
+        walk(server.stub, CALLER, out=lambda *_: None)
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        period = f"{today - datetime.timedelta(days=1)}..{today + datetime.timedelta(days=1)}"
+        reports = reports_pb2_grpc.ReportServiceStub(server.channel)
+        officer = Caller("user:officer", "compliance")
+        report = reports.GetReport(
+            reports_pb2.GetReportRequest(
+                kind="measures", period=period, time_zone="UTC", by="handler"
+            ),
+            metadata=officer.metadata(),
+            timeout=10,
+        )
+        assert report.provenance.kind == "measures"
+        assert not report.provenance.period_ended
+        assert report.provenance.as_of_position == report.provenance.log_head
+        measures = report.sections[0]
+        lines = [line for line in measures.csv.splitlines() if not line.startswith("#")]
+        rows = {row["handler"]: row for row in csv.DictReader(lines)}
+        # Received, answered (upheld) and closed by emp-3 within the period: valid.
+        emp3 = rows["emp-3"]
+        assert (emp3["received"], emp3["handled"], emp3["decided"], emp3["valid"]) == (
+            "1",
+            "1",
+            "1",
+            "1",
+        )
+        assert emp3["valid_rate_percent"] == "100.0"
+        document = json.loads(report.json)
+        assert document["provenance"]["as_of_position"] == report.provenance.as_of_position
+
+        # A complaint under ASIC about a product the mapping lacks: refused, listed.
+        call(
+            server.stub.RegisterComplaint,
+            registration(regime="AU-ASIC-RG271", region="AU", product="widget"),
+            CALLER,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            reports.GetReport(
+                reports_pb2.GetReportRequest(kind="asic-idr", period=period, time_zone="UTC"),
+                metadata=officer.metadata(),
+                timeout=10,
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "not mapped" in refused.value.details()

@@ -18,7 +18,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::scaled;
+use common::{rss_mib, scaled};
 use complaints_domain::model::*;
 use complaints_domain::{Change, Event, Register};
 use complaints_events::codec;
@@ -192,10 +192,16 @@ fn main() {
         );
 
         // Baseline: replay the log into a fresh projection.
+        let rss_before = rss_mib();
         let replay = Instant::now();
         let (reports, _task) = complaints_projections::spawn(Reports::default(), log.clone());
         reports.wait_for(head).await;
         let replay_s = replay.elapsed().as_secs_f64();
+        let rss_growth = rss_mib() - rss_before;
+        println!(
+            "the reports projection of {complaints} complaints ({} facts kept): RSS grew {rss_growth:.1} MiB",
+            head as usize - complaints
+        );
         println!(
             "baseline: replay {head} events into the reports projection: {replay_s:.3} s ({:.0} events/s)",
             head as f64 / replay_s
@@ -222,6 +228,7 @@ fn main() {
             format!("\"complaints\":{complaints}"),
             format!("\"events\":{head}"),
             format!("\"replay_s\":{replay_s:.4}"),
+            format!("\"rss_growth_mib\":{rss_growth:.1}"),
         ];
         for (name, kind, by, zone) in runs {
             let request = ReportRequest {

@@ -1154,7 +1154,10 @@ fn measures(cases: &[&Case], period: &Period, by: Dimension) -> Section {
     for case in cases {
         let key = match by {
             Dimension::Unit => case.unit.clone(),
-            Dimension::Handler => case.handler.clone().unwrap_or_else(|| Arc::from("")),
+            Dimension::Handler => case
+                .handler
+                .clone()
+                .unwrap_or_else(|| Arc::from("(unassigned)")),
             Dimension::Product => case.product.clone(),
             Dimension::Category => case.category.clone(),
         };

@@ -29,12 +29,19 @@ pub async fn run(target: &Target, args: ReportArgs) -> anyhow::Result<()> {
             match args.format {
                 ReportFormat::Json => out!("{}", report.json),
                 ReportFormat::Csv => {
+                    // The provenance once, then each table under its name.
                     for (i, section) in all_sections(&report).enumerate() {
-                        if i > 0 {
-                            out!();
+                        let lines = section.csv.lines();
+                        if i == 0 {
+                            for line in section.csv.lines().take_while(|l| l.starts_with('#')) {
+                                out!("{line}");
+                            }
                         }
+                        out!();
                         out!("# section: {}", section.name);
-                        print!("{}", section.csv);
+                        for line in lines.skip_while(|l| l.starts_with('#')) {
+                            out!("{line}");
+                        }
                     }
                 }
             }
