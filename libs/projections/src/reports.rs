@@ -339,6 +339,12 @@ pub struct Case {
     /// Resolved, and since when (effective); `None`: open at the cut (a reopen undoes
     /// a resolution).
     pub resolved: Option<(Resolution, Timestamp)>,
+    /// The resolution as it was known at the earlier cut (the period's start): what the
+    /// previous period's return reported. A resolution recorded later (a late answer)
+    /// is not in it.
+    pub resolved_known_at_start: Option<(Resolution, Timestamp)>,
+    /// When it was reopened (effective).
+    pub reopened: Vec<Timestamp>,
     /// The latest answer's redress.
     pub redress: Vec<Redress>,
     /// Closed administratively (after the answer), when.
@@ -433,10 +439,16 @@ impl Shared<'_> {
 impl Reports {
     /// Every complaint whose regime `regime` selects, as the log stood at `cut` (facts
     /// recorded strictly before it), with the facts recorded at or after `cut` that
-    /// happened before it. Complaints registered at or after `cut` are not cases; a
+    /// happened before it, and each one's resolution as it was known at `start` (an
+    /// earlier cut). Complaints registered at or after `cut` are not cases; a
     /// registration recorded late but received before `cut` is a late entry.
-    pub fn cases_as_of(&self, cut: Timestamp, regime: impl Fn(&str) -> bool) -> Cases {
-        let cut = micros(cut);
+    pub fn cases_as_of(
+        &self,
+        cut: Timestamp,
+        start: Timestamp,
+        regime: impl Fn(&str) -> bool,
+    ) -> Cases {
+        let (cut, start) = (micros(cut), micros(start));
         let state = self.kept.read();
         let data = &state.data;
         let mut selected: Vec<Option<bool>> = Vec::new();
@@ -479,8 +491,10 @@ impl Reports {
                     });
                 }
             }
-            out.cases
-                .push(fold(id, life, &life.facts[..known], data, &mut shared));
+            let mut case = fold(id, life, &life.facts[..known], data, &mut shared);
+            let known_at_start = life.facts[..known].partition_point(|f| f.recorded < start);
+            case.resolved_known_at_start = resolution(&life.facts[..known_at_start]);
+            out.cases.push(case);
         }
         out
     }
@@ -534,6 +548,25 @@ impl Reports {
     }
 }
 
+/// The resolution these facts leave (the latest answer or withdrawal, undone by a reopen).
+fn resolution(facts: &[Fact]) -> Option<(Resolution, Timestamp)> {
+    let mut resolved = None;
+    for f in facts {
+        match f.what {
+            What::Answered { decision, .. } => {
+                resolved = Some((
+                    Resolution::Answered(nth(Decision::ALL, decision)),
+                    time(f.effective),
+                ));
+            }
+            What::Withdrawn => resolved = Some((Resolution::Withdrawn, time(f.effective))),
+            What::Reopened => resolved = None,
+            _ => {}
+        }
+    }
+    resolved
+}
+
 fn fold(
     id: ComplaintId,
     life: &Life,
@@ -556,6 +589,8 @@ fn fold(
         received_at: time(life.received_at),
         first_answered_at: None,
         resolved: None,
+        resolved_known_at_start: None,
+        reopened: Vec::new(),
         redress: Vec::new(),
         closed_at: None,
         excluded: None,
@@ -606,6 +641,7 @@ fn fold(
             What::Merged => case.excluded = Some(Excluded::Merged),
             What::Closed => case.closed_at = Some(at),
             What::Reopened => {
+                case.reopened.push(at);
                 case.resolved = None;
                 case.closed_at = None;
                 case.excluded = None;

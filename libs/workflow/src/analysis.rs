@@ -4,11 +4,12 @@
 //! fire, so it is published and audited like every other event.
 //!
 //! A run of repeats is raised once: the event names the first `count` complaints of the
-//! run and its id is derived from them (a restart or a second look writes nothing), and a
-//! run is not raised again while it keeps growing, nor when a complaint it names shows up
-//! in a run seen later (the rule looks only at findings of the last `2 × days`, so the
-//! start of a long run falls out of view). The watcher looks after the reports projection
-//! has applied new events, at most once per [`MIN_INTERVAL`].
+//! whole run (over all history) and its id is derived from them, so a restart, a second
+//! look or a run that keeps growing writes nothing. The rule looks for new runs among the
+//! findings of the last `2 × days` and, only when it sees one not raised yet, finds the
+//! whole run it belongs to. The watcher starts once the reports projection has applied
+//! the log as it stood at the start, then looks after it applies new events, at most once
+//! per [`MIN_INTERVAL`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -85,32 +86,52 @@ async fn raised(
 }
 
 /// The runs the rule sees at `now` that no recorded repeat names yet, each as the first
-/// `rule.count` complaints of the run.
+/// `rule.count` complaints of the whole run (over all history, so a long run is named by
+/// the same complaints whenever it is seen).
 pub async fn detect(
     reports: &Reports,
     log: &dyn EventLog,
     now: Timestamp,
     rule: RepeatRule,
 ) -> Result<Vec<RepeatedCause>, eventlog::Error> {
+    // New findings can only make runs among the findings of the last two windows.
     let lookback = SignedDuration::from_hours(i64::from(rule.days) * 24 * 2);
     let from = now.checked_sub(lookback).unwrap_or(Timestamp::MIN);
     let until = now
         .checked_add(SignedDuration::from_micros(1))
         .unwrap_or(Timestamp::MAX);
-    let runs = repeats_of(reports.findings(from, until), rule);
-    if runs.is_empty() {
+    let recent = repeats_of(reports.findings(from, until), rule);
+    if recent.is_empty() {
         return Ok(Vec::new());
     }
     let raised = raised(log).await?;
+    let named = |key: &Key, complaints: &[ComplaintId]| {
+        raised
+            .get(key)
+            .is_some_and(|seen| complaints.iter().any(|c| seen.contains(c)))
+    };
+    let key_of =
+        |run: &crate::reports::Repeat| (run.product.to_string(), run.unit.to_string(), run.cause);
+    let candidates: Vec<_> = recent
+        .into_iter()
+        .filter(|run| !named(&key_of(run), &run.complaints))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The whole runs these belong to: their start may lie before the lookback.
+    let whole = repeats_of(reports.findings(Timestamp::MIN, until), rule);
     let need = rule.count.max(1) as usize;
-    let mut out = Vec::new();
-    for run in runs {
-        let key = (run.product.to_string(), run.unit.to_string(), run.cause);
-        let seen = raised.get(&key);
-        if run
-            .complaints
+    let mut out: Vec<RepeatedCause> = Vec::new();
+    for candidate in candidates {
+        let key = key_of(&candidate);
+        let Some(run) = whole
             .iter()
-            .any(|c| seen.is_some_and(|s| s.contains(c)))
+            .find(|run| key_of(run) == key && run.complaints.contains(&candidate.complaints[0]))
+        else {
+            continue;
+        };
+        if named(&key, &run.complaints) || out.iter().any(|r| r.complaints[0] == run.complaints[0])
         {
             continue;
         }
@@ -139,13 +160,20 @@ pub async fn record(
 ) -> Result<Vec<RepeatedCause>, eventlog::Error> {
     let mut recorded = Vec::new();
     for r in detect(reports, log, now, rule).await? {
-        let result = log
+        let result = match log
             .append(
                 &named_stream(ANALYSIS_STREAM),
                 ExpectedVersion::Any,
                 vec![event(&r)],
             )
-            .await?;
+            .await
+        {
+            Ok(result) => result,
+            // The same complaints raised before with other content (another window
+            // setting): raised already.
+            Err(eventlog::Error::IdempotencyConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         if !result.deduplicated {
             tracing::info!(product = %r.product, unit = %r.unit, cause = %r.cause, complaints = r.complaints.len(), "repeated root cause");
             metrics::counter!("complaints_repeated_causes_recorded_total").increment(1);
@@ -159,8 +187,10 @@ fn now(clock: &dyn Clock) -> Timestamp {
     Timestamp::from_microsecond(clock.now().as_micros()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// Runs the rule until `stop` fires or the log closes: after the reports projection has
-/// applied new events, at most once per [`MIN_INTERVAL`].
+/// Runs the rule until `stop` fires or the log closes: once the reports projection has
+/// applied the log as it stood at the start (stale findings must not be raised), then
+/// after it applies new events, at most once per [`MIN_INTERVAL`]; after a failure, again
+/// after [`MIN_INTERVAL`].
 pub async fn run(
     reports: Arc<Reports>,
     log: Arc<dyn EventLog>,
@@ -168,20 +198,35 @@ pub async fn run(
     rule: RepeatRule,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let start = match log.head().await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::error!(error = %e, "the repeated-cause rule cannot read the log's head: not running");
+            return;
+        }
+    };
+    tokio::select! {
+        () = reports.wait_for(start) => {}
+        _ = stop.changed() => return,
+    }
     let mut changes = reports.progress().changes();
     loop {
         // Changes from here on wake the next look.
         changes.borrow_and_update();
-        match record(&reports, &*log, now(&*clock), rule).await {
-            Ok(_) => {}
+        let failed = match record(&reports, &*log, now(&*clock), rule).await {
+            Ok(_) => false,
             Err(eventlog::Error::Closed) => return,
             Err(e) => {
-                tracing::error!(error = %e, "the repeated-cause rule failed; retrying at the next change");
+                tracing::error!(error = %e, "the repeated-cause rule failed; retrying");
+                true
             }
-        }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(MIN_INTERVAL) => {}
+            () = tokio::time::sleep(MIN_INTERVAL) => {}
             _ = stop.changed() => return,
+        }
+        if failed {
+            continue;
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },

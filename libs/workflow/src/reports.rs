@@ -121,16 +121,14 @@ impl Period {
                 .filter(|y| (1900..=9999).contains(y))
                 .ok_or_else(|| format!("period {t:?}: {s:?} is not a year"))
         };
+        let day = |d: &str| {
+            Date::strptime("%Y-%m-%d", d.trim())
+                .ok()
+                .filter(|date| date.to_string() == d.trim())
+                .ok_or_else(|| format!("period {t:?}: {d:?} is not a date (YYYY-MM-DD)"))
+        };
         let (first, last) = if let Some((a, b)) = t.split_once("..") {
-            let first: Date = a
-                .trim()
-                .parse()
-                .map_err(|_| format!("period {t:?}: {a:?} is not a date (YYYY-MM-DD)"))?;
-            let last: Date = b
-                .trim()
-                .parse()
-                .map_err(|_| format!("period {t:?}: {b:?} is not a date (YYYY-MM-DD)"))?;
-            (first, last)
+            (day(a)?, day(b)?)
         } else if let Some((y, rest)) = t.split_once('-') {
             let y = year(y)?;
             match rest {
@@ -165,8 +163,14 @@ impl Period {
                 .map_err(|e| format!("period {t:?}: {e}"))
         };
         let after = last.tomorrow().map_err(|e| format!("period {t:?}: {e}"))?;
+        // A range is named by its days as parsed; the other forms as given.
+        let label = if t.contains("..") {
+            format!("{first}..{last}")
+        } else {
+            t.to_owned()
+        };
         Ok(Period {
-            label: t.to_owned(),
+            label,
             first,
             last,
             time_zone: time_zone.to_owned(),
@@ -353,6 +357,10 @@ pub enum ReportError {
     /// Complaints whose names the mapping does not map (every one, at once).
     #[error("{} complaint field(s) are not mapped: {}", .0.len(), list_unmapped(.0))]
     Unmapped(Vec<Unmapped>),
+    /// The reports projection has not applied the log as far as the figures need (it
+    /// stopped: the service is shutting down or the log failed).
+    #[error("the reports projection stands at position {at}, the figures need {needed}")]
+    NotCaughtUp { at: Position, needed: Position },
     /// A business-day count needs a calendar year the rules do not have.
     #[error("{0}")]
     Calendar(String),
@@ -395,6 +403,9 @@ pub struct Provenance {
     pub rules: String,
     pub mapping_hash: String,
     pub mapping_source: String,
+    /// BLAKE3 of the figures (every section's columns and cells, canonically): a rerun
+    /// that gives the same hash gave the same figures.
+    pub figures_hash: String,
     pub computed_at: Timestamp,
     /// This build, e.g. `complaints-workflow 0.1.0`.
     pub build: String,
@@ -433,9 +444,12 @@ impl Cell {
         }
     }
 
-    /// As written in CSV.
+    /// As written in CSV. Text that a spreadsheet would run as a formula (starting with
+    /// `=`, `+`, `-`, `@`, a tab or a carriage return: names are free text) gets a
+    /// leading `'`, as OWASP advises; JSON keeps the text as it is.
     pub fn to_csv(&self) -> String {
         match self {
+            Cell::Text(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
             Cell::Text(s) => s.clone(),
             Cell::Int(n) => n.to_string(),
             Cell::Num { value, places } => format!("{value:.*}", usize::from(*places)),
@@ -516,6 +530,7 @@ impl Report {
                 "mapping",
                 format!("{} (blake3 {})", p.mapping_source, p.mapping_hash),
             ),
+            ("figures_hash", p.figures_hash.clone()),
             ("digest_signed", p.digest_signed.to_string()),
             ("computed_at", p.computed_at.to_string()),
             ("build", p.build.clone()),
@@ -586,6 +601,7 @@ impl Report {
                 "rules": p.rules,
                 "mapping_source": p.mapping_source,
                 "mapping_hash": p.mapping_hash,
+                "figures_hash": p.figures_hash,
                 "computed_at": p.computed_at.to_string(),
                 "build": p.build,
             },
@@ -609,20 +625,42 @@ impl Reporter<'_> {
     /// Computes `request` from the log as it stood at the period's end.
     pub async fn report(&self, request: &ReportRequest) -> Result<Report, ReportError> {
         let period = &request.period;
-        let period_ended = period.end <= self.now;
         let log_head = self.log.head().await?;
-        // The last event recorded before the end (recorded times never decrease).
-        let as_of_position = if period_ended {
-            let last = eventlog::Timestamp::from_micros(period.end.as_microsecond() - 1);
-            as_of::position_at(self.log, last).await?
-        } else {
-            log_head
+        let head_recorded = match log_head {
+            0 => None,
+            head => self
+                .log
+                .read_all(head, eventlog::Direction::Forward, 1)
+                .await?
+                .first()
+                .map(|r| r.recorded_at.as_micros()),
         };
+        // The figures hold every fact recorded before the cut: the period's end once it
+        // is over; while it runs, just after the head's time (what the log held when
+        // asked). A provisional report may then include an event appended in the head's
+        // own microsecond after it was read; a report of an ended period is exact.
+        let period_ended = period.end <= self.now
+            || head_recorded.is_some_and(|h| h >= period.end.as_microsecond());
+        let cut = if period_ended {
+            period.end
+        } else {
+            head_recorded
+                .and_then(|h| Timestamp::from_microsecond(h.saturating_add(1)).ok())
+                .unwrap_or(period.start)
+                .clamp(period.start, period.end)
+        };
+        let before_cut = eventlog::Timestamp::from_micros(cut.as_microsecond() - 1);
+        // The last event recorded before the cut (recorded times never decrease).
+        let as_of_position = as_of::position_at(self.log, before_cut).await?;
         // The projection must have applied everything the figures include.
         self.reports.wait_for(as_of_position).await;
-        let cut = if period_ended { period.end } else { self.now };
-        let rules_end = eventlog::Timestamp::from_micros(cut.as_microsecond());
-        let (rules, engine) = match rules::in_force_at(self.log, rules_end).await? {
+        if self.reports.position() < as_of_position {
+            return Err(ReportError::NotCaughtUp {
+                at: self.reports.position(),
+                needed: as_of_position,
+            });
+        }
+        let (rules, engine) = match rules::in_force_at(self.log, before_cut).await? {
             Some((position, sources)) => (
                 format!("recorded at position {position}"),
                 sources
@@ -643,16 +681,22 @@ impl Reporter<'_> {
                 None => regime.starts_with(prefix),
             }
         };
+        let start = period.start;
         let cases = match request.kind {
-            ReportKind::AsicIdr => self
-                .reports
-                .cases_as_of(cut, select(&m.asic.regimes, "AU-")),
-            ReportKind::FcaReturn => self.reports.cases_as_of(cut, select(&m.fca.regimes, "UK-")),
-            ReportKind::NfraStatistics => self
-                .reports
-                .cases_as_of(cut, select(&m.nfra.regimes, "CN-")),
+            ReportKind::AsicIdr => {
+                self.reports
+                    .cases_as_of(cut, start, select(&m.asic.regimes, "AU-"))
+            }
+            ReportKind::FcaReturn => {
+                self.reports
+                    .cases_as_of(cut, start, select(&m.fca.regimes, "UK-"))
+            }
+            ReportKind::NfraStatistics => {
+                self.reports
+                    .cases_as_of(cut, start, select(&m.nfra.regimes, "CN-"))
+            }
             ReportKind::Measures | ReportKind::RootCauses => {
-                self.reports.cases_as_of(cut, |_| true)
+                self.reports.cases_as_of(cut, start, |_| true)
             }
         };
         let counted: Vec<&Case> = cases
@@ -667,11 +711,7 @@ impl Reporter<'_> {
             ReportKind::Measures => vec![measures(&counted, period, request.by)],
             ReportKind::RootCauses => vec![root_causes(&counted, period, request.repeat)],
         };
-        let late = cases
-            .late
-            .into_iter()
-            .filter(|l| l.happened_at >= period.start || l.what == "registered")
-            .collect();
+        let figures_hash = figures_hash(&sections);
         Ok(Report {
             provenance: Provenance {
                 kind: request.kind,
@@ -684,11 +724,12 @@ impl Reporter<'_> {
                 rules,
                 mapping_hash: self.mapping.hash.clone(),
                 mapping_source: self.mapping.source.clone(),
+                figures_hash,
                 computed_at: self.now,
                 build: concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION")).into(),
             },
             sections,
-            late,
+            late: cases.late,
         })
     }
 
@@ -718,6 +759,28 @@ impl Reporter<'_> {
     }
 }
 
+/// The figures' hash (see [`Provenance::figures_hash`]): each section's name, columns and
+/// cells as their CSV text, NUL-separated.
+fn figures_hash(sections: &[Section]) -> String {
+    let mut h = blake3::Hasher::new();
+    for s in sections {
+        h.update(s.name.as_bytes());
+        h.update(&[0]);
+        for c in &s.columns {
+            h.update(c.as_bytes());
+            h.update(&[0]);
+        }
+        for row in &s.rows {
+            for c in row {
+                h.update(c.to_csv().as_bytes());
+                h.update(&[0]);
+            }
+            h.update(&[1]);
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
 /// The decision or withdrawal as the mappings name it.
 fn outcome_name(resolution: Resolution) -> &'static str {
     match resolution {
@@ -726,9 +789,27 @@ fn outcome_name(resolution: Resolution) -> &'static str {
     }
 }
 
-/// Resolved before `before`: when, how.
+/// Resolved before `before` (as known at the cut): when, how.
 fn resolved_before(case: &Case, before: Timestamp) -> Option<(Resolution, Timestamp)> {
     case.resolved.filter(|(_, at)| *at < before)
+}
+
+/// Open at the period's start, as the previous period's return saw it: received before
+/// the start and not resolved by then as the log stood then. A complaint registered, or
+/// answered, late (recorded after the start) was still open for the returns already sent.
+fn open_at_start(case: &Case, period: &Period) -> bool {
+    case.received_at < period.start
+        && case
+            .resolved_known_at_start
+            .is_none_or(|(_, at)| at >= period.start)
+}
+
+/// Closed in the period: resolved within it, or resolved before it but recorded only
+/// after the previous period's cut (a prior-period closure: the previous return still
+/// showed it open, so this one reports its closure, at its true date).
+fn closed_in(case: &Case, period: &Period) -> Option<(Resolution, Timestamp)> {
+    let (how, at) = resolved_before(case, period.end)?;
+    (at >= period.start || open_at_start(case, period)).then_some((how, at))
 }
 
 fn upheld(resolution: Resolution) -> bool {
@@ -738,16 +819,16 @@ fn upheld(resolution: Resolution) -> bool {
     )
 }
 
-/// Redress amounts in major units, e.g. `123.45`.
-fn money(minor_units: i64, currency: iso_currency::Currency) -> String {
+/// Redress amounts in major units, e.g. `123.45` (sums of many payments: 128 bits, no
+/// overflow).
+fn money(minor_units: i128, currency: iso_currency::Currency) -> String {
     let places = currency.exponent().unwrap_or(2);
     if places == 0 {
         return minor_units.to_string();
     }
-    let scale = 10i64.pow(u32::from(places));
+    let scale = 10u128.pow(u32::from(places));
     let sign = if minor_units < 0 { "-" } else { "" };
     let m = minor_units.unsigned_abs();
-    let scale = scale.unsigned_abs();
     format!(
         "{sign}{}.{:0width$}",
         m / scale,
@@ -759,12 +840,14 @@ fn money(minor_units: i64, currency: iso_currency::Currency) -> String {
 /// Looks names up in a mapping, noting every miss (all are reported at once).
 struct Lookup {
     missing: Vec<Unmapped>,
+    seen: std::collections::HashSet<(ComplaintId, &'static str)>,
 }
 
 impl Lookup {
     fn new() -> Self {
         Self {
             missing: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -784,7 +867,7 @@ impl Lookup {
                     table,
                     value: value.to_owned(),
                 };
-                if !self.missing.contains(&miss) {
+                if self.seen.insert((case.id, table)) {
                     self.missing.push(miss);
                 }
                 ""
@@ -830,8 +913,11 @@ fn asic(cases: &[&Case], period: &Period, m: &AsicMapping) -> Result<Vec<Section
     );
     let mut rows: Vec<(&Case, Vec<Cell>)> = Vec::new();
     for case in cases {
+        // Received in the period, open at its start, or reopened in it.
         let in_scope = case.received_at < period.end
-            && (case.received_at >= period.start || resolved_before(case, period.start).is_none());
+            && (case.received_at >= period.start
+                || open_at_start(case, period)
+                || case.reopened.iter().any(|at| period.contains(*at)));
         if !in_scope {
             continue;
         }
@@ -855,13 +941,13 @@ fn asic(cases: &[&Case], period: &Period, m: &AsicMapping) -> Result<Vec<Section
         };
         let compensation = match closed {
             Some(_) if !case.redress.is_empty() => {
-                let mut by_currency: BTreeMap<&str, (i64, iso_currency::Currency)> =
+                let mut by_currency: BTreeMap<&str, (i128, iso_currency::Currency)> =
                     BTreeMap::new();
                 for r in &case.redress {
                     by_currency
                         .entry(r.amount.currency.code())
                         .or_insert((0, r.amount.currency))
-                        .0 += r.amount.minor_units;
+                        .0 += i128::from(r.amount.minor_units);
                 }
                 Cell::text(
                     by_currency
@@ -929,17 +1015,16 @@ fn fca(
     let mut lookup = Lookup::new();
     let mut products: BTreeMap<&str, Row> = BTreeMap::new();
     let mut causes: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    let mut redress: BTreeMap<(&str, &'static str, &'static str), (i64, iso_currency::Currency)> =
+    let mut redress: BTreeMap<(&str, &'static str, &'static str), (i128, iso_currency::Currency)> =
         BTreeMap::new();
     for case in cases {
         if case.received_at >= period.end {
             continue;
         }
         let resolved_end = resolved_before(case, period.end);
-        let open_at_start =
-            case.received_at < period.start && resolved_before(case, period.start).is_none();
+        let open_at_start = open_at_start(case, period);
         let opened = period.contains(case.received_at);
-        let closed = resolved_end.filter(|(_, at)| period.contains(*at));
+        let closed = closed_in(case, period);
         if !open_at_start && !opened && closed.is_none() {
             continue;
         }
@@ -954,27 +1039,13 @@ fn fca(
         }
         if let Some((how, at)) = closed {
             row.closed += 1;
-            let policy = engine
-                .policies
-                .latest(&case.regime)
-                .map_err(|e| ReportError::Calendar(e.to_string()))?;
-            let zone = TimeZone::get(&policy.time_zone).unwrap_or(TimeZone::UTC);
-            let received = date_of(case.received_at, &zone);
-            let closed_on = date_of(at, &zone);
-            let calendar = policy
-                .calendar_for(&case.region)
-                .and_then(|id| engine.calendars.get(id))
-                .map_err(|e| ReportError::Calendar(e.to_string()))?;
-            let third = calendar
-                .nth_working_day_after(received, 3)
-                .map_err(|e| ReportError::Calendar(format!("{}: {e}", case.id)))?;
-            let eight_weeks = case
-                .received_at
-                .checked_add(SignedDuration::from_hours(8 * 7 * 24))
-                .unwrap_or(Timestamp::MAX);
-            if closed_on <= third {
+            // The return's columns are DISP's own clocks, as the rules in force at the
+            // period's end compute them for this receipt and region: close of business on
+            // the 3rd business day after receipt, and 8 weeks (on time: strictly before).
+            let due = |clock: &str| fca_due(engine, case, clock);
+            if at < due("summary_resolution")? {
                 row.within_3_days += 1;
-            } else if at <= eight_weeks {
+            } else if at < due("final_response")? {
                 row.within_8_weeks += 1;
             } else {
                 row.later += 1;
@@ -986,7 +1057,7 @@ fn fca(
                 redress
                     .entry((product, r.kind.as_str(), r.amount.currency.code()))
                     .or_insert((0, r.amount.currency))
-                    .0 += r.amount.minor_units;
+                    .0 += i128::from(r.amount.minor_units);
             }
         }
     }
@@ -1040,6 +1111,29 @@ fn fca(
     Ok(vec![by_product, by_cause, paid])
 }
 
+/// The policy whose clocks define the FCA return's time columns (DISP 1.5 and 1.6).
+const FCA_DISP: &str = "UK-FCA-DISP";
+
+/// When DISP's clock `clock` (of [`FCA_DISP`]) fell due for `case`'s receipt in its region.
+fn fca_due(engine: &Engine, case: &Case, clock: &str) -> Result<Timestamp, ReportError> {
+    let failed = |e: String| ReportError::Calendar(format!("{} {clock}: {e}", case.id));
+    let policy = engine
+        .policies
+        .latest(FCA_DISP)
+        .map_err(|e| failed(e.to_string()))?;
+    let rule = policy
+        .clocks
+        .iter()
+        .find(|c| c.id == clock)
+        .ok_or_else(|| failed(format!("the policy {FCA_DISP} has no clock {clock}")))?;
+    let facts = complaints_sla::Facts::received(case.received_at, &case.region);
+    engine
+        .due(policy, rule, &facts)
+        .map_err(|e| failed(e.to_string()))?
+        .map(|d| d.due_at)
+        .ok_or_else(|| failed("the clock does not run".into()))
+}
+
 /// NFRA's complaint statistics by business category, cause and province.
 fn nfra(cases: &[&Case], period: &Period, m: &NfraMapping) -> Result<Vec<Section>, ReportError> {
     #[derive(Default)]
@@ -1060,7 +1154,7 @@ fn nfra(cases: &[&Case], period: &Period, m: &NfraMapping) -> Result<Vec<Section
         }
         let received = period.contains(case.received_at);
         let resolved_end = resolved_before(case, period.end);
-        let handled = resolved_end.filter(|(_, at)| period.contains(*at));
+        let handled = closed_in(case, period);
         let breached = case.breaches.iter().any(|(_, at)| *at < period.end);
         let reviewed = case
             .reviews
@@ -1162,7 +1256,7 @@ fn measures(cases: &[&Case], period: &Period, by: Dimension) -> Section {
             Dimension::Category => case.category.clone(),
         };
         let received = period.contains(case.received_at);
-        let handled = resolved_before(case, period.end).filter(|(_, at)| period.contains(*at));
+        let handled = closed_in(case, period);
         let answered = case.first_answered_at.filter(|at| period.contains(*at));
         let rated = case.satisfaction.filter(|(_, at)| period.contains(*at));
         if !received && handled.is_none() && answered.is_none() && rated.is_none() {

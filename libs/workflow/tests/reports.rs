@@ -854,14 +854,52 @@ async fn a_return_rerun_after_later_events_has_the_same_figures_and_shows_late_e
         .await
         .unwrap();
     assert_eq!(fca_after.sections, fca_before.sections);
-    // The next half-year sees A5 closed on 30 June: not in it (closed before its start);
-    // A3, still open, is.
+    // The next half-year reports A5's closure: H1's file showed it open (its answer was
+    // recorded after H1), so H2's holds it, closed on its true date, 30 June. A3, still
+    // open, is there too; A1 and A4, closed in H1 as H1's file showed, are not.
     let h2 = f
         .report(ReportKind::AsicIdr, "2026-H2", MAPPING)
         .await
         .unwrap();
     let ids: Vec<String> = h2.sections[0].rows.iter().map(|r| r[0].to_csv()).collect();
-    assert_eq!(ids, [3, 6, 8].map(|n| Uuid::from_u128(n).to_string()));
+    assert_eq!(ids, [3, 5, 6, 8].map(|n| Uuid::from_u128(n).to_string()));
+    let a5: Vec<String> = h2.sections[0].rows[1].iter().map(Cell::to_csv).collect();
+    assert_eq!(
+        a5,
+        strs(&[&[
+            &Uuid::from_u128(5).to_string(),
+            "29/06/2026",
+            "WEB",
+            "CRED-CC",
+            "FEES",
+            "Closed",
+            "30/06/2026",
+            "1",
+            "FAVOUR-FIRM",
+            "0.00",
+            "No"
+        ]])[0]
+    );
+    // The FCA return of H2 counts F4 (open at its start, answered in July) as closed.
+    let fca_h2 = f
+        .report(ReportKind::FcaReturn, "2026-H2", MAPPING)
+        .await
+        .unwrap();
+    assert_eq!(
+        csv_rows(&fca_h2, 0),
+        strs(&[&[
+            "Home finance: Other regulated home finance",
+            "1",
+            "0",
+            "1",
+            "0",
+            "0",
+            "1",
+            "1",
+            "100.0",
+            "0"
+        ]])
+    );
     assert!(h2.provenance.period_ended);
     // A period not yet over is computed to the head, and says so.
     let h1_2027 = f
@@ -929,7 +967,16 @@ fn periods_parse_as_regulators_cut_them() {
     assert_eq!(feb.last.to_string(), "2028-02-29");
     let days = Period::parse("2026-04-06..2026-10-05", "Europe/London").unwrap();
     assert_eq!(days.start, t("2026-04-05T23:00:00Z"));
-    for bad in ["2026-H3", "2026-13", "26", "2026-06-30..2026-01-01", "x..y"] {
+    assert_eq!(days.label, "2026-04-06..2026-10-05");
+    for bad in [
+        "2026-H3",
+        "2026-13",
+        "26",
+        "2026-06-30..2026-01-01",
+        "x..y",
+        "2026-01-01T23:00+10[Australia/Sydney]..2026-06-30",
+        "2026-1-1..2026-06-30",
+    ] {
         assert!(Period::parse(bad, "UTC").is_err(), "{bad}");
     }
     assert!(Period::parse("2026", "Mars/Olympus").is_err());
@@ -953,6 +1000,8 @@ fn found(n: u128, product: &str, unit: &str, cause: RootCause, at: &str) -> Case
         received_at: t(at),
         first_answered_at: None,
         resolved: None,
+        resolved_known_at_start: None,
+        reopened: vec![],
         redress: vec![],
         closed_at: None,
         excluded: None,
@@ -1188,6 +1237,28 @@ async fn the_repeated_cause_rule_records_a_run_once_with_the_complaints_behind_i
     f.step(id(49), "2026-03-01T04:00:00Z", findings(RootCause::Pricing))
         .await;
     assert_eq!(record("2026-03-26T00:00:00Z").await, vec![]);
+    // The run goes on every 10 days until 20 April: the rule never sees its start again
+    // (it looks 60 days back) but names the whole run by its first complaints: nothing new.
+    for (n, at) in [
+        (61, "2026-03-11T04:00:00Z"),
+        (62, "2026-03-21T04:00:00Z"),
+        (63, "2026-03-31T04:00:00Z"),
+        (64, "2026-04-10T04:00:00Z"),
+        (65, "2026-04-20T04:00:00Z"),
+    ] {
+        f.register(reg(
+            n,
+            "CN-CBIRC",
+            "CN",
+            at,
+            "credit card",
+            "fees",
+            "beijing-branch",
+        ))
+        .await;
+        f.step(id(n), at, findings(RootCause::Pricing)).await;
+        assert_eq!(record("2026-04-20T05:00:00Z").await, vec![], "{at}");
+    }
     // A new run months later is raised on its own.
     for (n, at) in [
         (51, "2026-06-01T04:00:00Z"),
@@ -1209,7 +1280,7 @@ async fn the_repeated_cause_rule_records_a_run_once_with_the_complaints_behind_i
     let again = record("2026-06-03T05:00:00Z").await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].complaints, vec![id(51), id(52), id(53)]);
-    // The root-causes report lists both runs, the first with its five complaints.
+    // The root-causes report lists both runs, the first with its ten complaints.
     let mapping = LoadedMapping::default();
     let report = Reporter {
         log: &*f.log,
@@ -1230,10 +1301,60 @@ async fn the_repeated_cause_rule_records_a_run_once_with_the_complaints_behind_i
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(
         &rows[0][..4],
-        &strs(&[&["credit card", "beijing-branch", "pricing", "5"]])[0][..]
+        &strs(&[&["credit card", "beijing-branch", "pricing", "10"]])[0][..]
     );
     assert_eq!(
         &rows[1][..4],
         &strs(&[&["credit card", "beijing-branch", "pricing", "3"]])[0][..]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_a_spreadsheet_would_run_as_formulas_are_quoted_in_csv_not_in_json() {
+    let f = Fixture::new();
+    f.register(reg(
+        71,
+        "CN-CBIRC",
+        "CN",
+        "2026-01-05T04:00:00Z",
+        "=HYPERLINK(\"http://x\")",
+        "fees",
+        "bj",
+    ))
+    .await;
+    f.register(reg(
+        72,
+        "CN-CBIRC",
+        "CN",
+        "2026-01-06T04:00:00Z",
+        "+card",
+        "fees",
+        "bj",
+    ))
+    .await;
+    f.reports.wait_for(f.log.head().await.unwrap()).await;
+    let mapping = LoadedMapping::default();
+    let report = Reporter {
+        log: &*f.log,
+        reports: &f.reports,
+        mapping: &mapping,
+        signer: None,
+        now: t("2026-07-05T00:00:00Z"),
+    }
+    .report(&ReportRequest {
+        kind: ReportKind::Measures,
+        period: Period::parse("2026-H1", "UTC").unwrap(),
+        by: Dimension::Product,
+        repeat: RepeatRule::default(),
+    })
+    .await
+    .unwrap();
+    let csv = report.to_csv(&report.sections[0]);
+    assert!(csv.contains("\n'+card,1,"), "{csv}");
+    assert!(
+        csv.contains("\n\"'=HYPERLINK(\"\"http://x\"\")\",1,"),
+        "{csv}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["sections"][0]["rows"][0]["product"], "+card");
 }

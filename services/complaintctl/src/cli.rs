@@ -624,4 +624,8 @@ pub struct ReportArgs {
     /// digest of the log position the figures come from) instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out and CSV: the tables without the provenance lines (e.g. for a
+    /// regulator's upload), the provenance in its own `-provenance.txt`.
+    #[arg(long, requires = "out")]
+    pub plain: bool,
 }

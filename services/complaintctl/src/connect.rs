@@ -75,10 +75,13 @@ impl Target {
             .with_context(|| self.cannot_reach())
     }
 
+    /// The reports client: a return of every complaint of a half-year can be tens of
+    /// megabytes, over tonic's default limit of 4 MiB.
     pub async fn reports(&self) -> anyhow::Result<ReportServiceClient<Channel>> {
-        ReportServiceClient::connect(self.server.clone())
+        Ok(ReportServiceClient::connect(self.server.clone())
             .await
-            .with_context(|| self.cannot_reach())
+            .with_context(|| self.cannot_reach())?
+            .max_decoding_message_size(1 << 30))
     }
 
     pub async fn admin(&self) -> anyhow::Result<AdminServiceClient<Channel>> {

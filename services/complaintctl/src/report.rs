@@ -19,12 +19,16 @@ pub async fn run(target: &Target, args: ReportArgs) -> anyhow::Result<()> {
             by: args.by.clone().unwrap_or_default(),
             repeat_count: args.repeat_count.unwrap_or(0),
             repeat_days: args.repeat_days.unwrap_or(0),
+            content: match args.format {
+                ReportFormat::Csv => pb::Content::Csv,
+                ReportFormat::Json => pb::Content::Json,
+            } as i32,
         })?)
         .await?
         .into_inner();
     let p = report.provenance.clone().unwrap_or_default();
     match &args.out {
-        Some(dir) => write_files(dir, &report, &p, args.format),
+        Some(dir) => write_files(dir, &report, &p, args.format, args.plain),
         None => {
             match args.format {
                 ReportFormat::Json => out!("{}", report.json),
@@ -87,6 +91,7 @@ fn write_files(
     report: &pb::Report,
     p: &pb::Provenance,
     format: ReportFormat,
+    plain: bool,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stem = format!("{}-{}", p.kind, p.period.replace("..", "_"));
@@ -101,7 +106,33 @@ fn write_files(
         ReportFormat::Json => write(format!("{stem}.json"), &report.json)?,
         ReportFormat::Csv => {
             for section in all_sections(report) {
-                write(format!("{stem}-{}.csv", section.name), &section.csv)?;
+                let csv = if plain {
+                    // For upload: the table alone; the provenance goes in its own file.
+                    let mut table: String = section
+                        .csv
+                        .lines()
+                        .skip_while(|l| l.starts_with('#'))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    table.push('\n');
+                    table
+                } else {
+                    section.csv.clone()
+                };
+                write(format!("{stem}-{}.csv", section.name), &csv)?;
+            }
+            if plain {
+                let provenance: String = all_sections(report)
+                    .next()
+                    .map(|s| {
+                        s.csv
+                            .lines()
+                            .take_while(|l| l.starts_with('#'))
+                            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                write(format!("{stem}-provenance.txt"), &provenance)?;
             }
         }
     }

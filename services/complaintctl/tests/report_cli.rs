@@ -139,7 +139,7 @@ async fn a_compliance_officer_produces_the_returns_of_a_half_year_and_traces_the
     let products =
         std::fs::read_to_string(out.path().join("fca-return-2026-H1-products.csv")).unwrap();
     assert!(products.starts_with("# report: fca-return\n"), "{products}");
-    // Opened 1, closed 1 after 8 days (after the 3rd business day, within 8 weeks),
+    // Opened 1, closed 1 after 10 days (after the 3rd business day, within 8 weeks),
     // partly upheld (counts as upheld), none open at the end.
     assert!(
         products.contains("\nBanking and credit cards: Credit cards,0,1,1,0,1,0,1,100.0,0\n"),
@@ -147,6 +147,28 @@ async fn a_compliance_officer_produces_the_returns_of_a_half_year_and_traces_the
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("as of log position"), "{stderr}");
+
+    // For an upload: the tables alone, the provenance beside them.
+    let plain = tempfile::tempdir().unwrap();
+    ok(&ctl(
+        "compliance",
+        &url,
+        &[
+            "report",
+            "fca-return",
+            "--period",
+            "2026-H1",
+            "--out",
+            plain.path().to_str().unwrap(),
+            "--plain",
+        ],
+    ));
+    let table =
+        std::fs::read_to_string(plain.path().join("fca-return-2026-H1-products.csv")).unwrap();
+    assert!(table.starts_with("product,open_at_start,"), "{table}");
+    let provenance =
+        std::fs::read_to_string(plain.path().join("fca-return-2026-H1-provenance.txt")).unwrap();
+    assert!(provenance.contains("as_of_position: "), "{provenance}");
 
     // The digest verifies against the history: the figures came from this log.
     let digest = out.path().join("fca-return-2026-H1-digest.json");

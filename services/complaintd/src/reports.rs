@@ -197,6 +197,14 @@ pub fn report_error(error: ReportError) -> Status {
         ReportError::Calendar(reason) => {
             Status::failed_precondition(format!("a business-day count cannot be made: {reason}"))
         }
+        ReportError::NotCaughtUp { at, needed } => {
+            tracing::warn!(
+                at,
+                needed,
+                "report refused: the reports projection is behind"
+            );
+            Status::unavailable("the reports are not up to date (the service is stopping?): retry")
+        }
         ReportError::Log(e) => errors::status(e.into()),
         ReportError::AsOf(e) => {
             tracing::error!(error = %e, "report: the log could not be read");
@@ -224,7 +232,7 @@ fn cell(c: &Cell) -> pb::Cell {
     }
 }
 
-fn section(report: &Report, s: &Section) -> pb::Section {
+fn section(report: &Report, s: &Section, with_csv: bool) -> pb::Section {
     pb::Section {
         name: s.name.to_owned(),
         columns: s.columns.iter().map(|c| (*c).to_owned()).collect(),
@@ -235,13 +243,30 @@ fn section(report: &Report, s: &Section) -> pb::Section {
                 cells: r.iter().map(cell).collect(),
             })
             .collect(),
-        csv: report.to_csv(s),
+        csv: if with_csv {
+            report.to_csv(s)
+        } else {
+            String::new()
+        },
     }
 }
 
-/// A report as the API gives it.
-pub fn report_out(report: &Report) -> pb::Report {
+/// A report as the API gives it, with the content asked for.
+pub fn report_out(report: &Report, content: pb::Content) -> pb::Report {
     let p = &report.provenance;
+    let (rows, csv, json) = match content {
+        pb::Content::All => (true, true, true),
+        pb::Content::Csv => (false, true, false),
+        pb::Content::Json => (false, false, true),
+        pb::Content::Rows => (true, false, false),
+    };
+    let table = |s: &Section| {
+        let mut out = section(report, s, csv);
+        if !rows {
+            out.rows.clear();
+        }
+        out
+    };
     pb::Report {
         provenance: Some(pb::Provenance {
             kind: p.kind.name().to_owned(),
@@ -262,9 +287,13 @@ pub fn report_out(report: &Report) -> pb::Report {
             computed_at: Some(timestamp(p.computed_at)),
             build: p.build.clone(),
         }),
-        sections: report.sections.iter().map(|s| section(report, s)).collect(),
-        late_entries: Some(section(report, &report.late_section())),
-        json: report.to_json(),
+        sections: report.sections.iter().map(table).collect(),
+        late_entries: Some(table(&report.late_section())),
+        json: if json {
+            report.to_json()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -274,8 +303,9 @@ impl pb::report_service_server::ReportService for ReportApi {
         &self,
         request: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::Report>, Status> {
+        let content = request.get_ref().content();
         let request = Self::request(request.get_ref())?;
         let report = self.compute(&request).await?;
-        Ok(Response::new(report_out(&report)))
+        Ok(Response::new(report_out(&report, content)))
     }
 }

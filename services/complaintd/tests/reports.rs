@@ -159,6 +159,19 @@ async fn setup() -> Setup {
         ))
         .await
         .unwrap();
+    complaints
+        .record_satisfaction(req(
+            api::RecordSatisfactionRequest {
+                name: names[0].clone(),
+                request_id: rid(),
+                rating: 5,
+                comment: "SECRET-COMMENT of the complainant".into(),
+                ..Default::default()
+            },
+            "handler",
+        ))
+        .await
+        .unwrap();
     let mut au = register("AU-ASIC-RG271", "AU", T0 + 3 * DAY);
     au.product = "savings".into();
     complaints
@@ -207,7 +220,7 @@ async fn compliance_gets_a_return_traced_to_a_signed_digest_of_the_log() {
             "1"
         ]
     );
-    let p = report.provenance.unwrap();
+    let p = report.provenance.clone().unwrap();
     assert!(p.period_ended);
     let as_of = last_before(&s.server, H1_END_LONDON).await;
     assert_eq!(p.as_of_position, as_of, "the last event recorded in H1");
@@ -255,11 +268,52 @@ async fn compliance_gets_a_return_traced_to_a_signed_digest_of_the_log() {
     );
     assert_eq!(json["provenance"]["as_of_position"], as_of);
 
-    // An auditor may too; operations may not.
-    reports
+    // No personal data: the rating counts, the comment is nowhere.
+    let measures = reports
         .get_report(req(request("measures", "2026-H1"), "auditor"))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(
+        measures.json.contains("\"average_rating\": 5.0"),
+        "{}",
+        measures.json
+    );
+    for r in [&report, &measures] {
+        assert!(!r.json.contains("SECRET-COMMENT"));
+        assert!(r.sections.iter().all(|s| !s.csv.contains("SECRET-COMMENT")));
+    }
+    // Only the content asked for: CSV without rows or JSON; JSON without the tables.
+    let csv_only = reports
+        .get_report(req(
+            pb::GetReportRequest {
+                content: pb::Content::Csv as i32,
+                ..request("fca-return", "2026-H1")
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(csv_only.json.is_empty());
+    assert!(csv_only.sections[0].rows.is_empty());
+    assert_eq!(csv_only.sections[0].csv, products.csv);
+    let json_only = reports
+        .get_report(req(
+            pb::GetReportRequest {
+                content: pb::Content::Json as i32,
+                ..request("fca-return", "2026-H1")
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(json_only.sections[0].rows.is_empty() && json_only.sections[0].csv.is_empty());
+    assert!(json_only
+        .json
+        .contains("\"closed_within_3_business_days\": 1"));
+    // An auditor may too (above); operations may not.
     let e = reports
         .get_report(req(request("fca-return", "2026-H1"), "operations"))
         .await

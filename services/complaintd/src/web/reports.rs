@@ -49,6 +49,7 @@ impl ReportQuery {
             by: self.by.clone(),
             repeat_count: self.repeat_count.unwrap_or(0),
             repeat_days: self.repeat_days.unwrap_or(0),
+            content: pb::Content::All as i32,
         }
     }
 
