@@ -1042,10 +1042,10 @@ fn fca(
             // The return's columns are DISP's own clocks, as the rules in force at the
             // period's end compute them for this receipt and region: close of business on
             // the 3rd business day after receipt, and 8 weeks (on time: strictly before).
-            let due = |clock: &str| fca_due(engine, case, clock);
-            if at < due("summary_resolution")? {
+            let (summary_due, final_due) = fca_dues(engine, case)?;
+            if at < summary_due {
                 row.within_3_days += 1;
-            } else if at < due("final_response")? {
+            } else if at < final_due {
                 row.within_8_weeks += 1;
             } else {
                 row.later += 1;
@@ -1114,24 +1114,34 @@ fn fca(
 /// The policy whose clocks define the FCA return's time columns (DISP 1.5 and 1.6).
 const FCA_DISP: &str = "UK-FCA-DISP";
 
-/// When DISP's clock `clock` (of [`FCA_DISP`]) fell due for `case`'s receipt in its region.
-fn fca_due(engine: &Engine, case: &Case, clock: &str) -> Result<Timestamp, ReportError> {
-    let failed = |e: String| ReportError::Calendar(format!("{} {clock}: {e}", case.id));
+/// When DISP's summary-resolution and final-response clocks (of [`FCA_DISP`]) fell due
+/// for `case`'s receipt in its region (computed without explanations).
+fn fca_dues(engine: &Engine, case: &Case) -> Result<(Timestamp, Timestamp), ReportError> {
+    let failed = |e: String| ReportError::Calendar(format!("{} ({FCA_DISP}): {e}", case.id));
     let policy = engine
         .policies
         .latest(FCA_DISP)
         .map_err(|e| failed(e.to_string()))?;
-    let rule = policy
-        .clocks
-        .iter()
-        .find(|c| c.id == clock)
-        .ok_or_else(|| failed(format!("the policy {FCA_DISP} has no clock {clock}")))?;
+    let index = |clock: &str| {
+        policy
+            .clocks
+            .iter()
+            .position(|c| c.id == clock)
+            .ok_or_else(|| failed(format!("no clock {clock}")))
+    };
+    let (summary, final_response) = (index("summary_resolution")?, index("final_response")?);
     let facts = complaints_sla::Facts::received(case.received_at, &case.region);
-    engine
-        .due(policy, rule, &facts)
-        .map_err(|e| failed(e.to_string()))?
-        .map(|d| d.due_at)
-        .ok_or_else(|| failed("the clock does not run".into()))
+    let timings = engine
+        .timings(policy, &facts)
+        .map_err(|e| failed(e.to_string()))?;
+    let due = |i: usize| {
+        timings
+            .iter()
+            .find(|(k, _)| *k == i)
+            .map(|(_, t)| t.due_at)
+            .ok_or_else(|| failed("the clock does not run".into()))
+    };
+    Ok((due(summary)?, due(final_response)?))
 }
 
 /// NFRA's complaint statistics by business category, cause and province.
