@@ -448,12 +448,27 @@ impl Cell {
     /// `=`, `+`, `-`, `@`, a tab or a carriage return: names are free text) gets a
     /// leading `'`, as OWASP advises; JSON keeps the text as it is.
     pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        self.write_csv(&mut out);
+        out
+    }
+
+    /// [`Cell::to_csv`], appended to `out`.
+    pub fn write_csv(&self, out: &mut String) {
         match self {
-            Cell::Text(s) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
-            Cell::Text(s) => s.clone(),
-            Cell::Int(n) => n.to_string(),
-            Cell::Num { value, places } => format!("{value:.*}", usize::from(*places)),
-            Cell::Empty => String::new(),
+            Cell::Text(s) => {
+                if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                    out.push('\'');
+                }
+                out.push_str(s);
+            }
+            Cell::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Cell::Num { value, places } => {
+                let _ = write!(out, "{value:.*}", usize::from(*places));
+            }
+            Cell::Empty => {}
         }
     }
 
@@ -762,22 +777,30 @@ impl Reporter<'_> {
 /// The figures' hash (see [`Provenance::figures_hash`]): each section's name, columns and
 /// cells as their CSV text, NUL-separated.
 fn figures_hash(sections: &[Section]) -> String {
+    // Written into a buffer hashed in large pieces: one hasher call per cell would cost
+    // more than computing the report.
     let mut h = blake3::Hasher::new();
+    let mut buf = String::with_capacity(1 << 16);
     for s in sections {
-        h.update(s.name.as_bytes());
-        h.update(&[0]);
+        buf.push_str(s.name);
+        buf.push('\0');
         for c in &s.columns {
-            h.update(c.as_bytes());
-            h.update(&[0]);
+            buf.push_str(c);
+            buf.push('\0');
         }
         for row in &s.rows {
             for c in row {
-                h.update(c.to_csv().as_bytes());
-                h.update(&[0]);
+                c.write_csv(&mut buf);
+                buf.push('\0');
             }
-            h.update(&[1]);
+            buf.push('\u{1}');
+            if buf.len() >= 1 << 16 {
+                h.update(buf.as_bytes());
+                buf.clear();
+            }
         }
     }
+    h.update(buf.as_bytes());
     h.finalize().to_hex().to_string()
 }
 
