@@ -183,15 +183,51 @@ impl Fixture {
             .unwrap();
     }
 
+    /// `kind` for `period` (in the regulator's zone), as the clock stands now.
     async fn report(
         &self,
         kind: ReportKind,
         period: &str,
         mapping: &str,
     ) -> Result<Report, ReportError> {
-        let mapping = LoadedMapping::parse(mapping, "mapping.toml").unwrap();
         let now =
             Timestamp::from_microsecond(eventlog::Clock::now(&*self.clock).as_micros()).unwrap();
+        let request = ReportRequest {
+            kind,
+            period: Period::parse(period, kind.default_time_zone()).unwrap(),
+            by: Dimension::Unit,
+            repeat: RepeatRule::default(),
+        };
+        self.compute(&request, mapping, now).await
+    }
+
+    /// A report without a mapping (measures, root causes) asked for on 5 July 2026.
+    async fn analysis(
+        &self,
+        kind: ReportKind,
+        period: &str,
+        zone: &str,
+        by: Dimension,
+        repeat: RepeatRule,
+    ) -> Report {
+        let request = ReportRequest {
+            kind,
+            period: Period::parse(period, zone).unwrap(),
+            by,
+            repeat,
+        };
+        self.compute(&request, "", t("2026-07-05T00:00:00Z"))
+            .await
+            .unwrap()
+    }
+
+    async fn compute(
+        &self,
+        request: &ReportRequest,
+        mapping: &str,
+        now: Timestamp,
+    ) -> Result<Report, ReportError> {
+        let mapping = LoadedMapping::parse(mapping, "mapping.toml").unwrap();
         Reporter {
             log: &*self.log,
             reports: &self.reports,
@@ -199,12 +235,7 @@ impl Fixture {
             signer: None,
             now,
         }
-        .report(&ReportRequest {
-            kind,
-            period: Period::parse(period, kind.default_time_zone()).unwrap(),
-            by: Dimension::Unit,
-            repeat: RepeatRule::default(),
-        })
+        .report(request)
         .await
     }
 }
@@ -722,24 +753,15 @@ async fn each_return_of_a_half_year_has_the_figures_computed_by_hand() {
     // Measures by unit, Q1 in UTC. beijing-branch: N1, N3 received; N1 answered after
     // exactly 10 days, upheld (valid), rated 5. shanghai-branch: N2 answered after 31
     // days, breached, rejected, rated 2.
-    let measures = {
-        let mapping = LoadedMapping::default();
-        Reporter {
-            log: &*f.log,
-            reports: &f.reports,
-            mapping: &mapping,
-            signer: None,
-            now: t("2026-07-05T00:00:00Z"),
-        }
-        .report(&ReportRequest {
-            kind: ReportKind::Measures,
-            period: Period::parse("2026-Q1", "UTC").unwrap(),
-            by: Dimension::Unit,
-            repeat: RepeatRule::default(),
-        })
-        .await
-        .unwrap()
-    };
+    let measures = f
+        .analysis(
+            ReportKind::Measures,
+            "2026-Q1",
+            "UTC",
+            Dimension::Unit,
+            RepeatRule::default(),
+        )
+        .await;
     let rows = csv_rows(&measures, 0);
     let row = |unit: &str| rows.iter().find(|r| r[0] == unit).cloned().unwrap();
     assert_eq!(
@@ -1281,22 +1303,15 @@ async fn the_repeated_cause_rule_records_a_run_once_with_the_complaints_behind_i
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].complaints, vec![id(51), id(52), id(53)]);
     // The root-causes report lists both runs, the first with its ten complaints.
-    let mapping = LoadedMapping::default();
-    let report = Reporter {
-        log: &*f.log,
-        reports: &f.reports,
-        mapping: &mapping,
-        signer: None,
-        now: t("2026-07-05T00:00:00Z"),
-    }
-    .report(&ReportRequest {
-        kind: ReportKind::RootCauses,
-        period: Period::parse("2026-H1", "Asia/Shanghai").unwrap(),
-        by: Dimension::Unit,
-        repeat: rule,
-    })
-    .await
-    .unwrap();
+    let report = f
+        .analysis(
+            ReportKind::RootCauses,
+            "2026-H1",
+            "Asia/Shanghai",
+            Dimension::Unit,
+            rule,
+        )
+        .await;
     let rows = csv_rows(&report, 0);
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(
@@ -1333,22 +1348,15 @@ async fn names_a_spreadsheet_would_run_as_formulas_are_quoted_in_csv_not_in_json
     ))
     .await;
     f.reports.wait_for(f.log.head().await.unwrap()).await;
-    let mapping = LoadedMapping::default();
-    let report = Reporter {
-        log: &*f.log,
-        reports: &f.reports,
-        mapping: &mapping,
-        signer: None,
-        now: t("2026-07-05T00:00:00Z"),
-    }
-    .report(&ReportRequest {
-        kind: ReportKind::Measures,
-        period: Period::parse("2026-H1", "UTC").unwrap(),
-        by: Dimension::Product,
-        repeat: RepeatRule::default(),
-    })
-    .await
-    .unwrap();
+    let report = f
+        .analysis(
+            ReportKind::Measures,
+            "2026-H1",
+            "UTC",
+            Dimension::Product,
+            RepeatRule::default(),
+        )
+        .await;
     let csv = report.to_csv(&report.sections[0]);
     assert!(csv.contains("\n'+card,1,"), "{csv}");
     assert!(

@@ -271,6 +271,23 @@ async fn refuse_if_the_log_lost_records(
     Ok(snapshot)
 }
 
+/// The services whose gRPC health is readiness: SERVING once the projections caught up.
+async fn set_ready_services(health: &tonic_health::server::HealthReporter, ready: bool) {
+    if ready {
+        health.set_serving::<ComplaintServiceServer<Api>>().await;
+        health.set_serving::<AuditServiceServer<Audit>>().await;
+        health.set_serving::<ReportServiceServer<ReportApi>>().await;
+    } else {
+        health
+            .set_not_serving::<ComplaintServiceServer<Api>>()
+            .await;
+        health.set_not_serving::<AuditServiceServer<Audit>>().await;
+        health
+            .set_not_serving::<ReportServiceServer<ReportApi>>()
+            .await;
+    }
+}
+
 /// The descriptors reflection serves: the API, health, and `google.rpc` (`Status`,
 /// `BadRequest` and the other error details), so that a client with no compiled protos
 /// can decode the details of an error. Both `grpc.reflection.v1` and `v1alpha` are served
@@ -447,13 +464,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     // services in gRPC health, `/readyz`) waits until the projections have applied the
     // log as it stands now, so that the board's first answer is complete.
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_not_serving::<ComplaintServiceServer<Api>>()
-        .await;
-    health.set_not_serving::<AuditServiceServer<Audit>>().await;
-    health
-        .set_not_serving::<ReportServiceServer<ReportApi>>()
-        .await;
+    set_ready_services(&health, false).await;
     let (set_ready, ready) = tokio::sync::watch::channel(false);
     let set_ready = Arc::new(set_ready);
     let start_head = log.head().await.context("reading the log's head")?;
@@ -462,9 +473,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             (health.clone(), projections.clone(), set_ready.clone());
         tokio::spawn(async move {
             projections.wait_for(start_head).await;
-            health.set_serving::<ComplaintServiceServer<Api>>().await;
-            health.set_serving::<AuditServiceServer<Audit>>().await;
-            health.set_serving::<ReportServiceServer<ReportApi>>().await;
+            set_ready_services(&health, true).await;
             let _ = set_ready.send(true);
             tracing::info!(
                 position = start_head,
@@ -573,13 +582,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                     // flight finish: load balancers send no more.
                     readiness.abort();
                     let _ = set_ready.send(false);
-                    health
-                        .set_not_serving::<ComplaintServiceServer<Api>>()
-                        .await;
-                    health.set_not_serving::<AuditServiceServer<Audit>>().await;
-                    health
-                        .set_not_serving::<ReportServiceServer<ReportApi>>()
-                        .await;
+                    set_ready_services(&health, false).await;
                 }
             })
             .await;

@@ -284,31 +284,27 @@ async fn compliance_gets_a_return_traced_to_a_signed_digest_of_the_log() {
         assert!(r.sections.iter().all(|s| !s.csv.contains("SECRET-COMMENT")));
     }
     // Only the content asked for: CSV without rows or JSON; JSON without the tables.
-    let csv_only = reports
-        .get_report(req(
-            pb::GetReportRequest {
-                content: pb::Content::Csv as i32,
-                ..request("fca-return", "2026-H1")
-            },
-            "auditor",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let only = |content: pb::Content| {
+        let mut reports = reports.clone();
+        async move {
+            reports
+                .get_report(req(
+                    pb::GetReportRequest {
+                        content: content as i32,
+                        ..request("fca-return", "2026-H1")
+                    },
+                    "auditor",
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let csv_only = only(pb::Content::Csv).await;
     assert!(csv_only.json.is_empty());
     assert!(csv_only.sections[0].rows.is_empty());
     assert_eq!(csv_only.sections[0].csv, products.csv);
-    let json_only = reports
-        .get_report(req(
-            pb::GetReportRequest {
-                content: pb::Content::Json as i32,
-                ..request("fca-return", "2026-H1")
-            },
-            "auditor",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let json_only = only(pb::Content::Json).await;
     assert!(json_only.sections[0].rows.is_empty() && json_only.sections[0].csv.is_empty());
     assert!(json_only
         .json
