@@ -289,6 +289,60 @@ async fn the_board_turns_at_risk_then_breached_without_a_reload() {
     assert!(!explanation.trim().is_empty());
     let png = client.screenshot().await.unwrap();
     std::fs::write(shot.with_file_name("complaint.png"), &png).unwrap();
+
+    // As compliance, the reports page: the measures of the days around today, with their
+    // chart drawn and the files offered.
+    let roles = client
+        .find(Locator::Css("input[name=roles]"))
+        .await
+        .unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys("compliance").await.unwrap();
+    client
+        .find(Locator::Css("form[action=\"/dev/roles\"] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("input[name=roles][value=\"compliance\"]"))
+        .await
+        .unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let period = format!(
+        "{}..{}",
+        today.yesterday().unwrap(),
+        today.tomorrow().unwrap()
+    );
+    client
+        .goto(&format!(
+            "{}/reports?kind=measures&period={period}&by=handler&time_zone=UTC",
+            server.http_url()
+        ))
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("figure.chart svg g.bar rect"))
+        .await
+        .expect("the measures' chart is drawn");
+    let page = text_of(&client, "main").await;
+    assert!(page.contains("(unassigned)"), "{page}");
+    let file = read(
+        &client,
+        "a[href*=\"/reports/file\"][href$=\"file=measures\"]",
+        Some("href"),
+    )
+    .await;
+    assert!(file.contains("kind=measures"), "{file}");
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shot.with_file_name("reports.png"), &png).unwrap();
     client.close().await.unwrap();
     drop(driver);
     server.shutdown().await;

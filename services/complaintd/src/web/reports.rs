@@ -223,13 +223,27 @@ fn unmapped(v: &Viewer<'_>, status: &tonic::Status) -> Markup {
     }
 }
 
-/// The first column of a section whose cells are numbers, for its chart; and the label
-/// column (the first with text).
+/// The column of a section its chart shows (the first of the counts people look at first)
+/// and the label column (the first with text); `None`: nothing worth a chart.
 fn chart_columns(s: &Section) -> Option<(usize, usize)> {
     let first_row = s.rows.first()?;
     let label = first_row.iter().position(|c| matches!(c, Cell::Text(_)))?;
-    let value = first_row.iter().position(|c| matches!(c, Cell::Int(_)))?;
+    let value = ["opened", "received", "complaints", "handled"]
+        .iter()
+        .find_map(|name| s.columns.iter().position(|c| c == name))?;
     Some((label, value))
+}
+
+/// A bar's label: the last part of a long name ("Banking and credit cards: Credit cards"
+/// -> "Credit cards"), at most 16 characters (the whole name is in the table).
+fn short(label: &str) -> String {
+    let last = label.rsplit(": ").next().unwrap_or(label);
+    if last.chars().count() > 16 {
+        let cut: String = last.chars().take(15).collect();
+        format!("{cut}…")
+    } else {
+        last.to_owned()
+    }
 }
 
 fn shown(v: &Viewer<'_>, q: &ReportQuery, report: &Report) -> Markup {
@@ -265,7 +279,7 @@ fn shown(v: &Viewer<'_>, q: &ReportQuery, report: &Report) -> Markup {
                 h3 { (s.name) }
                 @if let Some((label, value)) = chart_columns(s) {
                     @let chart: Vec<Bar> = s.rows.iter().take(24).map(|r| Bar {
-                        label: r[label].to_csv(),
+                        label: short(&r[label].to_csv()),
                         value: r[value].number().unwrap_or(0.0),
                         shown: r[value].to_csv(),
                     }).collect();
