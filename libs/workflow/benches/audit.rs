@@ -117,9 +117,7 @@ fn main() {
             let page = log.read_stored(from, 1024).await.unwrap();
             let Some(last) = page.last() else { break };
             from = last.position + 1;
-            for record in &page {
-                verifier.check(record);
-            }
+            verifier.check_all(&page);
         }
         let report = verifier.finish();
         assert_eq!(report.outcome, Outcome::Intact);

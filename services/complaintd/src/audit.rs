@@ -521,9 +521,7 @@ async fn walk(
             Ok(page) if page.is_empty() => break,
             Ok(page) => {
                 from = page.last().map_or(from, |r| r.position + 1);
-                for record in &page {
-                    verifier.check(record);
-                }
+                verifier.check_all(&page);
             }
             Err(e) => {
                 verifier.storage_error(&e);
