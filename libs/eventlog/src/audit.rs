@@ -458,29 +458,9 @@ impl Prepared {
 /// Records below this many are prepared on the calling thread (a thread costs more).
 const PARALLEL_FROM: usize = 512;
 
-/// [`Prepared::of`] each record, split over the machine's cores (scoped threads: the
-/// records are borrowed, the results come back in order).
+/// [`Prepared::of`] each record, on every core, in order.
 fn prepare_all(records: &[StoredRecord]) -> Vec<Prepared> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 || records.len() < PARALLEL_FROM {
-        return records.iter().map(Prepared::of).collect();
-    }
-    let chunk = records.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut parts = records.chunks(chunk);
-        let own = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.iter().map(Prepared::of).collect::<Vec<_>>()))
-            .collect();
-        let mut out: Vec<Prepared> = own.iter().map(Prepared::of).collect();
-        for other in others {
-            match other.join() {
-                Ok(prepared) => out.extend(prepared),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+    crate::parallel::map_in_order(records, PARALLEL_FROM, Prepared::of)
 }
 
 /// A position problem waiting for the rest of the log to tell "missing" from "reordered".

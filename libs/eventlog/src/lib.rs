@@ -28,6 +28,7 @@ mod error;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
+pub mod parallel;
 pub mod seal;
 mod subscribe;
 pub mod types;

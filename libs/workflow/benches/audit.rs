@@ -87,19 +87,35 @@ fn main() {
     let t = Instant::now();
     let mut out = std::io::BufWriter::new(std::io::sink());
     let mut exported = 0u64;
+    // As `complaintctl audit export --data-dir` does: batches rendered on every core.
+    let mut batch = Vec::with_capacity(4096);
+    let mut rendering = std::time::Duration::ZERO;
+    let mut flush = |batch: &mut Vec<_>, out: &mut std::io::BufWriter<std::io::Sink>| {
+        let t = Instant::now();
+        let lines = export::lines(batch);
+        rendering += t.elapsed();
+        for line in lines {
+            out.write_all(line.as_bytes()).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+        exported += batch.len() as u64;
+        batch.clear();
+    };
     log.scan(1, |r| {
         let stored = r.unwrap();
         let event = stored.decode().unwrap();
-        let json = export::event_json(&event, stored.hash());
-        serde_json::to_writer(&mut out, &json).unwrap();
-        out.write_all(b"\n").unwrap();
-        exported += 1;
+        batch.push((event, stored.hash()));
+        if batch.len() == 4096 {
+            flush(&mut batch, &mut out);
+        }
         ControlFlow::Continue(())
     })
     .unwrap();
+    flush(&mut batch, &mut out);
+    let rendering_s = rendering.as_secs_f64();
     let export_rate = rate(exported, t);
     println!(
-        "offline export (JSON): {export_rate:.0} events/s ({:.2}x the baseline walk)",
+        "offline export (JSON): {export_rate:.0} events/s ({:.2}x the baseline walk; {rendering_s:.2} s of it rendering, on every core)",
         export_rate / walk_rate
     );
     drop(log);

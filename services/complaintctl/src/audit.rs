@@ -209,6 +209,18 @@ fn export_offline(
     let stream = complaint.as_deref().map(complaint_stream);
     let mut written = 0u64;
     let mut failure = None;
+    // Rendered in batches on every core (rendering is most of the time), written in order.
+    const BATCH: usize = 4096;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flush = |batch: &mut Vec<_>, out: &mut dyn Write| -> anyhow::Result<()> {
+        for line in complaints_events::export::lines(batch) {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        written += batch.len() as u64;
+        batch.clear();
+        Ok(())
+    };
     log.scan(from, |record| {
         let step = (|| -> anyhow::Result<()> {
             let stored = record?;
@@ -219,10 +231,11 @@ fn export_offline(
             {
                 return Ok(());
             }
-            let json = complaints_events::export::event_json(&event, stored.hash());
-            serde_json::to_writer(&mut *out, &json)?;
-            out.write_all(b"\n")?;
-            written += 1;
+            let hash = stored.hash();
+            batch.push((event, hash));
+            if batch.len() == BATCH {
+                flush(&mut batch, &mut *out)?;
+            }
             Ok(())
         })();
         match step {
@@ -233,6 +246,10 @@ fn export_offline(
             }
         }
     })?;
+    // What was read before a failure is written too: the export stops at the damage.
+    if let Err(e) = flush(&mut batch, out) {
+        failure.get_or_insert(e);
+    }
     bar.finish_and_clear();
     match failure {
         Some(e) => Err(e.context(
