@@ -303,7 +303,15 @@ async fn compliance_gets_a_return_traced_to_a_signed_digest_of_the_log() {
     let csv_only = only(pb::Content::Csv).await;
     assert!(csv_only.json.is_empty());
     assert!(csv_only.sections[0].rows.is_empty());
-    assert_eq!(csv_only.sections[0].csv, products.csv);
+    // The same table (the provenance may differ: the SLA watcher records crossings as the
+    // clock moves, so the head and the late entries can grow between the two calls).
+    let table = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(table(&csv_only.sections[0].csv), table(&products.csv));
     let json_only = only(pb::Content::Json).await;
     assert!(json_only.sections[0].rows.is_empty() && json_only.sections[0].csv.is_empty());
     assert!(json_only
