@@ -177,3 +177,49 @@ async fn an_intact_log_verifies_with_its_counts() {
     let last = log.read_stored(5, 1).await.unwrap().pop().unwrap();
     assert_eq!(report.head_hash, last.hash());
 }
+
+/// Damage in the middle of a large chunk (3,000 records of one append) is reported at its
+/// own position, and the intact log opens to the same head as it was written.
+#[tokio::test]
+async fn damage_deep_in_a_large_log_is_reported_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = SledEventLog::open(SledConfig::new(&path)).unwrap();
+    let stream = StreamId::new("complaint-a").unwrap();
+    // One append of 3,000 events: one chunk.
+    let events = (0..3000)
+        .map(|i| {
+            eventlog::NewEvent::new("test.happened", "user:t", Bytes::from(format!("event {i}")))
+        })
+        .collect();
+    log.append(&stream, eventlog::ExpectedVersion::Any, events)
+        .await
+        .unwrap();
+    let head = eventlog::audit::Digest::of_log(&log).await.unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    let reopened = SledEventLog::open(SledConfig::new(&path)).unwrap();
+    assert_eq!(
+        eventlog::audit::Digest::of_log(&reopened).await.unwrap(),
+        head
+    );
+    reopened.close().await.unwrap();
+    drop(reopened);
+
+    // Flip a byte of record 2,500 (in the second half of the batch).
+    tamper(&path, |db| {
+        let mut value = db.get(chunk_key(1)).unwrap().unwrap().to_vec();
+        let mut offset = 4;
+        for _ in 1..2500 {
+            let len = u32::from_le_bytes(value[offset..offset + 4].try_into().unwrap()) as usize;
+            offset += 4 + len;
+        }
+        let len = u32::from_le_bytes(value[offset..offset + 4].try_into().unwrap()) as usize;
+        value[offset + 4 + len - 2] ^= 0x20;
+        db.insert(chunk_key(1), value).unwrap();
+    });
+    match open_err(&path) {
+        Error::Corruption { position, .. } => assert_eq!(position, 2500),
+        other => panic!("not corruption: {other}"),
+    }
+}
