@@ -581,6 +581,14 @@ impl Verifier {
     /// storage holds it at). A walk that starts after a digest may begin with the record
     /// at the digest's position: it must hash to the digest.
     pub fn check(&mut self, record: &StoredRecord) {
+        if self.broken.is_some() {
+            return;
+        }
+        if self.pending.is_some() {
+            // Only the record's own position is read now: no need to decode and hash it.
+            self.check_pending(record);
+            return;
+        }
         let prepared = Prepared::of(record);
         self.check_prepared(record, prepared);
     }
@@ -588,11 +596,35 @@ impl Verifier {
     /// Checks `records` in order, exactly as [`Verifier::check`] one by one does; the
     /// work of each record alone (checksum, envelope, hash) is done on every core first.
     pub fn check_all(&mut self, records: &[StoredRecord]) {
-        if self.broken.is_some() {
+        if self.broken.is_some() || self.pending.is_some() {
+            for record in records {
+                self.check(record);
+            }
             return;
         }
         for (record, prepared) in records.iter().zip(prepare_all(records)) {
             self.check_prepared(record, prepared);
+        }
+    }
+
+    /// With a position problem pending: only looking for the record that belongs there.
+    fn check_pending(&mut self, record: &StoredRecord) {
+        let Some(pending) = &self.pending else {
+            return;
+        };
+        // Only looking for the record that belongs at the pending position.
+        if let Ok(event) = record.decode_unchecked_position() {
+            if event == pending.position {
+                let pending = self.pending.take().expect("pending");
+                self.fail(
+                    pending.position,
+                    BreakKind::Reordered,
+                    format!(
+                        "{}; the record that belongs here is stored at position {}",
+                        pending.found, record.position
+                    ),
+                );
+            }
         }
     }
 
@@ -615,21 +647,8 @@ impl Verifier {
             }
             return;
         }
-        if let Some(pending) = &self.pending {
-            // Only looking for the record that belongs at the pending position.
-            if let Ok(event) = record.decode_unchecked_position() {
-                if event == pending.position {
-                    let pending = self.pending.take().expect("pending");
-                    self.fail(
-                        pending.position,
-                        BreakKind::Reordered,
-                        format!(
-                            "{}; the record that belongs here is stored at position {}",
-                            pending.found, record.position
-                        ),
-                    );
-                }
-            }
+        if self.pending.is_some() {
+            self.check_pending(record);
             return;
         }
         let expected = self.next_position();

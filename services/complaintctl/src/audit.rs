@@ -212,16 +212,23 @@ fn export_offline(
     // Rendered in batches on every core (rendering is most of the time), written in order.
     const BATCH: usize = 4096;
     let mut batch = Vec::with_capacity(BATCH);
+    // A failed write ends the export: nothing is written twice.
+    let write_failed = std::cell::Cell::new(false);
     let mut flush = |batch: &mut Vec<_>, out: &mut dyn Write| -> anyhow::Result<()> {
-        for line in complaints_events::export::lines(batch) {
-            out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
+        let batch = std::mem::take(batch);
+        for line in complaints_events::export::lines(&batch) {
+            let wrote = out
+                .write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = wrote {
+                write_failed.set(true);
+                return Err(e.into());
+            }
+            written += 1;
         }
-        written += batch.len() as u64;
-        batch.clear();
         Ok(())
     };
-    log.scan(from, |record| {
+    let scanned = log.scan(from, |record| {
         let step = (|| -> anyhow::Result<()> {
             let stored = record?;
             let event = stored.decode()?;
@@ -245,10 +252,16 @@ fn export_offline(
                 std::ops::ControlFlow::Break(())
             }
         }
-    })?;
-    // What was read before a failure is written too: the export stops at the damage.
-    if let Err(e) = flush(&mut batch, out) {
-        failure.get_or_insert(e);
+    });
+    // What was read before a failure (a damaged record, or the store failing) is written
+    // too, in order: the export stops at the damage. Not after a failed write.
+    if !write_failed.get() {
+        if let Err(e) = flush(&mut batch, out) {
+            failure.get_or_insert(e);
+        }
+    }
+    if let Err(e) = scanned {
+        failure.get_or_insert(e.into());
     }
     bar.finish_and_clear();
     match failure {
