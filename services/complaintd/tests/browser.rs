@@ -143,6 +143,32 @@ async fn read(client: &Client, css: &str, what: Option<&str>) -> String {
     panic!("cannot read {css}: {last:?}");
 }
 
+/// Switches the development roles through the banner's form (typing `typed`), and waits
+/// for the page that shows them as `shown`.
+async fn switch_roles(client: &Client, typed: &str, shown: &str) {
+    let roles = client
+        .find(Locator::Css("input[name=roles]"))
+        .await
+        .unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys(typed).await.unwrap();
+    client
+        .find(Locator::Css("form[action=\"/dev/roles\"] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&format!(
+            "input[name=roles][value=\"{shown}\"]"
+        )))
+        .await
+        .unwrap();
+}
+
 async fn state_of(client: &Client, row: &str) -> String {
     read(client, row, Some("data-state")).await
 }
@@ -236,27 +262,7 @@ async fn the_board_turns_at_risk_then_breached_without_a_reload() {
 
     // Through the banner's form, as an auditor too (details and timeline, no personal
     // data); back on the board, then the complaint's page.
-    let roles = client
-        .find(Locator::Css("input[name=roles]"))
-        .await
-        .unwrap();
-    roles.clear().await.unwrap();
-    roles.send_keys("operations,auditor").await.unwrap();
-    client
-        .find(Locator::Css("form[action=\"/dev/roles\"] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(
-            "input[name=roles][value=\"auditor,operations\"]",
-        ))
-        .await
-        .unwrap();
+    switch_roles(&client, "operations,auditor", "auditor,operations").await;
     // The row's link, followed by address: the live board may swap the row out under a
     // click (every push replaces it).
     let href = read(&client, &format!("{row} a"), Some("href")).await;
@@ -292,25 +298,7 @@ async fn the_board_turns_at_risk_then_breached_without_a_reload() {
 
     // As compliance, the reports page: the measures of the days around today, with their
     // chart drawn and the files offered.
-    let roles = client
-        .find(Locator::Css("input[name=roles]"))
-        .await
-        .unwrap();
-    roles.clear().await.unwrap();
-    roles.send_keys("compliance").await.unwrap();
-    client
-        .find(Locator::Css("form[action=\"/dev/roles\"] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("input[name=roles][value=\"compliance\"]"))
-        .await
-        .unwrap();
+    switch_roles(&client, "compliance", "compliance").await;
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();

@@ -91,6 +91,34 @@ async fn last_before(server: &TestServer, end: i64) -> u64 {
 /// 1 July 2026 in London.
 const H1_END_LONDON: i64 = 1_782_860_400;
 
+/// A UK complaint received at T0, assigned to emp-1 at cards: its name.
+async fn registered_and_assigned(
+    complaints: &mut complaints_proto::complaints::v1::complaint_service_client::ComplaintServiceClient<
+        tonic::transport::Channel,
+    >,
+) -> String {
+    let name = complaints
+        .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    complaints
+        .assign_complaint(req(
+            api::AssignComplaintRequest {
+                name: name.clone(),
+                request_id: rid(),
+                unit: "cards".into(),
+                handler: "emp-1".into(),
+                ..Default::default()
+            },
+            "intake",
+        ))
+        .await
+        .unwrap();
+    name
+}
+
 struct Setup {
     server: TestServer,
     clock: std::sync::Arc<eventlog::ManualClock>,
@@ -117,25 +145,7 @@ async fn setup() -> Setup {
     let mut complaints = server.complaints();
     let mut names = Vec::new();
     for _ in 0..2 {
-        let c = complaints
-            .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
-            .await
-            .unwrap()
-            .into_inner();
-        complaints
-            .assign_complaint(req(
-                api::AssignComplaintRequest {
-                    name: c.name.clone(),
-                    request_id: rid(),
-                    unit: "cards".into(),
-                    handler: "emp-1".into(),
-                    ..Default::default()
-                },
-                "intake",
-            ))
-            .await
-            .unwrap();
-        names.push(c.name);
+        names.push(registered_and_assigned(&mut complaints).await);
     }
     clock.set(eventlog::Timestamp::from_micros((T0 + 3 * DAY) * 1_000_000));
     complaints
@@ -477,25 +487,7 @@ async fn with_the_rule_configured_a_repeated_root_cause_is_recorded_as_an_event(
     let mut complaints = server.complaints();
     let mut names = Vec::new();
     for _ in 0..3 {
-        let name = complaints
-            .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", T0), "intake"))
-            .await
-            .unwrap()
-            .into_inner()
-            .name;
-        complaints
-            .assign_complaint(req(
-                api::AssignComplaintRequest {
-                    name: name.clone(),
-                    request_id: rid(),
-                    unit: "cards".into(),
-                    handler: "emp-1".into(),
-                    ..Default::default()
-                },
-                "intake",
-            ))
-            .await
-            .unwrap();
+        let name = registered_and_assigned(&mut complaints).await;
         complaints
             .record_findings(req(
                 api::RecordFindingsRequest {
