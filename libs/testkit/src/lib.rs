@@ -320,6 +320,32 @@ impl ServerProcess {
         data_dir: &Path,
         env: &[(&str, &str)],
     ) -> (Self, std::time::Duration) {
+        let (server, serving, _) = Self::start_waiting(program, data_dir, env, false).await;
+        (server, serving)
+    }
+
+    /// [`ServerProcess::start`], returning once it is also ready (its log says the
+    /// projections have caught up), with how long it took to serve and to be ready.
+    pub async fn start_ready(
+        program: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> (Self, std::time::Duration, std::time::Duration) {
+        let (server, serving, ready) = Self::start_waiting(program, data_dir, env, true).await;
+        (server, serving, ready.unwrap_or(serving))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn start_waiting(
+        program: &Path,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        until_ready: bool,
+    ) -> (Self, std::time::Duration, Option<std::time::Duration>) {
         use tokio::io::AsyncBufReadExt as _;
         let started = std::time::Instant::now();
         let mut command = std::process::Command::new(program);
@@ -343,7 +369,9 @@ impl ServerProcess {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut before = Vec::new();
         let mut http_addr = None;
-        let addr = loop {
+        let (mut addr, mut serving, mut ready) = (None, None, None);
+        // The projections may catch up before the server listens, or after.
+        while addr.is_none() || (until_ready && ready.is_none()) {
             let line = lines
                 .next_line()
                 .await
@@ -351,15 +379,21 @@ impl ServerProcess {
                 .expect("complaintd exited before it was ready");
             let record: serde_json::Value = serde_json::from_str(&line)
                 .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-            before.push(line);
             if let Some(http) = record["fields"]["http_addr"].as_str() {
                 http_addr = Some(http.to_owned());
             }
-            if record["fields"]["message"] == "complaintd ready" {
-                break record["fields"]["addr"].as_str().unwrap().to_owned();
+            match record["fields"]["message"].as_str() {
+                Some("complaintd ready") => {
+                    addr = record["fields"]["addr"].as_str().map(str::to_owned);
+                    serving = Some(started.elapsed());
+                }
+                Some("ready: the projections have caught up") => ready = Some(started.elapsed()),
+                _ => {}
             }
-        };
-        let ready = started.elapsed();
+            before.push(line);
+        }
+        let addr = addr.unwrap_or_default();
+        let serving = serving.unwrap_or_default();
         let rest = tokio::spawn(async move {
             let mut rest = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -375,6 +409,7 @@ impl ServerProcess {
                 before,
                 http_addr,
             },
+            serving,
             ready,
         )
     }
