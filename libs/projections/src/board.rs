@@ -1260,8 +1260,13 @@ impl Projection for SlaBoard {
 
     /// Replaces the board with a saved one standing at `position`.
     fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
-        let data: Data = postcard::from_bytes(bytes)
+        let mut data: Data = postcard::from_bytes(bytes)
             .map_err(|e| DecodeError(format!("undecodable board snapshot: {e}")))?;
+        if !self.follow_recorded_rules {
+            // Recomputed below with the rules given, as a board that ignores recorded
+            // rules keeps none.
+            data.rules = None;
+        }
         let mut engine = self.initial.clone();
         let recompute = match (&data.rules, self.follow_recorded_rules) {
             (Some(payload), true) => {

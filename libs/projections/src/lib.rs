@@ -5,16 +5,18 @@
 //!   keeps, registered in one place ([`Projections::new`]), fed together, snapshotted
 //!   together.
 //! - [`feed`]: the reader (pages of decoded events, [`Decoded`]) and [`Progress`].
-//! - [`snapshot`]: the snapshot file, checked against the log before use.
+//! - [`snapshot`]: the snapshot file, checked against the log before use; [`checkpoint`]:
+//!   snapshots of the board and queue kept along the log, for views of a past moment.
 //! - The projections: [`list`] (the complaint list), [`board`] (the SLA board) and
 //!   [`queue`] (the regulator-transfer queue); [`compact`]: their interned names and
 //!   microsecond times.
 //!
-//! Modules depend one way: `compact`, `snapshot` <- `feed` <- `projection` <- the
+//! Modules depend one way: `compact`, `snapshot` <- `checkpoint`, `feed` <- `projection` <- the
 //! projections <- `set`.
 #![forbid(unsafe_code)]
 
 pub mod board;
+pub mod checkpoint;
 pub mod compact;
 pub mod feed;
 pub mod list;

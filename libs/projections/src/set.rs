@@ -14,6 +14,7 @@ use eventlog::{EventLog, Position};
 use tokio::sync::{mpsc, watch};
 
 use crate::board::SlaBoard;
+use crate::checkpoint::{self, Checkpoints};
 use crate::feed::{read_pages, Batch, Decoded};
 use crate::list::ComplaintList;
 use crate::projection::Projection;
@@ -37,6 +38,8 @@ pub struct Projections {
     members: Vec<Member>,
     /// The first position read from the log once started (1: no snapshot used).
     started_from: AtomicU64,
+    /// Where checkpoints for views of the past are written as the log is applied.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Projections {
@@ -55,7 +58,15 @@ impl Projections {
         Self {
             members: Vec::new(),
             started_from: AtomicU64::new(0),
+            checkpoints: None,
         }
+    }
+
+    /// These, writing `checkpoints` of the board and queue along the log once spawned.
+    #[must_use]
+    pub fn with_checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
     }
 
     /// These and `projection`.
@@ -157,6 +168,9 @@ impl Projections {
             let mut anchor = None;
             // The snapshot being written, if one is.
             let mut writing: Option<tokio::task::JoinHandle<()>> = None;
+            // Checkpoints: one due (a multiple of `every` passed), the one being written.
+            let (mut checkpoint_due, mut checkpointing) = (false, None);
+            let mut applied = from - 1;
             while let Some((batch, failed)) = rx.recv().await {
                 let result = projections.apply_batch(&batch);
                 if let Some(last) = batch.last() {
@@ -167,6 +181,21 @@ impl Projections {
                     tracing::error!(error = %e, "cannot read an event; the projections stop here");
                     return;
                 }
+                if let (Some(checkpoints), Some(at)) = (&projections.checkpoints, anchor) {
+                    checkpoint_due |= checkpoints.due(applied, at.position);
+                    applied = at.position;
+                    let idle = checkpointing
+                        .as_ref()
+                        .is_none_or(tokio::task::JoinHandle::is_finished);
+                    if checkpoint_due && idle {
+                        if let Some(sections) =
+                            capture(&projections, at, Some(&checkpoint::SECTIONS)).await
+                        {
+                            checkpointing = Some(write_checkpoint(checkpoints, at, sections));
+                            checkpoint_due = false;
+                        }
+                    }
+                }
                 let (Some(store), Some(at)) = (&store, anchor) else {
                     continue;
                 };
@@ -174,18 +203,18 @@ impl Projections {
                     .as_ref()
                     .is_none_or(tokio::task::JoinHandle::is_finished);
                 if every > 0 && since_snapshot >= every && idle {
-                    if let Some(sections) = capture(&projections, at).await {
+                    if let Some(sections) = capture(&projections, at, None).await {
                         writing = Some(write(store, at, sections));
                         since_snapshot = 0;
                     }
                 }
             }
             // Stopped (or the log closed): save where they stand, for the next start.
-            if let Some(w) = writing {
+            for w in [writing, checkpointing].into_iter().flatten() {
                 let _ = w.await;
             }
             if let (Some(store), Some(at), true) = (&store, anchor, since_snapshot > 0) {
-                if let Some(sections) = capture(&projections, at).await {
+                if let Some(sections) = capture(&projections, at, None).await {
                     let _ = write(store, at, sections).await;
                 }
             }
@@ -206,10 +235,14 @@ impl Projections {
         self.each().for_each(|p| p.reset());
     }
 
-    /// Every projection as a snapshot section, if they all stand at `anchor`.
-    fn capture(&self, anchor: &Anchor) -> Result<Option<Sections>, String> {
+    /// Every projection (or those named in `only`) as a snapshot section, if they all
+    /// stand at `anchor`.
+    fn capture(&self, anchor: &Anchor, only: Option<&[&str]>) -> Result<Option<Sections>, String> {
         let mut sections = Vec::with_capacity(self.members.len());
-        for p in self.each() {
+        for p in self
+            .each()
+            .filter(|p| only.is_none_or(|names| names.contains(&p.name())))
+        {
             let (position, bytes) = p.save().map_err(|e| format!("{}: {e}", p.name()))?;
             if position != anchor.position {
                 return Ok(None);
@@ -224,9 +257,13 @@ type Sections = Vec<(String, Vec<u8>)>;
 
 /// Takes the projections' sections at `anchor` (applying pauses meanwhile: they must not
 /// move), off the runtime's workers.
-async fn capture(projections: &Arc<Projections>, anchor: Anchor) -> Option<Sections> {
+async fn capture(
+    projections: &Arc<Projections>,
+    anchor: Anchor,
+    only: Option<&'static [&'static str]>,
+) -> Option<Sections> {
     let projections = projections.clone();
-    let captured = tokio::task::spawn_blocking(move || projections.capture(&anchor)).await;
+    let captured = tokio::task::spawn_blocking(move || projections.capture(&anchor, only)).await;
     match captured {
         Ok(Ok(sections)) => sections,
         Ok(Err(e)) => {
@@ -250,6 +287,28 @@ fn write(store: &SnapshotStore, anchor: Anchor, sections: Sections) -> tokio::ta
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log");
+            }
+        }
+    })
+}
+
+/// Writes a checkpoint (a file written and synced) on a blocking thread; applying goes on.
+fn write_checkpoint(
+    checkpoints: &Checkpoints,
+    anchor: Anchor,
+    sections: Sections,
+) -> tokio::task::JoinHandle<()> {
+    let checkpoints = checkpoints.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match checkpoints.save(&anchor, sections) {
+            Ok(()) => tracing::info!(
+                position = anchor.position,
+                millis = started.elapsed().as_millis() as u64,
+                "checkpoint for views of the past saved"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save a checkpoint; views of the past before the next one replay more");
             }
         }
     })

@@ -107,6 +107,8 @@ fn build() -> String {
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
+    /// The file's name in `dir`.
+    file: String,
     /// A snapshot [`SnapshotStore::load`]ed already (checked at start), handed to the next
     /// load instead of reading and checking the file a second time.
     loaded: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
@@ -115,8 +117,14 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     /// Snapshots in `dir` (created on first save).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::named(dir, FILE)
+    }
+
+    /// A snapshot in `dir` under another file name (the checkpoints of as-of views).
+    pub(crate) fn named(dir: impl Into<PathBuf>, file: impl Into<String>) -> Self {
         Self {
             dir: dir.into(),
+            file: file.into(),
             loaded: std::sync::Arc::default(),
         }
     }
@@ -133,7 +141,7 @@ impl SnapshotStore {
 
     /// The snapshot file.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
+        self.dir.join(&self.file)
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {

@@ -4,11 +4,19 @@
 //! ([`crate::Workflow::get_as_of`]); the SLA board and the regulator queue as of T are
 //! replayed from position 1 up to the last event recorded at or before T, with either the
 //! rules recorded in the log as in force then, or today's rules applied to the past.
+//!
+//! With [`Checkpoints`] (taken by the service's projections along the log), the board and
+//! queue start from the last usable checkpoint at or before the moment instead of
+//! position 1 and replay only what follows it: the same view (a restored board recomputes
+//! as its snapshot restore does), at a cost bounded by the checkpoints' spacing rather
+//! than the log's length.
 
 use std::sync::Arc;
 
+use complaints_events::stored::RULES_LOADED;
 use complaints_events::DecodeError;
 use complaints_projections::board::SlaBoard;
+use complaints_projections::checkpoint::Checkpoints;
 use complaints_projections::queue::RegulatorQueue;
 use complaints_projections::{Decoded, Projection};
 use complaints_sla::Engine;
@@ -112,8 +120,17 @@ pub async fn replay_until(
     at: Timestamp,
     projection: &dyn Projection,
 ) -> Result<Position, AsOfError> {
-    let mut from = 1;
-    let mut last = 0;
+    replay_between(log, 1, at, projection).await
+}
+
+/// [`replay_until`] from position `from` on (the projection stands at `from - 1`).
+async fn replay_between(
+    log: &dyn EventLog,
+    mut from: Position,
+    at: Timestamp,
+    projection: &dyn Projection,
+) -> Result<Position, AsOfError> {
+    let mut last = from - 1;
     loop {
         let mut page = log.read_all(from, Direction::Forward, PAGE).await?;
         let Some(end) = page.last().map(|r| r.position) else {
@@ -139,25 +156,92 @@ pub async fn replay_until(
     }
 }
 
-/// The SLA board as it stood at `at`, computed with `rules`: replayed from the start as
-/// the projection saw it (recorded rules switch in as their events come by, when followed).
+/// A view of a past moment, and the checkpoint it started from (`None`: position 1).
+pub struct Past<T> {
+    pub view: T,
+    pub from_checkpoint: Option<Position>,
+}
+
+/// Restores `projection`'s section of the last usable checkpoint at or before the last
+/// position recorded at or before `at`; returns the checkpoint's position. Only logs that
+/// begin with their rules qualify: the projections that took the checkpoints started
+/// with the service's rules, a view of the past with the rules in force at the moment,
+/// and the two agree on every event once rules are recorded.
+async fn restore_checkpoint(
+    log: &dyn EventLog,
+    at: Timestamp,
+    checkpoints: Option<&Checkpoints>,
+    projection: &dyn Projection,
+) -> Result<Option<Position>, AsOfError> {
+    let Some(checkpoints) = checkpoints else {
+        return Ok(None);
+    };
+    let first = log.read_all(1, Direction::Forward, 1).await?;
+    if first.first().is_none_or(|r| r.event_type != RULES_LOADED) {
+        return Ok(None);
+    }
+    let cut = position_at(log, at).await?;
+    let Some(snapshot) = checkpoints.at_or_before(log, cut).await else {
+        return Ok(None);
+    };
+    let restored = snapshot
+        .section(projection.name())
+        .ok_or_else(|| DecodeError(format!("the checkpoint has no {}", projection.name())))
+        .and_then(|bytes| projection.restore(snapshot.position, bytes));
+    match restored {
+        Ok(()) => Ok(Some(snapshot.position)),
+        Err(e) => {
+            tracing::warn!(error = %e, position = snapshot.position, "a checkpoint cannot be restored; replaying from position 1");
+            projection.reset();
+            Ok(None)
+        }
+    }
+}
+
+/// Replays `projection` up to `at`, from a checkpoint when there is one.
+async fn replay_past(
+    log: &dyn EventLog,
+    at: Timestamp,
+    checkpoints: Option<&Checkpoints>,
+    projection: &dyn Projection,
+) -> Result<Option<Position>, AsOfError> {
+    let from_checkpoint = restore_checkpoint(log, at, checkpoints, projection).await?;
+    replay_between(log, from_checkpoint.unwrap_or(0) + 1, at, projection).await?;
+    Ok(from_checkpoint)
+}
+
+/// The SLA board as it stood at `at`, computed with `rules`, as the projection saw it
+/// (recorded rules switch in as their events come by, when followed): replayed from the
+/// last checkpoint before it, or from the start.
 pub async fn board_as_of(
     log: &dyn EventLog,
     at: Timestamp,
     rules: &RulesAt,
-) -> Result<SlaBoard, AsOfError> {
+    checkpoints: Option<&Checkpoints>,
+) -> Result<Past<SlaBoard>, AsOfError> {
     let board = if rules.follow_recorded {
         SlaBoard::new(rules.engine.clone())
     } else {
         SlaBoard::with_fixed_rules(rules.engine.clone())
     };
-    replay_until(log, at, &board).await?;
-    Ok(board)
+    let from_checkpoint = replay_past(log, at, checkpoints, &board).await?;
+    Ok(Past {
+        view: board,
+        from_checkpoint,
+    })
 }
 
-/// The regulator-transfer queue as it stood at `at`.
-pub async fn queue_as_of(log: &dyn EventLog, at: Timestamp) -> Result<RegulatorQueue, AsOfError> {
+/// The regulator-transfer queue as it stood at `at`: replayed from the last checkpoint
+/// before it, or from the start.
+pub async fn queue_as_of(
+    log: &dyn EventLog,
+    at: Timestamp,
+    checkpoints: Option<&Checkpoints>,
+) -> Result<Past<RegulatorQueue>, AsOfError> {
     let queue = RegulatorQueue::default();
-    replay_until(log, at, &queue).await?;
-    Ok(queue)
+    let from_checkpoint = replay_past(log, at, checkpoints, &queue).await?;
+    Ok(Past {
+        view: queue,
+        from_checkpoint,
+    })
 }

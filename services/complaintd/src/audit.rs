@@ -37,6 +37,8 @@ pub struct Audit {
     damage: Option<Arc<eventlog::Error>>,
     /// The business's time zone: the day of a past board's `due_today`.
     zone: jiff::tz::TimeZone,
+    /// Checkpoints of the board and queue along the log, where views of the past start.
+    checkpoints: Option<complaints_projections::checkpoint::Checkpoints>,
 }
 
 fn log_error(e: eventlog::Error) -> Status {
@@ -63,7 +65,18 @@ impl Audit {
             signer,
             damage: None,
             zone: jiff::tz::TimeZone::UTC,
+            checkpoints: None,
         }
+    }
+
+    /// Views of the past start from these checkpoints (the projections write them).
+    #[must_use]
+    pub fn with_checkpoints(
+        mut self,
+        checkpoints: Option<complaints_projections::checkpoint::Checkpoints>,
+    ) -> Self {
+        self.checkpoints = checkpoints;
+        self
     }
 
     /// Serving a log opened read-only with `damage`: verification reports it.
@@ -276,13 +289,15 @@ impl Audit {
         let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
-        // Replayed from the start, as the projection saw it: recorded rules switch in as
-        // their events come by (from those in force at the start).
+        // Replayed (from the last checkpoint before it, or the start) as the projection
+        // saw it: recorded rules switch in as their events come by (from those in force
+        // at the start).
         let rules = self.rules_at(Timestamp::from_micros(0), r.rules).await?;
-        let board = as_of::board_as_of(&**self.log(), micros(at), &rules)
-            .await
-            .map_err(as_of_error)?;
-        Ok(Response::new(board_out(&board, at, &self.zone)))
+        let board =
+            as_of::board_as_of(&**self.log(), micros(at), &rules, self.checkpoints.as_ref())
+                .await
+                .map_err(as_of_error)?;
+        Ok(Response::new(board_out(&board.view, at, &self.zone)))
     }
 
     pub async fn list_regulator_queue_as_of(
@@ -294,10 +309,10 @@ impl Audit {
         let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
-        let queue = as_of::queue_as_of(&**self.log(), micros(at))
+        let queue = as_of::queue_as_of(&**self.log(), micros(at), self.checkpoints.as_ref())
             .await
             .map_err(as_of_error)?;
-        Ok(Response::new(queue_out(&queue, at, None, &[])))
+        Ok(Response::new(queue_out(&queue.view, at, None, &[])))
     }
 
     pub async fn list_backdated_entries(

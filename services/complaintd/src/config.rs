@@ -152,6 +152,13 @@ pub struct Config {
     /// no snapshots, rebuild from the whole log at every start
     /// (`COMPLAINTD_PROJECTION_SNAPSHOT_EVERY`).
     pub projection_snapshot_every: u64,
+    /// Keep a checkpoint of the board and the regulator queue (in
+    /// `<data_dir>/projections/as-of`) every this many positions of the log, so that a
+    /// board or queue as of a past moment replays only the events after the last one
+    /// before it; 0: none, such views replay from position 1
+    /// (`COMPLAINTD_AS_OF_CHECKPOINT_EVERY`). Each costs about the board's and queue's
+    /// share of a snapshot taken there.
+    pub as_of_checkpoint_every: u64,
     /// The business's time zone (IANA name, e.g. `Europe/London`): the day the board's
     /// `due_today` counts (`COMPLAINTD_BUSINESS_TIME_ZONE`). Due times themselves follow
     /// each policy's own time zone.
@@ -200,6 +207,7 @@ impl Default for Config {
             repeated_cause_days: 30,
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
+            as_of_checkpoint_every: 500_000,
             business_time_zone: "UTC".into(),
             otlp_endpoint: None,
         }
@@ -330,6 +338,11 @@ impl Config {
             "COMPLAINTD_PROJECTION_SNAPSHOT_EVERY",
             "a number of events",
             &mut config.projection_snapshot_every,
+        );
+        o.parsed(
+            "COMPLAINTD_AS_OF_CHECKPOINT_EVERY",
+            "a number of positions",
+            &mut config.as_of_checkpoint_every,
         );
         o.url("COMPLAINTD_OTLP_ENDPOINT", &mut config.otlp_endpoint);
         if let Some(zone) = o.text("COMPLAINTD_BUSINESS_TIME_ZONE") {

@@ -361,7 +361,18 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         );
     }
     let engine = Arc::new(engine);
-    let projections = Arc::new(Projections::new(engine.clone()));
+    let checkpoints = (config.as_of_checkpoint_every > 0).then(|| {
+        complaints_projections::checkpoint::Checkpoints::new(
+            config.data_dir.join("projections").join("as-of"),
+            config.as_of_checkpoint_every,
+        )
+    });
+    let mut projections = Projections::new(engine.clone());
+    // Read-only: the checkpoints there are used, none is written.
+    if let Some(checkpoints) = checkpoints.clone().filter(|_| !read_only) {
+        projections = projections.with_checkpoints(checkpoints);
+    }
+    let projections = Arc::new(projections);
     // Read-only: rebuilt from the log, never saved (nothing is written).
     let snapshots = (config.projection_snapshot_every > 0 && !read_only)
         .then(|| SnapshotStore::new(config.data_dir.join("projections")).with_loaded(snapshot));
@@ -441,6 +452,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     );
     let audit = Audit::new(workflow.clone(), board.clone(), signer)
         .with_damage(damage)
+        .with_checkpoints(checkpoints)
         .with_business_time_zone(zone.clone());
     let admin = Admin::new(workflow.keys().cloned());
     let mut api = Api::new(workflow, &projections)?.with_business_time_zone(zone);
