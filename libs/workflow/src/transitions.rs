@@ -6,6 +6,12 @@
 //! event id is derived from (complaint, clock, threshold, due time), and its payload holds
 //! the computed crossing time rather than the time it was noticed, so recording it again
 //! (after a restart, or a race with the board catching up) writes nothing.
+//!
+//! A crossing is only as true as the board it is read from: a board still applying the log
+//! (a start, a rebuild, a burst of appends) has not seen the answer that stopped a clock,
+//! and would report the clock's later crossings as due. So the watcher first waits until
+//! the board has applied the log's head as it stands after "now": every event recorded
+//! before the crossings it then records is in the board.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +19,7 @@ use std::time::Duration;
 use complaints_events::stored::sla_stream;
 use complaints_events::Crossing;
 use complaints_projections::board::SlaBoard;
+use complaints_projections::Projection;
 use eventlog::{Clock, EventLog, ExpectedVersion, NewEvent};
 use jiff::Timestamp;
 use uuid::Uuid;
@@ -45,14 +52,17 @@ fn now(clock: &dyn Clock) -> Timestamp {
     Timestamp::from_microsecond(clock.now().as_micros()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// Records every crossing due by the clock's now; returns those newly recorded.
+/// Records every crossing due by the clock's now, once the board has applied the log as it
+/// stands after that now; returns those newly recorded.
 pub async fn record_due(
     board: &SlaBoard,
     log: &dyn EventLog,
     clock: &dyn Clock,
 ) -> Result<Vec<Crossing>, eventlog::Error> {
+    let now = now(clock);
+    board.wait_for(log.head().await?).await;
     let mut recorded = Vec::new();
-    for crossing in board.crossings_due(now(clock)) {
+    for crossing in board.crossings_due(now) {
         let result = log
             .append(
                 &sla_stream(crossing.id),
@@ -83,7 +93,13 @@ pub async fn run(
 ) {
     let mut changes = board.changes();
     loop {
-        match record_due(&board, &*log, &*clock).await {
+        // Waiting for the board to catch up gives way to a stop (the board's feeder
+        // stops too, and would never get there).
+        let recorded = tokio::select! {
+            recorded = record_due(&board, &*log, &*clock) => recorded,
+            _ = stop.changed() => return,
+        };
+        match recorded {
             Ok(_) => {}
             Err(eventlog::Error::Closed) => return,
             Err(e) => {

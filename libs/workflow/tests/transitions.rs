@@ -184,3 +184,76 @@ async fn crossings_are_recorded_when_they_happen_and_only_once() {
     );
     watcher.abort();
 }
+
+/// Found by the scale benchmark: at a start, the watcher read a board still rebuilding, saw
+/// clocks whose answers it had not applied yet as running, and recorded crossings that
+/// never happened. It now waits until the board has applied the log.
+#[tokio::test]
+async fn a_board_still_catching_up_records_no_crossing_of_a_clock_it_has_not_seen_stop() {
+    use complaints_domain::{Change, Event};
+    use complaints_projections::Decoded;
+    use eventlog::{Direction, ExpectedVersion, ManualClock, NewEvent, StreamId};
+    let dir = tempfile::tempdir().unwrap();
+    let received: Timestamp = "2026-03-02T02:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        received.as_microsecond(),
+    )));
+    let log: Arc<dyn EventLog> = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    // Registered under CN-CBIRC (15 days) and answered an hour later.
+    let id = ComplaintId::new(Uuid::from_u128(7));
+    let mut register = hotline(id, received);
+    (register.regime, register.region) = ("CN-CBIRC".into(), "CN".into());
+    let answered = received.checked_add(SignedDuration::from_hours(1)).unwrap();
+    for (at, change) in [
+        (received, Change::Registered(Box::new(register))),
+        (
+            answered,
+            Change::Answered {
+                decision: Decision::Upheld,
+                redress: vec![],
+                delivery: DeliveryMethod::Letter,
+                summary: "s".into(),
+            },
+        ),
+    ] {
+        clock.set(LogTime::from_micros(at.as_microsecond()));
+        let (event_type, payload) = complaints_events::codec::encode(&Event {
+            effective: None,
+            at,
+            actor: "user:t".into(),
+            change,
+        });
+        log.append(
+            &StreamId::new(id.stream()).unwrap(),
+            ExpectedVersion::Any,
+            vec![NewEvent::new(event_type, "user:t", payload)],
+        )
+        .await
+        .unwrap();
+    }
+    // A month later the watcher starts while the board has applied the registration only.
+    let month = received
+        .checked_add(SignedDuration::from_hours(24 * 30))
+        .unwrap();
+    clock.set(LogTime::from_micros(month.as_microsecond()));
+    let board = SlaBoard::new(Arc::new(Engine::built_in()));
+    let records = log.read_all(1, Direction::Forward, 10).await.unwrap();
+    let decoded: Vec<_> = records
+        .into_iter()
+        .map(|r| Decoded::decode(r).unwrap())
+        .collect();
+    board.apply_batch(&decoded[..1]).unwrap();
+    let (recorded, ()) = tokio::join!(transitions::record_due(&board, &*log, &*clock), async {
+        tokio::task::yield_now().await;
+        board.apply_batch(&decoded[1..]).unwrap();
+    });
+    assert_eq!(
+        recorded.unwrap(),
+        vec![],
+        "crossings of a clock answered in time"
+    );
+    assert_eq!(log.head().await.unwrap(), 2, "nothing was appended");
+}

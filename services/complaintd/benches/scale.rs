@@ -29,7 +29,8 @@
 //! Run: `cargo bench -p complaintd --bench scale`. `BENCH_COMPLAINTS` (default
 //! `100000,1000000`) lists the scales in complaints (about 11 events each); `BENCH_DIR`
 //! picks where the data goes (default: the system temp dir; 10M events take about 5 GB).
-//! Prints the figures per scale, then one JSON line per scale.
+//! `BENCH_KEEP=1` keeps the data directories. Prints the figures per scale, then one JSON
+//! line per scale.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a bench is a failed bench
 
 use std::cmp::Reverse;
@@ -589,6 +590,9 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
     let (server, killed) = start(program, data_dir, "3 (after SIGKILL)").await;
     let (status, _) = server.terminate().await;
     assert!(status.success(), "complaintd stopped with {status}");
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("  kept: {}", dir.keep().display());
+    }
 
     serde_json::json!({
         "complaints": complaints,
