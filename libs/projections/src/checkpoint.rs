@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use eventlog::{EventLog, Position};
 
-use crate::snapshot::{Anchor, Snapshot, SnapshotError, SnapshotStore};
+use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// The sections a checkpoint holds: what views of the past are computed from.
 pub const SECTIONS: [&str; 2] = ["board", "queue"];
@@ -47,7 +47,8 @@ impl Checkpoints {
         to / self.every > from / self.every
     }
 
-    fn store(&self, position: Position) -> SnapshotStore {
+    /// The file of the checkpoint at `position`.
+    pub(crate) fn store(&self, position: Position) -> SnapshotStore {
         SnapshotStore::named(&self.dir, format!("{position:020}.snap"))
     }
 
@@ -65,15 +66,6 @@ impl Checkpoints {
             .collect();
         positions.sort_unstable();
         positions
-    }
-
-    /// Writes a checkpoint of `sections` standing at `anchor`, durably.
-    pub fn save(
-        &self,
-        anchor: &Anchor,
-        sections: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), SnapshotError> {
-        self.store(anchor.position).save(anchor, sections)
     }
 
     /// The last usable checkpoint at or before `position`, if any. Those that cannot be

@@ -191,7 +191,12 @@ impl Projections {
                         if let Some(sections) =
                             capture(&projections, at, Some(&checkpoint::SECTIONS)).await
                         {
-                            checkpointing = Some(write_checkpoint(checkpoints, at, sections));
+                            checkpointing = Some(write(
+                                &checkpoints.store(at.position),
+                                at,
+                                sections,
+                                CHECKPOINT,
+                            ));
                             checkpoint_due = false;
                         }
                     }
@@ -204,7 +209,7 @@ impl Projections {
                     .is_none_or(tokio::task::JoinHandle::is_finished);
                 if every > 0 && since_snapshot >= every && idle {
                     if let Some(sections) = capture(&projections, at, None).await {
-                        writing = Some(write(store, at, sections));
+                        writing = Some(write(store, at, sections, SNAPSHOT));
                         since_snapshot = 0;
                     }
                 }
@@ -215,7 +220,7 @@ impl Projections {
             }
             if let (Some(store), Some(at), true) = (&store, anchor, since_snapshot > 0) {
                 if let Some(sections) = capture(&projections, at, None).await {
-                    let _ = write(store, at, sections).await;
+                    let _ = write(store, at, sections, SNAPSHOT).await;
                 }
             }
         })
@@ -255,6 +260,10 @@ impl Projections {
 
 type Sections = Vec<(String, Vec<u8>)>;
 
+/// What the log calls the two kinds of saved state ("... saved").
+const SNAPSHOT: &str = "projections";
+const CHECKPOINT: &str = "checkpoint for views of the past";
+
 /// Takes the projections' sections at `anchor` (applying pauses meanwhile: they must not
 /// move), off the runtime's workers.
 async fn capture(
@@ -275,7 +284,13 @@ async fn capture(
 }
 
 /// Writes a snapshot (a file written and synced) on a blocking thread; applying goes on.
-fn write(store: &SnapshotStore, anchor: Anchor, sections: Sections) -> tokio::task::JoinHandle<()> {
+/// `what` names it in the log: the projections' snapshot or a checkpoint.
+fn write(
+    store: &SnapshotStore,
+    anchor: Anchor,
+    sections: Sections,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
@@ -283,32 +298,10 @@ fn write(store: &SnapshotStore, anchor: Anchor, sections: Sections) -> tokio::ta
             Ok(()) => tracing::info!(
                 position = anchor.position,
                 millis = started.elapsed().as_millis() as u64,
-                "projections saved"
+                "{what} saved"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot save the projections; the next start reads more of the log");
-            }
-        }
-    })
-}
-
-/// Writes a checkpoint (a file written and synced) on a blocking thread; applying goes on.
-fn write_checkpoint(
-    checkpoints: &Checkpoints,
-    anchor: Anchor,
-    sections: Sections,
-) -> tokio::task::JoinHandle<()> {
-    let checkpoints = checkpoints.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        match checkpoints.save(&anchor, sections) {
-            Ok(()) => tracing::info!(
-                position = anchor.position,
-                millis = started.elapsed().as_millis() as u64,
-                "checkpoint for views of the past saved"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot save a checkpoint; views of the past before the next one replay more");
+                tracing::warn!(error = %e, "cannot save the {what}; a later start or view of the past reads more of the log");
             }
         }
     })

@@ -22,7 +22,7 @@
 //!   start after SIGKILL; for each the time to SERVING, to ready (projections caught up, so
 //!   the first board answer is complete) and the resident memory when ready;
 //! - the first board answer after start, the 100 most urgent clocks (p99 of 100 calls over
-//!   gRPC), an as-of board and regulator queue in the middle of the history;
+//!   gRPC), an as-of board and regulator queue at four moments of the history;
 //! - durable commands with 64 clients against the no-op gRPC call (health) on the same
 //!   server, as `--bench load` does, but on top of the history.
 //!
@@ -66,19 +66,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A small deterministic generator (SplitMix64): the same lives on every run.
-struct Draw(u64);
+/// Seeded draws (one generator per complaint): the same lives on every run.
+struct Draw(rand::rngs::StdRng);
 
 impl Draw {
     fn new(n: usize) -> Self {
-        Self(n as u64 ^ 0x9e37_79b9_7f4a_7c15)
+        Self(rand::SeedableRng::seed_from_u64(n as u64))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        rand::RngCore::next_u64(&mut self.0)
     }
     /// True with `percent` percent.
     fn chance(&mut self, percent: u64) -> bool {
@@ -86,7 +82,7 @@ impl Draw {
     }
     /// A whole number of hours in `lo..=hi`.
     fn hours(&mut self, lo: i64, hi: i64) -> SignedDuration {
-        SignedDuration::from_hours(lo + (self.next() % (hi - lo + 1) as u64) as i64)
+        SignedDuration::from_hours(rand::Rng::random_range(&mut self.0, lo..=hi))
     }
 }
 
@@ -290,7 +286,7 @@ fn micros(t: Timestamp) -> eventlog::Timestamp {
 }
 
 /// Writes the history of `complaints` complaints ending at `end` into `data_dir` (a new
-/// complaintd data directory); returns the number of records and the middle of the history.
+/// complaintd data directory); returns the number of records and where the history starts.
 fn generate(data_dir: &Path, complaints: usize, end: Timestamp) -> (u64, Timestamp) {
     let start = end
         .checked_sub(SignedDuration::from_hours(24 * 365 * YEARS))
@@ -391,8 +387,7 @@ fn generate(data_dir: &Path, complaints: usize, end: Timestamp) -> (u64, Timesta
     let keys = complaints_storage::SledKeyStore::open(&data_dir.join("keys")).unwrap();
     complaints_storage::bind_key_store(data_dir, &keys).unwrap();
     drop(keys);
-    let middle = Timestamp::from_microsecond(start.as_microsecond() + span / 2).unwrap();
-    (report.events, middle)
+    (report.events, start)
 }
 
 fn memory_mib(pid: u32, field: &str) -> f64 {
@@ -449,7 +444,8 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         .checked_sub(SignedDuration::from_hours(1))
         .unwrap();
     let t = Instant::now();
-    let (events, middle) = tokio::task::block_in_place(|| generate(data_dir, complaints, end));
+    let (events, history_start) =
+        tokio::task::block_in_place(|| generate(data_dir, complaints, end));
     let generated_s = t.elapsed().as_secs_f64();
     let log_bytes: u64 = walkdir(&data_dir.join("log"));
     println!(
@@ -459,12 +455,16 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
     );
 
     // Offline, on the stored log.
-    let (walk_rate, verify_rate, export_rate) =
+    let (walk_rate, verify_rate, export_rate, (open_s, open_mib)) =
         tokio::task::block_in_place(|| offline(&data_dir.join("log"), events));
     println!(
         "  offline: raw walk {walk_rate:.0} records/s; verify {verify_rate:.0} events/s ({:.2}x the walk; target >= 2,000,000); JSON export {export_rate:.0} events/s ({:.2}x; target >= 500,000)",
         verify_rate / walk_rate,
         export_rate / walk_rate
+    );
+    println!(
+        "  opening the log with the full check (in this process): {open_s:.2} s ({:.0} events/s), resident memory +{open_mib:.0} MiB",
+        events as f64 / open_s
     );
 
     // The first start: no snapshot, every projection rebuilt from the log.
@@ -538,32 +538,49 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         }
     }
     println!("  appended at start: {} events {appended:?}", head - events);
-    let t = Instant::now();
-    let past = audit_api
-        .get_board_as_of(req(audit::GetBoardAsOfRequest {
-            as_of: Some(ts(middle)),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let board_as_of = t.elapsed();
-    let t = Instant::now();
-    let queue = audit_api
-        .list_regulator_queue_as_of(req(audit::ListRegulatorQueueAsOfRequest {
-            as_of: Some(ts(middle)),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let queue_as_of = t.elapsed();
-    println!(
-        "  as of the middle of the history ({middle}): board {:.2} s ({} complaints then), regulator queue {:.2} s ({} items); target < 1 s",
-        board_as_of.as_secs_f64(),
-        past.complaints,
-        queue_as_of.as_secs_f64(),
-        queue.items.len()
-    );
+    // Views of the past at a quarter, half and three quarters of the history, and a day
+    // before its end.
+    let span = end.duration_since(history_start).as_micros() as i64;
+    let mut as_of = Vec::new();
+    for (what, at) in [
+        ("a quarter", history_start.as_microsecond() + span / 4),
+        ("the middle", history_start.as_microsecond() + span / 2),
+        (
+            "three quarters",
+            history_start.as_microsecond() + span / 4 * 3,
+        ),
+        (
+            "a day before the end",
+            end.as_microsecond() - 86_400_000_000,
+        ),
+    ] {
+        let at = Timestamp::from_microsecond(at).unwrap();
+        let t = Instant::now();
+        let past = audit_api
+            .get_board_as_of(req(audit::GetBoardAsOfRequest {
+                as_of: Some(ts(at)),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let board_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let queue = audit_api
+            .list_regulator_queue_as_of(req(audit::ListRegulatorQueueAsOfRequest {
+                as_of: Some(ts(at)),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let queue_s = t.elapsed().as_secs_f64();
+        println!(
+            "  as of {what} of the history ({at}): board {board_s:.2} s ({} complaints then), regulator queue {queue_s:.2} s ({} items); target < 1 s",
+            past.complaints,
+            queue.items.len()
+        );
+        as_of.push(serde_json::json!({"at": what, "board_s": board_s, "queue_s": queue_s}));
+    }
 
     // Durable commands on top of the history, against the no-op call on the same server.
     let (noop_rate, rate, p99) = commands(&channel).await;
@@ -575,13 +592,24 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
 
     // A clean stop (it saves the projections), then a start from the snapshot.
     let t = Instant::now();
-    let (status, _) = server.terminate().await;
+    let (status, lines) = server.terminate().await;
     assert!(status.success(), "complaintd stopped with {status}");
     let stop_s = t.elapsed().as_secs_f64();
-    let snapshot_bytes = walkdir(&data_dir.join("projections"));
+    // Of which the last snapshot took (the server's log says how long writing it took).
+    let saving_ms = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "projections saved")
+        .filter_map(|l| l["fields"]["millis"].as_u64())
+        .next_back()
+        .unwrap_or(0);
+    let snapshot_bytes = walkdir(&data_dir.join("projections").join("projections.snap"));
+    let checkpoint_bytes = walkdir(&data_dir.join("projections").join("as-of"));
     println!(
-        "  clean stop: {stop_s:.2} s (snapshot {:.0} MiB)",
-        snapshot_bytes as f64 / (1 << 20) as f64
+        "  clean stop: {stop_s:.2} s, of which writing the last snapshot ({:.0} MiB) {:.2} s; as-of checkpoints on disk: {:.0} MiB",
+        snapshot_bytes as f64 / (1 << 20) as f64,
+        saving_ms as f64 / 1e3,
+        checkpoint_bytes as f64 / (1 << 20) as f64,
     );
     let (server, clean) = start(program, data_dir, "2 (after a clean stop)").await;
 
@@ -600,6 +628,8 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         "log_mib": log_bytes as f64 / (1 << 20) as f64,
         "generated_s": generated_s,
         "offline_walk_per_s": walk_rate,
+        "log_open_s": open_s,
+        "log_open_rss_mib": open_mib,
         "offline_verify_per_s": verify_rate,
         "offline_export_per_s": export_rate,
         "start_rebuild": first,
@@ -608,20 +638,21 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         "first_board_ms": ms(first_board),
         "open_complaints": board.open_complaints,
         "urgent_100_p99_ms": ms(percentile(&urgent, 0.99)),
-        "board_as_of_s": board_as_of.as_secs_f64(),
-        "queue_as_of_s": queue_as_of.as_secs_f64(),
+        "as_of": as_of,
         "noop_per_s": noop_rate,
         "commands_per_s": rate,
         "command_p99_ms": ms(p99),
         "clean_stop_s": stop_s,
         "snapshot_mib": snapshot_bytes as f64 / (1 << 20) as f64,
+        "snapshot_write_s": saving_ms as f64 / 1e3,
+        "checkpoints_mib": checkpoint_bytes as f64 / (1 << 20) as f64,
     })
 }
 
-/// The bytes of the files below `dir`.
+/// The bytes of the file `dir`, or of the files below it.
 fn walkdir(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return std::fs::metadata(dir).map_or(0, |m| m.len());
     };
     entries
         .flatten()
@@ -632,8 +663,9 @@ fn walkdir(dir: &Path) -> u64 {
         .sum()
 }
 
-/// (raw walk records/s, verification events/s, JSON export events/s) of the stored log.
-fn offline(path: &Path, events: u64) -> (f64, f64, f64) {
+/// (raw walk records/s, verification events/s, JSON export events/s, (seconds, MiB) to
+/// open it with the full check) of the stored log.
+fn offline(path: &Path, events: u64) -> (f64, f64, f64, (f64, f64)) {
     use std::io::Write as _;
     let log = eventlog_sled::OfflineLog::open(path).unwrap();
     let rate = |n: u64, t: Instant| n as f64 / t.elapsed().as_secs_f64();
@@ -677,7 +709,22 @@ fn offline(path: &Path, events: u64) -> (f64, f64, f64) {
     .unwrap();
     flush(&mut batch);
     assert_eq!(exported, events);
-    (walk, verify, rate(exported, t))
+    let export = rate(exported, t);
+    drop(log);
+    // Opening the log as complaintd does (the full check, the indexes built in memory):
+    // its share of the start and of the resident memory.
+    let before = self_rss_mib();
+    let t = Instant::now();
+    let log = eventlog_sled::SledEventLog::open(eventlog_sled::SledConfig::new(path)).unwrap();
+    let open = (t.elapsed().as_secs_f64(), self_rss_mib() - before);
+    tokio::runtime::Handle::current()
+        .block_on(eventlog::EventLog::close(&log))
+        .unwrap();
+    (walk, verify, export, open)
+}
+
+fn self_rss_mib() -> f64 {
+    memory_mib(std::process::id(), "VmRSS:")
 }
 
 /// (no-op calls/s, durable commands/s, command p99) with 64 clients.
