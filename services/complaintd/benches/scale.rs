@@ -511,7 +511,10 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         ms(percentile(&urgent, 0.5)),
         ms(percentile(&urgent, 0.99))
     );
-    let mut audit_api = audit::audit_service_client::AuditServiceClient::new(channel.clone());
+    // The regulator queue's answer is not paged: after ten years of history it holds
+    // tens of thousands of items, past gRPC's default 4 MiB.
+    let mut audit_api = audit::audit_service_client::AuditServiceClient::new(channel.clone())
+        .max_decoding_message_size(256 << 20);
     // What the service appended on top of the history at start (the watcher's crossings
     // due between the history's end and now): the history is what a live service leaves.
     let head = audit_api
