@@ -162,50 +162,38 @@ pub struct Past<T> {
     pub from_checkpoint: Option<Position>,
 }
 
-/// Restores `projection`'s section of the last usable checkpoint at or before the last
-/// position recorded at or before `at`; returns the checkpoint's position. Only logs that
-/// begin with their rules qualify: the projections that took the checkpoints started
-/// with the service's rules, a view of the past with the rules in force at the moment,
-/// and the two agree on every event once rules are recorded.
-async fn restore_checkpoint(
-    log: &dyn EventLog,
-    at: Timestamp,
-    checkpoints: Option<&Checkpoints>,
-    projection: &dyn Projection,
-) -> Result<Option<Position>, AsOfError> {
-    let Some(checkpoints) = checkpoints else {
-        return Ok(None);
-    };
-    let first = log.read_all(1, Direction::Forward, 1).await?;
-    if first.first().is_none_or(|r| r.event_type != RULES_LOADED) {
-        return Ok(None);
-    }
-    let cut = position_at(log, at).await?;
-    let Some(snapshot) = checkpoints.at_or_before(log, cut).await else {
-        return Ok(None);
-    };
-    let restored = snapshot
-        .section(projection.name())
-        .ok_or_else(|| DecodeError(format!("the checkpoint has no {}", projection.name())))
-        .and_then(|bytes| projection.restore(snapshot.position, bytes));
-    match restored {
-        Ok(()) => Ok(Some(snapshot.position)),
-        Err(e) => {
-            tracing::warn!(error = %e, position = snapshot.position, "a checkpoint cannot be restored; replaying from position 1");
-            projection.reset();
-            Ok(None)
-        }
-    }
-}
-
-/// Replays `projection` up to `at`, from a checkpoint when there is one.
+/// Replays `projection` up to `at`: from the last usable checkpoint at or before the last
+/// position recorded at or before `at` when there is one (returned), else from the start.
+/// Only logs that begin with their rules use checkpoints: the projections that took them
+/// started with the service's rules, a view of the past with the rules in force at the
+/// moment, and the two agree on every event once rules are recorded.
 async fn replay_past(
     log: &dyn EventLog,
     at: Timestamp,
     checkpoints: Option<&Checkpoints>,
     projection: &dyn Projection,
 ) -> Result<Option<Position>, AsOfError> {
-    let from_checkpoint = restore_checkpoint(log, at, checkpoints, projection).await?;
+    let mut from_checkpoint = None;
+    let first = log.read_all(1, Direction::Forward, 1).await?;
+    if let (Some(checkpoints), true) = (
+        checkpoints,
+        first.first().is_some_and(|r| r.event_type == RULES_LOADED),
+    ) {
+        let cut = position_at(log, at).await?;
+        if let Some(snapshot) = checkpoints.at_or_before(log, cut).await {
+            let restored = snapshot
+                .section(projection.name())
+                .ok_or_else(|| DecodeError(format!("the checkpoint has no {}", projection.name())))
+                .and_then(|bytes| projection.restore(snapshot.position, bytes));
+            match restored {
+                Ok(()) => from_checkpoint = Some(snapshot.position),
+                Err(e) => {
+                    tracing::warn!(error = %e, position = snapshot.position, "a checkpoint cannot be restored; replaying from position 1");
+                    projection.reset();
+                }
+            }
+        }
+    }
     replay_between(log, from_checkpoint.unwrap_or(0) + 1, at, projection).await?;
     Ok(from_checkpoint)
 }

@@ -172,11 +172,7 @@ async fn compare_every_moment(log: &dyn EventLog, checkpoints: &Checkpoints) -> 
             assert_eq!(queue.from_checkpoint, checked.from_checkpoint);
             // The last checkpoint at or before the moment's position, when there is one.
             let cut = as_of::position_at(log, at).await.unwrap();
-            let expected = checkpoints
-                .positions()
-                .into_iter()
-                .filter(|c| *c <= cut)
-                .next_back();
+            let expected = checkpoints.positions().into_iter().rfind(|c| *c <= cut);
             assert_eq!(
                 checked.from_checkpoint, expected,
                 "as of {at:?}, at position {cut}"

@@ -380,7 +380,6 @@ fn generate(data_dir: &Path, complaints: usize, end: Timestamp) -> (u64, Timesta
         board.apply_batch(&batch).unwrap();
         batch.clear();
     }
-    drop(seal);
     drop(tx);
     let report = writer.join().unwrap();
     // complaintd's key store, bound to this log.
