@@ -4,7 +4,8 @@
 //! most (unless one append alone is larger) that each hold the records of one or more
 //! whole appends, keyed by their first position. One sled insert is atomic across crashes and an append never spans two
 //! chunks, so an append is all or nothing. The indexes (event id -> position, stream ->
-//! positions) live in memory, about 40 bytes per event (see `index.rs`).
+//! positions) live in memory: sorted arrays up to the last index checkpoint (about 40
+//! bytes per event) and hash maps after it (see `index.rs`).
 //!
 //! **Appends** go through two threads that form a pipeline (`pipeline.rs`):
 //! - the **writer** takes appends in arrival order (as many as are waiting, up to 1,024,
@@ -26,15 +27,24 @@
 //! take back. A failed write or sync stops the log from accepting writes (fail-stop):
 //! reopening recovers the last durable state.
 //!
-//! **Open** reads and checks every record (checksum and position, the hash chain, gapless
-//! positions and stream versions, unique event ids, non-decreasing `recorded_at`) to
-//! rebuild the indexes; a failure is [`eventlog::Error::Corruption`] with its position
-//! and the log does not open. [`SledEventLog::verify`] runs the same check without
+//! **Open** loads the indexes from the index checkpoint (`checkpoint.rs`: written at a
+//! clean close and every [`SledConfig::index_checkpoint_every`] positions, anchored on
+//! the chain hash of the record it ends at) and reads and checks every record after it
+//! (checksum and position, the hash chain, gapless positions and stream versions, unique
+//! event ids, non-decreasing `recorded_at`); a failure is [`eventlog::Error::Corruption`]
+//! with its position and the log does not open. Without a usable checkpoint (or with
+//! [`OpenCheck::Full`]) every record is read and checked so. So the time to open follows
+//! what was appended since the last checkpoint, not the history. The records the
+//! checkpoint covers are checked again right after the open, in the background (the
+//! **history check**: checksums, positions and the hash chain up to the anchor, with
+//! [`eventlog::audit::Verifier`]); if that finds damage the log refuses every read and
+//! append from then on with the `Corruption` it found ([`SledEventLog::history_check`]). [`SledEventLog::verify`] runs the same check without
 //! opening for writing; [`OfflineLog`] walks a (copied, possibly tampered) store without
 //! any check, for the audit verifier and export; [`open_raw`] gives the raw sled store to
 //! tools and tests.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 pub mod import;
 mod index;
 mod keys;
@@ -43,13 +53,15 @@ pub mod witness;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    mpsc as std_mpsc, Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eventlog::{
     AppendResult, Clock, Direction, Error, EventLog, ExpectedVersion, Limits, NewEvent, Position,
-    RecordedEvent, Result, StoredRecord, StreamId, SystemClock, Version,
+    RecordedEvent, Result, StoredRecord, StreamId, SystemClock, Tail, Version,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -69,6 +81,37 @@ pub struct SledConfig {
     /// too, serving the records before the damage; nothing is written (no witness, no
     /// appends). The log must exist.
     pub read_only: bool,
+    /// An index checkpoint is written whenever this many positions were appended since
+    /// the last one (and at every clean close); 0: only at a clean close. After a crash,
+    /// the open reads and checks at most about this many records.
+    pub index_checkpoint_every: u64,
+    /// What an open reads and checks before the log is used.
+    pub check_at_open: OpenCheck,
+}
+
+/// What an open for writing reads and checks before the log is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenCheck {
+    /// The records after the index checkpoint, with the history before it checked in the
+    /// background (see the crate's documentation): an open that does not grow with the
+    /// history.
+    #[default]
+    SinceCheckpoint,
+    /// Every record, before the open returns (as [`SledEventLog::verify`] does).
+    Full,
+}
+
+/// Where the check of the history behind the index checkpoint stands.
+#[derive(Debug, Clone)]
+pub enum HistoryCheck {
+    /// Still walking the records up to the checkpoint.
+    Running,
+    /// Every record was checked: at open (no checkpoint was used), or in the background.
+    Intact,
+    /// The history is damaged at this position: the log refuses reads and appends.
+    Damaged(Error),
+    /// The log was closed before the check finished.
+    Stopped,
 }
 
 impl SledConfig {
@@ -79,6 +122,8 @@ impl SledConfig {
             limits: Limits::default(),
             cache_capacity_bytes: 256 << 20,
             read_only: false,
+            index_checkpoint_every: 500_000,
+            check_at_open: OpenCheck::default(),
         }
     }
 }
@@ -103,6 +148,11 @@ pub(crate) struct Shared {
     /// Set when a write or sync failed; the log then refuses writes.
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) closed: AtomicBool,
+    /// Damage the history check found: every read and append is refused with it.
+    pub(crate) damage: OnceLock<Error>,
+    pub(crate) history: watch::Sender<HistoryCheck>,
+    /// The position the last index checkpoint covers (0: none yet).
+    pub(crate) checkpointed: watch::Sender<Position>,
 }
 
 impl Shared {
@@ -169,8 +219,19 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        let had_threads = !threads.is_empty();
         for thread in threads {
             let _ = thread.join();
+        }
+        if had_threads && self.read_only.is_none() {
+            // Everything applied is durable or was refused now: keep the indexes for the
+            // next open (not when a write failed: see `write_checkpoint`).
+            let durable = self.shared.durable.load(Ordering::Acquire);
+            if durable > *self.shared.checkpointed.borrow() {
+                if let Err(e) = write_checkpoint(&self.shared, durable) {
+                    tracing::warn!(path = %self.shared.path.display(), error = %e, "cannot write the index checkpoint at close: the next open reads and checks more records");
+                }
+            }
         }
         // Wake subscribers so they see the log is closed.
         self.shared.head_tx.send_modify(|_| {});
@@ -192,8 +253,13 @@ impl SledEventLog {
         if config.read_only {
             return Self::open_read_only(&config, clock);
         }
-        let (tree, index, found) = open_checked(&config.path, config.cache_capacity_bytes)?;
+        let (tree, index, found) = open_checked(
+            &config.path,
+            config.cache_capacity_bytes,
+            config.check_at_open == OpenCheck::SinceCheckpoint,
+        )?;
         let tail = index.tail;
+        let unchecked = index.base_tail;
         let sync = pipeline::Syncer::new(&config.path)?;
         let marked = tree.get(keys::WITNESSED).map_err(storage)?.is_some();
         if !marked {
@@ -210,6 +276,11 @@ impl SledEventLog {
         )
         .map_err(|e| Error::Storage(format!("cannot write the witness: {e}")))?;
         let (head_tx, _) = watch::channel(tail.position);
+        let history = if unchecked.position > 0 {
+            HistoryCheck::Running
+        } else {
+            HistoryCheck::Intact
+        };
         let shared = Arc::new(Shared {
             tree,
             path: config.path.clone(),
@@ -220,9 +291,37 @@ impl SledEventLog {
             stats: pipeline::Stats::default(),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
+            damage: OnceLock::new(),
+            history: watch::channel(history).0,
+            checkpointed: watch::channel(unchecked.position).0,
         });
-        let (submit, threads) = pipeline::start(shared.clone(), sync, tail, witness)?;
-        tracing::info!(path = %config.path.display(), head = tail.position, "opened sled event log");
+        let (checkpoint_tx, checkpoint_rx) = std_mpsc::sync_channel(1);
+        let (submit, mut threads) =
+            pipeline::start(shared.clone(), sync, tail, witness, checkpoint_tx)?;
+        let every = config.index_checkpoint_every;
+        let keeper = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("eventlog-checkpoint".into())
+                .spawn(move || checkpoint_loop(&keeper, every, &checkpoint_rx))
+                .map_err(storage)?,
+        );
+        if unchecked.position > 0 {
+            let checker = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("eventlog-history-check".into())
+                    .spawn(move || check_history(&checker, unchecked))
+                    .map_err(storage)?,
+            );
+        }
+        tracing::info!(
+            path = %config.path.display(),
+            head = tail.position,
+            from_checkpoint = unchecked.position,
+            "opened sled event log: records after position {} read and checked",
+            unchecked.position
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
@@ -246,7 +345,7 @@ impl SledEventLog {
                 path.display()
             )));
         }
-        let (tree, index, damage) = match open_checked(path, config.cache_capacity_bytes) {
+        let (tree, index, damage) = match open_checked(path, config.cache_capacity_bytes, false) {
             Ok((tree, index, _)) => (tree, index, None),
             Err(Error::Corruption { position, reason }) => {
                 // The records before the damage, checked as an open checks them.
@@ -285,6 +384,9 @@ impl SledEventLog {
             stats: pipeline::Stats::default(),
             failure: Mutex::new(None),
             closed: AtomicBool::new(false),
+            damage: OnceLock::new(),
+            history: watch::channel(HistoryCheck::Intact).0,
+            checkpointed: watch::channel(0).0,
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -306,7 +408,7 @@ impl SledEventLog {
 
     /// Checks every record of the log in `path` without opening it for writing.
     pub fn verify(path: &Path) -> Result<VerifyReport> {
-        let (_, index, _) = open_checked(path, 64 << 20)?;
+        let (_, index, _) = open_checked(path, 64 << 20, false)?;
         Ok(index.report())
     }
 
@@ -321,7 +423,37 @@ impl SledEventLog {
         &self.inner.shared.path
     }
 
+    /// Where the check of the history behind the index checkpoint stands (see the
+    /// crate's documentation).
+    pub fn history_check(&self) -> HistoryCheck {
+        self.inner.shared.history.borrow().clone()
+    }
+
+    /// Waits for the history check to finish: `Ok` when the whole history is intact,
+    /// the `Corruption` it found, or `Closed` if the log closed first.
+    pub async fn history_checked(&self) -> Result<()> {
+        let mut state = self.inner.shared.history.subscribe();
+        let done = state
+            .wait_for(|s| !matches!(s, HistoryCheck::Running))
+            .await
+            .map_err(|_| Error::Closed)?
+            .clone();
+        match done {
+            HistoryCheck::Intact => Ok(()),
+            HistoryCheck::Damaged(e) => Err(e),
+            HistoryCheck::Running | HistoryCheck::Stopped => Err(Error::Closed),
+        }
+    }
+
+    /// The position the last index checkpoint covers (0: none yet), as it moves.
+    pub fn watch_checkpoint(&self) -> watch::Receiver<Position> {
+        self.inner.shared.checkpointed.subscribe()
+    }
+
     fn check_open(&self) -> Result<()> {
+        if let Some(damage) = self.inner.shared.damage.get() {
+            return Err(damage.clone());
+        }
         if self.inner.shared.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
@@ -552,56 +684,66 @@ impl OfflineLog {
     pub fn scan(
         &self,
         from: Position,
-        mut each: impl FnMut(Result<StoredRecord>) -> std::ops::ControlFlow<()>,
+        each: impl FnMut(Result<StoredRecord>) -> std::ops::ControlFlow<()>,
     ) -> Result<()> {
-        use std::ops::ControlFlow;
-        let start = self
-            .tree
-            .range(keys::chunk(0)..=keys::chunk(from.max(1)))
-            .next_back()
-            .transpose()
-            .map_err(storage)?
-            .and_then(|(key, _)| keys::chunk_first(&key))
-            .unwrap_or(1);
-        for entry in self.tree.range(keys::chunk(start)..) {
-            let (key, value) = entry.map_err(storage)?;
-            let Some(first) = keys::chunk_first(&key) else {
-                break;
-            };
-            let mut records = match keys::ChunkRecords::new(first, value) {
-                Ok(records) => records,
-                Err(e) => {
-                    if each(Err(e)).is_break() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            while let Some(record) = records.next_stored() {
-                let failed = record.is_err();
-                let flow = match record {
-                    Ok(r) if r.position < from => ControlFlow::Continue(()),
-                    other => each(other),
-                };
-                if flow.is_break() {
-                    return Ok(());
-                }
-                if failed {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        scan_tree(&self.tree, from, each)
     }
 }
 
-/// Opens the sled store in `path`, rebuilds the indexes with the full check of every
-/// record, and checks the log against its witness (see [`witness`]): a log that ends
+/// [`OfflineLog::scan`] of `tree`.
+fn scan_tree(
+    tree: &sled::Db,
+    from: Position,
+    mut each: impl FnMut(Result<StoredRecord>) -> std::ops::ControlFlow<()>,
+) -> Result<()> {
+    use std::ops::ControlFlow;
+    let start = tree
+        .range(keys::chunk(0)..=keys::chunk(from.max(1)))
+        .next_back()
+        .transpose()
+        .map_err(storage)?
+        .and_then(|(key, _)| keys::chunk_first(&key))
+        .unwrap_or(1);
+    for entry in tree.range(keys::chunk(start)..) {
+        let (key, value) = entry.map_err(storage)?;
+        let Some(first) = keys::chunk_first(&key) else {
+            break;
+        };
+        let mut records = match keys::ChunkRecords::new(first, value) {
+            Ok(records) => records,
+            Err(e) => {
+                if each(Err(e)).is_break() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        while let Some(record) = records.next_stored() {
+            let failed = record.is_err();
+            let flow = match record {
+                Ok(r) if r.position < from => ControlFlow::Continue(()),
+                other => each(other),
+            };
+            if flow.is_break() {
+                return Ok(());
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the sled store in `path`, builds the indexes (from the index checkpoint if
+/// `use_checkpoint` and it is usable, then with the full check of every record after
+/// it), and checks the log against its witness (see [`witness`]): a log that ends
 /// before the acknowledged head, or differs from it, is damaged and does not open. Nothing
-/// is written here.
+/// is written here. The index's `base_tail` is the last record not checked here.
 fn open_checked(
     path: &Path,
     cache_capacity_bytes: u64,
+    use_checkpoint: bool,
 ) -> Result<(sled::Db, index::Index, witness::Read)> {
     let found = witness::read(path).map_err(|e| {
         Error::Storage(format!(
@@ -625,8 +767,14 @@ fn open_checked(
         witness::Read::Found(head) => (head.durable, head.pending),
         _ => (0, 0),
     };
-    let index = unpanicked(path, || {
-        index::Index::rebuild_noting(&tree, |position, hash| {
+    let mut index = if use_checkpoint {
+        from_checkpoint(path, &tree)
+    } else {
+        None
+    }
+    .unwrap_or_default();
+    unpanicked(path, || {
+        index.extend_up_to(&tree, Position::MAX, |position, hash| {
             if position == durable {
                 durable_hash = Some(hash);
             }
@@ -635,6 +783,13 @@ fn open_checked(
             }
         })
     })?;
+    // Witnessed positions the checkpoint covers: their hashes as stored.
+    let covered = index.base_tail.position;
+    for (position, hash) in [(durable, &mut durable_hash), (pending, &mut pending_hash)] {
+        if position > 0 && position <= covered {
+            *hash = Some(unpanicked(path, || stored_at(&tree, position))?.hash());
+        }
+    }
     let head = index.tail.position;
     let marked = tree.get(keys::WITNESSED).map_err(storage)?.is_some();
     match &found {
@@ -661,6 +816,171 @@ fn open_checked(
         witness::Read::Found(w) => check_witness(w, head, durable_hash, pending_hash)?,
     }
     Ok((tree, index, found))
+}
+
+/// The index from the checkpoint in `path`, if it is whole and anchored in `tree` (the
+/// record it ends at is there, with the chain hash and time it names); `None`, with a
+/// warning saying why, otherwise: the open then checks every record.
+fn from_checkpoint(path: &Path, tree: &sled::Db) -> Option<index::Index> {
+    let (base, tail) = match checkpoint::read(path) {
+        checkpoint::Read::Missing => return None,
+        checkpoint::Read::Unusable(why) => {
+            tracing::warn!(path = %path.display(), "the index checkpoint is not usable ({why}): reading and checking every record");
+            return None;
+        }
+        checkpoint::Read::Found(base, tail) => (base, tail),
+    };
+    if tail.position == 0 {
+        return None;
+    }
+    let anchored = unpanicked(path, || {
+        let stored = stored_at(tree, tail.position)?;
+        let record = stored.decode()?;
+        Ok(stored.hash() == tail.hash && record.recorded_at == tail.recorded_at)
+    });
+    match anchored {
+        Ok(true) => Some(index::Index::on(Arc::new(base), tail)),
+        Ok(false) => {
+            tracing::warn!(path = %path.display(), position = tail.position, "the index checkpoint does not match the log's record at the position it covers: reading and checking every record");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), position = tail.position, error = %e, "the log's record at the position the index checkpoint covers cannot be read: reading and checking every record");
+            None
+        }
+    }
+}
+
+/// The stored record at `position`.
+fn stored_at(tree: &sled::Db, position: Position) -> Result<StoredRecord> {
+    let (_, mut records) = chunk_holding(tree, position)?;
+    records.next_stored().unwrap_or_else(|| {
+        Err(Error::Corruption {
+            position,
+            reason: "missing record".into(),
+        })
+    })
+}
+
+/// Writes the index checkpoint up to the durable position `upto` and moves those events
+/// of the index into its base. Never for a log that failed a write or a check: a
+/// checkpoint vouches for what it covers.
+pub(crate) fn write_checkpoint(shared: &Shared, upto: Position) -> std::result::Result<(), String> {
+    if shared.damage.get().is_some() || shared.failure().is_some() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let stored = stored_at(&shared.tree, upto).map_err(|e| e.to_string())?;
+    let record = stored.decode().map_err(|e| e.to_string())?;
+    let tail = Tail::after(&stored, &record);
+    // Copied under the lock, merged outside it: the writer waits only for the copy.
+    let (base, layer) = {
+        let index = shared.read_index();
+        if index.base_tail.position >= upto {
+            return Ok(());
+        }
+        (index.base(), index.recent_up_to(upto))
+    };
+    let merged = Arc::new(base.merged(layer));
+    let bytes = checkpoint::write(&shared.path, &merged, &tail).map_err(|e| e.to_string())?;
+    shared.write_index().trim(merged, tail);
+    shared.checkpointed.send_replace(upto);
+    tracing::info!(
+        path = %shared.path.display(),
+        position = upto,
+        bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "wrote the index checkpoint"
+    );
+    Ok(())
+}
+
+/// Writes an index checkpoint whenever the durable head (sent by the flusher after each
+/// commit) is `every` positions past the last one; ends when the flusher does.
+fn checkpoint_loop(shared: &Shared, every: u64, durable: &std_mpsc::Receiver<Position>) {
+    let due = |position: Position| every > 0 && position >= *shared.checkpointed.borrow() + every;
+    // An open that read many records (or all of them) keeps them at once.
+    let mut next = Some(shared.durable.load(Ordering::Acquire));
+    while let Some(position) = next {
+        if due(position) {
+            if let Err(e) = write_checkpoint(shared, position) {
+                tracing::warn!(path = %shared.path.display(), error = %e, "cannot write the index checkpoint; trying again later");
+            }
+        }
+        next = durable.recv().ok();
+    }
+}
+
+/// The history check: walks the records up to `anchor` (those the open took from the
+/// index checkpoint) with the audit verifier, which must find the chain intact and
+/// ending at the anchor's hash. Damage refuses the log from then on.
+fn check_history(shared: &Shared, anchor: Tail) {
+    use eventlog::audit::{Digest, HeldDigest, Outcome, Verifier};
+    use std::ops::ControlFlow;
+    let started = Instant::now();
+    let mut verifier = Verifier::new().holding(HeldDigest::Plain(Digest {
+        position: anchor.position,
+        head: anchor.hash,
+    }));
+    let mut stopped = false;
+    let walked = unpanicked(&shared.path, || {
+        scan_tree(&shared.tree, 1, |record| {
+            match record {
+                Ok(record) => {
+                    let position = record.position;
+                    if position > anchor.position {
+                        return ControlFlow::Break(());
+                    }
+                    // One record at a time on this thread: the service keeps the other cores.
+                    verifier.check(&record);
+                    if position == anchor.position || verifier.is_broken() {
+                        return ControlFlow::Break(());
+                    }
+                    if position % 4096 == 0 && shared.closed.load(Ordering::Acquire) {
+                        stopped = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                Err(e) => verifier.storage_error(&e),
+            }
+            ControlFlow::Continue(())
+        })
+    });
+    if stopped {
+        shared.history.send_replace(HistoryCheck::Stopped);
+        return;
+    }
+    let report = verifier.finish();
+    let found = match (walked, report.outcome) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Outcome::Broken(b)) => Some(Error::Corruption {
+            position: b.position,
+            reason: format!(
+                "{b} (found by the check of the history the index checkpoint covers, positions 1 to {})",
+                anchor.position
+            ),
+        }),
+        (Ok(()), Outcome::Intact) => None,
+    };
+    match found {
+        None => {
+            tracing::info!(
+                path = %shared.path.display(),
+                records = report.records,
+                seconds = started.elapsed().as_secs_f64(),
+                "the history behind the index checkpoint is intact"
+            );
+            shared.history.send_replace(HistoryCheck::Intact);
+        }
+        Some(damage) => {
+            tracing::error!(path = %shared.path.display(), %damage, "the log's history is damaged: refusing every read and append from now on");
+            let _ = shared.damage.set(damage.clone());
+            shared.fail(damage.to_string());
+            // Wake subscribers: their next read meets the damage.
+            shared.head_tx.send_modify(|_| {});
+            shared.history.send_replace(HistoryCheck::Damaged(damage));
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into `Corruption`: sled 0.34 panics on some damaged stores

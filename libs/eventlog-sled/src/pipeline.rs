@@ -44,6 +44,7 @@ pub(crate) fn start(
     sync: Syncer,
     tail: Tail,
     witness: Witness,
+    checkpoints: std_mpsc::SyncSender<Position>,
 ) -> Result<(mpsc::Sender<AppendRequest>, Vec<JoinHandle<()>>)> {
     let (submit, requests) = mpsc::channel(SUBMIT_QUEUE);
     let (applied_tx, applied_rx) = std_mpsc::sync_channel(SUBMIT_QUEUE);
@@ -79,6 +80,7 @@ pub(crate) fn start(
                     done: witnessed_rx,
                     durable,
                 },
+                &checkpoints,
             );
         })
         .map_err(storage)?;
@@ -291,6 +293,7 @@ fn flusher_loop(
     mut sync: Syncer,
     applied: std_mpsc::Receiver<Applied>,
     mut witness: WitnessLink,
+    checkpoints: &std_mpsc::SyncSender<Position>,
 ) {
     // Size of the previous commit, in appends: under steady concurrency the callers answered
     // by one commit come back for the next. If only a few have when a commit could start,
@@ -346,6 +349,9 @@ fn flusher_loop(
             witness.durable = pending;
             shared.durable.fetch_max(up_to, Ordering::AcqRel);
             eventlog::advance_head(&shared.head_tx, up_to);
+            // The checkpoint thread decides whether one is due; if it is busy, a later
+            // commit tells it again.
+            let _ = checkpoints.try_send(up_to);
         }
         for group in groups {
             for (reply, result) in group.replies {

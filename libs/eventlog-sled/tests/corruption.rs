@@ -1,5 +1,8 @@
 //! A tampered or damaged store is reported as corruption at the right position when it is
-//! opened (every record is checked then), and never served.
+//! opened with the full check (every record is checked then), and never served. Opened
+//! the default way (from the index checkpoint the close wrote), the same damage is
+//! reported at the same position, by the open or by the history check right after it,
+//! and from then on every read and append is refused with it.
 //!
 //! A tail cut off cleanly (whole trailing chunks removed) looks like a shorter log: only a
 //! digest held outside the store can prove it (the audit hash chain's job).
@@ -10,7 +13,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use eventlog::{codec, Error, EventLog, RecordedEvent, StreamId};
-use eventlog_sled::{SledConfig, SledEventLog};
+use eventlog_sled::{OpenCheck, SledConfig, SledEventLog};
 
 mod common;
 use common::{append_event, chunk_key, one_record_chunk, only_record, tamper};
@@ -29,9 +32,59 @@ async fn make_log(path: &Path) {
 }
 
 fn open_err(path: &Path) -> Error {
-    match SledEventLog::open(SledConfig::new(path)) {
+    let mut config = SledConfig::new(path);
+    config.check_at_open = OpenCheck::Full;
+    match SledEventLog::open(config) {
         Ok(_) => panic!("a tampered log opened without complaint"),
         Err(e) => e,
+    }
+}
+
+/// Opens `path` the default way (from its index checkpoint): the damage found at open or
+/// by the history check, which must then refuse reads and appends with it.
+async fn checkpoint_err(path: &Path) -> Error {
+    assert!(
+        path.join("index-checkpoint").is_file(),
+        "the close wrote no index checkpoint"
+    );
+    let log = match SledEventLog::open(SledConfig::new(path)) {
+        Err(e) => return e,
+        Ok(log) => log,
+    };
+    let Err(found) = log.history_checked().await else {
+        panic!("a tampered log passed its history check");
+    };
+    let read = log
+        .read_all(1, eventlog::Direction::Forward, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(read.to_string(), found.to_string(), "reads are refused");
+    let stream = StreamId::new("complaint-a").unwrap();
+    let appended = log
+        .append(
+            &stream,
+            eventlog::ExpectedVersion::Any,
+            vec![eventlog::NewEvent::new(
+                "test.happened",
+                "user:t",
+                Bytes::from("x"),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        appended.to_string(),
+        found.to_string(),
+        "appends are refused"
+    );
+    log.close().await.ok();
+    found
+}
+
+fn position(e: &Error) -> u64 {
+    match e {
+        Error::Corruption { position, .. } => *position,
+        other => panic!("not corruption: {other}"),
     }
 }
 
@@ -48,6 +101,12 @@ async fn open_after(change: impl FnOnce(&sled::Db)) -> Error {
         offline.to_string(),
         err.to_string(),
         "offline verification agrees"
+    );
+    let from_checkpoint = checkpoint_err(&path).await;
+    assert_eq!(
+        position(&from_checkpoint),
+        position(&err),
+        "{from_checkpoint} against {err}"
     );
     err
 }
@@ -218,8 +277,6 @@ async fn damage_deep_in_a_large_log_is_reported_at_its_position() {
         value[offset + 4 + len - 2] ^= 0x20;
         db.insert(chunk_key(1), value).unwrap();
     });
-    match open_err(&path) {
-        Error::Corruption { position, .. } => assert_eq!(position, 2500),
-        other => panic!("not corruption: {other}"),
-    }
+    assert_eq!(position(&open_err(&path)), 2500);
+    assert_eq!(position(&checkpoint_err(&path).await), 2500);
 }

@@ -1,8 +1,8 @@
 //! The fault-injection matrix: on a stopped log directory of about 850 events, damage
 //! every file in many ways (a byte flipped at offsets across its whole length, its last
 //! pages included; cut at many lengths; a 4 KiB page zeroed; deleted) and open a copy.
-//! Each case must either be refused with a position, or open to exactly the log of the
-//! undamaged copy; it must never open a log shorter than its witness, or one whose content
+//! Each case must either be refused with a position (by the open or by the history check
+//! after it), or open to exactly the log of the undamaged copy; it must never open a log shorter than its witness, or one whose content
 //! changed. Deterministic (seeded); each case is printed with what happened, and the
 //! count of cases at the end.
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
@@ -26,19 +26,6 @@ async fn records(log: &SledEventLog) -> Vec<StoredRecord> {
         };
         from = last.position + 1;
         out.extend(page);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
@@ -178,9 +165,20 @@ async fn every_damage_to_every_file_is_refused_with_a_position_or_changes_nothin
         for damage in damages(len, &mut seeded) {
             cases += 1;
             let copy = dir.path().join(format!("case-{cases}"));
-            copy_dir(&pristine, &copy);
+            common::copy_dir(&pristine, &copy);
             damage.apply(&copy.join(name));
-            let opened = SledEventLog::open(SledConfig::new(&copy));
+            // Opened the default way: damage the open does not see (records the index
+            // checkpoint covers) must be found by the history check that follows it.
+            let opened = match SledEventLog::open(SledConfig::new(&copy)) {
+                Ok(log) => match log.history_checked().await {
+                    Ok(()) => Ok(log),
+                    Err(found) => {
+                        log.close().await.ok();
+                        Err(found)
+                    }
+                },
+                Err(e) => Err(e),
+            };
             let outcome = match opened {
                 Err(Error::Corruption { position, reason }) => {
                     refused += 1;

@@ -50,6 +50,14 @@ impl StreamId {
     }
 }
 
+/// Maps keyed by stream can be looked up by the id's text (the derived `Hash` and `Eq`
+/// are the text's own).
+impl std::borrow::Borrow<str> for StreamId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -24,6 +24,12 @@ pub enum Backend {
         keys_dir: Option<PathBuf>,
         /// Open the log read-only (see `eventlog_sled::SledConfig::read_only`).
         read_only: bool,
+        /// Write the log's index checkpoint every this many positions
+        /// (`eventlog_sled::SledConfig::index_checkpoint_every`).
+        index_checkpoint_every: u64,
+        /// Read and check every record at open, not only those after the index
+        /// checkpoint (`eventlog_sled::OpenCheck::Full`).
+        full_check_at_open: bool,
     },
     /// NATS JetStream at `url` (comma-separated servers): the log in `stream`, the keys in
     /// the key-value bucket `<stream>_KEYS` (replicas sharing a log share their keys).
@@ -138,7 +144,15 @@ pub struct Storage {
     pub keys: Arc<dyn KeyStore>,
     /// A log opened read-only: the damage found at open, where it starts.
     pub damage: Option<eventlog::Error>,
+    /// The sled log's check of the history its index checkpoint covers, run in the
+    /// background after the open: ends with the `Corruption` it found (the log then
+    /// refuses every read and append), `Ok` when intact, `Closed` if the log closed first.
+    pub history_check: Option<HistoryCheck>,
 }
+
+/// The outcome of a check running in the background.
+pub type HistoryCheck =
+    std::pin::Pin<Box<dyn std::future::Future<Output = eventlog::Result<()>> + Send>>;
 
 /// Opens the log of `backend` (taking `recorded_at` from `clock`) and its key store.
 pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, OpenError> {
@@ -147,10 +161,16 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             data_dir,
             keys_dir,
             read_only,
+            index_checkpoint_every,
+            full_check_at_open,
         } => {
             let log_path = data_dir.join("log");
             let mut config = SledConfig::new(&log_path);
             config.read_only = *read_only;
+            config.index_checkpoint_every = *index_checkpoint_every;
+            if *full_check_at_open {
+                config.check_at_open = eventlog_sled::OpenCheck::Full;
+            }
             let log = SledEventLog::open_with_clock(config, clock).map_err(|e| OpenError {
                 what: format!("cannot open the event log in {}", log_path.display()),
                 reason: e.to_string(),
@@ -177,10 +197,12 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
                 Err(CrossCheck::Other(e)) => return Err(e),
             }
             keys.observe_log(log.watch_head());
+            let checked = log.clone();
             Ok(Storage {
                 log: Arc::new(log),
                 keys: Arc::new(keys),
                 damage,
+                history_check: Some(Box::pin(async move { checked.history_checked().await })),
             })
         }
         Backend::JetStream {
@@ -214,6 +236,7 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
                 log: Arc::new(log),
                 keys: Arc::new(keys),
                 damage: None,
+                history_check: None,
             })
         }
     }

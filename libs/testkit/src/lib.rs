@@ -186,10 +186,17 @@ impl TestServer {
 
     /// Stops the server (the calls in flight finish, the log is closed) and checks that it
     /// stopped cleanly. The directory stays while the [`Stopped`] lives.
-    pub async fn shutdown(mut self) -> Stopped {
+    pub async fn shutdown(self) -> Stopped {
+        let (stopped, rest) = self.stop().await;
+        stopped.expect("a clean shutdown");
+        rest
+    }
+
+    /// Stops the server, clean or not: how the stop went, and the directory.
+    pub async fn stop(mut self) -> (Result<(), String>, Stopped) {
         let running = self.running.take().expect("running until shut down");
-        running.shutdown().await.expect("a clean shutdown");
-        self.rest.take().expect("running until shut down")
+        let stopped = running.shutdown().await.map_err(|e| format!("{e:#}"));
+        (stopped, self.rest.take().expect("running until shut down"))
     }
 }
 
@@ -234,21 +241,34 @@ impl Stopped {
 
     /// Starts the server again on the same data and clock, with the configuration changed
     /// by `tweak`.
-    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        match self.try_restart(tweak).await {
+            Ok(server) => server,
+            Err((e, _)) => panic!("complaintd starts: {e}"),
+        }
+    }
+
+    /// [`restart`](Self::restart), or the error of a refused start (with this again).
+    pub async fn try_restart(
+        mut self,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<TestServer, (String, Stopped)> {
         tweak(&mut self.config);
-        let running = complaintd::server::start_with_clock(&self.config, self.clock.clone())
-            .await
-            .expect("complaintd starts");
+        let running =
+            match complaintd::server::start_with_clock(&self.config, self.clock.clone()).await {
+                Ok(running) => running,
+                Err(e) => return Err((format!("{e:#}"), self)),
+            };
         let addr = running.addr;
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_lazy();
-        TestServer {
+        Ok(TestServer {
             running: Some(running),
             channel,
             addr,
             rest: Some(self),
-        }
+        })
     }
 }
 

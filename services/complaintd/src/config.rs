@@ -159,6 +159,16 @@ pub struct Config {
     /// (`COMPLAINTD_AS_OF_CHECKPOINT_EVERY`). Each costs about the board's and queue's
     /// share of a snapshot taken there.
     pub as_of_checkpoint_every: u64,
+    /// Write the sled log's index checkpoint (`<data_dir>/log/index-checkpoint`) every
+    /// this many positions, and at every clean stop; a start loads the indexes from it
+    /// and reads and checks only the records after it, so after a crash at most about
+    /// this many (`COMPLAINTD_LOG_INDEX_CHECKPOINT_EVERY`; 0: only at a clean stop). The
+    /// history before it is checked again in the background right after the start.
+    pub log_index_checkpoint_every: u64,
+    /// Read and check every record of the sled log before serving, as before index
+    /// checkpoints: a start then takes time in proportion to the whole history
+    /// (`COMPLAINTD_LOG_FULL_CHECK_AT_OPEN=true`).
+    pub log_full_check_at_open: bool,
     /// The business's time zone (IANA name, e.g. `Europe/London`): the day the board's
     /// `due_today` counts (`COMPLAINTD_BUSINESS_TIME_ZONE`). Due times themselves follow
     /// each policy's own time zone.
@@ -208,6 +218,8 @@ impl Default for Config {
             audit_sign_interval_seconds: 3600,
             projection_snapshot_every: 250_000,
             as_of_checkpoint_every: 500_000,
+            log_index_checkpoint_every: 500_000,
+            log_full_check_at_open: false,
             business_time_zone: "UTC".into(),
             otlp_endpoint: None,
         }
@@ -343,6 +355,16 @@ impl Config {
             "COMPLAINTD_AS_OF_CHECKPOINT_EVERY",
             "a number of positions",
             &mut config.as_of_checkpoint_every,
+        );
+        o.parsed(
+            "COMPLAINTD_LOG_INDEX_CHECKPOINT_EVERY",
+            "a number of positions",
+            &mut config.log_index_checkpoint_every,
+        );
+        o.choice(
+            "COMPLAINTD_LOG_FULL_CHECK_AT_OPEN",
+            &[("true", true), ("false", false), ("1", true), ("0", false)],
+            &mut config.log_full_check_at_open,
         );
         o.url("COMPLAINTD_OTLP_ENDPOINT", &mut config.otlp_endpoint);
         if let Some(zone) = o.text("COMPLAINTD_BUSINESS_TIME_ZONE") {

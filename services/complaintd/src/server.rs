@@ -41,6 +41,8 @@ pub struct Running {
     /// The HTTP port's address (web board, metrics, health), if it has one.
     pub http_addr: Option<SocketAddr>,
     ready: tokio::sync::watch::Receiver<bool>,
+    /// The log's history check: `None` while it runs, then the damage it found, if any.
+    history: tokio::sync::watch::Receiver<Option<Option<eventlog::Error>>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
     config: Config,
@@ -78,6 +80,14 @@ impl Running {
     pub async fn ready(&self) {
         let mut ready = self.ready.clone();
         let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Waits for the log's check of the history behind its index checkpoint (sled; at
+    /// once for other backends, or when the server stops first): the damage it found.
+    pub async fn history_checked(&self) -> Option<eventlog::Error> {
+        let mut history = self.history.clone();
+        let found = history.wait_for(Option::is_some).await;
+        found.ok().and_then(|f| f.clone()).flatten()
     }
 
     /// Whether it is ready now.
@@ -307,6 +317,8 @@ fn backend(config: &Config) -> Backend {
             data_dir: config.data_dir.clone(),
             keys_dir: config.keys_dir.clone(),
             read_only: config.read_only,
+            index_checkpoint_every: config.log_index_checkpoint_every,
+            full_check_at_open: config.log_full_check_at_open,
         },
         LogBackend::Jetstream => Backend::JetStream {
             url: config.jetstream_url.clone().unwrap_or_default(),
@@ -333,6 +345,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
     let (log, keys, damage) = (storage.log, storage.keys, storage.damage);
+    let history_check = storage.history_check;
     let read_only = config.read_only;
     if read_only {
         tracing::warn!("read-only: every command is refused and nothing is written");
@@ -480,11 +493,22 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     let (set_ready, ready) = tokio::sync::watch::channel(false);
     let set_ready = Arc::new(set_ready);
     let start_head = log.head().await.context("reading the log's head")?;
+    // Set once the log's history check found damage: never ready again. The two tasks
+    // below change readiness only while holding it, so neither overtakes the other.
+    let damaged = Arc::new(tokio::sync::Mutex::new(false));
     let readiness = {
-        let (health, projections, set_ready) =
-            (health.clone(), projections.clone(), set_ready.clone());
+        let (health, projections, set_ready, damaged) = (
+            health.clone(),
+            projections.clone(),
+            set_ready.clone(),
+            damaged.clone(),
+        );
         tokio::spawn(async move {
             projections.wait_for(start_head).await;
+            let damaged = damaged.lock().await;
+            if *damaged {
+                return;
+            }
             set_ready_services(&health, true).await;
             let _ = set_ready.send(true);
             tracing::info!(
@@ -493,6 +517,30 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
             );
         })
     };
+    // The log checks the history behind its index checkpoint after the open; damage it
+    // finds makes the log refuse every call, and the server stops reporting ready.
+    let (history_found, history_seen) = tokio::sync::watch::channel(None);
+    if history_check.is_none() {
+        history_found.send_replace(Some(None));
+    }
+    let history = history_check.map(|check| {
+        let (health, set_ready, damaged) = (health.clone(), set_ready.clone(), damaged.clone());
+        tokio::spawn(async move {
+            let outcome = check.await;
+            match &outcome {
+                Ok(()) => {}
+                Err(e @ eventlog::Error::Corruption { .. }) => {
+                    let mut damaged = damaged.lock().await;
+                    *damaged = true;
+                    tracing::error!(damage = %e, "the event log's history is damaged: every call is refused; not ready (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)");
+                    set_ready_services(&health, false).await;
+                    let _ = set_ready.send(false);
+                }
+                Err(e) => tracing::debug!(error = %e, "the history check did not finish"),
+            }
+            history_found.send_replace(Some(outcome.err()));
+        })
+    });
     let gauges = crate::metrics::Gauges {
         log: log.clone(),
         clock: clock.clone(),
@@ -593,6 +641,9 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
                     // Not ready from the moment it is told to stop, while calls in
                     // flight finish: load balancers send no more.
                     readiness.abort();
+                    if let Some(history) = &history {
+                        history.abort();
+                    }
                     let _ = set_ready.send(false);
                     set_ready_services(&health, false).await;
                 }
@@ -641,6 +692,7 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         addr,
         http_addr,
         ready,
+        history: history_seen,
         stop,
         task,
         config: config.clone(),

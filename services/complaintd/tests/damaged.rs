@@ -281,3 +281,84 @@ async fn a_damaged_log_is_refused_for_writing_and_served_read_only_up_to_the_dam
     let again = stopped.start_refused(|c| c.read_only = false).await;
     assert!(again.contains("missing"), "{again}");
 }
+
+/// Changes the payload of the record at `position` in a stopped log's raw store, encoding
+/// it anew (its checksum right): only the hash chain shows it.
+fn alter_record(log_dir: &std::path::Path, position: u64) {
+    let db = eventlog_sled::open_raw(log_dir).unwrap();
+    let (key, value) = db
+        .range(&[b'c'][..]..=&[&[b'c'][..], &position.to_be_bytes()[..]].concat()[..])
+        .next_back()
+        .unwrap()
+        .unwrap();
+    let first = u64::from_be_bytes(key[1..9].try_into().unwrap());
+    let count = u32::from_le_bytes(value[..4].try_into().unwrap());
+    let mut out = count.to_le_bytes().to_vec();
+    let mut at = 4;
+    for p in first..first + u64::from(count) {
+        let len = u32::from_le_bytes(value[at..at + 4].try_into().unwrap()) as usize;
+        let mut bytes = bytes::Bytes::copy_from_slice(&value[at + 4..at + 4 + len]);
+        at += 4 + len;
+        if p == position {
+            let mut record = eventlog::codec::decode(p, bytes).unwrap();
+            record.actor = "user:mallory".into();
+            bytes = eventlog::codec::encode(&record).0.into();
+        }
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    db.insert(key, out).unwrap();
+    db.flush().unwrap();
+}
+
+/// A start loads the log's indexes from its checkpoint and checks the history behind it
+/// in the background: a record changed there is found at its position. If the check ends
+/// before the start does, the start is refused; if after, from then on the server is not
+/// ready and every call that reads the log is refused (DATA_LOSS). Either way the
+/// position is named.
+#[tokio::test]
+async fn history_changed_behind_the_index_checkpoint_is_found_after_the_start_and_refused() {
+    let server = TestServer::start(|_| {}).await;
+    register_some(&server, 20).await;
+    assert!(server.running().history_checked().await.is_none());
+    let stopped = server.shutdown().await;
+    let log_dir = stopped.data_dir().join("log");
+    assert!(log_dir.join("index-checkpoint").is_file());
+    alter_record(&log_dir, 5);
+
+    let mut stopped = match stopped.try_restart(|_| {}).await {
+        Err((refused, stopped)) => {
+            assert!(refused.contains("corruption at position 5"), "{refused}");
+            assert!(
+                refused.contains("history the index checkpoint covers"),
+                "{refused}"
+            );
+            stopped
+        }
+        Ok(server) => {
+            let found = server.running().history_checked().await;
+            assert!(
+                matches!(found, Some(eventlog::Error::Corruption { position: 5, .. })),
+                "{found:?}"
+            );
+            assert!(!server.running().is_ready());
+            let refused = server
+                .complaints()
+                .register_complaint(req(register("UK-FCA-DISP", "GB-ENG", 1_772_400_000), ROLES))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::DataLoss, "{refused:?}");
+            // The log refuses everything, its close included: the stop says so.
+            let (stop, stopped) = server.stop().await;
+            let stop = stop.unwrap_err();
+            assert!(stop.contains("position 5"), "{stop}");
+            stopped
+        }
+    };
+
+    // The full check at open refuses the start itself, naming the position.
+    let refused = stopped
+        .start_refused(|c| c.log_full_check_at_open = true)
+        .await;
+    assert!(refused.contains("corruption at position 5"), "{refused}");
+}

@@ -51,3 +51,27 @@ pub fn one_record_chunk(record: &RecordedEvent) -> (Vec<u8>, ChainHash) {
     value.extend_from_slice(&bytes);
     (value, ChainHash::of_record(&bytes))
 }
+
+/// Record `position` (alone in its chunk) with another payload, re-encoded so that its
+/// checksum is right: only the hash chain shows the change.
+pub fn alter_payload(db: &sled::Db, position: u64) {
+    let value = db.get(chunk_key(position)).unwrap().unwrap();
+    let mut record = codec::decode(position, only_record(&value)).unwrap();
+    record.payload = Bytes::from_static(b"a different story");
+    db.insert(chunk_key(position), one_record_chunk(&record).0)
+        .unwrap();
+}
+
+/// Copies the directory `from` (a log's) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
