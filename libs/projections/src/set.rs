@@ -227,13 +227,32 @@ impl Projections {
     }
 
     fn restore(&self, snapshot: &Snapshot) -> Result<(), DecodeError> {
-        self.each().try_for_each(|p| {
-            let name = p.name();
-            let section = snapshot
-                .section(name)
-                .ok_or_else(|| DecodeError(format!("the snapshot has no {name}")))?;
-            p.restore(snapshot.position, section)
-        })
+        let work = self
+            .each()
+            .map(|p| {
+                let name = p.name();
+                let section = snapshot
+                    .section(name)
+                    .ok_or_else(|| DecodeError(format!("the snapshot has no {name}")))?;
+                Ok((p, section))
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        // The sections are independent: each is decoded on a thread of its own, so the
+        // largest sets the time (a start after ten years of history waits for this).
+        std::thread::scope(|scope| {
+            let decoding: Vec<_> = work
+                .into_iter()
+                .map(|(p, section)| scope.spawn(move || p.restore(snapshot.position, section)))
+                .collect();
+            decoding
+                .into_iter()
+                .map(|d| {
+                    d.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<()>, DecodeError>>()
+        })?;
+        Ok(())
     }
 
     fn clear(&self) {

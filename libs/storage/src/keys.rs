@@ -8,9 +8,10 @@
 //! erased key is overwritten in sled's log and later compacted away; for a stronger
 //! guarantee keep this directory on storage you can shred, or wrap the keys with a KMS.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use complaints_events::personal::{KeyEntry, KeyStore, KeyStoreError};
 use eventlog::ChainHash;
@@ -28,7 +29,35 @@ pub struct SledKeyStore {
     log_head: std::sync::OnceLock<tokio::sync::watch::Receiver<eventlog::Position>>,
     /// It held no entry when opened (new, or never given a key).
     fresh: bool,
+    /// New keys waiting to be made durable together (see [`Creations`]).
+    creations: Mutex<Creations>,
+    created: Condvar,
 }
+
+/// Group commit of new keys. Making a key durable costs three syncs (the witness of the
+/// pending change, sled's flush and fdatasync, the witness of the done change); under
+/// concurrent registrations of new complainants one caller at a time paid them all, so
+/// registrations queued behind each other. Now the keys asked for while a commit runs are
+/// committed together by the next one: each caller adds its person to the open batch; the
+/// first to find no commit running takes the batch and commits it (one sled batch, atomic
+/// across crashes, so the store holds all of it or none of it, as the witness expects),
+/// the others wait for their batch's outcome. Hand-written: a queue, a flag and a
+/// condition variable are all it needs.
+#[derive(Default)]
+struct Creations {
+    /// The open batch: person id -> the key made for them.
+    queue: Vec<(String, [u8; 32])>,
+    /// The number of the open batch, and how many callers wait for it.
+    open: u64,
+    callers: usize,
+    /// A commit is running.
+    committing: bool,
+    /// Outcomes of committed batches not yet read by all their callers: each person's
+    /// key (or `None`: erased), or why the commit failed; and how many have yet to read it.
+    outcomes: HashMap<u64, (BatchOutcome, usize)>,
+}
+
+type BatchOutcome = Result<HashMap<String, Option<[u8; 32]>>, String>;
 
 /// What the key store holds, in brief, and the witness that remembers it: sled's recovery
 /// drops every entry after a damaged one silently (as it does for the log), and a lost key
@@ -170,6 +199,8 @@ impl SledKeyStore {
             }),
             log_head: std::sync::OnceLock::new(),
             fresh: state.count == 0,
+            creations: Mutex::new(Creations::default()),
+            created: Condvar::new(),
         };
         store.sync()?;
         let witness = Witness::create(path, &state.head(None))
@@ -201,15 +232,7 @@ impl SledKeyStore {
             .write(&guard.state.head(Some(next)))
             .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
         self.db.insert(person_id, value).map_err(failed)?;
-        if let Some(head) = self.log_head.get() {
-            let head = *head.borrow();
-            if head > self.log_head_seen()? {
-                self.db
-                    .open_tree(META)
-                    .and_then(|meta| meta.insert(LOG_HEAD, &head.to_be_bytes()[..]))
-                    .map_err(failed)?;
-            }
-        }
+        self.record_log_head()?;
         self.sync()?;
         witness
             .write(&next.head(None))
@@ -254,6 +277,126 @@ impl SledKeyStore {
             .map_err(failed)?
             .ok_or_else(|| failed("the key store has no identity"))?;
         Ok(eventlog::audit::hex(&id))
+    }
+
+    fn creations(&self) -> std::sync::MutexGuard<'_, Creations> {
+        self.creations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes a key for `person_id` durable, committed with the others asked for at the
+    /// same time (see [`Creations`]): their key, or `None` if they were erased meanwhile.
+    fn create(&self, person_id: &str) -> Result<Option<[u8; 32]>, KeyStoreError> {
+        let mut c = self.creations();
+        if !c.queue.iter().any(|(p, _)| p == person_id) {
+            c.queue.push((person_id.to_owned(), rand::random()));
+        }
+        c.callers += 1;
+        let batch = c.open;
+        loop {
+            if let Some((outcome, unread)) = c.outcomes.get_mut(&batch) {
+                *unread -= 1;
+                let outcome = if *unread == 0 {
+                    c.outcomes
+                        .remove(&batch)
+                        .map(|(o, _)| o)
+                        .unwrap_or_else(|| Err(String::new()))
+                } else {
+                    outcome.clone()
+                };
+                return match &outcome {
+                    Ok(keys) => keys
+                        .get(person_id)
+                        .copied()
+                        .ok_or_else(|| failed("a new key went missing from its batch")),
+                    Err(why) => Err(failed(why)),
+                };
+            }
+            if !c.committing && c.open == batch {
+                c.committing = true;
+                let entries = std::mem::take(&mut c.queue);
+                let callers = std::mem::take(&mut c.callers);
+                c.open += 1;
+                drop(c);
+                // A panic (sled 0.34 panics on some damaged stores) must still end the
+                // commit, or its callers would wait for ever.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.commit_new(&entries)
+                }))
+                .unwrap_or_else(|_| Err(failed("sled failed while writing new keys")))
+                .map_err(|e| e.to_string());
+                c = self.creations();
+                c.committing = false;
+                c.outcomes.insert(batch, (outcome, callers));
+                self.created.notify_all();
+                continue;
+            }
+            c = self
+                .created
+                .wait(c)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Writes the new keys of `entries` (those not in the store yet) durably and
+    /// witnessed, in one sled batch; each person's key as the store holds it after.
+    fn commit_new(
+        &self,
+        entries: &[(String, [u8; 32])],
+    ) -> Result<HashMap<String, Option<[u8; 32]>>, KeyStoreError> {
+        let mut locked = self.lock();
+        let guard: &mut Witnessed = &mut locked;
+        let mut next = guard.state;
+        let mut batch = sled::Batch::default();
+        let mut keys = HashMap::with_capacity(entries.len());
+        for (person_id, key) in entries {
+            let held =
+                match self.db.get(person_id).map_err(failed)? {
+                    Some(v) if v.is_empty() => None,
+                    Some(v) => Some(v.as_ref().try_into().map_err(|_| {
+                        failed(format!("the key of person {person_id} is damaged"))
+                    })?),
+                    None => {
+                        next = next.after(person_id.as_bytes(), None, key);
+                        batch.insert(person_id.as_bytes(), &key[..]);
+                        Some(*key)
+                    }
+                };
+            keys.insert(person_id.clone(), held);
+        }
+        if next == guard.state {
+            return Ok(keys);
+        }
+        let witness = guard
+            .witness
+            .as_mut()
+            .ok_or_else(|| failed("the key store has no witness"))?;
+        witness
+            .write(&guard.state.head(Some(next)))
+            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        self.db.apply_batch(batch).map_err(failed)?;
+        self.record_log_head()?;
+        self.sync()?;
+        witness
+            .write(&next.head(None))
+            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        guard.state = next;
+        Ok(keys)
+    }
+
+    /// Records the log's durable head, if it moved past the one recorded.
+    fn record_log_head(&self) -> Result<(), KeyStoreError> {
+        if let Some(head) = self.log_head.get() {
+            let head = *head.borrow();
+            if head > self.log_head_seen()? {
+                self.db
+                    .open_tree(META)
+                    .and_then(|meta| meta.insert(LOG_HEAD, &head.to_be_bytes()[..]))
+                    .map_err(failed)?;
+            }
+        }
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), KeyStoreError> {
@@ -306,15 +449,9 @@ impl KeyStore for SledKeyStore {
             None if !create => return Ok(None),
             None => {}
         }
-        let mut guard = self.lock();
-        if let Some(found) = read(&self.db)? {
-            return found
-                .ok_or_else(|| KeyStoreError::Erased(person_id.to_owned()))
-                .map(Some);
-        }
-        let key: [u8; 32] = rand::random();
-        self.set(&mut guard, person_id.as_bytes(), &key[..])?;
-        Ok(Some(key))
+        self.create(person_id)?
+            .ok_or_else(|| KeyStoreError::Erased(person_id.to_owned()))
+            .map(Some)
     }
 
     fn erase(&self, person_id: &str) -> Result<bool, KeyStoreError> {

@@ -541,6 +541,18 @@ impl Workflow {
                     .ok_or(WorkflowError::MergeTargetNotFound(*into))?;
                 complaints_domain::check_merge_target(&target)?;
             }
+            if let (Some(keys), Command::Register(r)) = (&self.keys, &request.command) {
+                let person = r.complainant.person_id.clone();
+                if !person.is_empty() {
+                    // A person's first key is made durable (three syncs): off the async
+                    // workers, where the key store commits it together with the others
+                    // asked for meanwhile. Sealing below then finds it.
+                    let keys = keys.clone();
+                    tokio::task::spawn_blocking(move || keys.key(&person, true))
+                        .await
+                        .map_err(|e| WorkflowError::KeyStore(format!("making a key: {e}")))??;
+                }
+            }
             let complainant = state
                 .as_ref()
                 .map(|c| c.registration.complainant.person_id.clone())

@@ -394,7 +394,7 @@ async fn backup_log(
 // checking a backup
 
 /// Checks a backup's log and keys against its manifest, before anything uses them: the
-/// full check of every record (as an open does), the log ending exactly at the manifest's
+/// full check of every record (as `OpenCheck::Full` does), the log ending exactly at the manifest's
 /// position with its head hash, the digest held (and its signature, by one of `trusted`
 /// when given), and the key store's entries.
 fn check_backup(
