@@ -224,20 +224,9 @@ impl SledKeyStore {
     ) -> Result<Option<sled::IVec>, KeyStoreError> {
         let old = self.db.get(person_id).map_err(failed)?;
         let next = guard.state.after(person_id, old.as_deref(), value);
-        let witness = guard
-            .witness
-            .as_mut()
-            .ok_or_else(|| failed("the key store has no witness"))?;
-        witness
-            .write(&guard.state.head(Some(next)))
-            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
-        self.db.insert(person_id, value).map_err(failed)?;
-        self.record_log_head()?;
-        self.sync()?;
-        witness
-            .write(&next.head(None))
-            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
-        guard.state = next;
+        self.witnessed(guard, next, || {
+            self.db.insert(person_id, value).map_err(failed).map(drop)
+        })?;
         Ok(old)
     }
 
@@ -365,24 +354,36 @@ impl SledKeyStore {
                 };
             keys.insert(person_id.clone(), held);
         }
-        if next == guard.state {
-            return Ok(keys);
+        if next != guard.state {
+            self.witnessed(guard, next, || self.db.apply_batch(batch).map_err(failed))?;
         }
+        Ok(keys)
+    }
+
+    /// Makes the change `write` (which brings the store to `next`) durable and
+    /// witnessed: the witness says it is pending, the change is written with the log's
+    /// head and synced, then the witness says it is done.
+    fn witnessed(
+        &self,
+        guard: &mut Witnessed,
+        next: Contents,
+        write: impl FnOnce() -> Result<(), KeyStoreError>,
+    ) -> Result<(), KeyStoreError> {
         let witness = guard
             .witness
             .as_mut()
             .ok_or_else(|| failed("the key store has no witness"))?;
+        let written =
+            |e: std::io::Error| failed(format!("cannot write the key store's witness: {e}"));
         witness
             .write(&guard.state.head(Some(next)))
-            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
-        self.db.apply_batch(batch).map_err(failed)?;
+            .map_err(written)?;
+        write()?;
         self.record_log_head()?;
         self.sync()?;
-        witness
-            .write(&next.head(None))
-            .map_err(|e| failed(format!("cannot write the key store's witness: {e}")))?;
+        witness.write(&next.head(None)).map_err(written)?;
         guard.state = next;
-        Ok(keys)
+        Ok(())
     }
 
     /// Records the log's durable head, if it moved past the one recorded.
