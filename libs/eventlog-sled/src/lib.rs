@@ -38,7 +38,8 @@
 //! checkpoint covers are checked again right after the open, in the background (the
 //! **history check**: checksums, positions and the hash chain up to the anchor, with
 //! [`eventlog::audit::Verifier`]); if that finds damage the log refuses every read and
-//! append from then on with the `Corruption` it found ([`SledEventLog::history_check`]). [`SledEventLog::verify`] runs the same check without
+//! append from then on with the `Corruption` it found ([`SledEventLog::history_check`]).
+//! [`SledEventLog::verify`] runs the full check without
 //! opening for writing; [`OfflineLog`] walks a (copied, possibly tampered) store without
 //! any check, for the audit verifier and export; [`open_raw`] gives the raw sled store to
 //! tools and tests.
