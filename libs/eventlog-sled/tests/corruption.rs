@@ -60,18 +60,7 @@ async fn checkpoint_err(path: &Path) -> Error {
         .unwrap_err();
     assert_eq!(read.to_string(), found.to_string(), "reads are refused");
     let stream = StreamId::new("complaint-a").unwrap();
-    let appended = log
-        .append(
-            &stream,
-            eventlog::ExpectedVersion::Any,
-            vec![eventlog::NewEvent::new(
-                "test.happened",
-                "user:t",
-                Bytes::from("x"),
-            )],
-        )
-        .await
-        .unwrap_err();
+    let appended = common::try_append(&log, &stream).await.unwrap_err();
     assert_eq!(
         appended.to_string(),
         found.to_string(),

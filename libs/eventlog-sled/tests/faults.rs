@@ -273,18 +273,7 @@ async fn a_damaged_log_opens_read_only_serving_what_is_before_the_damage_and_wri
     assert_eq!(got.len() as u64, head);
     assert!(got.iter().zip(&expected).all(|(a, b)| a.bytes == b.bytes));
     let stream = StreamId::new("s-1").unwrap();
-    let refused = log
-        .append(
-            &stream,
-            eventlog::ExpectedVersion::Any,
-            vec![eventlog::NewEvent::new(
-                "test.happened",
-                "user:t",
-                bytes::Bytes::from("x"),
-            )],
-        )
-        .await
-        .unwrap_err();
+    let refused = common::try_append(&log, &stream).await.unwrap_err();
     assert!(matches!(refused, Error::ReadOnly(_)), "{refused}");
     log.close().await.unwrap();
     drop(log);

@@ -603,29 +603,17 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
     let (status, lines) = server.terminate().await;
     assert!(status.success(), "complaintd stopped with {status}");
     let stop_s = t.elapsed().as_secs_f64();
-    // Of which the last snapshot took (the server's log says how long writing it took).
-    let saving_ms = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == "projections saved")
-        .filter_map(|l| l["fields"]["millis"].as_u64())
-        .next_back()
-        .unwrap_or(0);
-    // And the log's index checkpoint at its close.
-    let index_s = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == "wrote the index checkpoint")
-        .filter_map(|l| l["fields"]["seconds"].as_f64())
-        .next_back()
-        .unwrap_or(0.0);
+    // Of which the last snapshot and the log's index checkpoint at its close took (the
+    // server's log says how long writing each took).
+    let saving_ms = last_logged(&lines, "projections saved", "millis");
+    let index_s = last_logged(&lines, "wrote the index checkpoint", "seconds");
     let index_bytes = walkdir(&data_dir.join("log").join("index-checkpoint"));
     let snapshot_bytes = walkdir(&data_dir.join("projections").join("projections.snap"));
     let checkpoint_bytes = walkdir(&data_dir.join("projections").join("as-of"));
     println!(
         "  clean stop: {stop_s:.2} s, of which writing the last snapshot ({:.0} MiB) {:.2} s and the log's index checkpoint ({:.0} MiB) {index_s:.2} s; as-of checkpoints on disk: {:.0} MiB",
         snapshot_bytes as f64 / (1 << 20) as f64,
-        saving_ms as f64 / 1e3,
+        saving_ms / 1e3,
         index_bytes as f64 / (1 << 20) as f64,
         checkpoint_bytes as f64 / (1 << 20) as f64,
     );
@@ -667,7 +655,7 @@ async fn run(program: &Path, base: &Path, complaints: usize) -> serde_json::Valu
         "snapshot_mib": snapshot_bytes as f64 / (1 << 20) as f64,
         "index_checkpoint_s": index_s,
         "index_checkpoint_mib": index_bytes as f64 / (1 << 20) as f64,
-        "snapshot_write_s": saving_ms as f64 / 1e3,
+        "snapshot_write_s": saving_ms / 1e3,
         "checkpoints_mib": checkpoint_bytes as f64 / (1 << 20) as f64,
     })
 }
@@ -774,6 +762,17 @@ struct Opens {
     history: f64,
     full: f64,
     full_mib: f64,
+}
+
+/// The field `field` of the last line of the server's (JSON) log with `message`; 0 if none.
+fn last_logged(lines: &[String], message: &str, field: &str) -> f64 {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == message)
+        .filter_map(|l| l["fields"][field].as_f64())
+        .next_back()
+        .unwrap_or(0.0)
 }
 
 fn self_rss_mib() -> f64 {

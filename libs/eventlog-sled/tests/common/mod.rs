@@ -29,6 +29,20 @@ pub async fn append_event(log: &SledEventLog, stream: &StreamId, i: usize, pad: 
     .unwrap();
 }
 
+/// Tries to append one small test event to `stream`: the result, for tests of a log
+/// that must refuse it.
+pub async fn try_append(
+    log: &SledEventLog,
+    stream: &StreamId,
+) -> eventlog::Result<eventlog::AppendResult> {
+    log.append(
+        stream,
+        ExpectedVersion::Any,
+        vec![NewEvent::new("test.happened", "user:t", Bytes::from("x"))],
+    )
+    .await
+}
+
 /// Changes the raw store behind the log's back.
 pub fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
     let db = eventlog_sled::open_raw(path).unwrap();
