@@ -442,14 +442,26 @@ impl fmt::Display for Report {
 /// (checksum, envelope, position) and its chain hash: worked out for a batch on every core,
 /// then checked in order ([`Verifier::check_all`]).
 struct Prepared {
-    decoded: Result<crate::RecordedEvent>,
+    decoded: Result<Link>,
     hash: ChainHash,
+}
+
+/// What the checks in order need of a record that reads intact.
+struct Link {
+    prev_hash: ChainHash,
+    /// A signed digest's payload, for records that hold one.
+    digest: Option<Bytes>,
 }
 
 impl Prepared {
     fn of(record: &StoredRecord) -> Self {
+        let decoded = crate::codec::view(record.position, &record.bytes).map(|view| Link {
+            prev_hash: view.prev_hash,
+            digest: (view.event_type == DIGEST_EVENT_TYPE && view.stream == DIGEST_STREAM)
+                .then(|| record.bytes.slice_ref(view.payload)),
+        });
         Self {
-            decoded: record.decode(),
+            decoded,
             hash: record.hash(),
         }
     }
@@ -703,8 +715,8 @@ impl Verifier {
             self.recent.pop_front();
         }
         self.recent.push_back(self.last.head);
-        if decoded.event_type == DIGEST_EVENT_TYPE && decoded.stream.as_str() == DIGEST_STREAM {
-            self.check_recorded_digest(expected, &decoded.payload);
+        if let Some(digest) = &decoded.digest {
+            self.check_recorded_digest(expected, digest);
             if self.broken.is_some() {
                 return;
             }

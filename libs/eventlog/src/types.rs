@@ -26,6 +26,12 @@ impl StreamId {
     /// Validates and wraps a stream id.
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
+        Self::check(&id)?;
+        Ok(Self(id))
+    }
+
+    /// Whether `id` is a valid stream id (what [`StreamId::new`] checks).
+    pub fn check(id: &str) -> Result<()> {
         if id.is_empty() {
             return Err(Error::invalid("stream_id", "must not be empty"));
         }
@@ -41,7 +47,12 @@ impl StreamId {
                 "must not contain whitespace or control characters",
             ));
         }
-        Ok(Self(id))
+        Ok(())
+    }
+
+    /// A stream id [`StreamId::check`] has accepted.
+    pub(crate) fn unchecked(id: String) -> Self {
+        Self(id)
     }
 
     /// The id as text.

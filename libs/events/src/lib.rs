@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod error;
 pub mod export;
+mod json;
 pub mod personal;
 pub mod stored;
 

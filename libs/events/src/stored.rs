@@ -88,6 +88,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 10] = [
+        Kind::Complaint,
+        Kind::SlaAtRisk,
+        Kind::SlaBreached,
+        Kind::QueueLeased,
+        Kind::QueueLeaseExpired,
+        Kind::QueueAcknowledged,
+        Kind::RulesLoaded,
+        Kind::PersonalDataErased,
+        Kind::DigestSigned,
+        Kind::RepeatedCause,
+    ];
+
     /// The kind of an event type; `None` for a type this build does not know.
     pub fn of(event_type: &str) -> Option<Self> {
         Some(match event_type {

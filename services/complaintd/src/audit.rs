@@ -422,9 +422,11 @@ impl Filter {
             prev_hash: record.prev_hash.0.to_vec().into(),
             effective_time: effective_time(record),
             body: Some(if self.json {
-                audit::audit_event::Body::Json(
-                    export::event_json_with(record, hash, self.keys.as_deref()).to_string(),
-                )
+                audit::audit_event::Body::Json(export::event_line(
+                    record,
+                    hash,
+                    self.keys.as_deref(),
+                ))
             } else {
                 audit::audit_event::Body::Stored(stored.bytes.clone())
             }),
