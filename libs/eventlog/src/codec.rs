@@ -5,6 +5,8 @@
 //! BLAKE3 hash of the previous record's stored bytes ([`crate::ChainHash::of_record`]). Decoding checks the checksum, the
 //! format, the fields and that the record is at the position it was read from: a record
 //! that fails any check is [`Error::Corruption`] at that position, never served.
+//! [`view`] reads and checks a record in place (what verification needs); [`decode`] is
+//! the same reading, copied out into a [`RecordedEvent`].
 
 use bytes::Bytes;
 use complaints_proto::eventlog::v1::Envelope;

@@ -57,6 +57,18 @@ pub fn lines(events: &[(RecordedEvent, ChainHash)]) -> Vec<String> {
     })
 }
 
+/// Writes `events` as lines of an export, each followed by a newline ([`lines`]).
+pub fn write_lines(
+    events: &[(RecordedEvent, ChainHash)],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for line in lines(events) {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// One event as a line of an export: the text of [`event_json_with`]`(record, hash,
 /// keys)`, written directly.
 pub fn event_line(record: &RecordedEvent, hash: ChainHash, keys: Option<&dyn KeyStore>) -> String {

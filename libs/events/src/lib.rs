@@ -7,9 +7,11 @@
 //!   (`complaints.events.v1`), with personal fields in the clear or sealed.
 //! - [`personal`]: per-person sealing of personal data (crypto-shredding) and the
 //!   [`personal::KeyStore`] trait its keys live behind.
-//! - [`export`]: events as JSON for auditors.
+//! - [`export`]: events as JSON for auditors, written directly by `json` (the payload's
+//!   wire bytes straight to text) with the reference rendering as its fallback.
 //!
-//! Modules depend one way: `error` <- `personal` <- `codec` <- `stored` <- `export`.
+//! Modules depend one way: `error` <- `personal` <- `codec` <- `stored` <- `export`;
+//! `json`, used by `export`, depends on none of them.
 #![forbid(unsafe_code)]
 
 pub mod codec;

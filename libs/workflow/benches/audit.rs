@@ -25,8 +25,11 @@ use eventlog::EventLog;
 use eventlog_sled::{OfflineLog, OpenCheck, SledConfig, SledEventLog};
 use jiff::Timestamp;
 
-/// Renders a batch of events as lines of an export.
-type Render = dyn Fn(&[(eventlog::RecordedEvent, eventlog::ChainHash)]) -> Vec<String>;
+/// Writes a batch of events as lines of an export.
+type Render = dyn Fn(
+    &[(eventlog::RecordedEvent, eventlog::ChainHash)],
+    &mut dyn Write,
+) -> std::io::Result<()>;
 
 fn main() {
     let base_dir = std::env::var_os("BENCH_DIR")
@@ -103,10 +106,7 @@ fn main() {
         let mut exported = 0u64;
         let mut batch = Vec::with_capacity(4096);
         let mut flush = |batch: &mut Vec<_>, out: &mut std::io::BufWriter<std::io::Sink>| {
-            for line in render(batch) {
-                out.write_all(line.as_bytes()).unwrap();
-                out.write_all(b"\n").unwrap();
-            }
+            render(batch, out).unwrap();
             exported += batch.len() as u64;
             batch.clear();
         };
@@ -124,11 +124,12 @@ fn main() {
         assert_eq!(exported, events);
         rate(exported, t)
     };
-    let export_rate = export(&export::lines);
-    let reference_rate = export(&|batch| {
-        eventlog::parallel::map_in_order(batch, 256, |(record, hash)| {
+    let export_rate = export(&export::write_lines);
+    let reference_rate = export(&|batch, out| {
+        let lines = eventlog::parallel::map_in_order(batch, 256, |(record, hash)| {
             export::event_json(record, *hash).to_string()
-        })
+        });
+        lines.iter().try_for_each(|line| writeln!(out, "{line}"))
     });
     println!(
         "offline export (JSON): {export_rate:.0} events/s ({:.2}x the baseline walk; {:.2}x the reference rendering's {reference_rate:.0} events/s)",

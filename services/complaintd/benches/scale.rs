@@ -677,7 +677,6 @@ fn walkdir(dir: &Path) -> u64 {
 /// (raw walk records/s, verification events/s, JSON export events/s, (seconds, MiB) to
 /// open it with the full check) of the stored log.
 fn offline(path: &Path, events: u64) -> (f64, f64, f64, Opens) {
-    use std::io::Write as _;
     let log = eventlog_sled::OfflineLog::open(path).unwrap();
     let rate = |n: u64, t: Instant| n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -702,10 +701,7 @@ fn offline(path: &Path, events: u64) -> (f64, f64, f64, Opens) {
     let mut batch = Vec::with_capacity(4096);
     let mut exported = 0u64;
     let mut flush = |batch: &mut Vec<_>| {
-        for line in complaints_events::export::lines(batch) {
-            out.write_all(line.as_bytes()).unwrap();
-            out.write_all(b"\n").unwrap();
-        }
+        complaints_events::export::write_lines(batch, &mut out).unwrap();
         exported += batch.len() as u64;
         batch.clear();
     };
