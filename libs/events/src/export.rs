@@ -5,9 +5,9 @@
 //! this build does not know is given as base64 under `payload_base64`.
 //!
 //! [`event_json_with`] is the reference rendering (a `serde_json::Value`, whose objects
-//! print their keys sorted); [`event_line`] writes the same text directly (see
-//! [`crate::json`]), several times faster, and falls back to the reference for anything
-//! it does not handle.
+//! print their keys sorted); [`event_line`] writes the same text directly (the crate's
+//! `json` module), several times faster, and falls back to the reference for anything it
+//! does not handle.
 
 use std::io::Write as _;
 
