@@ -39,6 +39,8 @@
 //! **history check**: checksums, positions and the hash chain up to the anchor, with
 //! [`eventlog::audit::Verifier`]); if that finds damage the log refuses every read and
 //! append from then on with the `Corruption` it found ([`SledEventLog::history_check`]).
+//! A service can defer the check until its own start-up work is done
+//! ([`SledConfig::defer_history_check`], [`SledEventLog::start_history_check`]).
 //! [`SledEventLog::verify`] runs the full check without
 //! opening for writing; [`OfflineLog`] walks a (copied, possibly tampered) store without
 //! any check, for the audit verifier and export; [`open_raw`] gives the raw sled store to
@@ -88,6 +90,12 @@ pub struct SledConfig {
     pub index_checkpoint_every: u64,
     /// What an open reads and checks before the log is used.
     pub check_at_open: OpenCheck,
+    /// The history check (see [`OpenCheck::SinceCheckpoint`]) waits for
+    /// [`SledEventLog::start_history_check`] instead of starting with the open: a service
+    /// whose start-up has heavy work of its own (restoring its projections) starts it
+    /// after that, so that the two do not share the cores. Reads and appends are served
+    /// meanwhile, as they are while the check runs.
+    pub defer_history_check: bool,
 }
 
 /// What an open for writing reads and checks before the log is used.
@@ -125,6 +133,7 @@ impl SledConfig {
             read_only: false,
             index_checkpoint_every: 500_000,
             check_at_open: OpenCheck::default(),
+            defer_history_check: false,
         }
     }
 }
@@ -154,6 +163,9 @@ pub(crate) struct Shared {
     pub(crate) history: watch::Sender<HistoryCheck>,
     /// The position the last index checkpoint covers (0: none yet).
     pub(crate) checkpointed: watch::Sender<Position>,
+    /// Whether the history check may start (see [`SledConfig::defer_history_check`]);
+    /// the close wakes it too.
+    pub(crate) history_go: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl Shared {
@@ -208,6 +220,12 @@ impl Drop for Inner {
 impl Inner {
     fn shutdown(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
+        {
+            // Under the lock: a history check about to wait sees `closed` or is woken.
+            let (go, wake) = &self.shared.history_go;
+            let _go = go.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            wake.notify_all();
+        }
         drop(
             self.submit
                 .lock()
@@ -295,6 +313,10 @@ impl SledEventLog {
             damage: OnceLock::new(),
             history: watch::channel(history).0,
             checkpointed: watch::channel(unchecked.position).0,
+            history_go: (
+                Mutex::new(!config.defer_history_check),
+                std::sync::Condvar::new(),
+            ),
         });
         let (checkpoint_tx, checkpoint_rx) = std_mpsc::sync_channel(1);
         let (submit, mut threads) =
@@ -388,6 +410,8 @@ impl SledEventLog {
             damage: OnceLock::new(),
             history: watch::channel(HistoryCheck::Intact).0,
             checkpointed: watch::channel(0).0,
+            // Read-only opens check everything at open: no history check.
+            history_go: (Mutex::new(true), std::sync::Condvar::new()),
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -444,6 +468,14 @@ impl SledEventLog {
             HistoryCheck::Damaged(e) => Err(e),
             HistoryCheck::Running | HistoryCheck::Stopped => Err(Error::Closed),
         }
+    }
+
+    /// Lets a deferred history check start (see [`SledConfig::defer_history_check`]); no
+    /// effect on one that started already.
+    pub fn start_history_check(&self) {
+        let (go, wake) = &self.inner.shared.history_go;
+        *go.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        wake.notify_all();
     }
 
     /// The position the last index checkpoint covers (0: none yet), as it moves.
@@ -918,6 +950,19 @@ fn checkpoint_loop(shared: &Shared, every: u64, durable: &std_mpsc::Receiver<Pos
 fn check_history(shared: &Shared, anchor: Tail) {
     use eventlog::audit::{Digest, HeldDigest, Outcome, Verifier};
     use std::ops::ControlFlow;
+    {
+        let (go, wake) = &shared.history_go;
+        let mut go = go.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*go && !shared.closed.load(Ordering::SeqCst) {
+            go = wake
+                .wait(go)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+    if shared.closed.load(Ordering::SeqCst) {
+        shared.history.send_replace(HistoryCheck::Stopped);
+        return;
+    }
     let started = Instant::now();
     let mut verifier = Verifier::new().holding(HeldDigest::Plain(Digest {
         position: anchor.position,

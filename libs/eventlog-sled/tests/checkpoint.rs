@@ -246,3 +246,43 @@ async fn checkpoints_follow_the_log_so_an_open_after_a_crash_reads_little() {
     assert!(same(&answers(&crashed).await, &expected));
     crashed.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_deferred_history_check_waits_to_be_started_and_a_close_ends_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = open_default(&path).await;
+    fill(&log, 0, 200).await;
+    log.close().await.unwrap();
+    drop(log);
+    common::tamper(&path, |db| common::alter_payload(db, 50));
+    let deferred = SledConfig {
+        defer_history_check: true,
+        ..SledConfig::new(&path)
+    };
+
+    // Not started: the damage behind the checkpoint is not found yet, and the log serves.
+    let log = SledEventLog::open(deferred.clone()).unwrap();
+    assert!(matches!(log.history_check(), HistoryCheck::Running));
+    assert_eq!(log.read_stored(1, 300).await.unwrap().len(), 200);
+    log.start_history_check();
+    let found = log.history_checked().await.unwrap_err();
+    assert!(
+        matches!(found, Error::Corruption { position: 50, .. }),
+        "{found}"
+    );
+    assert!(matches!(
+        log.read_stored(1, 1).await,
+        Err(Error::Corruption { position: 50, .. })
+    ));
+    log.close().await.ok();
+    drop(log);
+
+    // Closed before it was started: the close does not wait for it, and it says so.
+    let log = SledEventLog::open(deferred).unwrap();
+    let waiting = log.clone();
+    let outcome = tokio::spawn(async move { waiting.history_checked().await });
+    log.close().await.unwrap();
+    assert!(matches!(outcome.await.unwrap(), Err(Error::Closed)));
+    assert!(matches!(log.history_check(), HistoryCheck::Stopped));
+}

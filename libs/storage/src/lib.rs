@@ -30,6 +30,9 @@ pub enum Backend {
         /// Read and check every record at open, not only those after the index
         /// checkpoint (`eventlog_sled::OpenCheck::Full`).
         full_check_at_open: bool,
+        /// The check of the history behind the index checkpoint waits for
+        /// [`HistoryCheck::start`] (`eventlog_sled::SledConfig::defer_history_check`).
+        defer_history_check: bool,
     },
     /// NATS JetStream at `url` (comma-separated servers): the log in `stream`, the keys in
     /// the key-value bucket `<stream>_KEYS` (replicas sharing a log share their keys).
@@ -145,14 +148,18 @@ pub struct Storage {
     /// A log opened read-only: the damage found at open, where it starts.
     pub damage: Option<eventlog::Error>,
     /// The sled log's check of the history its index checkpoint covers, run in the
-    /// background after the open: ends with the `Corruption` it found (the log then
-    /// refuses every read and append), `Ok` when intact, `Closed` if the log closed first.
+    /// background after the open (or once started, if deferred).
     pub history_check: Option<HistoryCheck>,
 }
 
-/// The outcome of a check running in the background.
-pub type HistoryCheck =
-    std::pin::Pin<Box<dyn std::future::Future<Output = eventlog::Result<()>> + Send>>;
+/// A check of the log's history running in the background.
+pub struct HistoryCheck {
+    /// Lets a deferred check start; no effect on one that started with the open.
+    pub start: Box<dyn Fn() + Send + Sync>,
+    /// Its outcome: the `Corruption` it found (the log then refuses every read and
+    /// append), `Ok` when intact, `Closed` if the log closed first.
+    pub outcome: std::pin::Pin<Box<dyn std::future::Future<Output = eventlog::Result<()>> + Send>>,
+}
 
 /// Opens the log of `backend` (taking `recorded_at` from `clock`) and its key store.
 pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, OpenError> {
@@ -163,11 +170,13 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             read_only,
             index_checkpoint_every,
             full_check_at_open,
+            defer_history_check,
         } => {
             let log_path = data_dir.join("log");
             let mut config = SledConfig::new(&log_path);
             config.read_only = *read_only;
             config.index_checkpoint_every = *index_checkpoint_every;
+            config.defer_history_check = *defer_history_check;
             if *full_check_at_open {
                 config.check_at_open = eventlog_sled::OpenCheck::Full;
             }
@@ -197,12 +206,15 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
                 Err(CrossCheck::Other(e)) => return Err(e),
             }
             keys.observe_log(log.watch_head());
-            let checked = log.clone();
+            let (checked, started) = (log.clone(), log.clone());
             Ok(Storage {
                 log: Arc::new(log),
                 keys: Arc::new(keys),
                 damage,
-                history_check: Some(Box::pin(async move { checked.history_checked().await })),
+                history_check: Some(HistoryCheck {
+                    start: Box::new(move || started.start_history_check()),
+                    outcome: Box::pin(async move { checked.history_checked().await }),
+                }),
             })
         }
         Backend::JetStream {

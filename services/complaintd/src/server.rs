@@ -310,6 +310,10 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
+/// How long after the log's open its history check starts at the latest, if the server
+/// is not ready by then (a rebuild of the projections).
+const HISTORY_CHECK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where `config` keeps the log and its keys.
 fn backend(config: &Config) -> Backend {
     match config.log_backend {
@@ -319,6 +323,8 @@ fn backend(config: &Config) -> Backend {
             read_only: config.read_only,
             index_checkpoint_every: config.log_index_checkpoint_every,
             full_check_at_open: config.log_full_check_at_open,
+            // Started once ready (see `start_with_clock`).
+            defer_history_check: true,
         },
         LogBackend::Jetstream => Backend::JetStream {
             url: config.jetstream_url.clone().unwrap_or_default(),
@@ -519,14 +525,23 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
     };
     // The log checks the history behind its index checkpoint after the open; damage it
     // finds makes the log refuse every call, and the server stops reporting ready.
+    // The check starts once the server is ready, or HISTORY_CHECK_GRACE after this at the
+    // latest: restoring the projections' snapshot, the longest step of a start, then has
+    // the cores to itself (measured in docs/PERFORMANCE.md).
     let (history_found, history_seen) = tokio::sync::watch::channel(None);
     if history_check.is_none() {
         history_found.send_replace(Some(None));
     }
     let history = history_check.map(|check| {
+        let mut ready = ready.clone();
+        let start = check.start;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(HISTORY_CHECK_GRACE, ready.wait_for(|r| *r)).await;
+            start();
+        });
         let (health, set_ready, damaged) = (health.clone(), set_ready.clone(), damaged.clone());
         tokio::spawn(async move {
-            let outcome = check.await;
+            let outcome = check.outcome.await;
             match &outcome {
                 Ok(()) => {}
                 Err(e @ eventlog::Error::Corruption { .. }) => {
