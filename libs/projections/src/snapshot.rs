@@ -103,6 +103,14 @@ fn build() -> String {
     .to_owned()
 }
 
+/// A snapshot read and checked on its own, not yet against a log
+/// ([`SnapshotStore::anchor`]).
+#[derive(Debug)]
+pub struct Unanchored {
+    header: Header,
+    sections: Vec<(String, Vec<u8>)>,
+}
+
 /// The directory holding the projections' snapshot.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
@@ -208,6 +216,14 @@ impl SnapshotStore {
         if let Some(snapshot) = loaded {
             return Ok(Some(snapshot));
         }
+        let read = self.read()?;
+        self.anchor(read, log).await
+    }
+
+    /// The first half of [`SnapshotStore::load`]: reads the last snapshot and checks it on
+    /// its own (whole, of this build); `Ok(None)` if there is none. It blocks (the file's
+    /// read and hash) and needs no log: a start runs it beside the log's open.
+    pub fn read(&self) -> Result<Option<Unanchored>, SnapshotError> {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -238,14 +254,29 @@ impl SnapshotStore {
         }
         let mut sections = Vec::with_capacity(header.sections.len());
         let mut at = header_end;
-        for (name, len) in header.sections {
-            let end = at.saturating_add(len as usize);
+        for (name, len) in &header.sections {
+            let end = at.saturating_add(*len as usize);
             let bytes = body
                 .get(at..end)
                 .ok_or_else(|| unusable(format!("section {name} past the end")))?;
-            sections.push((name, bytes.to_vec()));
+            sections.push((name.clone(), bytes.to_vec()));
             at = end;
         }
+        Ok(Some(Unanchored { header, sections }))
+    }
+
+    /// The second half of [`SnapshotStore::load`]: a snapshot [`SnapshotStore::read`]
+    /// gave, checked against `log` (not past its head, taken at an event it holds).
+    pub async fn anchor(
+        &self,
+        read: Option<Unanchored>,
+        log: &dyn EventLog,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        let Some(Unanchored { header, sections }) = read else {
+            return Ok(None);
+        };
+        let path = self.path();
+        let unusable = |why: String| SnapshotError::Unusable(format!("{}: {why}", path.display()));
         let head = log
             .head()
             .await

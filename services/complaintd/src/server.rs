@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use complaints_domain::Rules;
 use complaints_projections::board::SlaBoard;
-use complaints_projections::snapshot::SnapshotStore;
+use complaints_projections::snapshot::{SnapshotError, SnapshotStore, Unanchored};
 use complaints_projections::Projections;
 use complaints_proto::complaints::admin::v1::admin_service_server::AdminServiceServer;
 use complaints_proto::complaints::audit::v1::audit_service_server::AuditServiceServer;
@@ -245,11 +245,16 @@ fn publisher_config(config: &Config, url: &str) -> complaints_nats::PublisherCon
 async fn refuse_if_the_log_lost_records(
     config: &Config,
     log: &dyn EventLog,
+    snapshot: Result<Option<Unanchored>, SnapshotError>,
 ) -> anyhow::Result<Option<complaints_projections::snapshot::Snapshot>> {
     let head = log.head().await.context("reading the log's head")?;
     let store = SnapshotStore::new(config.data_dir.join("projections"));
-    let snapshot = match store.load(log).await {
-        Err(e @ complaints_projections::snapshot::SnapshotError::PastHead { .. }) => {
+    let anchored = match snapshot {
+        Ok(read) => store.anchor(read, log).await,
+        Err(e) => Err(e),
+    };
+    let snapshot = match anchored {
+        Err(e @ SnapshotError::PastHead { .. }) => {
             anyhow::bail!("the event log is damaged: {e}; refusing to start (restore the log from a backup, or run `complaintctl admin salvage` to see what is left)");
         }
         Ok(snapshot) => snapshot,
@@ -349,14 +354,22 @@ pub async fn start_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow:
         .with_context(|| format!("business_time_zone {:?}", config.business_time_zone))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    // The projections' snapshot is read and hashed beside the log's open (they are
+    // independent until it is checked against the log): the two longest steps before
+    // SERVING, side by side.
+    let snapshot_store = SnapshotStore::new(config.data_dir.join("projections"));
+    let snapshot_read = tokio::task::spawn_blocking(move || snapshot_store.read());
     let storage = complaints_storage::open(&backend(config), clock.clone()).await?;
+    let snapshot_read = snapshot_read
+        .await
+        .context("reading the projections' snapshot")?;
     let (log, keys, damage) = (storage.log, storage.keys, storage.damage);
     let history_check = storage.history_check;
     let read_only = config.read_only;
     if read_only {
         tracing::warn!("read-only: every command is refused and nothing is written");
     }
-    let snapshot = match refuse_if_the_log_lost_records(config, &*log).await {
+    let snapshot = match refuse_if_the_log_lost_records(config, &*log, snapshot_read).await {
         Err(e) if read_only => {
             tracing::error!(error = %format!("{e:#}"), "serving read-only all the same");
             None
