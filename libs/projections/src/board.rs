@@ -676,6 +676,7 @@ impl Inner {
     fn reindex(&mut self, engine: &Engine) {
         self.ids.clear();
         let Inner { data, ids, .. } = self;
+        ids.reserve(data.slots.len(), |s| data.slots[s as usize].id);
         for (i, slot) in data.slots.iter().enumerate() {
             ids.insert(&slot.id, i as u32, |s| data.slots[s as usize].id);
         }

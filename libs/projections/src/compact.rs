@@ -140,6 +140,16 @@ impl RowIndex {
         });
     }
 
+    /// Makes room for `additional` more rows without rehashing on the way (a restore
+    /// inserts every row at once).
+    pub fn reserve(&mut self, additional: usize, id_of: impl Fn(u32) -> [u8; 16]) {
+        let hasher = self.hasher.clone();
+        self.table.reserve(additional, move |row| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(id_of(*row))
+        });
+    }
+
     pub fn clear(&mut self) {
         self.table.clear();
     }

@@ -122,6 +122,7 @@ impl Inner {
         self.by_id.clear();
         self.order.clear();
         let rows = &self.data.rows;
+        self.by_id.reserve(rows.len(), |r| rows[r as usize].id);
         for (i, row) in rows.iter().enumerate() {
             self.by_id
                 .insert(&row.id, i as u32, |r| rows[r as usize].id);

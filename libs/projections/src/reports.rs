@@ -151,6 +151,7 @@ impl Inner {
     fn reindex(&mut self) {
         self.by_id.clear();
         let lives = &self.data.lives;
+        self.by_id.reserve(lives.len(), |r| lives[r as usize].id);
         for (i, life) in lives.iter().enumerate() {
             self.by_id
                 .insert(&life.id, i as u32, |r| lives[r as usize].id);

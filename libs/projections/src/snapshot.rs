@@ -56,7 +56,10 @@ struct Header {
 #[derive(Debug)]
 pub struct Snapshot {
     pub position: Position,
-    sections: Vec<(String, Vec<u8>)>,
+    /// The file as read (its sections are not copied out of it).
+    bytes: Vec<u8>,
+    /// Each section's name and where it lies in `bytes`.
+    sections: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Snapshot {
@@ -65,7 +68,7 @@ impl Snapshot {
         self.sections
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_slice())
+            .and_then(|(_, range)| self.bytes.get(range.clone()))
     }
 }
 
@@ -108,7 +111,8 @@ fn build() -> String {
 #[derive(Debug)]
 pub struct Unanchored {
     header: Header,
-    sections: Vec<(String, Vec<u8>)>,
+    bytes: Vec<u8>,
+    sections: Vec<(String, std::ops::Range<usize>)>,
 }
 
 /// The directory holding the projections' snapshot.
@@ -256,13 +260,17 @@ impl SnapshotStore {
         let mut at = header_end;
         for (name, len) in &header.sections {
             let end = at.saturating_add(*len as usize);
-            let bytes = body
-                .get(at..end)
-                .ok_or_else(|| unusable(format!("section {name} past the end")))?;
-            sections.push((name.clone(), bytes.to_vec()));
+            if end > body.len() {
+                return Err(unusable(format!("section {name} past the end")));
+            }
+            sections.push((name.clone(), at..end));
             at = end;
         }
-        Ok(Some(Unanchored { header, sections }))
+        Ok(Some(Unanchored {
+            header,
+            bytes,
+            sections,
+        }))
     }
 
     /// The second half of [`SnapshotStore::load`]: a snapshot [`SnapshotStore::read`]
@@ -272,7 +280,12 @@ impl SnapshotStore {
         read: Option<Unanchored>,
         log: &dyn EventLog,
     ) -> Result<Option<Snapshot>, SnapshotError> {
-        let Some(Unanchored { header, sections }) = read else {
+        let Some(Unanchored {
+            header,
+            bytes,
+            sections,
+        }) = read
+        else {
             return Ok(None);
         };
         let path = self.path();
@@ -306,6 +319,7 @@ impl SnapshotStore {
         }
         Ok(Some(Snapshot {
             position: header.position,
+            bytes,
             sections,
         }))
     }
