@@ -118,15 +118,13 @@ pub fn direct_line(
     string(&mut out, "\"event_type\":", &record.event_type);
     out.extend_from_slice(b"\"hash\":");
     hex(&mut out, &hash);
-    match effective {
-        Some(_) => out.extend_from_slice(b",\"payload\":"),
-        None => out.extend_from_slice(b",\"payload_base64\":\""),
-    }
     if effective.is_some() {
+        out.extend_from_slice(b",\"payload\":");
         out.extend_from_slice(&body);
     } else {
         let mut encoded = String::new();
         base64::engine::general_purpose::STANDARD.encode_string(payload, &mut encoded);
+        out.extend_from_slice(b",\"payload_base64\":\"");
         out.extend_from_slice(encoded.as_bytes());
         out.push(b'"');
     }
