@@ -169,6 +169,36 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a log opened at `head` with `index`; the history check stands at
+    /// `history`, the index checkpoint at `checkpointed`, and the check may start at once
+    /// when `history_may_start`.
+    fn new(
+        tree: sled::Db,
+        path: PathBuf,
+        clock: Arc<dyn Clock>,
+        index: index::Index,
+        history: HistoryCheck,
+        checkpointed: Position,
+        history_may_start: bool,
+    ) -> Self {
+        let head = index.tail.position;
+        Self {
+            tree,
+            path,
+            clock,
+            durable: AtomicU64::new(head),
+            index: RwLock::new(index),
+            head_tx: watch::channel(head).0,
+            stats: pipeline::Stats::default(),
+            failure: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            damage: OnceLock::new(),
+            history: watch::channel(history).0,
+            checkpointed: watch::channel(checkpointed).0,
+            history_go: (Mutex::new(history_may_start), std::sync::Condvar::new()),
+        }
+    }
+
     pub(crate) fn fail(&self, reason: String) -> Error {
         tracing::error!(%reason, "event log storage failure: refusing further writes");
         let mut failure = self
@@ -294,30 +324,20 @@ impl SledEventLog {
             &witness::Head::settled(tail.position, tail.hash),
         )
         .map_err(|e| Error::Storage(format!("cannot write the witness: {e}")))?;
-        let (head_tx, _) = watch::channel(tail.position);
         let history = if unchecked.position > 0 {
             HistoryCheck::Running
         } else {
             HistoryCheck::Intact
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             tree,
-            path: config.path.clone(),
+            config.path.clone(),
             clock,
-            durable: AtomicU64::new(tail.position),
-            index: RwLock::new(index),
-            head_tx,
-            stats: pipeline::Stats::default(),
-            failure: Mutex::new(None),
-            closed: AtomicBool::new(false),
-            damage: OnceLock::new(),
-            history: watch::channel(history).0,
-            checkpointed: watch::channel(unchecked.position).0,
-            history_go: (
-                Mutex::new(!config.defer_history_check),
-                std::sync::Condvar::new(),
-            ),
-        });
+            index,
+            history,
+            unchecked.position,
+            !config.defer_history_check,
+        ));
         let (checkpoint_tx, checkpoint_rx) = std_mpsc::sync_channel(1);
         let (submit, mut threads) =
             pipeline::start(shared.clone(), sync, tail, witness, checkpoint_tx)?;
@@ -396,23 +416,16 @@ impl SledEventLog {
             }
             None => tracing::info!(path = %path.display(), head, "opened the event log read-only"),
         }
-        let (head_tx, _) = watch::channel(head);
-        let shared = Arc::new(Shared {
+        // Read-only opens check everything at open: no history check.
+        let shared = Arc::new(Shared::new(
             tree,
-            path: path.clone(),
+            path.clone(),
             clock,
-            durable: AtomicU64::new(head),
-            index: RwLock::new(index),
-            head_tx,
-            stats: pipeline::Stats::default(),
-            failure: Mutex::new(None),
-            closed: AtomicBool::new(false),
-            damage: OnceLock::new(),
-            history: watch::channel(HistoryCheck::Intact).0,
-            checkpointed: watch::channel(0).0,
-            // Read-only opens check everything at open: no history check.
-            history_go: (Mutex::new(true), std::sync::Condvar::new()),
-        });
+            index,
+            HistoryCheck::Intact,
+            0,
+            true,
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,

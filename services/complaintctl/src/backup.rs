@@ -66,6 +66,20 @@ pub struct Manifest {
     pub keys_hash: String,
 }
 
+impl Manifest {
+    /// Refuses `what` (its position and head hash) unless it is the manifest's own.
+    fn ends_at(&self, what: &str, position: Position, head_hash: &str) -> anyhow::Result<()> {
+        if position != self.position || head_hash != self.head_hash {
+            bail!(
+                "{what} position {position} ({head_hash}), not at the manifest's position {} ({})",
+                self.position,
+                self.head_hash
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The file of `admin erasures`: every person a system has erased.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -416,15 +430,11 @@ fn check_backup(
     let held = HeldDigest::from_json(&manifest.digest.to_string())
         .map_err(|e| anyhow::anyhow!("the manifest's digest: {e}"))?;
     let digest = held.digest();
-    if digest.position != manifest.position || digest.head.to_hex() != manifest.head_hash {
-        bail!(
-            "the manifest's digest (position {}, {}) is not its position and head hash ({}, {})",
-            digest.position,
-            digest.head.to_hex(),
-            manifest.position,
-            manifest.head_hash
-        );
-    }
+    manifest.ends_at(
+        "the manifest's digest is at",
+        digest.position,
+        &digest.head.to_hex(),
+    )?;
     let signed = matches!(held, HeldDigest::Signed(_));
     if !signed && !trusted_keys.is_empty() {
         bail!("the backup's digest is not signed: it cannot be checked against --public-key");
@@ -432,15 +442,11 @@ fn check_backup(
     // The full check an open does: checksums, positions, versions, ids, the chain.
     let full = eventlog_sled::SledEventLog::verify(log)
         .map_err(|e| anyhow::anyhow!("the backup's log is damaged: {e}"))?;
-    if full.events != manifest.position || full.head_hash.to_hex() != manifest.head_hash {
-        bail!(
-            "the backup's log ends at position {} ({}), not at the manifest's digest (position {}, {})",
-            full.events,
-            full.head_hash.to_hex(),
-            manifest.position,
-            manifest.head_hash
-        );
-    }
+    manifest.ends_at(
+        "the backup's log ends at",
+        full.events,
+        &full.head_hash.to_hex(),
+    )?;
     // The auditors' walk: the held digest (and its signature), signed digests in the log.
     let verifier = Verifier::new().trusting(trusted_keys).holding(held);
     let report = OfflineLog::open(log)?.verify(verifier, |_| {})?;

@@ -385,6 +385,22 @@ async fn a_tampered_backup_is_refused_before_anything_is_written() {
     assert!(out.contains("the backup does not check"), "{out}");
     assert!(!target.exists(), "{out}");
 
+    // A manifest whose head hash is not its digest's (edited alone).
+    let edited = dir.path().join("edited");
+    copy_dir(&backup, &edited);
+    let path = edited.join("backup.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["head_hash"] = serde_json::json!(fake);
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let target = dir.path().join("new-edited");
+    let out = refused(&restore(edited, target.clone(), public.clone()).await);
+    assert!(
+        out.contains("the manifest's digest is at position") && out.contains(&fake),
+        "{out}"
+    );
+    assert!(!target.exists(), "{out}");
+
     // A key store that differs from its manifest.
     let keys = dir.path().join("keys-changed");
     copy_dir(&backup, &keys);
