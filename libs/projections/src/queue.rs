@@ -46,6 +46,16 @@ pub enum ItemState {
     },
 }
 
+/// What [`RegulatorQueue::page`]'s caller did with an item offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Not on the page (filtered out).
+    Skipped,
+    Taken,
+    /// The page is full: the item goes on the next page.
+    Full,
+}
+
 /// One queue item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -298,6 +308,33 @@ impl RegulatorQueue {
             .filter(|i| direction.is_none_or(|d| i.direction == d))
             .map(|i| (i.clone(), i.state_at(now)))
             .collect()
+    }
+
+    /// Offers `take` the items in queue order after the key `after` (from the start when
+    /// `None`), each with its state at `now`, until it answers [`Taken::Full`]; returns the
+    /// key of the last item taken when one was refused as `Full` (the `after` of the next
+    /// page), `None` when every item was offered.
+    pub fn page(
+        &self,
+        now: Timestamp,
+        after: Option<(Timestamp, Uuid)>,
+        mut take: impl FnMut(&Item, ItemState) -> Taken,
+    ) -> Option<(Timestamp, Uuid)> {
+        use std::ops::Bound;
+        let inner = self.kept.read();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut last = after;
+        for key in inner.order.range((from, Bound::Unbounded)).map(|(k, ())| k) {
+            let Some(item) = inner.items.get(&key.1) else {
+                continue;
+            };
+            match take(item, item.state_at(now)) {
+                Taken::Skipped => {}
+                Taken::Taken => last = Some(*key),
+                Taken::Full => return last,
+            }
+        }
+        None
     }
 
     /// One item.

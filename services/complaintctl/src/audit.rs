@@ -557,16 +557,28 @@ async fn as_of(target: &Target, what: AsOfCmd) -> anyhow::Result<()> {
             }
         }
         AsOfCmd::Queue { at } => {
-            let q = client
-                .list_regulator_queue_as_of(target.request(
-                    audit::ListRegulatorQueueAsOfRequest {
-                        as_of: Some(time(&at)?),
-                    },
-                )?)
-                .await?
-                .into_inner();
-            out!("regulator queue as of {at}: {} items", q.items.len());
-            for i in &q.items {
+            // Every page: each is computed again from the log, so the largest pages.
+            let mut items = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let q = client
+                    .list_regulator_queue_as_of(target.request(
+                        audit::ListRegulatorQueueAsOfRequest {
+                            as_of: Some(time(&at)?),
+                            page_size: 10_000,
+                            page_token,
+                        },
+                    )?)
+                    .await?
+                    .into_inner();
+                items.extend(q.items);
+                if q.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = q.next_page_token;
+            }
+            out!("regulator queue as of {at}: {} items", items.len());
+            for i in &items {
                 out!("  {}  {}  {}", i.name, i.complaint, i.body);
             }
         }

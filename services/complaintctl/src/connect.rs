@@ -63,8 +63,8 @@ impl Target {
             .into_inner())
     }
 
-    /// Past tonic's default limit of 4 MiB: the regulator queue is answered whole
-    /// (not paged), and after years it is more (4.4 MB for 28,236 items, measured).
+    /// Past tonic's default limit of 4 MiB: answers of an older server may be larger (its
+    /// regulator queue was answered whole: 4.4 MB for 28,236 items, measured).
     async fn complaints(&self) -> anyhow::Result<ComplaintServiceClient<Channel>> {
         Ok(ComplaintServiceClient::connect(self.server.clone())
             .await
@@ -72,8 +72,8 @@ impl Target {
             .max_decoding_message_size(1 << 30))
     }
 
-    /// Past tonic's default limit of 4 MiB, as for [`Target::complaints`]: the queue as of
-    /// a past moment is answered whole too.
+    /// Past tonic's default limit of 4 MiB, as for [`Target::complaints`]: an older
+    /// server answers the queue as of a past moment whole too.
     pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
         Ok(AuditServiceClient::connect(self.server.clone())
             .await

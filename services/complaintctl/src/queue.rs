@@ -11,15 +11,25 @@ use crate::display::enum_name;
 pub async fn run(target: &Target, cmd: QueueCmd) -> anyhow::Result<()> {
     match cmd {
         QueueCmd::List { direction } => {
-            let request = api::ListRegulatorQueueRequest {
-                direction: direction.map_or(0, i32::from),
-                states: vec![],
-            };
-            let queue = target
-                .call(request, async |c, r| c.list_regulator_queue(r).await)
-                .await?;
-            for item in &queue.items {
-                show_item(item);
+            // Every page, in queue order.
+            let mut page_token = String::new();
+            loop {
+                let request = api::ListRegulatorQueueRequest {
+                    direction: direction.map_or(0, i32::from),
+                    states: vec![],
+                    page_size: 0,
+                    page_token,
+                };
+                let queue = target
+                    .call(request, async |c, r| c.list_regulator_queue(r).await)
+                    .await?;
+                for item in &queue.items {
+                    show_item(item);
+                }
+                if queue.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = queue.next_page_token;
             }
         }
         QueueCmd::Lease {

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{self, Violations};
 use crate::errors;
-use crate::service::{board_out, queue_out, sla_view};
+use crate::service::{board_out, queue_out, sla_view, QueuePage};
 
 /// Events a stream buffers ahead of a slow client; past this the server stops reading.
 const STREAM_BUFFER: usize = 64;
@@ -306,13 +306,15 @@ impl Audit {
     ) -> Result<Response<api::ListRegulatorQueueResponse>, Status> {
         let r = request.into_inner();
         let mut v = Violations::default();
-        let Some(at) = Self::as_of(&mut v, r.as_of).filter(|_| v.is_empty()) else {
+        let at = Self::as_of(&mut v, r.as_of);
+        let page = QueuePage::parse(&mut v, r.page_size, &r.page_token);
+        let Some(at) = at.filter(|_| v.is_empty()) else {
             return Err(errors::invalid(v.0));
         };
         let queue = as_of::queue_as_of(&**self.log(), micros(at), self.checkpoints.as_ref())
             .await
             .map_err(as_of_error)?;
-        Ok(Response::new(queue_out(&queue.view, at, None, &[])))
+        Ok(Response::new(queue_out(&queue.view, at, None, &[], page)))
     }
 
     pub async fn list_backdated_entries(

@@ -779,13 +779,42 @@ pub fn clock_token(v: &mut Violations, token: &str) -> Option<(Timestamp, Compla
     parsed
 }
 
+/// The API name of a queue item's state.
+pub fn queue_state(state: &complaints_projections::queue::ItemState) -> api::QueueItemState {
+    use complaints_projections::queue::ItemState;
+    match state {
+        ItemState::Waiting => api::QueueItemState::QueueWaiting,
+        ItemState::Available => api::QueueItemState::QueueAvailable,
+        ItemState::Leased { .. } => api::QueueItemState::QueueLeased,
+        ItemState::Acknowledged { .. } => api::QueueItemState::QueueAcknowledged,
+    }
+}
+
+/// Regulator-queue page tokens: `v1.<queue key time in microseconds>.<item uuid>`.
+pub fn queue_token_out(after: (Timestamp, uuid::Uuid)) -> String {
+    format!("v1.{}.{}", after.0.as_microsecond(), after.1)
+}
+
+pub fn queue_token(v: &mut Violations, token: &str) -> Option<(Timestamp, uuid::Uuid)> {
+    // The same shape as the complaint list's tokens, with an item's uuid.
+    page_token(v, token).map(|(at, id)| (at, id.uuid()))
+}
+
 /// The API view of a queue item as it stands at `now`.
 pub fn queue_item_out(
     item: &complaints_projections::queue::Item,
     now: Timestamp,
 ) -> api::QueueItem {
+    queue_item_in_state(item, item.state_at(now))
+}
+
+/// The API view of a queue item in `state` (its state at some moment).
+pub fn queue_item_in_state(
+    item: &complaints_projections::queue::Item,
+    state: complaints_projections::queue::ItemState,
+) -> api::QueueItem {
     use complaints_projections::queue::{Direction, ItemState};
-    let (state, consumer, lease_expire_time, reference) = match item.state_at(now) {
+    let (state, consumer, lease_expire_time, reference) = match state {
         ItemState::Waiting => (
             api::QueueItemState::QueueWaiting,
             String::new(),

@@ -226,20 +226,75 @@ pub(crate) fn board_out(
     }
 }
 
-/// The queue's items at `now` (what ListRegulatorQueue shows).
+/// Largest page of the regulator queue, in items.
+pub const MAX_QUEUE_PAGE_SIZE: usize = 10_000;
+/// Page of the regulator queue when the caller gives none.
+pub const DEFAULT_QUEUE_PAGE_SIZE: usize = 1_000;
+/// A page of the regulator queue ends before its items reach this many bytes (the items'
+/// texts are the callers'), so that any client's default limit of 4 MiB a message holds.
+pub const QUEUE_PAGE_BYTES: usize = 2 << 20;
+
+/// Which page of the regulator queue a call asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueuePage {
+    size: usize,
+    after: Option<(jiff::Timestamp, uuid::Uuid)>,
+}
+
+impl QueuePage {
+    /// Reads `page_size` and `page_token`, adding what is wrong with them to `v`.
+    pub(crate) fn parse(v: &mut Violations, page_size: i32, page_token: &str) -> Self {
+        if page_size < 0 {
+            v.add("page_size", "must not be negative");
+        }
+        let size = match page_size {
+            n if n <= 0 => DEFAULT_QUEUE_PAGE_SIZE,
+            n => (n as usize).min(MAX_QUEUE_PAGE_SIZE),
+        };
+        let after = convert::queue_token(v, page_token);
+        Self { size, after }
+    }
+
+    /// Whether a page holding `items` items of `bytes` bytes is full before one more of
+    /// `next` bytes: at `size` items, or past [`QUEUE_PAGE_BYTES`] (one item always goes).
+    fn full(&self, items: usize, bytes: usize, next: usize) -> bool {
+        items >= self.size || (items > 0 && bytes + next > QUEUE_PAGE_BYTES)
+    }
+}
+
+/// A page of the queue's items at `now` (what ListRegulatorQueue shows), of `direction`
+/// and in `states` (all when empty).
 pub(crate) fn queue_out(
     queue: &RegulatorQueue,
     now: jiff::Timestamp,
     direction: Option<Direction>,
     states: &[i32],
+    page: QueuePage,
 ) -> api::ListRegulatorQueueResponse {
-    let items = queue
-        .items(now, direction)
-        .iter()
-        .map(|(item, _)| convert::queue_item_out(item, now))
-        .filter(|i| states.is_empty() || states.contains(&i.state))
-        .collect();
-    api::ListRegulatorQueueResponse { items }
+    use complaints_projections::queue::Taken;
+    use prost::Message;
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    let next = queue.page(now, page.after, |item, state| {
+        let wanted = direction.is_none_or(|d| item.direction == d)
+            && (states.is_empty() || states.contains(&(convert::queue_state(&state) as i32)));
+        if !wanted {
+            return Taken::Skipped;
+        }
+        let out = convert::queue_item_in_state(item, state);
+        // The item's bytes in the answer, with its tag and length (at most 8 bytes).
+        let size = out.encoded_len() + 8;
+        if page.full(items.len(), bytes, size) {
+            return Taken::Full;
+        }
+        bytes += size;
+        items.push(out);
+        Taken::Taken
+    });
+    api::ListRegulatorQueueResponse {
+        items,
+        next_page_token: next.map(convert::queue_token_out).unwrap_or_default(),
+    }
 }
 
 impl Api {
@@ -524,6 +579,7 @@ impl Api {
                 Ok(state) => states.push(state as i32),
             }
         }
+        let page = QueuePage::parse(&mut v, r.page_size, &r.page_token);
         if !v.is_empty() {
             return Err(errors::invalid(v.0));
         }
@@ -534,6 +590,7 @@ impl Api {
             now,
             direction,
             &states,
+            page,
         )))
     }
 
@@ -783,4 +840,32 @@ service! {
     record_regulator_outcome(api::RecordRegulatorOutcomeRequest),
     close_complaint(api::CloseComplaintRequest),
     reopen_complaint(api::ReopenComplaintRequest),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_page_ends_at_its_size_or_before_its_byte_budget() {
+        let mut v = Violations::default();
+        let page = QueuePage::parse(&mut v, 3, "");
+        assert!(v.is_empty());
+        assert!(!page.full(2, 300, 100));
+        assert!(page.full(3, 300, 100), "three items of three");
+        let large = QueuePage::parse(&mut v, 0, "");
+        assert_eq!(large.size, DEFAULT_QUEUE_PAGE_SIZE);
+        assert!(
+            !large.full(10, QUEUE_PAGE_BYTES - 100, 100),
+            "exactly the budget"
+        );
+        assert!(large.full(10, QUEUE_PAGE_BYTES - 100, 101), "one byte over");
+        assert!(
+            !large.full(0, 0, QUEUE_PAGE_BYTES * 2),
+            "one item always goes"
+        );
+        let most = QueuePage::parse(&mut v, i32::MAX, "");
+        assert_eq!(most.size, MAX_QUEUE_PAGE_SIZE);
+        assert!(v.is_empty());
+    }
 }

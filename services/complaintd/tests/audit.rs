@@ -417,13 +417,34 @@ async fn auditors_replay_the_log_verify_it_and_see_past_moments() {
     let queue = c
         .audit
         .list_regulator_queue_as_of(req(
-            audit::ListRegulatorQueueAsOfRequest { as_of: ts(T0) },
+            audit::ListRegulatorQueueAsOfRequest {
+                as_of: ts(T0),
+                ..Default::default()
+            },
             "auditor",
         ))
         .await
         .unwrap()
         .into_inner();
     assert!(queue.items.is_empty());
+    // Paged as the live queue; bad paging is refused with the missing moment, all at once.
+    let refused = c
+        .audit
+        .list_regulator_queue_as_of(req(
+            audit::ListRegulatorQueueAsOfRequest {
+                as_of: None,
+                page_size: -5,
+                page_token: "v2.x".into(),
+            },
+            "auditor",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&refused),
+        "as_of: is required; page_size: must not be negative; page_token: is not a token this service returned"
+    );
 
     // Shutting down records a last signed digest; the stored log verifies offline.
     let stopped = server.shutdown().await;

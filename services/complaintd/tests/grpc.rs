@@ -1186,11 +1186,101 @@ async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
         .list_regulator_queue(gateway_b.req(api::ListRegulatorQueueRequest {
             direction: 0,
             states: vec![api::QueueItemState::QueueAcknowledged as i32],
+            ..Default::default()
         }))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(acknowledged.items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_queue_is_paged_in_queue_order() {
+    let server = server().await;
+    let handler = client(&server, "user:hana", "intake,handler");
+    let gateway = client(&server, "svc:gateway-a", "regulator_gateway");
+    for i in 0..7 {
+        let created = step!(handler, register_complaint, register_request())
+            .unwrap()
+            .into_inner();
+        step!(
+            handler,
+            refer_to_regulator,
+            api::ReferToRegulatorRequest {
+                name: created.name.clone(),
+                request_id: rid(),
+                expected_version: None,
+                body: format!("FOS {i}"),
+                reason: api::ReferralReason::ComplainantReferred as i32,
+                reference: String::new(),
+                ..Default::default()
+            }
+        )
+        .unwrap();
+    }
+    let list = |page_size: i32, page_token: String, states: Vec<i32>| {
+        let mut grpc = gateway.grpc.clone();
+        let request = gateway.req(api::ListRegulatorQueueRequest {
+            direction: 0,
+            states,
+            page_size,
+            page_token,
+        });
+        async move { grpc.list_regulator_queue(request).await }
+    };
+    let names = |items: &[api::QueueItem]| items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+    // Two of them leased, so that a filtered page skips items.
+    for _ in 0..2 {
+        gateway
+            .grpc
+            .clone()
+            .lease_regulator_queue_item(gateway.req(api::LeaseRegulatorQueueItemRequest {
+                name: String::new(),
+                direction: 0,
+                lease_seconds: 60,
+            }))
+            .await
+            .unwrap();
+    }
+
+    let whole = list(0, String::new(), vec![]).await.unwrap().into_inner();
+    assert_eq!(whole.items.len(), 7);
+    assert!(whole.next_page_token.is_empty());
+    // Pages of 3 give the same items in the same order: 3, 3, 1, the last without a token.
+    let (mut paged, mut sizes, mut token) = (Vec::new(), Vec::new(), String::new());
+    loop {
+        let page = list(3, token, vec![]).await.unwrap().into_inner();
+        sizes.push(page.items.len());
+        paged.extend(names(&page.items));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((paged, sizes), (names(&whole.items), vec![3, 3, 1]));
+    // A filter applies before the paging: the two leased items, one a page.
+    let leased = api::QueueItemState::QueueLeased as i32;
+    let first = list(1, String::new(), vec![leased])
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    let second = list(1, first.next_page_token.clone(), vec![leased])
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(second.next_page_token.is_empty(), "{second:?}");
+    let wanted: Vec<String> = whole
+        .items
+        .iter()
+        .filter(|i| i.state == leased)
+        .map(|i| i.name.clone())
+        .collect();
+    assert_eq!([names(&first.items), names(&second.items)].concat(), wanted);
+    // Bad paging is refused, every field named.
+    let refused = list(-1, "nope".into(), vec![]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(fields(&refused), ["page_size", "page_token"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

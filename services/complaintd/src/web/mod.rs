@@ -63,6 +63,8 @@ pub const DEV_PRINCIPAL: &str = "web:developer";
 const CHART_WEEKS: usize = 8;
 /// Clocks per page of the board.
 const PAGE_SIZE: i32 = 50;
+/// Queue items shown on the board (the first, in queue order); complaintctl lists them all.
+const QUEUE_PAGE_SIZE: i32 = 200;
 /// The live part is sent again at least this often (the time left on each clock moves).
 const REFRESH: Duration = Duration::from_secs(60);
 
@@ -669,7 +671,10 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
     let queue = if Page::Queue.allows(&v.principal) {
         Some(
             web.api
-                .list_regulator_queue(v.request(api::ListRegulatorQueueRequest::default()))
+                .list_regulator_queue(v.request(api::ListRegulatorQueueRequest {
+                    page_size: QUEUE_PAGE_SIZE,
+                    ..Default::default()
+                }))
                 .await?
                 .into_inner(),
         )
@@ -829,6 +834,9 @@ async fn live_part(v: &Viewer<'_>, q: &BoardQuery) -> Result<Markup, Refusal> {
                         }
                     }
                 },
+            }
+            @if queue.as_ref().is_some_and(|q| !q.next_page_token.is_empty()) {
+                p.more { (lang.msg("queue-more")) }
             }
         }
     })

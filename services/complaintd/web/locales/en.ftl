@@ -71,6 +71,7 @@ duration-hm = { $hours } h { $minutes } min
 duration-m = { $minutes } min
 queue = Regulator-transfer queue
 queue-empty = The queue is empty.
+queue-more = More items are waiting than the board shows (the first 200, in queue order): `complaintctl queue list` lists them all.
 queue-not-allowed = The regulator-transfer queue needs the role regulator_gateway, supervisor, operations or compliance.
 col-direction = Direction
 col-body = Body

@@ -70,6 +70,7 @@ duration-hm = { $hours }小时{ $minutes }分钟
 duration-m = { $minutes }分钟
 queue = 监管转办队列
 queue-empty = 队列为空。
+queue-more = 队列中还有更多条目（看板只显示按队列顺序的前 200 条）：`complaintctl queue list` 可列出全部。
 queue-not-allowed = 查看监管转办队列需要 regulator_gateway、supervisor、operations 或 compliance 角色。
 col-direction = 方向
 col-body = 机构
