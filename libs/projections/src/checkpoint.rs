@@ -68,6 +68,36 @@ impl Checkpoints {
         positions
     }
 
+    /// The last checkpoint at or before `position` whose header is of this build and
+    /// anchored in `log`, with its file, if any: for a reader that checks the rest of it
+    /// as it restores ([`SnapshotStore::read_beside`]). Those passed over are warned
+    /// about, naming the file, as by [`Checkpoints::at_or_before`].
+    pub async fn peek_at_or_before(
+        &self,
+        log: &dyn EventLog,
+        position: Position,
+    ) -> Option<(Position, SnapshotStore)> {
+        for p in self
+            .positions()
+            .into_iter()
+            .rev()
+            .filter(|p| *p <= position)
+        {
+            let store = self.store(p);
+            match store.peek(log).await {
+                Ok(Some(at)) if at == p => return Some((p, store)),
+                Ok(Some(at)) => tracing::warn!(
+                    file = %store.path().display(),
+                    position = at,
+                    "a checkpoint says another position than its name; passed over"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "a checkpoint cannot be used; passed over"),
+            }
+        }
+        None
+    }
+
     /// The last usable checkpoint at or before `position`, if any. Those that cannot be
     /// used (torn, of another build, not anchored in `log`) are passed over, with a
     /// warning naming the file.

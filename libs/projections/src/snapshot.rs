@@ -234,43 +234,69 @@ impl SnapshotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Self::io(&path)(e)),
         };
-        let unusable = |why: String| SnapshotError::Unusable(format!("{}: {why}", path.display()));
+        self.whole(&bytes)?;
+        self.parse(bytes).map(Some)
+    }
+
+    fn unusable(&self, why: impl std::fmt::Display) -> SnapshotError {
+        SnapshotError::Unusable(format!("{}: {why}", self.path().display()))
+    }
+
+    /// Checks the file's checksum (its last 32 bytes, over everything before them).
+    fn whole(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         if bytes.len() < MAGIC.len() + 4 + 32 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(unusable("not a snapshot file".into()));
+            return Err(self.unusable("not a snapshot file"));
         }
         let (body, sum) = bytes.split_at(bytes.len() - 32);
         if blake3::hash(body).as_bytes() != sum {
-            return Err(unusable("checksum mismatch (torn or altered)".into()));
+            return Err(self.unusable("checksum mismatch (torn or altered)"));
+        }
+        Ok(())
+    }
+
+    /// The header of a file starting with `start` (at least the magic and the header's
+    /// length; `Ok(None)` when more is needed: the header's end), checked to be of this
+    /// build; and where it ends.
+    fn header(&self, start: &[u8]) -> Result<Option<(Header, usize)>, SnapshotError> {
+        if start.len() < MAGIC.len() + 4 || &start[..MAGIC.len()] != MAGIC {
+            return Err(self.unusable("not a snapshot file"));
         }
         let mut len = [0u8; 4];
-        len.copy_from_slice(&body[8..12]);
-        let header_end = 12 + u32::from_le_bytes(len) as usize;
-        let header: Header = body
-            .get(12..header_end)
-            .ok_or_else(|| unusable("header past the end".into()))
-            .and_then(|h| postcard::from_bytes(h).map_err(|e| unusable(format!("header: {e}"))))?;
+        len.copy_from_slice(&start[8..12]);
+        let header_end = 12usize.saturating_add(u32::from_le_bytes(len) as usize);
+        let Some(bytes) = start.get(12..header_end) else {
+            return Ok(None);
+        };
+        let header: Header =
+            postcard::from_bytes(bytes).map_err(|e| self.unusable(format!("header: {e}")))?;
         if header.build != build() {
-            return Err(unusable(format!(
-                "written by {}, this is {}",
-                header.build,
-                build()
-            )));
+            return Err(self.unusable(format!("written by {}, this is {}", header.build, build())));
         }
+        Ok(Some((header, header_end)))
+    }
+
+    /// The snapshot in `bytes` (its checksum not checked here): its header, of this build,
+    /// and its sections, inside the file.
+    fn parse(&self, bytes: Vec<u8>) -> Result<Unanchored, SnapshotError> {
+        let body_len = bytes.len().saturating_sub(32);
+        let (header, header_end) = self
+            .header(&bytes[..body_len])?
+            .ok_or_else(|| self.unusable("header past the end"))?;
         let mut sections = Vec::with_capacity(header.sections.len());
         let mut at = header_end;
         for (name, len) in &header.sections {
             let end = at.saturating_add(*len as usize);
-            if end > body.len() {
-                return Err(unusable(format!("section {name} past the end")));
+            if end > body_len {
+                return Err(self.unusable(format!("section {name} past the end")));
             }
             sections.push((name.clone(), at..end));
             at = end;
         }
-        Ok(Some(Unanchored {
+        Ok(Unanchored {
             header,
             bytes,
             sections,
-        }))
+        })
     }
 
     /// The second half of [`SnapshotStore::load`]: a snapshot [`SnapshotStore::read`]
@@ -288,39 +314,105 @@ impl SnapshotStore {
         else {
             return Ok(None);
         };
-        let path = self.path();
-        let unusable = |why: String| SnapshotError::Unusable(format!("{}: {why}", path.display()));
+        self.anchored(&header, log).await?;
+        Ok(Some(Snapshot {
+            position: header.position,
+            bytes,
+            sections,
+        }))
+    }
+
+    /// Checks that the snapshot of `header` stands in `log`: not past its head, taken at an
+    /// event it holds.
+    async fn anchored(&self, header: &Header, log: &dyn EventLog) -> Result<(), SnapshotError> {
         let head = log
             .head()
             .await
-            .map_err(|e| unusable(format!("cannot read the log's head: {e}")))?;
+            .map_err(|e| self.unusable(format!("cannot read the log's head: {e}")))?;
         if header.position > head {
             return Err(SnapshotError::PastHead {
-                path,
+                path: self.path(),
                 position: header.position,
                 head,
             });
         }
-        // Anchored in this log?
         let record = log
             .read_all(header.position, eventlog::Direction::Forward, 1)
             .await
-            .map_err(|e| unusable(format!("cannot read the log at {}: {e}", header.position)))?;
+            .map_err(|e| {
+                self.unusable(format!("cannot read the log at {}: {e}", header.position))
+            })?;
         let anchored = record.first().is_some_and(|r| {
             r.position == header.position
                 && r.id.as_bytes() == &header.id
                 && r.prev_hash.0 == header.prev_hash
         });
         if !anchored {
-            return Err(unusable(format!(
+            return Err(self.unusable(format!(
                 "the log does not hold the event the snapshot was taken at (position {})",
                 header.position
             )));
         }
-        Ok(Some(Snapshot {
-            position: header.position,
+        Ok(())
+    }
+
+    /// From the file's header alone (its first bytes, not the whole file), the position of
+    /// the snapshot when it is of this build and anchored in `log`; `Ok(None)` if there is
+    /// none. Its checksum is not checked: [`SnapshotStore::read_beside`] does that.
+    pub async fn peek(&self, log: &dyn EventLog) -> Result<Option<Position>, SnapshotError> {
+        use std::io::Read;
+        let path = self.path();
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Self::io(&path)(e)),
+        };
+        // Headers are small (a name, a position, two hashes, a few section names).
+        let mut start = Vec::with_capacity(4096);
+        file.take(64 << 10)
+            .read_to_end(&mut start)
+            .map_err(Self::io(&path))?;
+        let (header, _) = self
+            .header(&start)?
+            .ok_or_else(|| self.unusable("header past the end"))?;
+        self.anchored(&header, log).await?;
+        Ok(Some(header.position))
+    }
+
+    /// Reads the snapshot [`SnapshotStore::peek`] found at `position` and gives it to `use_it`
+    /// while another thread checks its checksum; `use_it`'s result only when the file is
+    /// whole and still the one taken at `position` (else the caller undoes what `use_it`
+    /// did). It blocks: the read, and `use_it` beside the hash.
+    pub fn read_beside<R>(
+        &self,
+        position: Position,
+        use_it: impl FnOnce(&Snapshot) -> R,
+    ) -> Result<R, SnapshotError> {
+        let path = self.path();
+        let bytes = std::fs::read(&path).map_err(Self::io(&path))?;
+        let Unanchored {
+            header,
             bytes,
             sections,
-        }))
+        } = self.parse(bytes)?;
+        if header.position != position {
+            return Err(self.unusable(format!(
+                "now taken at position {}, not {position}",
+                header.position
+            )));
+        }
+        let snapshot = Snapshot {
+            position,
+            bytes,
+            sections,
+        };
+        std::thread::scope(|scope| {
+            let whole = scope.spawn(|| self.whole(&snapshot.bytes));
+            let used = use_it(&snapshot);
+            match whole.join() {
+                Ok(whole) => whole.map(|()| used),
+                Err(_) => Err(self.unusable("the checksum's check failed")),
+            }
+        })
     }
 }

@@ -221,6 +221,27 @@ fn main() {
         lat.sort();
         let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
         println!("100 most urgent of {open}: p50 {:.3} ms, p99 {:.3} ms (target p99 < 5 ms)", p(0.5), p(0.99));
+        // The board's figures (GetBoard, and every view of the past): every clock
+        // assessed, on one thread (the baseline) and split over the cores, best of five.
+        let zone = jiff::tz::TimeZone::UTC;
+        let best = |f: &dyn Fn() -> complaints_projections::board::Figures| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    let figures = f();
+                    assert_eq!(figures.complaints as usize, open);
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let figures_one_s = best(&|| board.figures_in_parts(now, &zone, 1));
+        let figures_s = best(&|| board.figures_in(now, &zone));
+        println!(
+            "figures of {open} complaints: {:.1} ms on one thread, {:.1} ms split over the cores ({:.2}x)",
+            figures_one_s * 1e3,
+            figures_s * 1e3,
+            figures_one_s / figures_s
+        );
         // What the projections hold: the heap they give back when dropped (the log's
         // cache, which reading it filled, stays).
         let with = live_mib();
@@ -263,6 +284,8 @@ fn main() {
             "rss_growth_mib": after - before,
             "top100_p50_ms": p(0.5),
             "top100_p99_ms": p(0.99),
+            "figures_one_thread_ms": figures_one_s * 1e3,
+            "figures_ms": figures_s * 1e3,
             "snapshot_mib": snapshot_mib,
             "snapshot_save_s": save_s,
             "snapshot_restore_s": restore_s,

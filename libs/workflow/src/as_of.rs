@@ -18,6 +18,7 @@ use complaints_events::DecodeError;
 use complaints_projections::board::SlaBoard;
 use complaints_projections::checkpoint::Checkpoints;
 use complaints_projections::queue::RegulatorQueue;
+use complaints_projections::snapshot::SnapshotStore;
 use complaints_projections::{Decoded, Projection};
 use complaints_sla::Engine;
 use eventlog::{Direction, EventLog, Position, Timestamp};
@@ -123,6 +124,32 @@ pub async fn replay_until(
     replay_between(log, 1, at, projection).await
 }
 
+/// The events recorded at or before `at` in the page of the log from position `from`,
+/// decoded; and the position the next page starts at, `None` when `at` or the head is
+/// reached.
+async fn read_page(
+    log: &dyn EventLog,
+    from: Position,
+    at: Timestamp,
+) -> Result<(Vec<Decoded>, Option<Position>), AsOfError> {
+    let mut page = log.read_all(from, Direction::Forward, PAGE).await?;
+    let Some(end) = page.last().map(|r| r.position) else {
+        return Ok((Vec::new(), None));
+    };
+    let cut = page.iter().position(|r| r.recorded_at > at);
+    if let Some(cut) = cut {
+        page.truncate(cut);
+    }
+    let batch = page
+        .into_iter()
+        .map(|record| {
+            let position = record.position;
+            Decoded::decode(record).map_err(|e| e.at(position))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((batch, cut.is_none().then_some(end + 1)))
+}
+
 /// [`replay_until`] from position `from` on (the projection stands at `from - 1`).
 async fn replay_between(
     log: &dyn EventLog,
@@ -132,34 +159,91 @@ async fn replay_between(
 ) -> Result<Position, AsOfError> {
     let mut last = from - 1;
     loop {
-        let mut page = log.read_all(from, Direction::Forward, PAGE).await?;
-        let Some(end) = page.last().map(|r| r.position) else {
-            return Ok(last);
-        };
-        let cut = page.iter().position(|r| r.recorded_at > at);
-        if let Some(cut) = cut {
-            page.truncate(cut);
+        let (batch, next) = read_page(log, from, at).await?;
+        if !batch.is_empty() {
+            projection.apply_batch(&batch)?;
+            last = batch.last().map_or(last, |d| d.record.position);
         }
-        let batch = page
-            .into_iter()
-            .map(|record| {
-                let position = record.position;
-                Decoded::decode(record).map_err(|e| e.at(position))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        projection.apply_batch(&batch)?;
-        last = batch.last().map_or(last, |d| d.record.position);
-        if cut.is_some() {
-            return Ok(last);
+        match next {
+            Some(next) => from = next,
+            None => return Ok(last),
         }
-        from = end + 1;
     }
 }
 
 /// A view of a past moment, and the checkpoint it started from (`None`: position 1).
 pub struct Past<T> {
-    pub view: T,
+    pub view: Arc<T>,
     pub from_checkpoint: Option<Position>,
+}
+
+/// Pages of decoded events a replay from a checkpoint holds ahead of the projection at
+/// the most (while the checkpoint is read and restored, then while pages are applied).
+const AHEAD: usize = 64;
+
+/// Why a replay from a checkpoint on a blocking thread stopped.
+enum Stopped {
+    /// The checkpoint could not be used: the view starts from an earlier one.
+    Unusable(String),
+    /// An event could not be applied: the view fails, as from position 1.
+    Apply(DecodeError),
+}
+
+/// Restores `projection` from the checkpoint at `position` (`store`) and replays the events
+/// after it up to `at`, on two cores: a blocking thread reads the file and restores it
+/// while another checks the file's hash, then applies pages as they come; this task reads
+/// and decodes the pages meanwhile. `Ok(false)`: the checkpoint is unusable (warned
+/// about), and the projection must be reset.
+async fn replay_from_checkpoint<P: Projection>(
+    log: &dyn EventLog,
+    at: Timestamp,
+    position: Position,
+    store: SnapshotStore,
+    projection: Arc<P>,
+) -> Result<bool, AsOfError> {
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<Decoded>>(AHEAD);
+    let file = store.path();
+    let worker = tokio::task::spawn_blocking(move || {
+        store
+            .read_beside(position, |snapshot| {
+                snapshot
+                    .section(projection.name())
+                    .ok_or_else(|| format!("the checkpoint has no {}", projection.name()))
+                    .and_then(|bytes| {
+                        projection
+                            .restore(position, bytes)
+                            .map_err(|e| e.to_string())
+                    })
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|restored| restored)
+            .map_err(Stopped::Unusable)?;
+        while let Some(page) = received.blocking_recv() {
+            projection.apply_batch(&page).map_err(Stopped::Apply)?;
+        }
+        Ok(())
+    });
+    let mut from = position + 1;
+    loop {
+        let (page, next) = read_page(log, from, at).await?;
+        // A send fails when the worker stopped: its result says why.
+        if !page.is_empty() && pages.send(page).await.is_err() {
+            break;
+        }
+        match next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    drop(pages);
+    let why = match worker.await {
+        Ok(Ok(())) => return Ok(true),
+        Ok(Err(Stopped::Apply(e))) => return Err(e.into()),
+        Ok(Err(Stopped::Unusable(why))) => why,
+        Err(e) => format!("its restore failed: {e}"),
+    };
+    tracing::warn!(file = %file.display(), position, error = %why, "a checkpoint cannot be restored; passed over");
+    Ok(false)
 }
 
 /// Replays `projection` up to `at`: from the last usable checkpoint at or before the last
@@ -167,35 +251,30 @@ pub struct Past<T> {
 /// Only logs that begin with their rules use checkpoints: the projections that took them
 /// started with the service's rules, a view of the past with the rules in force at the
 /// moment, and the two agree on every event once rules are recorded.
-async fn replay_past(
+async fn replay_past<P: Projection>(
     log: &dyn EventLog,
     at: Timestamp,
     checkpoints: Option<&Checkpoints>,
-    projection: &dyn Projection,
+    projection: Arc<P>,
 ) -> Result<Option<Position>, AsOfError> {
-    let mut from_checkpoint = None;
     let first = log.read_all(1, Direction::Forward, 1).await?;
-    if let (Some(checkpoints), true) = (
-        checkpoints,
-        first.first().is_some_and(|r| r.event_type == RULES_LOADED),
-    ) {
-        let cut = position_at(log, at).await?;
-        if let Some(snapshot) = checkpoints.at_or_before(log, cut).await {
-            let restored = snapshot
-                .section(projection.name())
-                .ok_or_else(|| DecodeError(format!("the checkpoint has no {}", projection.name())))
-                .and_then(|bytes| projection.restore(snapshot.position, bytes));
-            match restored {
-                Ok(()) => from_checkpoint = Some(snapshot.position),
-                Err(e) => {
-                    tracing::warn!(error = %e, position = snapshot.position, "a checkpoint cannot be restored; replaying from position 1");
-                    projection.reset();
-                }
-            }
+    let Some(checkpoints) =
+        checkpoints.filter(|_| first.first().is_some_and(|r| r.event_type == RULES_LOADED))
+    else {
+        replay_between(log, 1, at, &*projection).await?;
+        return Ok(None);
+    };
+    let cut = position_at(log, at).await?;
+    let mut before = cut;
+    while let Some((position, store)) = checkpoints.peek_at_or_before(log, before).await {
+        if replay_from_checkpoint(log, at, position, store, projection.clone()).await? {
+            return Ok(Some(position));
         }
+        projection.reset();
+        before = position - 1;
     }
-    replay_between(log, from_checkpoint.unwrap_or(0) + 1, at, projection).await?;
-    Ok(from_checkpoint)
+    replay_between(log, 1, at, &*projection).await?;
+    Ok(None)
 }
 
 /// The SLA board as it stood at `at`, computed with `rules`, as the projection saw it
@@ -207,12 +286,12 @@ pub async fn board_as_of(
     rules: &RulesAt,
     checkpoints: Option<&Checkpoints>,
 ) -> Result<Past<SlaBoard>, AsOfError> {
-    let board = if rules.follow_recorded {
+    let board = Arc::new(if rules.follow_recorded {
         SlaBoard::new(rules.engine.clone())
     } else {
         SlaBoard::with_fixed_rules(rules.engine.clone())
-    };
-    let from_checkpoint = replay_past(log, at, checkpoints, &board).await?;
+    });
+    let from_checkpoint = replay_past(log, at, checkpoints, board.clone()).await?;
     Ok(Past {
         view: board,
         from_checkpoint,
@@ -226,8 +305,8 @@ pub async fn queue_as_of(
     at: Timestamp,
     checkpoints: Option<&Checkpoints>,
 ) -> Result<Past<RegulatorQueue>, AsOfError> {
-    let queue = RegulatorQueue::default();
-    let from_checkpoint = replay_past(log, at, checkpoints, &queue).await?;
+    let queue = Arc::new(RegulatorQueue::default());
+    let from_checkpoint = replay_past(log, at, checkpoints, queue.clone()).await?;
     Ok(Past {
         view: queue,
         from_checkpoint,

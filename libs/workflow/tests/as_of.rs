@@ -225,6 +225,33 @@ async fn a_view_of_the_past_from_a_checkpoint_equals_the_replay_from_position_1(
         past.view.save().unwrap() == whole.view.save().unwrap(),
         "the views differ"
     );
+
+    // So are a cut one (its sections past its end) and one whose header is altered (read
+    // before the rest): each time the view starts from the one before, and is the same.
+    let file_at = |i: usize| {
+        dir.path()
+            .join("as-of")
+            .join(format!("{:020}.snap", taken[taken.len() - i]))
+    };
+    let cut = std::fs::read(file_at(2)).unwrap();
+    std::fs::write(file_at(2), &cut[..cut.len() / 2]).unwrap();
+    let mut header = std::fs::read(file_at(3)).unwrap();
+    header[14] ^= 0x01;
+    std::fs::write(file_at(3), header).unwrap();
+    let past = as_of::board_as_of(&*log, now, &rules, Some(&checkpoints))
+        .await
+        .unwrap();
+    assert_eq!(past.from_checkpoint, Some(taken[taken.len() - 4]));
+    assert!(
+        past.view.save().unwrap() == whole.view.save().unwrap(),
+        "the views differ"
+    );
+    let queue = as_of::queue_as_of(&*log, now, Some(&checkpoints))
+        .await
+        .unwrap();
+    let whole_queue = as_of::queue_as_of(&*log, now, None).await.unwrap();
+    assert_eq!(queue.from_checkpoint, Some(taken[taken.len() - 4]));
+    assert!(queue.view.save().unwrap() == whole_queue.view.save().unwrap());
 }
 
 #[tokio::test]
@@ -255,4 +282,39 @@ async fn checkpoints_of_another_log_are_not_used() {
         past.view.save().unwrap() == whole.view.save().unwrap(),
         "the views differ"
     );
+}
+
+#[tokio::test]
+async fn the_boards_figures_are_the_same_counted_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = Checkpoints::new(dir.path().join("as-of"), EVERY);
+    let log = history(&dir.path().join("log"), &checkpoints).await;
+    let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
+    let end = log
+        .read_all(log.head().await.unwrap(), Direction::Forward, 1)
+        .await
+        .unwrap()[0]
+        .recorded_at;
+    let board = as_of::board_as_of(&*log, end, &rules, None)
+        .await
+        .unwrap()
+        .view;
+    let zone = jiff::tz::TimeZone::get("Europe/London").unwrap();
+    let end = jiff::Timestamp::from_microsecond(end.as_micros()).unwrap();
+    for days in [-30, -3, 0, 2, 20] {
+        let now = end
+            .checked_add(SignedDuration::from_hours(24 * days))
+            .unwrap();
+        let whole = board.figures_in_parts(now, &zone, 1);
+        assert!(whole.complaints >= 40 && whole.median_time_to_answer.is_some());
+        assert!(!whole.breached_by_regime.is_empty(), "{whole:?}");
+        for parts in [2, 3, 7, 100] {
+            assert_eq!(
+                board.figures_in_parts(now, &zone, parts),
+                whole,
+                "in {parts} parts"
+            );
+        }
+        assert_eq!(board.figures_in(now, &zone), whole);
+    }
 }
