@@ -137,6 +137,14 @@ async fn rules_for(log: &dyn EventLog, choice: RulesChoice) -> RulesAt {
     .unwrap()
 }
 
+/// When the log's last event was recorded.
+async fn last_recorded(log: &dyn EventLog) -> Timestamp {
+    log.read_all(log.head().await.unwrap(), Direction::Forward, 1)
+        .await
+        .unwrap()[0]
+        .recorded_at
+}
+
 /// Every view of the past from `checkpoints` equals the replay from position 1; returns
 /// how many started from a checkpoint.
 async fn compare_every_moment(log: &dyn EventLog, checkpoints: &Checkpoints) -> usize {
@@ -265,11 +273,7 @@ async fn checkpoints_of_another_log_are_not_used() {
     drop(other_log);
     assert!(!other.positions().is_empty());
     let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
-    let now = log
-        .read_all(log.head().await.unwrap(), Direction::Forward, 1)
-        .await
-        .unwrap()[0]
-        .recorded_at;
+    let now = last_recorded(&*log).await;
     let past = as_of::board_as_of(&*log, now, &rules, Some(&other))
         .await
         .unwrap();
@@ -290,11 +294,7 @@ async fn the_boards_figures_are_the_same_counted_in_parts() {
     let checkpoints = Checkpoints::new(dir.path().join("as-of"), EVERY);
     let log = history(&dir.path().join("log"), &checkpoints).await;
     let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
-    let end = log
-        .read_all(log.head().await.unwrap(), Direction::Forward, 1)
-        .await
-        .unwrap()[0]
-        .recorded_at;
+    let end = last_recorded(&*log).await;
     let board = as_of::board_as_of(&*log, end, &rules, None)
         .await
         .unwrap()

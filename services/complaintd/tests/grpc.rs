@@ -1072,12 +1072,8 @@ async fn sla_transitions_are_recorded_and_streamed_to_watchers() {
     assert_eq!(board.breached_by_regime.get("INTERNAL-HOTLINE"), Some(&1));
 }
 
-#[tokio::test]
-async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
-    let server = server().await;
-    let handler = client(&server, "user:hana", "intake,handler");
-    let gateway_a = client(&server, "svc:gateway-a", "regulator_gateway");
-    let gateway_b = client(&server, "svc:gateway-b", "regulator_gateway");
+/// A complaint registered, then referred by the complainant to `body`.
+async fn referred(handler: &Client, body: &str) -> api::Complaint {
     let created = step!(handler, register_complaint, register_request())
         .unwrap()
         .into_inner();
@@ -1088,13 +1084,23 @@ async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
             name: created.name.clone(),
             request_id: rid(),
             expected_version: None,
-            body: "FOS".into(),
+            body: body.into(),
             reason: api::ReferralReason::ComplainantReferred as i32,
             reference: String::new(),
             ..Default::default()
         }
     )
     .unwrap();
+    created
+}
+
+#[tokio::test]
+async fn the_regulator_gateway_leases_and_acknowledges_queue_items() {
+    let server = server().await;
+    let handler = client(&server, "user:hana", "intake,handler");
+    let gateway_a = client(&server, "svc:gateway-a", "regulator_gateway");
+    let gateway_b = client(&server, "svc:gateway-b", "regulator_gateway");
+    let created = referred(&handler, "FOS").await;
 
     let list = gateway_a
         .grpc
@@ -1200,23 +1206,7 @@ async fn the_regulator_queue_is_paged_in_queue_order() {
     let handler = client(&server, "user:hana", "intake,handler");
     let gateway = client(&server, "svc:gateway-a", "regulator_gateway");
     for i in 0..7 {
-        let created = step!(handler, register_complaint, register_request())
-            .unwrap()
-            .into_inner();
-        step!(
-            handler,
-            refer_to_regulator,
-            api::ReferToRegulatorRequest {
-                name: created.name.clone(),
-                request_id: rid(),
-                expected_version: None,
-                body: format!("FOS {i}"),
-                reason: api::ReferralReason::ComplainantReferred as i32,
-                reference: String::new(),
-                ..Default::default()
-            }
-        )
-        .unwrap();
+        referred(&handler, &format!("FOS {i}")).await;
     }
     let list = |page_size: i32, page_token: String, states: Vec<i32>| {
         let mut grpc = gateway.grpc.clone();
