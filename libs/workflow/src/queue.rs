@@ -9,7 +9,7 @@
 
 use complaints_events::stored::queue_stream;
 use complaints_events::{DecodeError, QueueChange, QueueEvent, Stored};
-use complaints_projections::queue::{Direction, Item, ItemState, RegulatorQueue};
+use complaints_projections::queue::{Direction, Item, ItemState, RegulatorQueue, Taken};
 use eventlog::{Direction as Read, EventLog, ExpectedVersion, NewEvent, Version};
 use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
@@ -80,12 +80,20 @@ pub async fn lease(
 ) -> Result<Item, QueueError> {
     let candidates: Vec<Item> = match item {
         Some(id) => vec![queue.item(id).ok_or(QueueError::NotFound(id))?],
-        None => queue
-            .items(now, direction)
-            .into_iter()
-            .filter(|(_, s)| *s == ItemState::Available)
-            .map(|(i, _)| i)
-            .collect(),
+        None => {
+            // Only the available items are copied out (most of a long-lived queue is
+            // acknowledged).
+            let mut available = Vec::new();
+            queue.page(now, None, |item, state| {
+                if state == ItemState::Available && direction.is_none_or(|d| item.direction == d) {
+                    available.push(item.clone());
+                    Taken::Taken
+                } else {
+                    Taken::Skipped
+                }
+            });
+            available
+        }
     };
     for candidate in candidates {
         if candidate.state == ItemState::Waiting {

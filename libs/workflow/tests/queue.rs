@@ -365,19 +365,27 @@ async fn a_transfer_from_a_regulator_is_reported_back_once_answered() {
         ))
         .await
         .unwrap();
+    // An outbound referral, first in queue order (no deadline, created now): a lease of
+    // the inbound direction passes over it, one of the outbound takes it.
+    let referred = h.referred(7).await;
     h.caught_up().await;
-    let leased = queue::lease(
-        &*h.log,
-        &h.queue,
-        None,
-        Some(Direction::Inbound),
-        "gateway",
-        FIVE_MINUTES,
-        t(NOW),
-    )
-    .await
-    .unwrap();
+    let order = h.queue.items(t(NOW), None);
+    assert_eq!(order[0].0.complaint, referred, "the referral comes first");
+    let lease_of = |direction| {
+        queue::lease(
+            &*h.log,
+            &h.queue,
+            None,
+            Some(direction),
+            "gateway",
+            FIVE_MINUTES,
+            t(NOW),
+        )
+    };
+    let leased = lease_of(Direction::Inbound).await.unwrap();
     assert_eq!(leased.id, item.id);
+    let leased = lease_of(Direction::Outbound).await.unwrap();
+    assert_eq!(leased.complaint, referred);
 }
 
 /// A policy whose rule sends a complaint to the ombudsman once its clock breaches.
