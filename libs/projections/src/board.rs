@@ -658,6 +658,31 @@ struct Inner {
     dirty: Vec<u32>,
 }
 
+/// Slot `s`'s index keys (its clocks as they are): its running clocks' go into `urgent`;
+/// its next unrecorded crossing is returned (`NONE` if none).
+fn keys(
+    data: &Data,
+    engine: &Engine,
+    s: u32,
+    urgent: &mut impl Extend<(Micros, u32, u16)>,
+) -> Micros {
+    let Some(slot) = data.slots.get(s as usize) else {
+        return NONE;
+    };
+    let regime = data.names.get(slot.regime);
+    urgent.extend(
+        slot.clocks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| rule_of(engine, regime, c).is_some_and(|(_, rule)| c.running(rule)))
+            .map(|(i, c)| (c.due_at, s, i as u16)),
+    );
+    unrecorded(engine, &data.names, slot)
+        .map(|(at, ..)| at)
+        .min()
+        .unwrap_or(NONE)
+}
+
 /// The rule of a clock of a complaint under `regime`.
 fn rule_of<'e>(
     engine: &'e Engine,
@@ -705,33 +730,13 @@ impl Inner {
 
     /// Adds a slot's keys to the indexes (its clocks as they are).
     fn index(&mut self, engine: &Engine, s: u32) {
-        let mut urgent = Vec::new();
-        let next = self.keys(engine, s, &mut urgent);
-        self.urgent.extend(urgent);
+        let next = keys(&self.data, engine, s, &mut self.urgent);
         if next != NONE {
             self.crossings.insert((next, s));
         }
         if let Some(slot) = self.data.slots.get_mut(s as usize) {
             slot.next_crossing = next;
         }
-    }
-
-    /// A slot's keys (its clocks as they are): its running clocks' into `urgent`, and its
-    /// next unrecorded crossing returned (`NONE` if none).
-    fn keys(&self, engine: &Engine, s: u32, urgent: &mut Vec<(Micros, u32, u16)>) -> Micros {
-        let Some(slot) = self.data.slots.get(s as usize) else {
-            return NONE;
-        };
-        let regime = self.data.names.get(slot.regime);
-        for (i, c) in slot.clocks.iter().enumerate() {
-            if rule_of(engine, regime, c).is_some_and(|(_, rule)| c.running(rule)) {
-                urgent.push((c.due_at, s, i as u16));
-            }
-        }
-        unrecorded(engine, &self.data.names, slot)
-            .map(|(at, ..)| at)
-            .min()
-            .unwrap_or(NONE)
     }
 
     /// Recomputes a slot's clocks from its facts and re-indexes it.
@@ -786,7 +791,7 @@ impl Inner {
         let mut urgent = Vec::with_capacity(self.data.slots.len());
         let mut crossings = Vec::new();
         for s in 0..self.data.slots.len() as u32 {
-            let next = self.keys(engine, s, &mut urgent);
+            let next = keys(&self.data, engine, s, &mut urgent);
             if next != NONE {
                 crossings.push((next, s));
             }

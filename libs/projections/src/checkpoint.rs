@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use eventlog::{EventLog, Position};
 
-use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::snapshot::SnapshotStore;
 
 /// The sections a checkpoint holds: what views of the past are computed from.
 pub const SECTIONS: [&str; 2] = ["board", "queue"];
@@ -70,8 +70,9 @@ impl Checkpoints {
 
     /// The last checkpoint at or before `position` whose header is of this build and
     /// anchored in `log`, with its file, if any: for a reader that checks the rest of it
-    /// as it restores ([`SnapshotStore::read_beside`]). Those passed over are warned
-    /// about, naming the file, as by [`Checkpoints::at_or_before`].
+    /// as it restores ([`SnapshotStore::read_beside`], which finds a torn one). Those whose
+    /// header cannot be used (another build, not anchored in `log`) are passed over, with a
+    /// warning naming the file.
     pub async fn peek_at_or_before(
         &self,
         log: &dyn EventLog,
@@ -89,30 +90,6 @@ impl Checkpoints {
                 Ok(Some(at)) => tracing::warn!(
                     file = %store.path().display(),
                     position = at,
-                    "a checkpoint says another position than its name; passed over"
-                ),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "a checkpoint cannot be used; passed over"),
-            }
-        }
-        None
-    }
-
-    /// The last usable checkpoint at or before `position`, if any. Those that cannot be
-    /// used (torn, of another build, not anchored in `log`) are passed over, with a
-    /// warning naming the file.
-    pub async fn at_or_before(&self, log: &dyn EventLog, position: Position) -> Option<Snapshot> {
-        for p in self
-            .positions()
-            .into_iter()
-            .rev()
-            .filter(|p| *p <= position)
-        {
-            match self.store(p).load(log).await {
-                Ok(Some(snapshot)) if snapshot.position == p => return Some(snapshot),
-                Ok(Some(snapshot)) => tracing::warn!(
-                    file = %self.store(p).path().display(),
-                    position = snapshot.position,
                     "a checkpoint says another position than its name; passed over"
                 ),
                 Ok(None) => {}

@@ -300,14 +300,16 @@ impl RegulatorQueue {
 
     /// Items, in queue order (deadline, else creation), as they stand at `now`.
     pub fn items(&self, now: Timestamp, direction: Option<Direction>) -> Vec<(Item, ItemState)> {
-        let inner = self.kept.read();
-        inner
-            .order
-            .keys()
-            .filter_map(|(_, id)| inner.items.get(id))
-            .filter(|i| direction.is_none_or(|d| i.direction == d))
-            .map(|i| (i.clone(), i.state_at(now)))
-            .collect()
+        let mut items = Vec::new();
+        self.page(now, None, |item, state| {
+            if direction.is_none_or(|d| item.direction == d) {
+                items.push((item.clone(), state));
+                Taken::Taken
+            } else {
+                Taken::Skipped
+            }
+        });
+        items
     }
 
     /// Offers `take` the items in queue order after the key `after` (from the start when
