@@ -188,6 +188,53 @@ pub struct Read {
     pub personal: PersonalState,
 }
 
+/// A complaint as the last command through this workflow left it, kept so that the next
+/// command does not read and decode its whole stream again.
+///
+/// Only a hint, never an answer on its own: a command decided on it is appended at its
+/// version, so the log refuses it if anything was recorded since (by another process, or
+/// another workflow over the same log), and the command is decided again on a fresh read.
+/// Every refusal (a version other than the caller expected, a step the state does not
+/// allow) and every retried request id is confirmed on a fresh read before it is
+/// answered. Personal fields read under a key that was erased since are not served: a
+/// state is used only while its complainant's key still exists.
+struct Current {
+    version: Version,
+    complaint: Option<Complaint>,
+    personal: PersonalState,
+    /// The request ids recorded in the stream, in order (one per command).
+    requests: Vec<String>,
+}
+
+impl Current {
+    fn of(loaded: &[Loaded]) -> Self {
+        let mut requests: Vec<String> = Vec::new();
+        for l in loaded {
+            if requests.last() != Some(&l.request_id) {
+                requests.push(l.request_id.clone());
+            }
+        }
+        Current {
+            version: loaded.last().map_or(0, |l| l.version),
+            complaint: fold(loaded),
+            personal: loaded
+                .iter()
+                .fold(PersonalState::Present, |s, l| s.worst(l.personal)),
+            requests,
+        }
+    }
+}
+
+/// How many complaints' states a workflow keeps between commands unless told otherwise
+/// ([`Workflow::with_state_cache`]): well above the complaints a firm has open and
+/// working at once (a few kilobytes each).
+pub const DEFAULT_STATE_CACHE: usize = 8_192;
+
+/// The kept states: quick_cache's bounded, sharded map (its eviction keeps the recently
+/// and often used), so that concurrent commands on different complaints do not queue
+/// on one lock.
+type States = quick_cache::sync::Cache<ComplaintId, Arc<Current>>;
+
 /// Runs commands and reads complaints.
 #[derive(Clone)]
 pub struct Workflow {
@@ -205,6 +252,8 @@ pub struct Workflow {
     /// How many business days back an effective time may go without a reason and the
     /// supervisor role.
     backdating_days: u32,
+    /// Complaint states kept between commands (see [`Current`]); none when disabled.
+    states: Option<Arc<States>>,
 }
 
 /// The back-dating window unless configured: 5 business days.
@@ -222,6 +271,50 @@ impl Workflow {
             read_only: None,
             engine: Arc::default(),
             backdating_days: DEFAULT_BACKDATING_DAYS,
+            states: Some(Arc::new(States::new(DEFAULT_STATE_CACHE))),
+        }
+    }
+
+    /// Keeps the states of up to `complaints` complaints between commands (0: none; every
+    /// command reads its complaint's stream). Answers are the same either way.
+    pub fn with_state_cache(mut self, complaints: usize) -> Self {
+        self.states = (complaints > 0).then(|| Arc::new(States::new(complaints)));
+        self
+    }
+
+    /// The kept state of `id`, if there is one that may still be used: its complainant's
+    /// key still exists (an erasure anywhere destroys the key; the kept state would still
+    /// hold what it sealed).
+    fn kept(&self, id: ComplaintId) -> Option<Arc<Current>> {
+        let current = self.states.as_ref()?.get(&id)?;
+        let person = current
+            .complaint
+            .as_ref()
+            .map(|c| c.registration.complainant.person_id.as_str())
+            .unwrap_or_default();
+        let readable = match (&self.keys, current.personal) {
+            (Some(keys), PersonalState::Present) if !person.is_empty() => {
+                matches!(keys.key(person, false), Ok(Some(_)))
+            }
+            _ => true,
+        };
+        if readable {
+            Some(current)
+        } else {
+            self.forget(id);
+            None
+        }
+    }
+
+    fn keep(&self, id: ComplaintId, current: Current) {
+        if let Some(states) = &self.states {
+            states.insert(id, Arc::new(current));
+        }
+    }
+
+    fn forget(&self, id: ComplaintId) {
+        if let Some(states) = &self.states {
+            states.remove(&id);
         }
     }
 
@@ -372,6 +465,10 @@ impl Workflow {
             .as_ref()
             .ok_or_else(|| WorkflowError::KeyStore("no key store is configured".into()))?;
         let destroyed = keys.erase(person_id)?;
+        // Kept states would be refused by their key check anyway; drop them all at once.
+        if let Some(states) = &self.states {
+            states.clear();
+        }
         let erasure = Erasure {
             person_id: person_id.to_owned(),
             reason: reason.to_owned(),
@@ -478,14 +575,32 @@ impl Workflow {
         self.writable()?;
         let id = request.complaint;
         let request_key = request.request_id.to_string();
+        let mut kept = self.kept(id);
         for _ in 0..MAX_ATTEMPTS {
-            let loaded = self.load(id).await?;
-            let version = loaded.last().map_or(0, |l| l.version);
+            // The kept state, or the stream read now (`loaded`). What the kept state alone
+            // would refuse or replay is read again first (see `Current`).
+            let (current, loaded) = match kept.take() {
+                Some(current) => (current, None),
+                None => {
+                    let loaded = self.load(id).await?;
+                    (Arc::new(Current::of(&loaded)), Some(loaded))
+                }
+            };
+            let version = current.version;
+            if loaded.is_none() && current.requests.contains(&request_key) {
+                continue;
+            }
             // A retry: answer with the state as the first attempt left it, if it is the
             // same request. Compared on what was recorded (no fingerprint is stored: a
             // hash of personal fields would outlive their erasure); personal fields that
             // can no longer be read cannot be compared, and such a retry is accepted.
-            if let Some(done) = loaded.iter().rposition(|l| l.request_id == request_key) {
+            let done = loaded.as_ref().and_then(|loaded| {
+                loaded
+                    .iter()
+                    .rposition(|l| l.request_id == request_key)
+                    .map(|done| (loaded, done))
+            });
+            if let Some((loaded, done)) = done {
                 let recorded = loaded.iter().filter(|l| l.request_id == request_key);
                 let mut same = true;
                 for l in recorded {
@@ -512,6 +627,9 @@ impl Workflow {
                 });
             }
             if let Some(expected) = request.expected_version {
+                if expected != version && loaded.is_none() {
+                    continue;
+                }
                 if expected != version {
                     return Err(WorkflowError::Conflict {
                         complaint: id,
@@ -520,7 +638,7 @@ impl Workflow {
                     });
                 }
             }
-            let state = fold(&loaded);
+            let state = current.complaint.clone();
             match (&state, &request.command) {
                 (None, command) if !matches!(command, Command::Register(_)) => {
                     return Err(WorkflowError::NotFound(id));
@@ -533,7 +651,11 @@ impl Workflow {
             if let (Some(_), Some(c)) = (&ctx.effective, &state) {
                 ctx.backdating = self.backdating(c, ctx.now);
             }
-            let events = decide(state.as_ref(), request.command.clone(), &ctx)?;
+            let events = match decide(state.as_ref(), request.command.clone(), &ctx) {
+                Ok(events) => events,
+                Err(_) if loaded.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            };
             if let Command::Merge { into, .. } = &request.command {
                 // Checked when the merge is decided: the target may change afterwards
                 // (a later merge of it is refused by the same rule the other way round).
@@ -586,14 +708,34 @@ impl Workflow {
                 ExpectedVersion::Exact(version)
             };
             match self.log.append(&complaint_stream(id), expected, new).await {
+                // Recorded before under the same event ids, unseen by the kept state: the
+                // read of the stream answers it as a retry.
+                Ok(result) if result.deduplicated && loaded.is_none() => {
+                    self.forget(id);
+                    continue;
+                }
                 Ok(result) => {
                     let complaint = events
                         .iter()
                         .fold(state, evolve)
                         .ok_or(WorkflowError::NotFound(id))?;
-                    let personal = loaded
-                        .iter()
-                        .fold(PersonalState::Present, |s, l| s.worst(l.personal));
+                    // What the new events sealed is readable: their key was at hand.
+                    let personal = current.personal;
+                    if result.deduplicated {
+                        self.forget(id);
+                    } else {
+                        let mut requests = current.requests.clone();
+                        requests.push(request_key.clone());
+                        self.keep(
+                            id,
+                            Current {
+                                version: result.last_version,
+                                complaint: Some(complaint.clone()),
+                                personal,
+                                requests,
+                            },
+                        );
+                    }
                     return Ok(Outcome {
                         complaint,
                         version: result.last_version,
@@ -604,8 +746,14 @@ impl Workflow {
                 // Someone else changed the complaint (or the same request raced itself):
                 // load again; the checks above settle it.
                 Err(eventlog::Error::WrongExpectedVersion { .. })
-                | Err(eventlog::Error::IdempotencyConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                | Err(eventlog::Error::IdempotencyConflict { .. }) => {
+                    self.forget(id);
+                    continue;
+                }
+                Err(e) => {
+                    self.forget(id);
+                    return Err(e.into());
+                }
             }
         }
         Err(WorkflowError::Contended(id))

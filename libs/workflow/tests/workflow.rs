@@ -565,3 +565,196 @@ async fn a_retry_must_repeat_the_effective_time_too() {
         );
     }
 }
+
+/// Two workflows over one log, as two processes on one JetStream stream would be: each
+/// keeps its own complaint states, and both seal under one key store.
+fn two_writers() -> (
+    Harness,
+    Workflow,
+    Arc<complaints_events::personal::MemoryKeys>,
+) {
+    let keys = Arc::new(complaints_events::personal::MemoryKeys::default());
+    let mut h = harness();
+    h.workflow = h.workflow.with_keys(keys.clone());
+    let other = Workflow::new(h.log.clone(), h.workflow.clock().clone(), Rules::default())
+        .with_keys(keys.clone());
+    (h, other, keys)
+}
+
+fn answer() -> Command {
+    Command::Answer {
+        decision: Decision::Upheld,
+        redress: vec![],
+        delivery: DeliveryMethod::Letter,
+        summary: "s".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_kept_state_behind_the_log_is_read_again_before_it_refuses_or_appends() {
+    let (h, other, _) = two_writers();
+    // Kept by `h.workflow` at version 1.
+    let id = registered(&h).await;
+    other
+        .execute(request(id, Command::Acknowledge))
+        .await
+        .unwrap();
+
+    // The caller knows the log's version (2): not a conflict with the kept version 1.
+    let mut current = request(
+        id,
+        Command::AddNewFacts {
+            facts: "more".into(),
+        },
+    );
+    current.expected_version = Some(2);
+    let out = h.workflow.execute(current).await.unwrap();
+    assert_eq!(out.version, 3);
+    assert!(out.complaint.acknowledged_at.is_some(), "{out:?}");
+
+    // A version the caller did not expect is checked against the log, not the kept state.
+    // Without an expected version: appended at the kept version 3, refused by the log,
+    // decided again on the stream as it is (with the other writer's facts).
+    other
+        .execute(request(id, Command::AddNewFacts { facts: "b".into() }))
+        .await
+        .unwrap();
+    let out = h
+        .workflow
+        .execute(request(id, Command::AddNewFacts { facts: "c".into() }))
+        .await
+        .unwrap();
+    assert_eq!(out.version, 5);
+    assert_eq!(out.complaint.new_facts_at.len(), 3);
+    for command in [
+        Command::Assign {
+            unit: "u".into(),
+            handler: "h".into(),
+        },
+        answer(),
+    ] {
+        other.execute(request(id, command)).await.unwrap();
+    }
+    let mut stale = request(id, Command::Acknowledge);
+    stale.expected_version = Some(5);
+    match h.workflow.execute(stale).await {
+        Err(WorkflowError::Conflict {
+            expected: 5,
+            actual: 7,
+            ..
+        }) => {}
+        other => panic!("expected a conflict with the log's version, got {other:?}"),
+    }
+    // Allowed only after the answer the other writer recorded: the kept state (version 5,
+    // not answered) would refuse it.
+    let closed = h
+        .workflow
+        .execute(request(id, Command::Close))
+        .await
+        .unwrap();
+    assert_eq!(closed.version, 8);
+    assert_eq!(closed.complaint.status, Status::Closed);
+    assert_eq!(h.log.head().await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn a_retry_recorded_by_another_writer_is_answered_as_a_retry() {
+    let (h, other, _) = two_writers();
+    let id = registered(&h).await;
+    let ack = request(id, Command::Acknowledge);
+    other.execute(ack.clone()).await.unwrap();
+    let head = h.log.head().await.unwrap();
+    let again = h.workflow.execute(ack).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.version, 2);
+    assert_eq!(h.log.head().await.unwrap(), head);
+    // The same request id in the kept state of the writer that recorded it.
+    let ack = request(id, Command::AddNewFacts { facts: "f".into() });
+    let first = h.workflow.execute(ack.clone()).await.unwrap();
+    let again = h.workflow.execute(ack).await.unwrap();
+    assert!(!first.replayed);
+    assert!(again.replayed);
+    assert_eq!(again.version, first.version);
+}
+
+#[tokio::test]
+async fn a_kept_state_does_not_outlive_an_erasure_made_elsewhere() {
+    let (h, other, _) = two_writers();
+    let id = registered(&h).await;
+    let kept = h
+        .workflow
+        .execute(request(id, Command::Acknowledge))
+        .await
+        .unwrap();
+    assert_eq!(kept.complaint.registration.complainant.name, "Ada Lovelace");
+    assert!(other
+        .erase_personal_data(
+            "person-1",
+            "asked",
+            Uuid::new_v4(),
+            &principal(&[Role::Supervisor])
+        )
+        .await
+        .unwrap());
+    let out = h
+        .workflow
+        .execute(request(
+            id,
+            Command::Assign {
+                unit: "u".into(),
+                handler: "h".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.version, 3);
+    assert_eq!(
+        out.personal,
+        complaints_events::personal::PersonalState::Erased
+    );
+    assert_ne!(out.complaint.registration.complainant.name, "Ada Lovelace");
+}
+
+#[tokio::test]
+async fn kept_states_give_the_answers_a_read_of_the_stream_gives() {
+    // The same commands, refusals among them, through a workflow that keeps states and
+    // one that reads every stream.
+    let (kept, _, _) = two_writers();
+    let (read, _, _) = two_writers();
+    let read = Harness {
+        workflow: read.workflow.with_state_cache(0),
+        ..read
+    };
+    let id = ComplaintId::new(Uuid::new_v4());
+    let steps = [
+        Command::Register(Box::new(registration(
+            id,
+            "cards",
+            "fees",
+            "2026-03-02T09:00:00Z",
+        ))),
+        Command::Close,
+        Command::Acknowledge,
+        Command::Register(Box::new(registration(
+            id,
+            "cards",
+            "fees",
+            "2026-03-02T09:00:00Z",
+        ))),
+        Command::Assign {
+            unit: "u".into(),
+            handler: "h".into(),
+        },
+        answer(),
+        answer(),
+        Command::Close,
+        Command::Acknowledge,
+    ];
+    for (i, command) in steps.into_iter().enumerate() {
+        let mut r = request(id, command);
+        r.request_id = Uuid::from_u128(i as u128 + 1);
+        let a = kept.workflow.execute(r.clone()).await;
+        let b = read.workflow.execute(r).await;
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "step {i}");
+    }
+}

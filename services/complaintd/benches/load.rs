@@ -17,6 +17,11 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// The allocator the complaintd binary ships with (`src/bin/complaintd.rs`): the server
+/// measured here is the one that runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const IN_FLIGHT: usize = 64;
 
 fn ms(d: Duration) -> f64 {
