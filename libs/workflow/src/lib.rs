@@ -217,9 +217,7 @@ impl Current {
         Current {
             version: loaded.last().map_or(0, |l| l.version),
             complaint: fold(loaded),
-            personal: loaded
-                .iter()
-                .fold(PersonalState::Present, |s, l| s.worst(l.personal)),
+            personal: personal_of(loaded),
             requests,
         }
     }
@@ -627,10 +625,10 @@ impl Workflow {
                 });
             }
             if let Some(expected) = request.expected_version {
-                if expected != version && loaded.is_none() {
-                    continue;
-                }
                 if expected != version {
+                    if loaded.is_none() {
+                        continue;
+                    }
                     return Err(WorkflowError::Conflict {
                         complaint: id,
                         expected,
@@ -762,15 +760,19 @@ impl Workflow {
 
 fn read_of(id: ComplaintId, loaded: &[Loaded]) -> Result<Read> {
     let version = loaded.last().map_or(0, |l| l.version);
-    let personal = loaded
-        .iter()
-        .fold(PersonalState::Present, |s, l| s.worst(l.personal));
     let complaint = fold(loaded).ok_or(WorkflowError::NotFound(id))?;
     Ok(Read {
         complaint,
         version,
-        personal,
+        personal: personal_of(loaded),
     })
+}
+
+/// Whether the personal fields of a complaint's events could all be read.
+fn personal_of(loaded: &[Loaded]) -> PersonalState {
+    loaded
+        .iter()
+        .fold(PersonalState::Present, |s, l| s.worst(l.personal))
 }
 
 fn fold(loaded: &[Loaded]) -> Option<Complaint> {
