@@ -83,3 +83,58 @@ async fn every_answered_append_went_through_a_counted_durable_commit() {
     assert!(stats.sled_flush > std::time::Duration::ZERO);
     log.close().await.unwrap();
 }
+
+fn segment_size_of(path: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path.join("conf")).unwrap())
+        .lines()
+        .find(|l| l.starts_with("segment_size:"))
+        .unwrap()
+        .to_owned()
+}
+
+/// New logs are made with segments large enough that sled keeps their leaves in its log
+/// (counted by its cache and evicted) rather than as blobs it never evicts; a log made
+/// with sled's default segments keeps them (sled refuses to open it with others) and
+/// still opens, appends and reads, through the log and through `open_raw`.
+#[tokio::test]
+async fn new_logs_get_large_segments_and_older_logs_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = StreamId::new("complaint-1").unwrap();
+    let event = || NewEvent::new("test.happened", "user:t", Bytes::from_static(b"x"));
+    for (name, made_with_defaults, segment) in [
+        ("new", false, eventlog_sled::SEGMENT_BYTES),
+        ("old", true, 512 << 10),
+    ] {
+        let path = dir.path().join(name);
+        if made_with_defaults {
+            // As a log made before, with sled's default configuration.
+            let db = sled::open(&path).unwrap();
+            db.flush().unwrap();
+            drop(db);
+        }
+        for round in 0..2u64 {
+            let log = SledEventLog::open(SledConfig::new(&path))
+                .unwrap_or_else(|e| panic!("{name}, open {round}: {e}"));
+            log.append(&stream, ExpectedVersion::Exact(round), vec![event()])
+                .await
+                .unwrap();
+            let read = log
+                .read_stream(&stream, 1, eventlog::Direction::Forward, 10)
+                .await
+                .unwrap();
+            assert_eq!(read.len() as u64, round + 1, "{name}");
+            log.close().await.unwrap();
+            drop(log);
+        }
+        assert_eq!(
+            segment_size_of(&path),
+            format!("segment_size: {segment}"),
+            "{name}"
+        );
+        let raw = eventlog_sled::open_raw(&path).unwrap();
+        assert!(
+            raw.iter().next().is_some(),
+            "{name}: the raw store holds the log"
+        );
+    }
+}

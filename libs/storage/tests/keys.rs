@@ -77,3 +77,54 @@ fn an_erased_person_gets_no_new_key_even_when_asked_for_with_others() {
     }
     assert_eq!(store.key("ada", false).unwrap(), None);
 }
+
+#[test]
+fn a_restored_batch_is_written_whole_and_keeps_erased_persons_erased() {
+    use complaints_events::personal::KeyEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledKeyStore::open(dir.path()).unwrap();
+    let kept = store.key("kept", true).unwrap().unwrap();
+    store.key("gone", true).unwrap();
+    assert!(store.erase("gone").unwrap());
+    let entry = |person: &str, key: Option<u8>| KeyEntry {
+        person_id: person.to_owned(),
+        key: key.map(|b| [b; 32]),
+    };
+    let written = store
+        .restore([
+            entry("new", Some(1)),
+            // Given twice in one batch: the last value holds.
+            entry("twice", Some(2)),
+            entry("twice", Some(3)),
+            // A tombstone from the backup, then a key for the same person: erased stays
+            // erased, within the batch too.
+            entry("erased-in-backup", None),
+            entry("erased-in-backup", Some(4)),
+            // Erased here already: never given a key again.
+            entry("gone", Some(5)),
+            // Replaces the key the store held.
+            entry("kept", Some(6)),
+        ])
+        .unwrap();
+    assert_eq!(
+        written, 5,
+        "the key after a tombstone and the erased person's are skipped"
+    );
+    drop(store);
+    // Reopened: the witness accepts what the batch left, entry by entry.
+    let store = SledKeyStore::open(dir.path()).unwrap();
+    assert_eq!(store.key("new", false).unwrap(), Some([1; 32]));
+    assert_eq!(store.key("twice", false).unwrap(), Some([3; 32]));
+    assert_eq!(store.key("erased-in-backup", false).unwrap(), None);
+    assert!(matches!(
+        store.key("erased-in-backup", true),
+        Err(KeyStoreError::Erased(_))
+    ));
+    assert!(matches!(
+        store.key("gone", true),
+        Err(KeyStoreError::Erased(_))
+    ));
+    assert_ne!(kept, [6; 32]);
+    assert_eq!(store.key("kept", false).unwrap(), Some([6; 32]));
+    assert_eq!(store.entries(None, 100).unwrap().len(), 5);
+}

@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench -p complaints-workflow --bench board`. `BENCH_DIR` picks where the
 //! logs go (default: the system temp dir); `BENCH_SCALE` (default 1.0) scales the counts.
-//! Prints the figures, then one JSON line.
+//! Prints the figures, then one JSON line. `BENCH_LOG=<a sled log's directory>` measures
+//! instead the heap each projection of that log holds (see `heap_by_projection`).
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![allow(unsafe_code)] // the one place: a counting wrapper around mimalloc, to measure the projections' heap
 
@@ -78,17 +79,7 @@ async fn rebuild(
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let task = projections.spawn(log.clone(), None, 0, stop);
-    projections
-        .get::<ComplaintList>()
-        .unwrap()
-        .wait_for(head)
-        .await;
-    projections.get::<SlaBoard>().unwrap().wait_for(head).await;
-    projections
-        .get::<RegulatorQueue>()
-        .unwrap()
-        .wait_for(head)
-        .await;
+    projections.wait_for(head).await;
     let took = start.elapsed();
     task.abort();
     (projections, took, head)
@@ -158,6 +149,75 @@ async fn read_only(log: &Arc<SledEventLog>, decode: bool) -> f64 {
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// With `BENCH_LOG` set to a sled log's directory (the scale bench keeps its ten-year log
+/// with `BENCH_KEEP=1`): the heap each projection holds, built from that whole log and
+/// then saved and restored as a restart does (its tables without the slack of growth),
+/// one projection at a time; instead of the figures of `main`.
+async fn heap_by_projection(path: std::path::PathBuf) -> serde_json::Value {
+    let log = Arc::new(SledEventLog::open(SledConfig::new(path)).unwrap());
+    // The log's own heap: after its open, and after one walk of its whole history (what
+    // a rebuild, the history check or an export does), against sled's cache capacity.
+    let opened = live_mib();
+    let walk = read_only(&log, false).await;
+    let walked = live_mib();
+    println!(
+        "the log: {opened:.0} MiB of heap once open, {walked:.0} MiB after a walk of it ({walk:.0} records/s); sled's cache capacity {:.0} MiB",
+        SledConfig::new(".").cache_capacity_bytes as f64 / (1024.0 * 1024.0)
+    );
+    let (projections, took, events) = rebuild(&log, Arc::new(Engine::built_in())).await;
+    println!(
+        "rebuilt all projections from {events} events in {:.1} s ({:.0} events/s)",
+        took.as_secs_f64(),
+        events as f64 / took.as_secs_f64()
+    );
+    let complaints = projections
+        .get::<SlaBoard>()
+        .unwrap()
+        .figures(Timestamp::now())
+        .complaints;
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    let per = |bytes: f64| bytes / complaints.max(1) as f64;
+    let mut rows = Vec::new();
+    let (mut built_all, mut restored_all) = (0.0, 0.0);
+    let each: [Arc<dyn Projection>; 4] = [
+        projections.get::<ComplaintList>().unwrap(),
+        projections.get::<SlaBoard>().unwrap(),
+        projections.get::<RegulatorQueue>().unwrap(),
+        projections
+            .get::<complaints_projections::reports::Reports>()
+            .unwrap(),
+    ];
+    for p in &each {
+        let (position, bytes) = p.save().unwrap();
+        let with = live_mib();
+        p.reset();
+        let built = with - live_mib();
+        let before = live_mib();
+        p.restore(position, &bytes).unwrap();
+        let restored = live_mib() - before;
+        built_all += built;
+        restored_all += restored;
+        println!(
+            "  {:<8} built {built:7.1} MiB ({:5.0} bytes a complaint), restored {restored:7.1} MiB ({:5.0} bytes a complaint), snapshot section {:7.1} MiB",
+            p.name(),
+            per(built * 1048576.0),
+            per(restored * 1048576.0),
+            mib(bytes.len() as f64),
+        );
+        rows.push(serde_json::json!({"projection": p.name(), "built_mib": built, "restored_mib": restored, "section_mib": mib(bytes.len() as f64)}));
+    }
+    println!(
+        "all: built {built_all:.1} MiB, restored {restored_all:.1} MiB, for {complaints} complaints ({:.0} and {:.0} bytes a complaint); process RSS {:.0} MiB",
+        per(built_all * 1048576.0),
+        per(restored_all * 1048576.0),
+        rss_mib()
+    );
+    drop(each);
+    drop(projections);
+    log.close().await.unwrap();
+    serde_json::json!({"events": events, "complaints": complaints, "log_open_heap_mib": opened, "log_walked_heap_mib": walked, "rebuild_s": took.as_secs_f64(), "built_mib": built_all, "restored_mib": restored_all, "projections": rows})
+}
+
 fn main() {
     let base_dir = std::env::var_os("BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -168,6 +228,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(path) = std::env::var_os("BENCH_LOG") {
+        let json = runtime.block_on(heap_by_projection(path.into()));
+        println!("{json}");
+        return;
+    }
     let json = runtime.block_on(async {
         let engine = Arc::new(Engine::built_in());
         let base: Timestamp = "2026-06-01T09:00:00Z".parse().unwrap();

@@ -382,9 +382,21 @@ fn generate(data_dir: &Path, complaints: usize, end: Timestamp) -> (u64, Timesta
     }
     drop(tx);
     let report = writer.join().unwrap();
-    // complaintd's key store, bound to this log.
+    // complaintd's key store, bound to this log, with one key per complainant of the
+    // history (as sealing would have made them), so that what the store costs at a start
+    // is measured with the rest.
     let keys = complaints_storage::SledKeyStore::open(&data_dir.join("keys")).unwrap();
     complaints_storage::bind_key_store(data_dir, &keys).unwrap();
+    let persons = complaints * 7 / 10 + 1;
+    for from in (0..persons).step_by(10_000) {
+        keys.restore((from..persons.min(from + 10_000)).map(|p| {
+            complaints_events::personal::KeyEntry {
+                person_id: format!("person-{p}"),
+                key: Some(rand::random()),
+            }
+        }))
+        .unwrap();
+    }
     drop(keys);
     (report.events, start)
 }
