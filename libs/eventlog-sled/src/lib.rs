@@ -1122,11 +1122,9 @@ fn check_witness(
 /// reopen in the same process can briefly find it taken. Lock conflicts are retried with
 /// backoff for about two seconds; after that, another owner really holds the log.
 fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
-    let segment = segment_bytes(path);
     retrying_lock_conflicts(path, || {
         sled::Config::new()
             .path(path)
-            .segment_size(segment)
             .cache_capacity(cache_capacity_bytes)
             .mode(sled::Mode::HighThroughput)
             // Every commit flushes; sled's periodic flusher would only add I/O.
@@ -1139,52 +1137,7 @@ fn open_tree(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db> {
 /// work below the event log (never while a log has it open). Like opening the log, it
 /// waits out the lock a just-closed log may still hold for a moment.
 pub fn open_raw(path: &Path) -> Result<sled::Db> {
-    let segment = segment_bytes(path);
-    retrying_lock_conflicts(path, || {
-        sled::Config::new().path(path).segment_size(segment).open()
-    })
-}
-
-/// The size of sled's segments for a new log: 8 MiB, where sled's default is 512 KiB.
-///
-/// Why: sled 0.34 writes a page bigger than a quarter of a segment as a blob file, and its
-/// cache counts a blob page at the size of its pointer in the log, not of its contents
-/// (`CacheInfo::log_size` is the reservation's length), so it never evicts one. A leaf of
-/// the log holds up to 17 chunks of about 96 KiB (`pipeline::CHUNK_TARGET_BYTES`), well
-/// over a quarter of 512 KiB: every leaf was a blob, and a walk of the whole log (a
-/// rebuild, the history check, an export) kept all of it in memory whatever the cache's
-/// capacity: 2.3 GiB more resident after the history check of a 10M-event log (measured,
-/// docs/PERFORMANCE.md). Under a quarter of 8 MiB a leaf stays in the log, is counted at
-/// its size, and is evicted within the cache's capacity.
-pub const SEGMENT_BYTES: usize = 8 << 20;
-
-/// The segment size of the sled store in `path`: the one it was made with (sled refuses
-/// to open a store with another), read from its `conf`; [`SEGMENT_BYTES`] for a new one.
-/// A log made with sled's default keeps it (and the memory of its blob leaves, see
-/// [`SEGMENT_BYTES`]) until it is rewritten: a backup restored (`complaintctl backup
-/// restore`) writes a new log.
-fn segment_bytes(path: &Path) -> usize {
-    // sled's `conf` file: lines of `name: value` (sled 0.34's `StorageParameters`), then
-    // a binary checksum.
-    let made_with = std::fs::read(path.join("conf")).ok().and_then(|conf| {
-        String::from_utf8_lossy(&conf).lines().find_map(|line| {
-            line.strip_prefix("segment_size:")
-                .and_then(|v| v.trim().parse::<usize>().ok())
-        })
-    });
-    match made_with {
-        Some(size) => {
-            if size < SEGMENT_BYTES {
-                tracing::warn!(
-                    path = %path.display(),
-                    segment_size = size,
-                    "this sled log was made with small segments: a walk of its history keeps it in memory (sled never evicts its blob pages); restoring a backup writes it anew with {SEGMENT_BYTES}-byte segments"
-                );
-            }
-            size
-        }
-        None => SEGMENT_BYTES,
-    }
+    retrying_lock_conflicts(path, || sled::open(path))
 }
 
 fn retrying_lock_conflicts(

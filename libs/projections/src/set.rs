@@ -188,13 +188,13 @@ impl Projections {
                         .as_ref()
                         .is_none_or(tokio::task::JoinHandle::is_finished);
                     if checkpoint_due && idle {
-                        if let Some(sections) =
+                        if let Some(captured) =
                             capture(&projections, at, Some(&checkpoint::SECTIONS)).await
                         {
                             checkpointing = Some(write(
                                 &checkpoints.store(at.position),
                                 at,
-                                sections,
+                                captured,
                                 CHECKPOINT,
                             ));
                             checkpoint_due = false;
@@ -208,8 +208,8 @@ impl Projections {
                     .as_ref()
                     .is_none_or(tokio::task::JoinHandle::is_finished);
                 if every > 0 && since_snapshot >= every && idle {
-                    if let Some(sections) = capture(&projections, at, None).await {
-                        writing = Some(write(store, at, sections, SNAPSHOT));
+                    if let Some(captured) = capture(&projections, at, None).await {
+                        writing = Some(write(store, at, captured, SNAPSHOT));
                         since_snapshot = 0;
                     }
                 }
@@ -219,8 +219,8 @@ impl Projections {
                 let _ = w.await;
             }
             if let (Some(store), Some(at), true) = (&store, anchor, since_snapshot > 0) {
-                if let Some(sections) = capture(&projections, at, None).await {
-                    let _ = write(store, at, sections, SNAPSHOT).await;
+                if let Some(captured) = capture(&projections, at, None).await {
+                    let _ = write(store, at, captured, SNAPSHOT).await;
                 }
             }
         })
@@ -262,12 +262,29 @@ impl Projections {
     /// Every projection (or those named in `only`) as a snapshot section, if they all
     /// stand at `anchor`.
     fn capture(&self, anchor: &Anchor, only: Option<&[&str]>) -> Result<Option<Sections>, String> {
-        let mut sections = Vec::with_capacity(self.members.len());
-        for p in self
+        let chosen: Vec<_> = self
             .each()
             .filter(|p| only.is_none_or(|names| names.contains(&p.name())))
-        {
-            let (position, bytes) = p.save().map_err(|e| format!("{}: {e}", p.name()))?;
+            .collect();
+        // Applying waits while the sections are encoded (they must stand at one position),
+        // and so does every read that waits for the projections to catch up: each is
+        // encoded on a thread of its own, so the largest sets the pause, not their sum.
+        let saved = std::thread::scope(|scope| {
+            let encoding: Vec<_> = chosen
+                .iter()
+                .map(|p| scope.spawn(move || p.save()))
+                .collect();
+            encoding
+                .into_iter()
+                .map(|e| {
+                    e.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut sections = Vec::with_capacity(chosen.len());
+        for (p, saved) in chosen.iter().zip(saved) {
+            let (position, bytes) = saved.map_err(|e| format!("{}: {e}", p.name()))?;
             if position != anchor.position {
                 return Ok(None);
             }
@@ -283,17 +300,27 @@ type Sections = Vec<(String, Vec<u8>)>;
 const SNAPSHOT: &str = "projections";
 const CHECKPOINT: &str = "checkpoint for views of the past";
 
+/// Sections taken at one position, and how long applying waited for them.
+struct Captured {
+    sections: Sections,
+    took: std::time::Duration,
+}
+
 /// Takes the projections' sections at `anchor` (applying pauses meanwhile: they must not
 /// move), off the runtime's workers.
 async fn capture(
     projections: &Arc<Projections>,
     anchor: Anchor,
     only: Option<&'static [&'static str]>,
-) -> Option<Sections> {
+) -> Option<Captured> {
     let projections = projections.clone();
+    let started = std::time::Instant::now();
     let captured = tokio::task::spawn_blocking(move || projections.capture(&anchor, only)).await;
     match captured {
-        Ok(Ok(sections)) => sections,
+        Ok(Ok(sections)) => sections.map(|sections| Captured {
+            sections,
+            took: started.elapsed(),
+        }),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot encode the projections; no snapshot this time");
             None
@@ -307,16 +334,18 @@ async fn capture(
 fn write(
     store: &SnapshotStore,
     anchor: Anchor,
-    sections: Sections,
+    captured: Captured,
     what: &'static str,
 ) -> tokio::task::JoinHandle<()> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        match store.save(&anchor, sections) {
+        match store.save(&anchor, captured.sections) {
             Ok(()) => tracing::info!(
                 position = anchor.position,
                 millis = started.elapsed().as_millis() as u64,
+                // How long applying (and reads waiting for it) paused while it was taken.
+                capture_millis = captured.took.as_millis() as u64,
                 "{what} saved"
             ),
             Err(e) => {

@@ -202,7 +202,7 @@ async fn an_auditor_exports_verifies_and_reconstructs_the_past() {
 
     // Tamper with the copy: change a byte of the registration's record.
     {
-        let db = eventlog_sled::open_raw(&copy.join("log")).unwrap();
+        let db = sled::open(copy.join("log")).unwrap();
         let (key, value) = db
             .scan_prefix(b"c")
             .map(Result::unwrap)
