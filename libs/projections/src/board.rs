@@ -637,13 +637,73 @@ impl Slot {
     }
 }
 
-/// The serialisable part of the board: what a snapshot holds.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// The board's state (its indexes are rebuilt from it).
+#[derive(Debug, Default, Clone)]
 struct Data {
     names: Names,
     slots: Vec<Slot>,
     /// The payload of the last `rules.loaded` event applied, if any.
     rules: Option<Vec<u8>>,
+}
+
+/// Slots a part of a saved board holds at most.
+const SLOTS_PER_PART: usize = 65_536;
+
+/// What a snapshot of the board holds: the names, the rules last recorded, and the slots
+/// in parts, each encoded on its own, so that saving and restoring a board of a million
+/// complaints (the snapshot at a restart, every checkpoint for views of the past, every
+/// view of the past) is spread over the cores instead of being one long decode.
+#[derive(Serialize)]
+struct Saved<'a> {
+    names: &'a Names,
+    rules: Option<&'a [u8]>,
+    slots: u64,
+    parts: Vec<&'a [u8]>,
+}
+
+/// [`Saved`], read back (the parts borrowed from the snapshot's bytes).
+#[derive(Deserialize)]
+struct Restored<'a> {
+    names: Names,
+    #[serde(borrow)]
+    rules: Option<&'a [u8]>,
+    slots: u64,
+    #[serde(borrow)]
+    parts: Vec<&'a [u8]>,
+}
+
+/// `f(0)`, ..., `f(n - 1)` in that order, computed on as many threads as there are cores
+/// (at most `n`), each taking every so many.
+fn on_every_core<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, n.max(1));
+    if threads == 1 {
+        return (0..n).map(f).collect();
+    }
+    let f = &f;
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| (i, f(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            // A panic in a worker is a bug; it is the caller's, as it would be here.
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 #[derive(Default)]
@@ -1343,6 +1403,31 @@ impl SlaBoard {
         let s = inner.slot_of(id)?;
         inner.entry(&engine, s)
     }
+
+    /// [`Projection::save`] with parts of `slots_per_part` slots (any size restores to
+    /// the same board: for tests).
+    #[doc(hidden)]
+    pub fn save_in_parts(&self, slots_per_part: usize) -> Result<(Position, Vec<u8>), SaveError> {
+        let per_part = slots_per_part.max(1);
+        self.kept.save(|inner| {
+            let slots = &inner.data.slots;
+            let parts = slots.len().div_ceil(per_part);
+            let encoded = on_every_core(parts, |i| {
+                let part = slots
+                    .get(i * per_part..slots.len().min((i + 1) * per_part))
+                    .unwrap_or_default();
+                postcard::to_stdvec(part)
+            })
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+            Ok(postcard::to_stdvec(&Saved {
+                names: &inner.data.names,
+                rules: inner.data.rules.as_deref(),
+                slots: slots.len() as u64,
+                parts: encoded.iter().map(Vec::as_slice).collect(),
+            })?)
+        })
+    }
 }
 
 impl Projection for SlaBoard {
@@ -1382,16 +1467,29 @@ impl Projection for SlaBoard {
         self.kept.reset();
     }
 
-    /// The board as bytes, with the position it stands at: for a snapshot.
+    /// The board as bytes, with the position it stands at: for a snapshot. The slots are
+    /// encoded in parts of their own (see [`Saved`]), on every core.
     fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
-        self.kept
-            .save(|inner| Ok(postcard::to_stdvec(&inner.data)?))
+        self.save_in_parts(SLOTS_PER_PART)
     }
 
     /// Replaces the board with a saved one standing at `position`.
     fn restore(&self, position: Position, bytes: &[u8]) -> Result<(), DecodeError> {
-        let mut data: Data = postcard::from_bytes(bytes)
-            .map_err(|e| DecodeError(format!("undecodable board snapshot: {e}")))?;
+        let undecodable =
+            |e: postcard::Error| DecodeError(format!("undecodable board snapshot: {e}"));
+        let saved: Restored<'_> = postcard::from_bytes(bytes).map_err(undecodable)?;
+        let mut slots =
+            Vec::with_capacity(usize::try_from(saved.slots).unwrap_or(0).min(bytes.len()));
+        for part in on_every_core(saved.parts.len(), |i| {
+            postcard::from_bytes::<Vec<Slot>>(saved.parts[i])
+        }) {
+            slots.extend(part.map_err(undecodable)?);
+        }
+        let mut data = Data {
+            names: saved.names,
+            slots,
+            rules: saved.rules.map(<[u8]>::to_vec),
+        };
         if !self.follow_recorded_rules {
             // Recomputed below with the rules given, as a board that ignores recorded
             // rules keeps none.

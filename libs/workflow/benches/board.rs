@@ -9,7 +9,7 @@
 //! Prints the figures, then one JSON line. `BENCH_LOG=<a sled log's directory>` measures
 //! instead the heap each projection of that log holds (see `heap_by_projection`).
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
-#![allow(unsafe_code)] // the one place: a counting wrapper around mimalloc, to measure the projections' heap
+#![allow(unsafe_code)] // a counting wrapper around mimalloc, to measure the projections' heap
 
 mod common;
 

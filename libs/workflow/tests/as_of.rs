@@ -318,3 +318,39 @@ async fn the_boards_figures_are_the_same_counted_in_parts() {
         assert_eq!(board.figures_in(now, &zone), whole);
     }
 }
+
+#[tokio::test]
+async fn a_board_saved_in_parts_restores_to_the_same_board_whatever_the_parts() {
+    use complaints_projections::board::SlaBoard;
+    use complaints_projections::Projection;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = Checkpoints::new(dir.path().join("as-of"), EVERY);
+    let log = history(&dir.path().join("log"), &checkpoints).await;
+    let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
+    let end = last_recorded(&*log).await;
+    let board = as_of::board_as_of(&*log, end, &rules, None)
+        .await
+        .unwrap()
+        .view;
+    let whole = board.state();
+    assert!(
+        whole.entries.len() >= 40,
+        "{} complaints",
+        whole.entries.len()
+    );
+    let (position, _) = board.save().unwrap();
+    for per_part in [1, 3, 7, 1_000_000] {
+        let (at, bytes) = board.save_in_parts(per_part).unwrap();
+        assert_eq!(at, position);
+        let restored = SlaBoard::new(rules.engine.clone());
+        restored.restore(at, &bytes).unwrap();
+        assert!(restored.state() == whole, "saved in parts of {per_part}");
+        assert_eq!(restored.position(), position);
+    }
+    // A part cut short is refused, not read as fewer complaints.
+    let (at, mut bytes) = board.save_in_parts(3).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    assert!(SlaBoard::new(rules.engine.clone())
+        .restore(at, &bytes)
+        .is_err());
+}
