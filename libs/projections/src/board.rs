@@ -1420,12 +1420,18 @@ impl SlaBoard {
             })
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-            Ok(postcard::to_stdvec(&Saved {
+            let saved = Saved {
                 names: &inner.data.names,
                 rules: inner.data.rules.as_deref(),
                 slots: slots.len() as u64,
                 parts: encoded.iter().map(Vec::as_slice).collect(),
-            })?)
+            };
+            // Written into a buffer of about its size at once (a growing one would copy
+            // the parts a few times over).
+            let size = encoded.iter().map(|p| p.len() + 10).sum::<usize>()
+                + saved.rules.map_or(0, <[u8]>::len)
+                + (1 << 16);
+            Ok(postcard::to_extend(&saved, Vec::with_capacity(size))?)
         })
     }
 }

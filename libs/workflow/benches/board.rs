@@ -188,23 +188,27 @@ async fn heap_by_projection(path: std::path::PathBuf) -> serde_json::Value {
             .unwrap(),
     ];
     for p in &each {
+        let t = Instant::now();
         let (position, bytes) = p.save().unwrap();
+        let save_ms = t.elapsed().as_secs_f64() * 1e3;
         let with = live_mib();
         p.reset();
         let built = with - live_mib();
         let before = live_mib();
+        let t = Instant::now();
         p.restore(position, &bytes).unwrap();
+        let restore_ms = t.elapsed().as_secs_f64() * 1e3;
         let restored = live_mib() - before;
         built_all += built;
         restored_all += restored;
         println!(
-            "  {:<8} built {built:7.1} MiB ({:5.0} bytes a complaint), restored {restored:7.1} MiB ({:5.0} bytes a complaint), snapshot section {:7.1} MiB",
+            "  {:<8} built {built:7.1} MiB ({:5.0} bytes a complaint), restored {restored:7.1} MiB ({:5.0} bytes a complaint), snapshot section {:7.1} MiB, saved in {save_ms:.0} ms, restored in {restore_ms:.0} ms",
             p.name(),
             per(built * 1048576.0),
             per(restored * 1048576.0),
             mib(bytes.len() as f64),
         );
-        rows.push(serde_json::json!({"projection": p.name(), "built_mib": built, "restored_mib": restored, "section_mib": mib(bytes.len() as f64)}));
+        rows.push(serde_json::json!({"projection": p.name(), "built_mib": built, "restored_mib": restored, "section_mib": mib(bytes.len() as f64), "save_ms": save_ms, "restore_ms": restore_ms}));
     }
     println!(
         "all: built {built_all:.1} MiB, restored {restored_all:.1} MiB, for {complaints} complaints ({:.0} and {:.0} bytes a complaint); process RSS {:.0} MiB",
