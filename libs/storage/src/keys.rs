@@ -422,8 +422,8 @@ impl SledKeyStore {
     /// calls this.
     ///
     /// The entries given are written together: one sled batch, witnessed once (three syncs
-    /// for the batch, not for each entry, so a store of a million complainants restores
-    /// in minutes rather than hours); the store holds all of them or none after a crash.
+    /// for the batch, not three for each entry: a million complainants were three million
+    /// syncs); the store holds all of them or none after a crash.
     pub fn restore(
         &self,
         entries: impl IntoIterator<Item = KeyEntry>,
