@@ -288,17 +288,24 @@ async fn checkpoints_of_another_log_are_not_used() {
     );
 }
 
-#[tokio::test]
-async fn the_boards_figures_are_the_same_counted_in_parts() {
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoints = Checkpoints::new(dir.path().join("as-of"), EVERY);
-    let log = history(&dir.path().join("log"), &checkpoints).await;
+/// The board of the whole history (in `dir`), the rules it was computed with, and when
+/// the history's last event was recorded.
+async fn board_at_the_end(dir: &Path) -> (Arc<SlaBoard>, RulesAt, Timestamp) {
+    let checkpoints = Checkpoints::new(dir.join("as-of"), EVERY);
+    let log = history(&dir.join("log"), &checkpoints).await;
     let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
     let end = last_recorded(&*log).await;
     let board = as_of::board_as_of(&*log, end, &rules, None)
         .await
         .unwrap()
         .view;
+    (board, rules, end)
+}
+
+#[tokio::test]
+async fn the_boards_figures_are_the_same_counted_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, _, end) = board_at_the_end(dir.path()).await;
     let zone = jiff::tz::TimeZone::get("Europe/London").unwrap();
     let end = jiff::Timestamp::from_microsecond(end.as_micros()).unwrap();
     for days in [-30, -3, 0, 2, 20] {
@@ -321,17 +328,8 @@ async fn the_boards_figures_are_the_same_counted_in_parts() {
 
 #[tokio::test]
 async fn a_board_saved_in_parts_restores_to_the_same_board_whatever_the_parts() {
-    use complaints_projections::board::SlaBoard;
-    use complaints_projections::Projection;
     let dir = tempfile::tempdir().unwrap();
-    let checkpoints = Checkpoints::new(dir.path().join("as-of"), EVERY);
-    let log = history(&dir.path().join("log"), &checkpoints).await;
-    let rules = rules_for(&*log, RulesChoice::AsRecorded).await;
-    let end = last_recorded(&*log).await;
-    let board = as_of::board_as_of(&*log, end, &rules, None)
-        .await
-        .unwrap()
-        .view;
+    let (board, rules, _) = board_at_the_end(dir.path()).await;
     let whole = board.state();
     assert!(
         whole.entries.len() >= 40,
