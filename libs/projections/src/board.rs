@@ -1474,7 +1474,7 @@ impl Projection for SlaBoard {
     }
 
     /// The board as bytes, with the position it stands at: for a snapshot. The slots are
-    /// encoded in parts of their own (see [`Saved`]), on every core.
+    /// encoded in parts of their own (see `Saved`), on every core.
     fn save(&self) -> Result<(Position, Vec<u8>), SaveError> {
         self.save_in_parts(SLOTS_PER_PART)
     }
