@@ -237,21 +237,11 @@ impl Projections {
                 Ok((p, section))
             })
             .collect::<Result<Vec<_>, DecodeError>>()?;
-        // The sections are independent: each is decoded on a thread of its own, so the
-        // largest sets the time (a start after ten years of history waits for this).
-        std::thread::scope(|scope| {
-            let decoding: Vec<_> = work
-                .into_iter()
-                .map(|(p, section)| scope.spawn(move || p.restore(snapshot.position, section)))
-                .collect();
-            decoding
-                .into_iter()
-                .map(|d| {
-                    d.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect::<Result<Vec<()>, DecodeError>>()
-        })?;
+        // The sections are independent: the largest sets the time (a start after ten
+        // years of history waits for this).
+        each_on_its_own_thread(&work, |(p, section)| p.restore(snapshot.position, section))
+            .into_iter()
+            .collect::<Result<Vec<()>, DecodeError>>()?;
         Ok(())
     }
 
@@ -267,21 +257,9 @@ impl Projections {
             .filter(|p| only.is_none_or(|names| names.contains(&p.name())))
             .collect();
         // Applying waits while the sections are encoded (they must stand at one position),
-        // and so does every read that waits for the projections to catch up: each is
-        // encoded on a thread of its own, so the largest sets the pause, not their sum.
-        let saved = std::thread::scope(|scope| {
-            let encoding: Vec<_> = chosen
-                .iter()
-                .map(|p| scope.spawn(move || p.save()))
-                .collect();
-            encoding
-                .into_iter()
-                .map(|e| {
-                    e.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect::<Vec<_>>()
-        });
+        // and so does every read that waits for the projections to catch up: the largest
+        // sets the pause, not their sum.
+        let saved = each_on_its_own_thread(&chosen, |p| p.save());
         let mut sections = Vec::with_capacity(chosen.len());
         for (p, saved) in chosen.iter().zip(saved) {
             let (position, bytes) = saved.map_err(|e| format!("{}: {e}", p.name()))?;
@@ -295,6 +273,22 @@ impl Projections {
 }
 
 type Sections = Vec<(String, Vec<u8>)>;
+
+/// `f` of each of `items`, each on a thread of its own, in their order.
+fn each_on_its_own_thread<I: Sync, R: Send>(items: &[I], f: impl Fn(&I) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = items.iter().map(|i| scope.spawn(move || f(i))).collect();
+        running
+            .into_iter()
+            // A panic in one is a bug; it is the caller's, as it would be here.
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
 
 /// What the log calls the two kinds of saved state ("... saved").
 const SNAPSHOT: &str = "projections";
