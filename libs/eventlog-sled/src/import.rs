@@ -32,7 +32,8 @@ pub fn import(
     let (_, index, _) = open_checked(path, 64 << 20, false)?;
     // Every record was just checked: the first open need not do it again (without the
     // checkpoint it would, so a failure here costs time only).
-    if let Err(e) = crate::checkpoint::write(path, &index.merged_up_to(index.tail), &index.tail) {
+    let layer = index.recent_up_to(index.tail.position);
+    if let Err(e) = crate::checkpoint::write_merged(path, &index.base(), layer, &index.tail) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the index checkpoint of the imported log");
     }
     Ok(index.report())

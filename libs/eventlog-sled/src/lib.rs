@@ -521,7 +521,7 @@ impl SledEventLog {
         from: Version,
         direction: Direction,
         limit: usize,
-    ) -> Vec<(Version, Position)> {
+    ) -> Result<Vec<(Version, Position)>> {
         let forward = direction == Direction::Forward;
         self.inner.shared.read_index().stream_positions(
             stream,
@@ -575,7 +575,7 @@ impl EventLog for SledEventLog {
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
         self.check_open()?;
-        let last = self.stream_positions(stream, Version::MAX, Direction::Backward, 1);
+        let last = self.stream_positions(stream, Version::MAX, Direction::Backward, 1)?;
         Ok(last.first().map_or(0, |(version, _)| *version))
     }
 
@@ -587,7 +587,7 @@ impl EventLog for SledEventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         self.check_open()?;
-        let positions = self.stream_positions(stream, from, direction, limit);
+        let positions = self.stream_positions(stream, from, direction, limit)?;
         let mut out = Vec::with_capacity(positions.len());
         for (version, position) in positions {
             let record = read_record(self.tree(), position)?;
@@ -927,9 +927,8 @@ pub(crate) fn write_checkpoint(shared: &Shared, upto: Position) -> std::result::
         }
         (index.base(), index.recent_up_to(upto))
     };
-    let merged = Arc::new(base.merged(layer));
-    let bytes = checkpoint::write(&shared.path, &merged, &tail).map_err(|e| e.to_string())?;
-    shared.write_index().trim(merged, tail);
+    let (merged, bytes) = checkpoint::write_merged(&shared.path, &base, layer, &tail)?;
+    shared.write_index().trim(Arc::new(merged), tail);
     shared.checkpointed.send_replace(upto);
     tracing::info!(
         path = %shared.path.display(),

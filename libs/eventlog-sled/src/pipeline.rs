@@ -155,7 +155,7 @@ impl Writer {
         if let Some(original) = self.find_original(request)? {
             return Ok(original);
         }
-        let actual = self.shared.read_index().version(&request.stream);
+        let actual = self.shared.write_index().prepare(&request.stream)?;
         if !request.expected.admits(actual) {
             return Err(Error::WrongExpectedVersion {
                 stream: request.stream.clone(),
@@ -209,7 +209,7 @@ impl Writer {
                 .events
                 .iter()
                 .map(|e| index.position_of(&e.id))
-                .collect()
+                .collect::<Result<_>>()?
         };
         let Some(positions) = idempotency::known_positions(&request.events, found)? else {
             return Ok(None);
