@@ -3,7 +3,7 @@
 //! loads them instead of reading and checking every record of the history. The file is
 //! also the **base** of the live index (`index.rs`): it is read in place, a page at a time,
 //! and memory holds only a few bytes per page of it (the first key of each page and each
-//! page's checksum), about 0.3 bytes per event instead of 40. Its pages are read through
+//! page's checksum), under half a byte per event instead of 40. Its pages are read through
 //! the operating system's cache, which a busy system keeps and a short one gives back.
 //!
 //! The file is derived data and is never trusted over the log:
@@ -129,6 +129,15 @@ impl Base {
 
     fn position_pages(&self) -> u64 {
         pages_for(self.events, POSITIONS_PER_PAGE)
+    }
+
+    /// What this base holds in memory, in bytes (its pages stay in the file).
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.crcs.capacity() * 4
+            + self.first_ids.capacity() * 16
+            + self.first_names.capacity()
+            + self.first_name_ends.capacity() * 4
     }
 
     fn first_name(&self, page: usize) -> &str {
@@ -576,6 +585,9 @@ fn merged_streams(
             while let Some((new, positions)) = fresh.next_if(|(new, _)| new.as_str() < name) {
                 each(new, None, positions)?;
             }
+            if fresh.peek().is_some_and(|(new, _)| new == name) {
+                return Err(format!("stream {name} is both new and in the base"));
+            }
             let later = extra.get(name).map_or(&[][..], Vec::as_slice);
             each(name, Some(extent), later)?;
         }
@@ -874,6 +886,42 @@ mod tests {
             std::fs::write(path(&damaged), &bytes[..len]).unwrap_or_else(|e| panic!("{e}"));
             assert!(matches!(read(&damaged), Read::Unusable(_)), "cut at {len}");
         }
+    }
+
+    /// The base keeps its pages in the file: memory holds under half a byte per
+    /// event (the first key and the checksum of each page), where the arrays took 40.
+    #[test]
+    fn a_base_holds_a_few_bytes_a_page_in_memory() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let events = 100_000u64;
+        let layer = Layer {
+            ids: (1..=events)
+                .map(|p| (Uuid::new_v4().as_u128(), p))
+                .collect(),
+            streams: (0..events / 10)
+                .map(|s| {
+                    let positions = (0..10).map(|i| s + 1 + i * (events / 10)).collect();
+                    (format!("complaint-{}", Uuid::new_v4()), false, positions)
+                })
+                .collect(),
+        };
+        let tail = tail_at(events);
+        let (written, size) = write_merged(dir.path(), &Base::default(), layer, &tail)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Read::Found(read_base, _) = read(dir.path()) else {
+            panic!("not read back");
+        };
+        for base in [&written, &read_base] {
+            assert!(
+                base.heap_bytes() < events as usize / 2,
+                "{} bytes in memory for {events} events ({size} bytes in the file)",
+                base.heap_bytes()
+            );
+        }
+        assert!(
+            size > 30 * events,
+            "the file holds the indexes: {size} bytes"
+        );
     }
 
     /// A page damaged after the open is refused when it is read, with the page named;

@@ -33,6 +33,9 @@ pub enum Backend {
         /// The check of the history behind the index checkpoint waits for
         /// [`HistoryCheck::start`] (`eventlog_sled::SledConfig::defer_history_check`).
         defer_history_check: bool,
+        /// The capacity of sled's cache of the log's pages, in bytes
+        /// (`eventlog_sled::SledConfig::cache_capacity_bytes`).
+        cache_bytes: u64,
     },
     /// NATS JetStream at `url` (comma-separated servers): the log in `stream`, the keys in
     /// the key-value bucket `<stream>_KEYS` (replicas sharing a log share their keys).
@@ -171,9 +174,11 @@ pub async fn open(backend: &Backend, clock: Arc<dyn Clock>) -> Result<Storage, O
             index_checkpoint_every,
             full_check_at_open,
             defer_history_check,
+            cache_bytes,
         } => {
             let log_path = data_dir.join("log");
             let mut config = SledConfig::new(&log_path);
+            config.cache_capacity_bytes = *cache_bytes;
             config.read_only = *read_only;
             config.index_checkpoint_every = *index_checkpoint_every;
             config.defer_history_check = *defer_history_check;

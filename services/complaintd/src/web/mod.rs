@@ -1217,10 +1217,15 @@ async fn login(
     if let Err(status) = web.principal(&check, Page::Board) {
         return web.refused(&headers, status.into());
     }
-    let mut response = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
+    to_board_keeping(&format!(
         "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-    )) {
+    ))
+}
+
+/// A redirect to the board that sets `cookie` (a `Set-Cookie` value).
+fn to_board_keeping(cookie: &str) -> Response {
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
@@ -1271,13 +1276,9 @@ async fn dev_roles(State(web): State<Arc<Web>>, Form(form): Form<RolesForm>) -> 
         return (StatusCode::BAD_REQUEST, "name at least one role\n").into_response();
     }
     let roles = roles.join(",");
-    let mut response = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
+    to_board_keeping(&format!(
         "{DEV_ROLES_COOKIE}={roles}; Path=/; SameSite=Strict"
-    )) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
+    ))
 }
 
 async fn css() -> Response {
