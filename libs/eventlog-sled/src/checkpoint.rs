@@ -821,8 +821,8 @@ mod tests {
         for i in 0..events {
             let id = Uuid::new_v4();
             ids.push(id);
-            index.prepare(&stream(i)).unwrap_or_else(|e| panic!("{e}"));
-            index.add(&stream(i), id, i + 1);
+            let version = index.version(&stream(i)).unwrap_or_else(|e| panic!("{e}"));
+            index.add(&stream(i), id, i + 1, version + 1);
         }
         let tail = tail_at(events);
         let (base, _) = write_merged(dir, &Base::default(), index.recent_up_to(events), &tail)

@@ -150,7 +150,7 @@ impl Index {
         if record.recorded_at < self.tail.recorded_at {
             return Err(corrupt("recorded_at goes backwards".into()));
         }
-        let version = self.prepare(&record.stream)?;
+        let version = self.version(&record.stream)?;
         if record.version != version + 1 {
             return Err(corrupt(format!(
                 "stream {} jumps from version {version} to {}",
@@ -163,48 +163,40 @@ impl Index {
                 record.id
             )));
         }
-        self.add(&record.stream, record.id, position);
+        self.add(&record.stream, record.id, position, record.version);
         self.tail = Tail::after(stored, record);
         Ok(())
     }
 
-    /// The stream's version (counting every applied event, durable or not), with the
-    /// stream entered in the recent layer, so that [`Index::add`] needs no lookup in the
-    /// base (which may fail).
-    pub fn prepare(&mut self, stream: &StreamId) -> Result<Version> {
-        if let Some(recent) = self.streams.get(stream) {
-            return Ok(recent.base_len + recent.positions.len() as Version);
+    /// The stream's version, counting every applied event (durable or not).
+    pub fn version(&self, stream: &StreamId) -> Result<Version> {
+        match self.streams.get(stream) {
+            Some(recent) => Ok(recent.base_len + recent.positions.len() as Version),
+            None => Ok(self
+                .base
+                .find(stream.as_str())?
+                .map_or(0, |extent| extent.count)),
         }
-        let base_len = self
-            .base
-            .find(stream.as_str())?
-            .map_or(0, |extent| extent.count);
-        self.streams.insert(
-            stream.clone(),
-            Recent {
-                base_len,
-                positions: Vec::new(),
-            },
-        );
-        Ok(base_len)
     }
 
-    /// Records that `id` is version `version(stream) + 1` of `stream`, at `position`. The
-    /// stream must have been [prepared](Index::prepare).
-    pub fn add(&mut self, stream: &StreamId, id: Uuid, position: Position) {
-        debug_assert!(
-            self.streams.contains_key(stream),
-            "stream {stream} added without being prepared"
-        );
+    /// Records that `id` is version `version` of `stream`, at `position`: the next
+    /// version after [`Index::version`] (so a stream not yet in the recent layer has
+    /// `version - 1` events in the base, and nothing needs looking up there).
+    pub fn add(&mut self, stream: &StreamId, id: Uuid, position: Position, version: Version) {
         self.ids.insert(id, position);
-        self.streams
+        let recent = self
+            .streams
             .entry(stream.clone())
             .or_insert_with(|| Recent {
-                base_len: 0,
+                base_len: version.saturating_sub(1),
                 positions: Vec::new(),
-            })
-            .positions
-            .push(position);
+            });
+        debug_assert_eq!(
+            recent.base_len + recent.positions.len() as Version + 1,
+            version,
+            "stream {stream}: version {version} added out of order"
+        );
+        recent.positions.push(position);
     }
 
     pub fn position_of(&self, id: &Uuid) -> Result<Option<Position>> {
@@ -276,11 +268,7 @@ impl Index {
     }
 
     pub fn report(&self) -> VerifyReport {
-        let new_streams = self
-            .streams
-            .values()
-            .filter(|r| r.base_len == 0 && !r.positions.is_empty())
-            .count();
+        let new_streams = self.streams.values().filter(|r| r.base_len == 0).count();
         VerifyReport {
             events: self.tail.position,
             head_hash: self.tail.hash,
@@ -366,10 +354,10 @@ mod tests {
             let position = index.tail.position + 1;
             let id = Uuid::new_v4();
             ids.push(id);
-            index
-                .prepare(&stream(name))
+            let version = index
+                .version(&stream(name))
                 .unwrap_or_else(|e| panic!("{e}"));
-            index.add(&stream(name), id, position);
+            index.add(&stream(name), id, position, version + 1);
             index.tail = tail_at(position);
         }
     }

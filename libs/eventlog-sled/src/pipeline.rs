@@ -155,7 +155,7 @@ impl Writer {
         if let Some(original) = self.find_original(request)? {
             return Ok(original);
         }
-        let actual = self.shared.write_index().prepare(&request.stream)?;
+        let actual = self.shared.read_index().version(&request.stream)?;
         if !request.expected.admits(actual) {
             return Err(Error::WrongExpectedVersion {
                 stream: request.stream.clone(),
@@ -180,7 +180,7 @@ impl Writer {
         {
             let mut index = self.shared.write_index();
             for (_, record) in &sealed.records {
-                index.add(&request.stream, record.id, record.position);
+                index.add(&request.stream, record.id, record.position, record.version);
             }
         }
         let result = sealed.result();
