@@ -398,12 +398,26 @@ impl<W: Write> Hashing<W> {
 pub(crate) fn write_merged(
     dir: &Path,
     base: &Base,
-    mut layer: Layer,
+    layer: Layer,
     tail: &Tail,
 ) -> std::result::Result<(Base, u64), String> {
     let temporary = dir.join(format!("{FILE}.tmp"));
+    let written = write_new(dir, &temporary, base, layer, tail);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+fn write_new(
+    dir: &Path,
+    temporary: &Path,
+    base: &Base,
+    mut layer: Layer,
+    tail: &Tail,
+) -> std::result::Result<(Base, u64), String> {
     let io = |e: std::io::Error| format!("cannot write {}: {e}", temporary.display());
-    let file = File::create(&temporary).map_err(io)?;
+    let file = File::create(temporary).map_err(io)?;
     let mut pages = Pages {
         out: Hashing {
             inner: BufWriter::with_capacity(1 << 20, file),
@@ -444,6 +458,12 @@ pub(crate) fn write_merged(
             let entry = id_entry(entry);
             while let Some(new) = newer.next_if(|new| new.0 < entry.0) {
                 push_id(&mut pages, new).map_err(io)?;
+            }
+            if newer.peek().is_some_and(|new| new.0 == entry.0) {
+                return Err(format!(
+                    "event id {} is both new and in the base",
+                    Uuid::from_u128(entry.0)
+                ));
             }
             push_id(&mut pages, entry).map_err(io)?;
         }
@@ -549,7 +569,7 @@ pub(crate) fn write_merged(
     let file = inner.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_data().map_err(io)?;
     drop(file);
-    std::fs::rename(&temporary, path(dir)).map_err(io)?;
+    std::fs::rename(temporary, path(dir)).map_err(io)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     let file = File::open(path(dir)).map_err(io)?;
     Ok((
