@@ -150,7 +150,6 @@ impl Base {
     }
 
     fn damaged(&self, page: u64, why: &str) -> Error {
-        tracing::error!(path = %self.path.display(), page, why, "the index checkpoint is damaged: restart to rebuild the index from the log");
         Error::Storage(format!(
             "the index checkpoint {} is damaged at page {page} ({why}): the log itself is not; \
              a restart sets the checkpoint aside and rebuilds the index from the log",
@@ -179,6 +178,14 @@ impl Base {
         Ok(bytes)
     }
 
+    /// `count` pages from `page` for a lookup of the live index: a failure is logged
+    /// (the open's own reading of every page reports it as the open's).
+    fn lookup(&self, page: u64, count: u64) -> Result<Vec<u8>> {
+        self.pages(page, count).inspect_err(|e| {
+            tracing::error!(path = %self.path.display(), page, error = %e, "the index checkpoint is damaged: restart to rebuild the index from the log");
+        })
+    }
+
     pub fn position_of(&self, id: &Uuid) -> Result<Option<Position>> {
         let id = id.as_u128();
         let page = self.first_ids.partition_point(|first| *first <= id);
@@ -186,7 +193,7 @@ impl Base {
             return Ok(None);
         }
         let page = page as u64 - 1;
-        let bytes = self.pages(page, 1)?;
+        let bytes = self.lookup(page, 1)?;
         let entries = (self.events - page * IDS_PER_PAGE).min(IDS_PER_PAGE) as usize;
         let entry = |i: usize| id_entry(&bytes[i * ID_ENTRY..(i + 1) * ID_ENTRY]);
         let (mut lo, mut hi) = (0, entries);
@@ -219,7 +226,7 @@ impl Base {
             return Ok(None);
         }
         let page = self.id_pages() + page as u64 - 1;
-        let bytes = self.pages(page, 1)?;
+        let bytes = self.lookup(page, 1)?;
         for record in Records::new(&bytes) {
             let (name, extent) = record.map_err(|why| self.damaged(page, why))?;
             match name.cmp(stream) {
@@ -240,7 +247,7 @@ impl Base {
         let page = first / POSITIONS_PER_PAGE;
         let last = (end - 1) / POSITIONS_PER_PAGE;
         let section = self.id_pages() + self.stream_pages;
-        let bytes = self.pages(section + page, last - page + 1)?;
+        let bytes = self.lookup(section + page, last - page + 1)?;
         let skip = (first - page * POSITIONS_PER_PAGE) as usize;
         Ok(bytes[skip * 8..]
             .chunks_exact(8)

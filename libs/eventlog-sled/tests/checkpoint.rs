@@ -286,3 +286,56 @@ async fn a_deferred_history_check_waits_to_be_started_and_a_close_ends_the_wait(
     assert!(matches!(outcome.await.unwrap(), Err(Error::Closed)));
     assert!(matches!(log.history_check(), HistoryCheck::Stopped));
 }
+
+/// The checkpoint is read in place while the log runs: a page of it damaged then is
+/// refused, with the page named, by every read and append that needs it (nothing is
+/// answered or appended from it); the next open sets the file aside, checks every record
+/// and answers as before.
+#[tokio::test]
+async fn a_checkpoint_page_damaged_while_the_log_runs_is_refused_then_set_aside() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = open_default(&path).await;
+    fill(&log, 0, 300).await;
+    log.close().await.unwrap();
+    drop(log);
+    let log = open_default(&path).await;
+    assert_eq!(*log.watch_checkpoint().borrow(), 300);
+    let expected = answers(&log).await;
+
+    // One byte flipped in each of its four pages (two of ids, one of streams, one of
+    // stream positions), in place: the running log reads this very file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.join(CHECKPOINT))
+        .unwrap();
+    for page in 0..4u64 {
+        let at = page * 4096 + 100;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
+    }
+    drop(file);
+    let damaged = |e: Error| matches!(&e, Error::Storage(m) if m.contains("damaged at page"));
+    let s = stream(1);
+    let read = log.read_stream(&s, 1, Direction::Forward, usize::MAX).await;
+    assert!(read.is_err_and(damaged));
+    assert!(log.stream_version(&s).await.is_err_and(damaged));
+    let appended = common::try_append(&log, &s).await;
+    assert!(appended.is_err_and(damaged));
+    assert_eq!(log.head().await.unwrap(), 300, "nothing was appended");
+    // A close does not write a checkpoint from a damaged one.
+    log.close().await.unwrap();
+    drop(log);
+
+    let log = open_default(&path).await;
+    assert_eq!(
+        *log.watch_checkpoint().borrow(),
+        0,
+        "the damaged file was used"
+    );
+    assert!(same(&answers(&log).await, &expected));
+    log.close().await.unwrap();
+}
