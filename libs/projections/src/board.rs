@@ -674,6 +674,39 @@ struct Restored<'a> {
 
 /// `f(0)`, ..., `f(n - 1)` in that order, computed on as many threads as there are cores
 /// (at most `n`), each taking every so many.
+/// A part of a saved board's slots, decoded into a vector of the part's length at once:
+/// serde's own `Vec` reserves at most about a megabyte ahead, so a part of 65,536 slots
+/// grew by doubling (copied three times over, each time into fresh pages: a tenth of an
+/// as-of board's time at ten years). The length is trusted up to what the part's bytes
+/// can hold.
+struct SlotsOfPart {
+    at_most: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for SlotsOfPart {
+    type Value = Vec<Slot>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Slot>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SlotsOfPart {
+    type Value = Vec<Slot>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a part of the board's slots")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Slot>, A::Error> {
+        let mut slots = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.at_most));
+        while let Some(slot) = seq.next_element()? {
+            slots.push(slot);
+        }
+        Ok(slots)
+    }
+}
+
 fn on_every_core<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
@@ -1487,7 +1520,14 @@ impl Projection for SlaBoard {
         let mut slots =
             Vec::with_capacity(usize::try_from(saved.slots).unwrap_or(0).min(bytes.len()));
         for part in on_every_core(saved.parts.len(), |i| {
-            postcard::from_bytes::<Vec<Slot>>(saved.parts[i])
+            let mut part = postcard::Deserializer::from_bytes(saved.parts[i]);
+            serde::de::DeserializeSeed::deserialize(
+                SlotsOfPart {
+                    // A slot takes 16 bytes at least (its id).
+                    at_most: saved.parts[i].len() / 16,
+                },
+                &mut part,
+            )
         }) {
             slots.extend(part.map_err(undecodable)?);
         }

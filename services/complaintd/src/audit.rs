@@ -297,7 +297,11 @@ impl Audit {
             as_of::board_as_of(&**self.log(), micros(at), &rules, self.checkpoints.as_ref())
                 .await
                 .map_err(as_of_error)?;
-        Ok(Response::new(board_out(&board.view, at, &self.zone)))
+        let out = board_out(&board.view, at, &self.zone);
+        // A whole board of the past (a million complaints at ten years) takes a while to
+        // free: not on the caller's time.
+        tokio::task::spawn_blocking(move || drop(board));
+        Ok(Response::new(out))
     }
 
     pub async fn list_regulator_queue_as_of(
