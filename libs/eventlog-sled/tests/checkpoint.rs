@@ -82,18 +82,24 @@ async fn retry_first(log: &SledEventLog) {
     assert_eq!(result.first_position, 1, "the retry was appended again");
 }
 
+/// A new log in `path` of 300 records, closed (which writes its checkpoint) and opened
+/// again from that checkpoint.
+async fn opened_from_a_checkpoint_at_300(path: &Path) -> SledEventLog {
+    let log = open_default(path).await;
+    fill(&log, 0, 300).await;
+    log.close().await.unwrap();
+    drop(log);
+    let log = open_default(path).await;
+    assert_eq!(*log.watch_checkpoint().borrow(), 300);
+    log
+}
+
 #[tokio::test]
 async fn an_open_reads_only_what_came_after_the_checkpoint_and_answers_as_a_full_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let log = open_default(&path).await;
-    fill(&log, 0, 300).await;
-    log.close().await.unwrap();
-    drop(log);
+    let log = opened_from_a_checkpoint_at_300(&path).await;
     let old_checkpoint = std::fs::read(path.join(CHECKPOINT)).unwrap();
-
-    let log = open_default(&path).await;
-    assert_eq!(*log.watch_checkpoint().borrow(), 300);
     fill(&log, 300, 420).await;
     log.close().await.unwrap();
     drop(log);
@@ -296,12 +302,7 @@ async fn a_checkpoint_page_damaged_while_the_log_runs_is_refused_then_set_aside(
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let log = open_default(&path).await;
-    fill(&log, 0, 300).await;
-    log.close().await.unwrap();
-    drop(log);
-    let log = open_default(&path).await;
-    assert_eq!(*log.watch_checkpoint().borrow(), 300);
+    let log = opened_from_a_checkpoint_at_300(&path).await;
     let expected = answers(&log).await;
 
     // One byte flipped in each of its four pages (two of ids, one of streams, one of

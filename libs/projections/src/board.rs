@@ -672,8 +672,6 @@ struct Restored<'a> {
     parts: Vec<&'a [u8]>,
 }
 
-/// `f(0)`, ..., `f(n - 1)` in that order, computed on as many threads as there are cores
-/// (at most `n`), each taking every so many.
 /// A part of a saved board's slots, decoded into a vector of the part's length at once:
 /// serde's own `Vec` reserves at most about a megabyte ahead, so a part of 65,536 slots
 /// grew by doubling (copied three times over, each time into fresh pages: a tenth of an
@@ -707,6 +705,8 @@ impl<'de> serde::de::Visitor<'de> for SlotsOfPart {
     }
 }
 
+/// `f(0)`, ..., `f(n - 1)` in that order, computed on as many threads as there are cores
+/// (at most `n`), each taking every so many.
 fn on_every_core<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
