@@ -127,10 +127,6 @@ impl Base {
         pages_for(self.events, IDS_PER_PAGE)
     }
 
-    fn position_pages(&self) -> u64 {
-        pages_for(self.events, POSITIONS_PER_PAGE)
-    }
-
     /// What this base holds in memory, in bytes (its pages stay in the file).
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
@@ -256,6 +252,28 @@ impl Base {
             .collect())
     }
 
+    /// The ids and their positions, in order (`id_entry` reads each).
+    fn ids(&self) -> Entries<'_> {
+        self.entries(0, ID_ENTRY, IDS_PER_PAGE)
+    }
+
+    /// The stream positions, stream after stream.
+    fn stream_positions(&self) -> Entries<'_> {
+        self.entries(self.id_pages() + self.stream_pages, 8, POSITIONS_PER_PAGE)
+    }
+
+    fn entries(&self, first_page: u64, size: usize, per_page: u64) -> Entries<'_> {
+        Entries {
+            walk: self.walk(first_page, first_page + pages_for(self.events, per_page)),
+            size,
+            per_page,
+            left: self.events,
+            page: Vec::with_capacity(PAGE),
+            at: 0,
+            in_page: 0,
+        }
+    }
+
     /// Walks the pages `from..to` of the file in order, checked, `WALK_PAGES` at a time.
     fn walk(&self, from: u64, to: u64) -> Walk<'_> {
         Walk {
@@ -304,6 +322,46 @@ impl Walk<'_> {
         let page = &self.bytes[self.at..self.at + PAGE];
         self.at += PAGE;
         Ok(Some((number, page)))
+    }
+}
+
+/// The fixed-size entries of a section (the ids, or the stream positions), in order, each
+/// page checked.
+struct Entries<'a> {
+    walk: Walk<'a>,
+    size: usize,
+    per_page: u64,
+    /// Entries not yet read.
+    left: u64,
+    /// The page being read, and where in it.
+    page: Vec<u8>,
+    at: usize,
+    in_page: u64,
+}
+
+impl Entries<'_> {
+    /// The next entry, and whether it is the first of its page.
+    fn next(&mut self) -> Result<Option<(bool, &[u8])>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let first = self.in_page == 0;
+        if first {
+            let Some((_, page)) = self.walk.page()? else {
+                return Err(self
+                    .walk
+                    .base
+                    .damaged(self.walk.end, "fewer pages than entries"));
+            };
+            self.page.clear();
+            self.page.extend_from_slice(page);
+            self.at = 0;
+        }
+        let entry = &self.page[self.at..self.at + self.size];
+        self.at += self.size;
+        self.left -= 1;
+        self.in_page = (self.in_page + 1) % self.per_page;
+        Ok(Some((first, entry)))
     }
 }
 
@@ -365,9 +423,8 @@ struct Pages {
 }
 
 impl Pages {
-    fn push(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn push(&mut self, bytes: &[u8]) {
         self.page.extend_from_slice(bytes);
-        Ok(())
     }
 
     /// Ends the page being filled (padded with zeros), if it holds anything.
@@ -446,7 +503,7 @@ fn write_new(
     // The ids: the base's and the layer's, merged in order.
     layer.ids.sort_unstable_by_key(|(id, _)| *id);
     let mut newer = layer.ids.iter().copied().peekable();
-    let mut older = base.walk(0, base.id_pages());
+    let mut older = base.ids();
     let mut written = 0u64;
     let mut push_id = |pages: &mut Pages, (id, position): (u128, Position)| {
         if written.is_multiple_of(IDS_PER_PAGE) {
@@ -454,26 +511,22 @@ fn write_new(
             first_ids.push(id);
         }
         written += 1;
-        pages.push(&id.to_be_bytes())?;
-        pages.push(&position.to_le_bytes())
+        pages.push(&id.to_be_bytes());
+        pages.push(&position.to_le_bytes());
+        Ok(())
     };
-    let mut seen = 0u64;
-    while let Some((_, page)) = older.page().map_err(|e| e.to_string())? {
-        let entries = (base.events - seen).min(IDS_PER_PAGE) as usize;
-        seen += entries as u64;
-        for entry in page[..entries * ID_ENTRY].chunks_exact(ID_ENTRY) {
-            let entry = id_entry(entry);
-            while let Some(new) = newer.next_if(|new| new.0 < entry.0) {
-                push_id(&mut pages, new).map_err(io)?;
-            }
-            if newer.peek().is_some_and(|new| new.0 == entry.0) {
-                return Err(format!(
-                    "event id {} is both new and in the base",
-                    Uuid::from_u128(entry.0)
-                ));
-            }
-            push_id(&mut pages, entry).map_err(io)?;
+    while let Some((_, entry)) = older.next().map_err(|e| e.to_string())? {
+        let entry = id_entry(entry);
+        while let Some(new) = newer.next_if(|new| new.0 < entry.0) {
+            push_id(&mut pages, new).map_err(io)?;
         }
+        if newer.peek().is_some_and(|new| new.0 == entry.0) {
+            return Err(format!(
+                "event id {} is both new and in the base",
+                Uuid::from_u128(entry.0)
+            ));
+        }
+        push_id(&mut pages, entry).map_err(io)?;
     }
     for new in newer {
         push_id(&mut pages, new).map_err(io)?;
@@ -505,10 +558,10 @@ fn write_new(
             page_used = 0;
         }
         let count = older.map_or(0, |e| e.count) + newer.len() as u64;
-        pages.push(&(name.len() as u16).to_le_bytes()).map_err(io)?;
-        pages.push(&start.to_le_bytes()).map_err(io)?;
-        pages.push(&count.to_le_bytes()).map_err(io)?;
-        pages.push(name.as_bytes()).map_err(io)?;
+        pages.push(&(name.len() as u16).to_le_bytes());
+        pages.push(&start.to_le_bytes());
+        pages.push(&count.to_le_bytes());
+        pages.push(name.as_bytes());
         page_used += len;
         start += count;
         streams += 1;
@@ -517,9 +570,7 @@ fn write_new(
     pages.end_page().map_err(io)?;
     let stream_pages = first_name_ends.len() as u64;
 
-    let position_section = base.id_pages() + base.stream_pages;
-    let mut older = base.walk(position_section, position_section + base.position_pages());
-    let mut held: Vec<Position> = Vec::new();
+    let mut older = base.stream_positions();
     let mut written = 0u64;
     merged_streams(base, &fresh, &extra, |_, old, newer| {
         let mut push = |pages: &mut Pages, position: Position| {
@@ -527,25 +578,15 @@ fn write_new(
                 pages.end_page()?;
             }
             written += 1;
-            pages.push(&position.to_le_bytes())
+            pages.push(&position.to_le_bytes());
+            Ok(())
         };
-        let mut wanted = old.map_or(0, |e| e.count) as usize;
-        while wanted > 0 {
-            if held.is_empty() {
-                let Some((_, page)) = older.page().map_err(|e| e.to_string())? else {
-                    return Err(
-                        "the old checkpoint has fewer stream positions than its streams count"
-                            .into(),
-                    );
-                };
-                held = page.chunks_exact(8).rev().map(u64_at).collect();
-            }
-            let take = wanted.min(held.len());
-            for _ in 0..take {
-                let position = held.pop().unwrap_or_default();
-                push(&mut pages, position).map_err(io)?;
-            }
-            wanted -= take;
+        for _ in 0..old.map_or(0, |e| e.count) {
+            let (_, entry) = older
+                .next()
+                .map_err(|e| e.to_string())?
+                .ok_or("the old checkpoint has fewer stream positions than its streams count")?;
+            push(&mut pages, u64_at(entry)).map_err(io)?;
         }
         for position in newer {
             push(&mut pages, *position).map_err(io)?;
@@ -732,27 +773,19 @@ fn check_and_index(base: &mut Base) -> std::result::Result<(), String> {
     // The ids.
     let mut first_ids = Vec::with_capacity(base.id_pages() as usize);
     let mut previous: Option<u128> = None;
-    let mut seen = 0u64;
-    let mut pages = base.walk(0, base.id_pages());
-    while let Some((_, page)) = pages.page().map_err(text)? {
-        let entries = (last - seen).min(IDS_PER_PAGE) as usize;
-        seen += entries as u64;
-        for (i, entry) in page[..entries * ID_ENTRY]
-            .chunks_exact(ID_ENTRY)
-            .enumerate()
-        {
-            let (id, position) = id_entry(entry);
-            if i == 0 {
-                first_ids.push(id);
-            }
-            if previous.is_some_and(|p| p >= id) {
-                return Err("its event ids are not strictly ascending".into());
-            }
-            if position == 0 || position > last {
-                return Err("an event id's position is outside the records it covers".into());
-            }
-            previous = Some(id);
+    let mut ids = base.ids();
+    while let Some((first, entry)) = ids.next().map_err(text)? {
+        let (id, position) = id_entry(entry);
+        if first {
+            first_ids.push(id);
         }
+        if previous.is_some_and(|p| p >= id) {
+            return Err("its event ids are not strictly ascending".into());
+        }
+        if position == 0 || position > last {
+            return Err("an event id's position is outside the records it covers".into());
+        }
+        previous = Some(id);
     }
 
     // The streams.
@@ -795,26 +828,20 @@ fn check_and_index(base: &mut Base) -> std::result::Result<(), String> {
     }
 
     // The stream positions.
-    let section = base.id_pages() + base.stream_pages;
-    let mut pages = base.walk(section, section + base.position_pages());
-    let mut counts = counts.into_iter();
-    let (mut left, mut previous) = (0u64, 0u64);
-    let mut seen = 0u64;
-    while let Some((_, page)) = pages.page().map_err(text)? {
-        let entries = (last - seen).min(POSITIONS_PER_PAGE) as usize;
-        seen += entries as u64;
-        for position in page[..entries * 8].chunks_exact(8).map(u64_at) {
-            if left == 0 {
-                left = counts
-                    .next()
-                    .ok_or("more stream positions than its streams hold")?;
-                previous = 0;
-            }
+    // (Their counts add up to `last`, the number of stream positions: checked above.)
+    let mut positions = base.stream_positions();
+    for count in counts {
+        let mut previous = 0;
+        for _ in 0..count {
+            let (_, entry) = positions
+                .next()
+                .map_err(text)?
+                .ok_or("fewer stream positions than its streams hold")?;
+            let position = u64_at(entry);
             if position <= previous || position > last {
                 return Err("a stream's positions are not ascending within the log".into());
             }
             previous = position;
-            left -= 1;
         }
     }
     base.first_ids = first_ids;

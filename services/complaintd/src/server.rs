@@ -328,7 +328,7 @@ fn backend(config: &Config) -> Backend {
             read_only: config.read_only,
             index_checkpoint_every: config.log_index_checkpoint_every,
             full_check_at_open: config.log_full_check_at_open,
-            cache_bytes: config.log_cache_mib << 20,
+            cache_bytes: config.log_cache_mib.saturating_mul(1 << 20),
             // Started once ready (see `start_with_clock`).
             defer_history_check: true,
         },
