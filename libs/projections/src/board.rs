@@ -12,6 +12,13 @@
 //! a complaint's clocks are recomputed once per batch, after its last event in the batch,
 //! which gives exactly what recomputing after every event gives (the clocks are a function
 //! of the facts, the recorded crossings and the rules; see the rebuild property tests).
+//!
+//! Most of a ten-year board is complaints that ended long ago. Once a complaint has ended
+//! and its clocks have stopped (a window clock only opens and closes at its due time), it
+//! is kept settled: without its clocks or index keys, its facts encoded, what the figures
+//! count of it at hand ([`Settled`]); an event of it, or a change of rules, makes it a
+//! slot again. A property test keeps a settling board answering as one that keeps every
+//! complaint whole.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -239,6 +246,39 @@ impl Tally {
         }
     }
 
+    /// Counts settled complaint `s` at `now`, which is past its clocks' stops: exactly
+    /// what [`Tally::add`] counts of its slot then.
+    fn add_settled(&mut self, s: &Settled, now: Timestamp) {
+        self.complaints += 1;
+        if s.answer != NONE {
+            self.times_to_answer
+                .push(SignedDuration::from_micros(s.answer - s.received_at));
+        }
+        for c in s.counted() {
+            match c {
+                Counted::Met => self.stopped += 1,
+                Counted::Breached(_) => {
+                    self.stopped += 1;
+                    self.late += 1;
+                    *self.by_regime.entry(s.regime).or_default() += 1;
+                    *self.by_unit.entry(s.unit).or_default() += 1;
+                    *self.by_category.entry(s.category).or_default() += 1;
+                }
+                Counted::Window(due) => {
+                    let kind = match now < time(due) {
+                        true => StateKind::WindowOpen,
+                        false => StateKind::WindowClosed,
+                    };
+                    *self.by_state.entry(kind).or_default() += 1;
+                    *self
+                        .by_regime_and_state
+                        .entry((s.regime, kind))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+
     fn merge(&mut self, other: Tally) {
         fn counts<K: std::hash::Hash + Eq>(into: &mut HashMap<K, u64>, from: HashMap<K, u64>) {
             for (k, n) in from {
@@ -423,6 +463,9 @@ impl Clock {
 struct Slot {
     /// The complaint's uuid (bytes: no 16-byte alignment to pad for).
     id: [u8; 16],
+    /// Its place in the order of registration: what the indexes key it by (a slot moves
+    /// when another settles; the order of complaints with the same due time does not).
+    ordinal: u32,
     regime: Sym,
     unit: Sym,
     category: Sym,
@@ -457,9 +500,10 @@ fn code_of(status: Status) -> u8 {
 }
 
 impl Slot {
-    fn registered(r: &complaints_domain::Register, names: &mut Names) -> Self {
+    fn registered(r: &complaints_domain::Register, ordinal: u32, names: &mut Names) -> Self {
         Slot {
             id: *r.id.uuid().as_bytes(),
+            ordinal,
             regime: names.intern(&r.regime),
             unit: names.intern(&r.unit),
             category: names.intern(&r.category),
@@ -637,13 +681,200 @@ impl Slot {
     }
 }
 
+/// How a settled complaint's clock counts in the figures (see [`Settled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// Stopped before its due time.
+    Met,
+    /// Stopped at or after its due time, which was this.
+    Breached(Micros),
+    /// A window (not stopped), open until this.
+    Window(Micros),
+}
+
+const MET: u8 = 0;
+const BREACHED: u8 = 1;
+const WINDOW: u8 = 2;
+
+/// A settled complaint: ended, and every clock stopped or a window (which only opens and
+/// closes at its due time), so that what it adds to the figures and the charts no longer
+/// changes with "now" (once now is past its clocks' stops: [`Data::settled_from`]). Most
+/// of a ten-year board is such complaints; each is kept in about a third of a slot's
+/// room (no clocks, no index keys, its facts encoded): what the figures count of it in
+/// the fields and the head of `bytes`, the rest only for the day an event touches it
+/// again (a reopen, a late rating) or someone asks for its entry. Its clocks are not
+/// kept: they are a function of its facts and the rules, recomputed then (a change of
+/// rules unsettles every complaint first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Settled {
+    id: [u8; 16],
+    ordinal: u32,
+    regime: Sym,
+    unit: Sym,
+    category: Sym,
+    received_at: Micros,
+    /// When its clocks stopped for an answer ([`Slot::effective_answer`]; `NONE`: never).
+    answer: Micros,
+    /// The clocks as counted (`u8` count, then per clock a kind and, but for `MET`, a
+    /// due time, little-endian), then the slot without its clocks (postcard).
+    #[serde(with = "boxed_bytes")]
+    bytes: Box<[u8]>,
+}
+
+/// `Box<[u8]>` as one run of bytes (postcard's `bytes`, the same on the wire as a
+/// sequence of `u8`), read back in one copy instead of byte by byte.
+mod boxed_bytes {
+    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Box<[u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Box<[u8]>, E> {
+                Ok(v.into())
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}
+
+impl Settled {
+    /// `slot` settled, with the latest stop of its clocks; `None` if it is not settled
+    /// (open, a clock still running, or a clock whose rule is unknown).
+    fn of(slot: &Slot, engine: &Engine, names: &Names) -> Option<(Settled, Micros)> {
+        if !status_of(slot.status).is_ended() || slot.dirty {
+            return None;
+        }
+        let regime = names.get(slot.regime);
+        let mut bytes = vec![0u8];
+        let mut counted = 0u8;
+        let mut stopped = NONE;
+        for c in &slot.clocks {
+            let (_, rule) = rule_of(engine, regime, c)?;
+            if rule.stops == Stop::WindowCloses {
+                // A stopped window is counted nowhere (as `Tally::add` does).
+                if c.stopped_at != NONE {
+                    continue;
+                }
+                bytes.push(WINDOW);
+                bytes.extend(c.due_at.to_le_bytes());
+            } else if c.stopped_at == NONE {
+                return None;
+            } else if c.stopped_at < c.due_at {
+                bytes.push(MET);
+                stopped = stopped.max(c.stopped_at);
+            } else {
+                bytes.push(BREACHED);
+                bytes.extend(c.due_at.to_le_bytes());
+                stopped = stopped.max(c.stopped_at);
+            }
+            counted = counted.checked_add(1)?;
+        }
+        bytes[0] = counted;
+        let bare = Slot {
+            clocks: Box::default(),
+            next_crossing: NONE,
+            ..slot.clone()
+        };
+        postcard::to_extend(&bare, bytes).ok().map(|bytes| {
+            let settled = Settled {
+                id: slot.id,
+                ordinal: slot.ordinal,
+                regime: slot.regime,
+                unit: slot.unit,
+                category: slot.category,
+                received_at: slot.received_at,
+                answer: slot.effective_answer(),
+                bytes: bytes.into_boxed_slice(),
+            };
+            (settled, stopped)
+        })
+    }
+
+    /// Its clocks as counted.
+    fn counted(&self) -> impl Iterator<Item = Counted> + '_ {
+        let mut left = self.bytes.first().copied().unwrap_or(0);
+        let mut i = 1;
+        std::iter::from_fn(move || {
+            left = left.checked_sub(1)?;
+            let kind = *self.bytes.get(i)?;
+            if kind == MET {
+                i += 1;
+                return Some(Counted::Met);
+            }
+            let due = Micros::from_le_bytes(self.bytes.get(i + 1..i + 9)?.try_into().ok()?);
+            i += 9;
+            Some(match kind {
+                BREACHED => Counted::Breached(due),
+                _ => Counted::Window(due),
+            })
+        })
+    }
+
+    /// Where its slot's bytes start (after the clocks as counted).
+    fn slot_start(&self) -> usize {
+        let n = self.bytes.first().copied().unwrap_or(0);
+        (0..n).fold(1, |at, _| match self.bytes.get(at) {
+            Some(&MET) => at + 1,
+            _ => at + 9,
+        })
+    }
+
+    /// Its slot, without clocks (recompute them before use).
+    fn slot(&self) -> Result<Slot, DecodeError> {
+        postcard::from_bytes(self.bytes.get(self.slot_start()..).unwrap_or_default())
+            .map_err(|e| DecodeError(format!("a settled complaint of the board: {e}")))
+    }
+}
+
 /// The board's state (its indexes are rebuilt from it).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Data {
     names: Names,
+    /// Complaints not settled.
     slots: Vec<Slot>,
+    /// Settled complaints (see [`Settled`]).
+    settled: Vec<Settled>,
+    /// The latest stop of a settled complaint's clock (`NONE`: none yet): at a "now"
+    /// before it, the figures count settled complaints from their recomputed clocks.
+    settled_from: Micros,
+    /// Complaints registered: the next one's ordinal.
+    registered: u32,
     /// The payload of the last `rules.loaded` event applied, if any.
     rules: Option<Vec<u8>>,
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Self {
+            names: Names::default(),
+            slots: Vec::new(),
+            settled: Vec::new(),
+            settled_from: NONE,
+            registered: 0,
+            rules: None,
+        }
+    }
+}
+
+/// The row in [`Inner::ids`] of settled complaint `k` is `SETTLED | k`.
+const SETTLED: u32 = 1 << 31;
+
+/// No slot: in [`Inner::slot_at`], a settled complaint.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Which complaint `row` of [`Inner::ids`] is.
+fn row_id(data: &Data, row: u32) -> [u8; 16] {
+    let found = match row & SETTLED {
+        0 => data.slots.get(row as usize).map(|s| s.id),
+        _ => data.settled.get((row & !SETTLED) as usize).map(|s| s.id),
+    };
+    found.unwrap_or_default()
 }
 
 /// Slots a part of a saved board holds at most.
@@ -659,6 +890,10 @@ struct Saved<'a> {
     rules: Option<&'a [u8]>,
     slots: u64,
     parts: Vec<&'a [u8]>,
+    settled_from: Micros,
+    settled: u64,
+    settled_parts: Vec<&'a [u8]>,
+    registered: u32,
 }
 
 /// [`Saved`], read back (the parts borrowed from the snapshot's bytes).
@@ -670,6 +905,11 @@ struct Restored<'a> {
     slots: u64,
     #[serde(borrow)]
     parts: Vec<&'a [u8]>,
+    settled_from: Micros,
+    settled: u64,
+    #[serde(borrow)]
+    settled_parts: Vec<&'a [u8]>,
+    registered: u32,
 }
 
 /// A part of a saved board's slots, decoded into a vector of the part's length at once:
@@ -677,32 +917,72 @@ struct Restored<'a> {
 /// grew by doubling (copied three times over, each time into fresh pages: a tenth of an
 /// as-of board's time at ten years). The length is trusted up to what the part's bytes
 /// can hold.
-struct SlotsOfPart {
+struct PartOf<T> {
     at_most: usize,
+    of: std::marker::PhantomData<T>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for SlotsOfPart {
-    type Value = Vec<Slot>;
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for PartOf<T> {
+    type Value = Vec<T>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Slot>, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for SlotsOfPart {
-    type Value = Vec<Slot>;
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for PartOf<T> {
+    type Value = Vec<T>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a part of the board's slots")
+        f.write_str("a part of the board's complaints")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Slot>, A::Error> {
-        let mut slots = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.at_most));
-        while let Some(slot) = seq.next_element()? {
-            slots.push(slot);
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.at_most));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
         }
-        Ok(slots)
+        Ok(items)
     }
+}
+
+/// `items` encoded in parts of `per_part`, on every core.
+fn encode_in_parts<T: Serialize + Sync>(
+    items: &[T],
+    per_part: usize,
+) -> Result<Vec<Vec<u8>>, postcard::Error> {
+    let parts = items.len().div_ceil(per_part);
+    on_every_core(parts, |i| {
+        let part = items
+            .get(i * per_part..items.len().min((i + 1) * per_part))
+            .unwrap_or_default();
+        postcard::to_stdvec(part)
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The parts [`encode_in_parts`] wrote, decoded on every core into one vector of about
+/// `len` items (a part's item takes 16 bytes at least: its id).
+fn decode_parts<'de, T: Deserialize<'de> + Send>(
+    parts: &[&'de [u8]],
+    len: u64,
+) -> Result<Vec<T>, postcard::Error> {
+    let total = parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut items = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(total / 16));
+    for part in on_every_core(parts.len(), |i| {
+        let mut part = postcard::Deserializer::from_bytes(parts[i]);
+        serde::de::DeserializeSeed::deserialize(
+            PartOf {
+                at_most: parts[i].len() / 16,
+                of: std::marker::PhantomData,
+            },
+            &mut part,
+        )
+    }) {
+        items.extend(part?);
+    }
+    Ok(items)
 }
 
 /// `f(0)`, ..., `f(n - 1)` in that order, computed on as many threads as there are cores
@@ -739,14 +1019,48 @@ fn on_every_core<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     done.into_iter().map(|(_, t)| t).collect()
 }
 
+/// The tally of `items`, counted in `parts` shares on as many threads.
+fn in_parts<T: Sync>(items: &[T], parts: usize, add: impl Fn(&mut Tally, &T) + Sync) -> Tally {
+    let chunk = items.len().div_ceil(parts.max(1)).max(1);
+    let tally = |items: &[T]| {
+        let mut t = Tally::default();
+        for item in items {
+            add(&mut t, item);
+        }
+        t
+    };
+    if items.len() <= chunk {
+        return tally(items);
+    }
+    let tally = &tally;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = items
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| scope.spawn(move || tally(part)))
+            .collect();
+        let mut t = tally(items.get(..chunk).unwrap_or(items));
+        for other in others {
+            // A panic in a part is a bug; it is the caller's, as it would be here.
+            match other.join() {
+                Ok(other) => t.merge(other),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        t
+    })
+}
+
 #[derive(Default)]
 struct Inner {
     data: Data,
     ids: RowIndex,
-    /// Running (not stopped) deadline clocks by due time: (due, slot, clock index).
+    /// Running (not stopped) deadline clocks by due time: (due, ordinal, clock index).
     urgent: BTreeSet<(Micros, u32, u16)>,
-    /// Each complaint's next unrecorded crossing: (when, slot).
+    /// Each complaint's next unrecorded crossing: (when, ordinal).
     crossings: BTreeSet<(Micros, u32)>,
+    /// The slot of each ordinal (`NO_SLOT`: settled).
+    slot_at: Vec<u32>,
     /// Slots waiting for their clocks to be recomputed.
     dirty: Vec<u32>,
 }
@@ -768,7 +1082,7 @@ fn keys(
             .iter()
             .enumerate()
             .filter(|(_, c)| rule_of(engine, regime, c).is_some_and(|(_, rule)| c.running(rule)))
-            .map(|(i, c)| (c.due_at, s, i as u16)),
+            .map(|(i, c)| (c.due_at, slot.ordinal, i as u16)),
     );
     unrecorded(engine, &data.names, slot)
         .map(|(at, ..)| at)
@@ -788,9 +1102,118 @@ fn rule_of<'e>(
 }
 
 impl Inner {
+    /// The row of complaint `id`: a slot, or `SETTLED | k` for settled complaint `k`.
+    fn row_of(&self, id: ComplaintId) -> Option<u32> {
+        self.ids
+            .get(id.uuid().as_bytes(), |r| row_id(&self.data, r))
+    }
+
+    /// The ordinal of complaint `id`, settled or not.
+    fn ordinal_of(&self, id: ComplaintId) -> Option<u32> {
+        match self.row_of(id)? {
+            r if r & SETTLED != 0 => self.data.settled.get((r & !SETTLED) as usize),
+            s => return self.data.slots.get(s as usize).map(|slot| slot.ordinal),
+        }
+        .map(|settled| settled.ordinal)
+    }
+
+    /// The slot of complaint `id`, if it is not settled.
     fn slot_of(&self, id: ComplaintId) -> Option<u32> {
-        let slots = &self.data.slots;
-        self.ids.get(id.uuid().as_bytes(), |s| slots[s as usize].id)
+        self.row_of(id).filter(|r| r & SETTLED == 0)
+    }
+
+    /// The slot of complaint `id`, unsettling it first if it is settled (an event of it
+    /// is about to be applied: it is marked for its clocks to be recomputed).
+    fn hot_slot_of(&mut self, id: ComplaintId) -> Result<Option<u32>, DecodeError> {
+        match self.row_of(id) {
+            Some(r) if r & SETTLED != 0 => self.unsettle(r & !SETTLED).map(Some),
+            other => Ok(other),
+        }
+    }
+
+    /// Settles slot `s` if its complaint is settled (see [`Settled`]); says whether.
+    /// Moves the last slot into `s`.
+    fn settle(&mut self, engine: &Engine, s: u32) -> bool {
+        let Some(slot) = self.data.slots.get(s as usize) else {
+            return false;
+        };
+        let Some((settled, stopped)) = Settled::of(slot, engine, &self.data.names) else {
+            return false;
+        };
+        let (id, ordinal) = (slot.id, slot.ordinal);
+        self.unindex(s);
+        self.ids.remove(&id, |r| row_id(&self.data, r));
+        let last = self.data.slots.len() as u32 - 1;
+        if s != last {
+            let moved = &self.data.slots[last as usize];
+            let (moved, moved_ordinal) = (moved.id, moved.ordinal);
+            self.ids.set(&moved, s, |r| row_id(&self.data, r));
+            self.set_slot_at(moved_ordinal, s);
+        }
+        self.data.slots.swap_remove(s as usize);
+        self.set_slot_at(ordinal, NO_SLOT);
+        let k = self.data.settled.len() as u32;
+        self.data.settled.push(settled);
+        self.data.settled_from = self.data.settled_from.max(stopped);
+        let Inner { data, ids, .. } = self;
+        ids.insert(&id, SETTLED | k, |r| row_id(data, r));
+        true
+    }
+
+    /// Makes settled complaint `k` a slot again, marked for its clocks to be
+    /// recomputed; returns the slot. Moves the last settled complaint into `k`.
+    fn unsettle(&mut self, k: u32) -> Result<u32, DecodeError> {
+        let Some(settled) = self.data.settled.get(k as usize) else {
+            return Err(DecodeError(format!(
+                "no settled complaint {k} on the board"
+            )));
+        };
+        let slot = settled.slot()?;
+        let (id, ordinal) = (settled.id, settled.ordinal);
+        self.ids.remove(&id, |r| row_id(&self.data, r));
+        let last = self.data.settled.len() as u32 - 1;
+        if k != last {
+            let moved = self.data.settled[last as usize].id;
+            self.ids.set(&moved, SETTLED | k, |r| row_id(&self.data, r));
+        }
+        self.data.settled.swap_remove(k as usize);
+        let s = self.data.slots.len() as u32;
+        self.data.slots.push(slot);
+        self.set_slot_at(ordinal, s);
+        let Inner { data, ids, .. } = &mut *self;
+        ids.insert(&id, s, |r| row_id(data, r));
+        self.mark(s);
+        Ok(s)
+    }
+
+    /// Notes that complaint `ordinal` is in slot `s` (`NO_SLOT`: settled).
+    fn set_slot_at(&mut self, ordinal: u32, s: u32) {
+        let o = ordinal as usize;
+        if o >= self.slot_at.len() {
+            self.slot_at.resize(o + 1, NO_SLOT);
+        }
+        self.slot_at[o] = s;
+    }
+
+    /// The slot of complaint `ordinal`, if it is not settled.
+    fn slot_by_ordinal(&self, ordinal: u32) -> Option<&Slot> {
+        let s = *self.slot_at.get(ordinal as usize)?;
+        self.data.slots.get(s as usize)
+    }
+
+    /// Settled complaint `k` as a slot with its clocks (for reading; the board keeps it
+    /// settled).
+    fn settled_slot(&self, engine: &Engine, k: usize) -> Option<Slot> {
+        self.settled_slot_of(engine, self.data.settled.get(k)?)
+    }
+
+    /// [`Inner::settled_slot`] of `settled`.
+    fn settled_slot_of(&self, engine: &Engine, settled: &Settled) -> Option<Slot> {
+        let mut slot = settled.slot().ok()?;
+        let (clocks, problem) = clocks_of(engine, &self.data.names, &slot);
+        slot.clocks = clocks;
+        set_problem(&mut slot, problem);
+        Some(slot)
     }
 
     fn mark(&mut self, s: u32) {
@@ -802,10 +1225,24 @@ impl Inner {
         }
     }
 
-    fn mark_all(&mut self) {
+    /// Whether at `now` the settled complaints count as [`Tally::add_settled`] counts
+    /// them: now is past every stop of their clocks (a view of a moment before the board's
+    /// last events is not: they are counted from their clocks then).
+    fn settled_counts_at(&self, now: Timestamp) -> bool {
+        self.data.settled_from == NONE || time(self.data.settled_from) <= now
+    }
+
+    /// Marks every complaint for its clocks to be recomputed (unsettling those settled:
+    /// they are settled under the rules they were computed with).
+    fn mark_all(&mut self) -> Result<(), DecodeError> {
+        while let Some(k) = self.data.settled.len().checked_sub(1) {
+            self.unsettle(k as u32)?;
+        }
+        self.data.settled_from = NONE;
         for s in 0..self.data.slots.len() as u32 {
             self.mark(s);
         }
+        Ok(())
     }
 
     /// Removes a slot's keys from the indexes.
@@ -814,18 +1251,18 @@ impl Inner {
             return;
         };
         for (i, c) in slot.clocks.iter().enumerate() {
-            self.urgent.remove(&(c.due_at, s, i as u16));
+            self.urgent.remove(&(c.due_at, slot.ordinal, i as u16));
         }
         if slot.next_crossing != NONE {
-            self.crossings.remove(&(slot.next_crossing, s));
+            self.crossings.remove(&(slot.next_crossing, slot.ordinal));
         }
     }
 
     /// Adds a slot's keys to the indexes (its clocks as they are).
     fn index(&mut self, engine: &Engine, s: u32) {
         let next = keys(&self.data, engine, s, &mut self.urgent);
-        if next != NONE {
-            self.crossings.insert((next, s));
+        if let (true, Some(slot)) = (next != NONE, self.data.slots.get(s as usize)) {
+            self.crossings.insert((next, slot.ordinal));
         }
         if let Some(slot) = self.data.slots.get_mut(s as usize) {
             slot.next_crossing = next;
@@ -838,36 +1275,32 @@ impl Inner {
         let Some(slot) = self.data.slots.get(s as usize) else {
             return;
         };
-        let names = &self.data.names;
-        let facts = slot.facts(names);
-        let (clocks, problem) = match engine.policies.latest(names.get(slot.regime)) {
-            Ok(policy) => match engine.timings(policy, &facts) {
-                Ok(t) => (
-                    t.iter()
-                        .map(|(rule, t)| Clock::of(policy.version, *rule, t))
-                        .collect(),
-                    None,
-                ),
-                Err(e) => (Box::default(), Some(e.to_string())),
-            },
-            Err(e) => (Box::default(), Some(e.to_string())),
-        };
+        let (clocks, problem) = clocks_of(engine, &self.data.names, slot);
         let slot = &mut self.data.slots[s as usize];
         slot.clocks = clocks;
         slot.dirty = false;
-        match (problem, slot.more.as_deref_mut()) {
-            (Some(p), _) => slot.more().problem = Some(p),
-            (None, Some(more)) => more.problem = None,
-            (None, None) => {}
-        }
+        set_problem(slot, problem);
         self.index(engine, s);
     }
 
-    /// Recomputes every slot marked since the last flush.
-    fn flush(&mut self, engine: &Engine) {
+    /// Recomputes every slot marked since the last flush, and settles those that are
+    /// settled after it (if `settle`).
+    fn flush(&mut self, engine: &Engine, settle: bool) {
         let dirty = std::mem::take(&mut self.dirty);
-        for s in dirty {
-            self.recompute(engine, s);
+        for s in &dirty {
+            self.recompute(engine, *s);
+        }
+        if settle {
+            // By id: settling moves a slot.
+            let ids: Vec<[u8; 16]> = dirty
+                .iter()
+                .filter_map(|s| self.data.slots.get(*s as usize).map(|slot| slot.id))
+                .collect();
+            for id in ids {
+                if let Some(s) = self.slot_of(ComplaintId::new(Uuid::from_bytes(id))) {
+                    self.settle(engine, s);
+                }
+            }
         }
     }
 
@@ -875,18 +1308,24 @@ impl Inner {
     fn reindex(&mut self, engine: &Engine) {
         self.ids.clear();
         let Inner { data, ids, .. } = self;
-        ids.reserve(data.slots.len(), |s| data.slots[s as usize].id);
+        ids.reserve(data.slots.len() + data.settled.len(), |r| row_id(data, r));
         for (i, slot) in data.slots.iter().enumerate() {
-            ids.insert(&slot.id, i as u32, |s| data.slots[s as usize].id);
+            ids.insert(&slot.id, i as u32, |r| row_id(data, r));
+        }
+        for (k, settled) in data.settled.iter().enumerate() {
+            ids.insert(&settled.id, SETTLED | k as u32, |r| row_id(data, r));
         }
         // Every slot's keys first, then each index built at once from them (sorted and
         // built in bulk, rather than a million inserts into the trees).
         let mut urgent = Vec::with_capacity(self.data.slots.len());
         let mut crossings = Vec::new();
+        self.slot_at = vec![NO_SLOT; self.data.registered as usize];
         for s in 0..self.data.slots.len() as u32 {
+            let ordinal = self.data.slots[s as usize].ordinal;
+            self.set_slot_at(ordinal, s);
             let next = keys(&self.data, engine, s, &mut urgent);
             if next != NONE {
-                crossings.push((next, s));
+                crossings.push((next, ordinal));
             }
             self.data.slots[s as usize].next_crossing = next;
         }
@@ -927,11 +1366,21 @@ impl Inner {
         )
     }
 
-    fn entry(&self, engine: &Engine, s: u32) -> Option<Entry> {
-        let slot = self.data.slots.get(s as usize)?;
+    /// The entry of complaint `id`.
+    fn entry_of(&self, engine: &Engine, id: ComplaintId) -> Option<Entry> {
+        match self.row_of(id)? {
+            r if r & SETTLED != 0 => {
+                let slot = self.settled_slot(engine, (r & !SETTLED) as usize)?;
+                Some(self.entry(engine, &slot))
+            }
+            s => Some(self.entry(engine, self.data.slots.get(s as usize)?)),
+        }
+    }
+
+    fn entry(&self, engine: &Engine, slot: &Slot) -> Entry {
         let names = &self.data.names;
         let more = slot.more.as_deref();
-        Some(Entry {
+        Entry {
             id: slot.id(),
             regime: names.get(slot.regime).to_owned(),
             unit: names.get(slot.unit).to_owned(),
@@ -952,7 +1401,34 @@ impl Inner {
                     .map(|(c, t, d)| (names.get(*c).to_owned(), *t, time(*d)))
                     .collect()
             }),
-        })
+        }
+    }
+}
+
+/// A slot's clocks computed from its facts with the latest rules of its regime, or why
+/// they cannot be.
+fn clocks_of(engine: &Engine, names: &Names, slot: &Slot) -> (Box<[Clock]>, Option<String>) {
+    let facts = slot.facts(names);
+    match engine.policies.latest(names.get(slot.regime)) {
+        Ok(policy) => match engine.timings(policy, &facts) {
+            Ok(t) => (
+                t.iter()
+                    .map(|(rule, t)| Clock::of(policy.version, *rule, t))
+                    .collect(),
+                None,
+            ),
+            Err(e) => (Box::default(), Some(e.to_string())),
+        },
+        Err(e) => (Box::default(), Some(e.to_string())),
+    }
+}
+
+/// Keeps why a slot's clocks cannot be computed (or that they can).
+fn set_problem(slot: &mut Slot, problem: Option<String>) {
+    match (problem, slot.more.as_deref_mut()) {
+        (Some(p), _) => slot.more().problem = Some(p),
+        (None, Some(more)) => more.problem = None,
+        (None, None) => {}
     }
 }
 
@@ -990,6 +1466,9 @@ pub struct SlaBoard {
     /// The rules it was given, before any recorded in the log.
     initial: Arc<Engine>,
     follow_recorded_rules: bool,
+    /// Whether settled complaints are kept settled (see [`Settled`]); off only in tests,
+    /// to compare with.
+    settle: bool,
     kept: Kept<Inner>,
 }
 
@@ -1001,7 +1480,19 @@ impl SlaBoard {
             engine: RwLock::new(engine.clone()),
             initial: engine,
             follow_recorded_rules: true,
+            settle: true,
             kept: Kept::default(),
+        }
+    }
+
+    /// This board keeping every complaint as a slot, settled or not: what a settling
+    /// board must answer exactly as (for tests).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn never_settling(self) -> Self {
+        Self {
+            settle: false,
+            ..self
         }
     }
 
@@ -1026,20 +1517,29 @@ impl SlaBoard {
     pub fn state(&self) -> BoardState {
         let engine = self.engine();
         let inner = self.kept.read();
-        let id = |s: u32| inner.data.slots[s as usize].id();
+        let id = |o: u32| inner.slot_by_ordinal(o).map(Slot::id);
+        let settled = (0..inner.data.settled.len()).filter_map(|k| inner.settled_slot(&engine, k));
         BoardState {
-            entries: (0..inner.data.slots.len() as u32)
-                .filter_map(|s| inner.entry(&engine, s).map(|e| (e.id, e)))
+            entries: settled
+                .map(|slot| inner.entry(&engine, &slot))
+                .chain(
+                    inner
+                        .data
+                        .slots
+                        .iter()
+                        .map(|slot| inner.entry(&engine, slot)),
+                )
+                .map(|e| (e.id, e))
                 .collect(),
             urgent: inner
                 .urgent
                 .iter()
-                .map(|(at, s, i)| (time(*at), id(*s), usize::from(*i)))
+                .filter_map(|(at, o, i)| Some((time(*at), id(*o)?, usize::from(*i))))
                 .collect(),
             crossings: inner
                 .crossings
                 .iter()
-                .map(|(at, s)| (time(*at), id(*s)))
+                .filter_map(|(at, o)| Some((time(*at), id(*o)?)))
                 .collect(),
         }
     }
@@ -1059,7 +1559,7 @@ impl SlaBoard {
                             *self.engine.write().unwrap_or_else(PoisonError::into_inner) =
                                 engine.clone();
                             inner.data.rules = Some(d.record.payload.to_vec());
-                            inner.mark_all();
+                            inner.mark_all()?;
                         }
                         // The service checked them before recording them, so this is a log
                         // written by another build; keep computing with the rules before.
@@ -1070,7 +1570,7 @@ impl SlaBoard {
                 }
             }
             Stored::Crossing(t) => {
-                if let Some(s) = inner.slot_of(t.id) {
+                if let Some(s) = inner.hot_slot_of(t.id)? {
                     let clock = inner.data.names.intern(&t.clock);
                     let key = (clock, t.threshold, micros(t.due_at));
                     let slot = &mut inner.data.slots[s as usize];
@@ -1084,33 +1584,41 @@ impl SlaBoard {
             Stored::Complaint { complaint, event } => {
                 let s = match &event.change {
                     Change::Registered(r) => {
-                        let slot = Slot::registered(r, &mut inner.data.names);
-                        match inner.slot_of(r.id) {
+                        match inner.hot_slot_of(r.id)? {
                             // Registered twice (never, by the domain's rules): start over.
                             Some(s) => {
                                 inner.unindex(s);
+                                let ordinal = inner.data.slots[s as usize].ordinal;
+                                let slot = Slot::registered(r, ordinal, &mut inner.data.names);
                                 inner.data.slots[s as usize] = slot;
                                 s
                             }
                             None => {
+                                let ordinal = inner.data.registered;
+                                inner.data.registered = ordinal.saturating_add(1);
+                                let slot = Slot::registered(r, ordinal, &mut inner.data.names);
                                 let s = inner.data.slots.len() as u32;
                                 inner.data.slots.push(slot);
+                                inner.set_slot_at(ordinal, s);
                                 let Inner { data, ids, .. } = &mut *inner;
-                                ids.insert(r.id.uuid().as_bytes(), s, |s| {
-                                    data.slots[s as usize].id
-                                });
+                                ids.insert(r.id.uuid().as_bytes(), s, |r| row_id(data, r));
                                 s
                             }
                         }
                     }
-                    _ => match inner.slot_of(*complaint) {
+                    _ => match inner.hot_slot_of(*complaint)? {
                         Some(s) => s,
                         None => return Ok(()),
                     },
                 };
                 let Inner { data, .. } = &mut *inner;
-                let changed = data.slots[s as usize].fold(event, &mut data.names)
-                    || matches!(event.change, Change::Registered(_));
+                let slot = &mut data.slots[s as usize];
+                let was_ended = status_of(slot.status).is_ended();
+                // An end moves no SLA fact, but may settle the complaint: it is looked at
+                // again at the end of the batch.
+                let changed = slot.fold(event, &mut data.names)
+                    || matches!(event.change, Change::Registered(_))
+                    || was_ended != status_of(slot.status).is_ended();
                 if changed {
                     inner.mark(s);
                 }
@@ -1140,8 +1648,8 @@ impl SlaBoard {
             return ClockPage { items, next }; // a name the board has never seen
         };
         let start = query.after.map(|(at, id, i)| {
-            let s = inner.slot_of(id).unwrap_or(u32::MAX);
-            (micros(at), s, u16::try_from(i).unwrap_or(u16::MAX))
+            let o = inner.ordinal_of(id).unwrap_or(u32::MAX);
+            (micros(at), o, u16::try_from(i).unwrap_or(u16::MAX))
         });
         let range = match start {
             Some(after) => inner
@@ -1150,8 +1658,8 @@ impl SlaBoard {
             None => inner.urgent.range(..),
         };
         let mut last = None;
-        for (_, s, i) in range {
-            let Some(slot) = inner.data.slots.get(*s as usize) else {
+        for (_, o, i) in range {
+            let Some(slot) = inner.slot_by_ordinal(*o) else {
                 continue;
             };
             let Some(c) = slot.clocks.get(usize::from(*i)) else {
@@ -1200,7 +1708,10 @@ impl SlaBoard {
     /// (the business's time zone).
     pub fn figures_in(&self, now: Timestamp, zone: &jiff::tz::TimeZone) -> Figures {
         // Every clock is assessed: on a large board, a share of the slots per core.
-        let slots = self.kept.read().data.slots.len();
+        let slots = {
+            let inner = self.kept.read();
+            inner.data.slots.len().max(inner.data.settled.len())
+        };
         let parts = match slots {
             n if n >= FIGURES_PER_THREAD * 2 => std::thread::available_parallelism()
                 .map_or(1, std::num::NonZero::get)
@@ -1228,35 +1739,21 @@ impl SlaBoard {
             micros(instant(today).unwrap_or(now)),
             micros(today.tomorrow().ok().and_then(instant).unwrap_or(now)),
         );
-        let slots = &inner.data.slots;
-        let chunk = slots.len().div_ceil(parts.max(1)).max(1);
-        let tally = |slots: &[Slot]| {
-            let mut t = Tally::default();
-            for slot in slots {
-                t.add(&inner, &engine, slot, now, day);
-            }
-            t
-        };
-        let mut t = if slots.len() <= chunk {
-            tally(slots)
-        } else {
-            std::thread::scope(|scope| {
-                let others: Vec<_> = slots
-                    .chunks(chunk)
-                    .skip(1)
-                    .map(|part| scope.spawn(move || tally(part)))
-                    .collect();
-                let mut t = tally(slots.get(..chunk).unwrap_or(slots));
-                for other in others {
-                    // A panic in a part is a bug; it is the caller's, as it would be here.
-                    match other.join() {
-                        Ok(other) => t.merge(other),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
+        let mut t = in_parts(&inner.data.slots, parts, |t, slot| {
+            t.add(&inner, &engine, slot, now, day);
+        });
+        let settled = match inner.settled_counts_at(now) {
+            // What a settled complaint adds does not depend on now, but for its windows.
+            true => in_parts(&inner.data.settled, parts, |t, settled| {
+                t.add_settled(settled, now);
+            }),
+            false => in_parts(&inner.data.settled, parts, |t, settled| {
+                if let Some(slot) = inner.settled_slot_of(&engine, settled) {
+                    t.add(&inner, &engine, &slot, now, day);
                 }
-                t
-            })
+            }),
         };
+        t.merge(settled);
         let mut f = Figures {
             complaints: t.complaints,
             open_complaints: t.open,
@@ -1334,7 +1831,7 @@ impl SlaBoard {
         let mut answers: Vec<Vec<SignedDuration>> = vec![Vec::new(); starts.len()];
         let mut open_by_age = vec![0u64; AGE_BANDS.len() + 1];
         let now_micros = micros(now);
-        for slot in &inner.data.slots {
+        let mut count = |slot: &Slot| {
             if !status_of(slot.status).is_ended() {
                 let age_days = (now_micros - slot.received_at).max(0) / 86_400_000_000;
                 let band = AGE_BANDS.partition_point(|max| *max < age_days);
@@ -1355,6 +1852,34 @@ impl SlaBoard {
                     == StateKind::Breached
                 {
                     breaches[w] += 1;
+                }
+            }
+        };
+        for slot in &inner.data.slots {
+            count(slot);
+        }
+        if inner.settled_counts_at(now) {
+            // Settled: ended (not open), and of their clocks only those stopped late are
+            // breached, whatever now.
+            for settled in &inner.data.settled {
+                if let Some(w) = week(settled.answer) {
+                    answers[w].push(SignedDuration::from_micros(
+                        settled.answer - settled.received_at,
+                    ));
+                }
+                for c in settled.counted() {
+                    if let Some(w) = match c {
+                        Counted::Breached(due) => week(due),
+                        Counted::Met | Counted::Window(_) => None,
+                    } {
+                        breaches[w] += 1;
+                    }
+                }
+            }
+        } else {
+            for settled in &inner.data.settled {
+                if let Some(slot) = inner.settled_slot_of(&engine, settled) {
+                    count(&slot);
                 }
             }
         }
@@ -1382,8 +1907,8 @@ impl SlaBoard {
         let names = &inner.data.names;
         let now = micros(now);
         let mut out = Vec::new();
-        for (_, s) in inner.crossings.iter().take_while(|(at, _)| *at <= now) {
-            let Some(slot) = inner.data.slots.get(*s as usize) else {
+        for (_, o) in inner.crossings.iter().take_while(|(at, _)| *at <= now) {
+            let Some(slot) = inner.slot_by_ordinal(*o) else {
                 continue;
             };
             let regime = names.get(slot.regime);
@@ -1429,12 +1954,16 @@ impl SlaBoard {
         self.kept.progress().changes()
     }
 
+    /// How many complaints it keeps settled (see [`Settled`]).
+    pub fn settled(&self) -> usize {
+        self.kept.read().data.settled.len()
+    }
+
     /// A complaint's entry.
     pub fn entry(&self, id: ComplaintId) -> Option<Entry> {
         let engine = self.engine();
         let inner = self.kept.read();
-        let s = inner.slot_of(id)?;
-        inner.entry(&engine, s)
+        inner.entry_of(&engine, id)
     }
 
     /// [`Projection::save`] with parts of `slots_per_part` slots (any size restores to
@@ -1443,25 +1972,31 @@ impl SlaBoard {
     pub fn save_in_parts(&self, slots_per_part: usize) -> Result<(Position, Vec<u8>), SaveError> {
         let per_part = slots_per_part.max(1);
         self.kept.save(|inner| {
-            let slots = &inner.data.slots;
-            let parts = slots.len().div_ceil(per_part);
-            let encoded = on_every_core(parts, |i| {
-                let part = slots
-                    .get(i * per_part..slots.len().min((i + 1) * per_part))
-                    .unwrap_or_default();
-                postcard::to_stdvec(part)
-            })
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+            // In the order of registration, whatever order settling left them in: the
+            // same board saves to the same bytes, whichever batches built it.
+            let mut hot: Vec<&Slot> = inner.data.slots.iter().collect();
+            hot.sort_unstable_by_key(|slot| slot.ordinal);
+            let mut cold: Vec<&Settled> = inner.data.settled.iter().collect();
+            cold.sort_unstable_by_key(|settled| settled.ordinal);
+            let slots = encode_in_parts(&hot, per_part)?;
+            let settled = encode_in_parts(&cold, per_part)?;
             let saved = Saved {
                 names: &inner.data.names,
                 rules: inner.data.rules.as_deref(),
-                slots: slots.len() as u64,
-                parts: encoded.iter().map(Vec::as_slice).collect(),
+                slots: inner.data.slots.len() as u64,
+                parts: slots.iter().map(Vec::as_slice).collect(),
+                settled_from: inner.data.settled_from,
+                settled: inner.data.settled.len() as u64,
+                settled_parts: settled.iter().map(Vec::as_slice).collect(),
+                registered: inner.data.registered,
             };
             // Written into a buffer of about its size at once (a growing one would copy
             // the parts a few times over).
-            let size = encoded.iter().map(|p| p.len() + 10).sum::<usize>()
+            let size = slots
+                .iter()
+                .chain(&settled)
+                .map(|p| p.len() + 10)
+                .sum::<usize>()
                 + saved.rules.map_or(0, <[u8]>::len)
                 + (1 << 16);
             Ok(postcard::to_extend(&saved, Vec::with_capacity(size))?)
@@ -1492,7 +2027,7 @@ impl Projection for SlaBoard {
             }
             applied = Some(d.record.position);
         }
-        inner.flush(&engine);
+        inner.flush(&engine, self.settle);
         drop(inner);
         if let Some(position) = applied {
             self.kept.progress().advance(position);
@@ -1517,23 +2052,12 @@ impl Projection for SlaBoard {
         let undecodable =
             |e: postcard::Error| DecodeError(format!("undecodable board snapshot: {e}"));
         let saved: Restored<'_> = postcard::from_bytes(bytes).map_err(undecodable)?;
-        let mut slots =
-            Vec::with_capacity(usize::try_from(saved.slots).unwrap_or(0).min(bytes.len()));
-        for part in on_every_core(saved.parts.len(), |i| {
-            let mut part = postcard::Deserializer::from_bytes(saved.parts[i]);
-            serde::de::DeserializeSeed::deserialize(
-                SlotsOfPart {
-                    // A slot takes 16 bytes at least (its id).
-                    at_most: saved.parts[i].len() / 16,
-                },
-                &mut part,
-            )
-        }) {
-            slots.extend(part.map_err(undecodable)?);
-        }
         let mut data = Data {
             names: saved.names,
-            slots,
+            slots: decode_parts(&saved.parts, saved.slots).map_err(undecodable)?,
+            settled: decode_parts(&saved.settled_parts, saved.settled).map_err(undecodable)?,
+            settled_from: saved.settled_from,
+            registered: saved.registered,
             rules: saved.rules.map(<[u8]>::to_vec),
         };
         if !self.follow_recorded_rules {
@@ -1556,9 +2080,9 @@ impl Projection for SlaBoard {
             ..Inner::default()
         };
         inner.reindex(&engine);
-        if recompute {
-            inner.mark_all();
-            inner.flush(&engine);
+        if recompute || !self.settle {
+            inner.mark_all()?;
+            inner.flush(&engine, self.settle);
         }
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = engine;
         self.kept.replace(position, inner);

@@ -150,6 +150,28 @@ impl RowIndex {
         });
     }
 
+    /// Takes `id` out (its row is about to go); says whether it was in.
+    pub fn remove(&mut self, id: &[u8; 16], id_of: impl Fn(u32) -> [u8; 16]) -> bool {
+        match self
+            .table
+            .find_entry(self.hash(id), |row| id_of(*row) == *id)
+        {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives `id`, which is in, the row `row` instead of its own (its row is about to
+    /// move); `id_of` still gives the ids of the rows as they are.
+    pub fn set(&mut self, id: &[u8; 16], row: u32, id_of: impl Fn(u32) -> [u8; 16]) {
+        if let Some(r) = self.table.find_mut(self.hash(id), |r| id_of(*r) == *id) {
+            *r = row;
+        }
+    }
+
     pub fn clear(&mut self) {
         self.table.clear();
     }

@@ -108,6 +108,169 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The board keeps ended complaints settled (compact, counted without their clocks).
+    /// Whatever the steps of several complaints (ended, reopened, ended again), it
+    /// answers exactly as a board that keeps every complaint whole: the entries, the
+    /// figures and the charts at a moment before the steps (counted from the recomputed
+    /// clocks), right after them and a year later (counted settled), and so does a board
+    /// restored from its snapshot.
+    #[test]
+    fn a_board_settling_ended_complaints_answers_as_one_that_does_not(steps in proptest::collection::vec((0usize..4, step(), 0i64..3 * 86_400, proptest::option::of(0i64..5 * 86_400)), 1..120)) {
+        let regimes = [("UK-FCA-DISP", "GB-ENG"), ("CN-CBIRC", "CN"), ("UK-FCA-DISP", "GB-SCT"), ("US-CFPB", "US")];
+        let ids: Vec<ComplaintId> = (0..4).map(|i| ComplaintId::new(Uuid::from_u128(70 + i))).collect();
+        let start = Timestamp::from_second(1_770_000_000).unwrap();
+        let mut now = start;
+        let ctx = |now, back: Option<i64>, command: &Command| Context {
+            now,
+            actor: "user:t".into(),
+            roles: BTreeSet::from([Role::Handler, Role::Supervisor]),
+            rules: Rules::default(),
+            regimes: Default::default(),
+            effective: back.filter(|_| command.happens_outside()).map(|b| complaints_domain::Effective {
+                at: now.checked_sub(SignedDuration::from_secs(b)).unwrap(),
+                reason: Some("recorded late".into()),
+            }),
+            backdating: None,
+        };
+        let engine = Arc::new(Engine::built_in());
+        let settling = SlaBoard::new(engine.clone());
+        let keeping = SlaBoard::new(engine.clone()).never_settling();
+        let mut position = 0;
+        let mut fold = |id: ComplaintId, event: &complaints_domain::Event| {
+            position += 1;
+            let record = recorded(id, position, event);
+            settling.apply(&record).unwrap();
+            keeping.apply(&record).unwrap();
+        };
+        let mut states = Vec::new();
+        for (id, (regime, region)) in ids.iter().zip(regimes) {
+            let register = common::register(*id, regime, region, now);
+            let first = decide(None, Command::Register(Box::new(register)), &ctx(now, None, &Command::Close)).unwrap();
+            states.push(evolve(None, &first[0]));
+            fold(*id, &first[0]);
+        }
+        for (which, command, advance, back) in steps {
+            now = now.checked_add(SignedDuration::from_secs(advance)).unwrap();
+            let command = match command {
+                Command::PauseClock { reason: PauseReason::ExternalAppraisal, .. } => Command::PauseClock { reason: PauseReason::ExternalAppraisal, complainant_notified_at: Some(now) },
+                other => other,
+            };
+            let Ok(events) = decide(states[which].as_ref(), command.clone(), &ctx(now, back, &command)) else { continue };
+            for event in &events {
+                states[which] = evolve(states[which].take(), event);
+                fold(ids[which], event);
+            }
+        }
+        let year_later = now.checked_add(SignedDuration::from_hours(24 * 400)).unwrap();
+        let utc = jiff::tz::TimeZone::UTC;
+        let restored = SlaBoard::new(engine.clone());
+        let (at, bytes) = settling.save().unwrap();
+        restored.restore(at, &bytes).unwrap();
+        for board in [&settling, &restored] {
+            for at in [start, now, year_later] {
+                prop_assert_eq!(board.figures_in_parts(at, &utc, 2), keeping.figures_in_parts(at, &utc, 2));
+                prop_assert_eq!(board.trends(at, &utc, 70), keeping.trends(at, &utc, 70));
+                let page = ClockQuery { page_size: 3, ..Default::default() };
+                let first = board.clocks(at, &page);
+                prop_assert_eq!(&first, &keeping.clocks(at, &page));
+                let next = ClockQuery { after: first.next, ..page };
+                prop_assert_eq!(board.clocks(at, &next), keeping.clocks(at, &next));
+                prop_assert_eq!(board.crossings_due(at), keeping.crossings_due(at));
+            }
+            for id in &ids {
+                prop_assert_eq!(board.entry(*id), keeping.entry(*id));
+            }
+            prop_assert_eq!(board.state(), keeping.state());
+            let ended = states.iter().flatten().filter(|c| c.status.is_ended()).count();
+            prop_assert!(board.settled() <= ended);
+        }
+        prop_assert_eq!(keeping.settled(), 0);
+    }
+}
+
+/// A complaint settles when it ends (its clocks stopped: the final response answered,
+/// the referral window counted by its due time alone), leaves the settled ones when
+/// reopened and settles again when closed again; its entry and the figures stay those of
+/// a board that keeps it whole.
+#[tokio::test]
+async fn an_ended_complaint_settles_and_a_reopen_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
+        t("2026-03-02T12:00:00Z").as_microsecond(),
+    )));
+    let log = Arc::new(
+        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
+            .unwrap(),
+    );
+    let engine = Arc::new(Engine::built_in());
+    let workflow =
+        Workflow::new(log.clone(), clock, Rules::default()).with_regimes(sla::regimes(&engine));
+    let (board, _task) = complaints_projections::spawn(SlaBoard::new(engine.clone()), log.clone());
+    let (whole, _task) =
+        complaints_projections::spawn(SlaBoard::new(engine).never_settling(), log.clone());
+    let principal = Principal {
+        id: "user:t".into(),
+        roles: BTreeSet::from([Role::Handler, Role::Supervisor]),
+    };
+    let id = ComplaintId::new(Uuid::from_u128(300));
+    let steps = [
+        Command::Register(Box::new(common::register(
+            id,
+            "UK-FCA-DISP",
+            "GB-ENG",
+            t("2026-02-02T09:00:00Z"),
+        ))),
+        Command::Assign {
+            unit: "cards".into(),
+            handler: "h".into(),
+        },
+        Command::Answer {
+            decision: Decision::Upheld,
+            redress: vec![],
+            delivery: DeliveryMethod::Letter,
+            summary: "s".into(),
+        },
+        Command::Close,
+        Command::Reopen {
+            reason: "new evidence".into(),
+        },
+    ];
+    let mut settled = Vec::new();
+    for command in steps {
+        workflow
+            .execute(CommandRequest {
+                effective: None,
+                complaint: id,
+                command,
+                request_id: Uuid::new_v4(),
+                expected_version: None,
+                principal: principal.clone(),
+            })
+            .await
+            .unwrap();
+        let head = log_head(&log).await;
+        board.wait_for(head).await;
+        whole.wait_for(head).await;
+        settled.push(board.settled());
+        assert_eq!(board.entry(id), whole.entry(id));
+        for at in [
+            "2026-03-02T12:00:00Z",
+            "2026-06-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        ] {
+            assert_eq!(board.figures(t(at)), whole.figures(t(at)), "at {at}");
+        }
+    }
+    assert_eq!(
+        settled,
+        [0, 0, 0, 1, 0],
+        "settled on closing, back on reopening"
+    );
+    let figures = board.figures(t("2026-06-01T00:00:00Z"));
+    assert_eq!(figures.by_state.get("windowopen"), Some(&1), "{figures:?}");
+}
+
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
