@@ -744,9 +744,15 @@ mod boxed_bytes {
 }
 
 impl Settled {
-    /// `slot` settled, with the latest stop of its clocks; `None` if it is not settled
+    /// `slot`, whose clocks are `clocks` (taken out of it, so that it is encoded without
+    /// them), settled, with the latest stop of its clocks; `None` if it is not settled
     /// (open, a clock still running, or a clock whose rule is unknown).
-    fn of(slot: &Slot, engine: &Engine, names: &Names) -> Option<(Settled, Micros)> {
+    fn of(
+        slot: &Slot,
+        clocks: &[Clock],
+        engine: &Engine,
+        names: &Names,
+    ) -> Option<(Settled, Micros)> {
         if !status_of(slot.status).is_ended() || slot.dirty {
             return None;
         }
@@ -754,7 +760,7 @@ impl Settled {
         let mut bytes = vec![0u8];
         let mut counted = 0u8;
         let mut stopped = NONE;
-        for c in &slot.clocks {
+        for c in clocks {
             let (_, rule) = rule_of(engine, regime, c)?;
             if rule.stops == Stop::WindowCloses {
                 // A stopped window is counted nowhere (as `Tally::add` does).
@@ -776,12 +782,7 @@ impl Settled {
             counted = counted.checked_add(1)?;
         }
         bytes[0] = counted;
-        let bare = Slot {
-            clocks: Box::default(),
-            next_crossing: NONE,
-            ..slot.clone()
-        };
-        postcard::to_extend(&bare, bytes).ok().map(|bytes| {
+        postcard::to_extend(slot, bytes).ok().map(|bytes| {
             let settled = Settled {
                 id: slot.id,
                 ordinal: slot.ordinal,
@@ -1134,14 +1135,22 @@ impl Inner {
     /// Settles slot `s` if its complaint is settled (see [`Settled`]); says whether.
     /// Moves the last slot into `s`.
     fn settle(&mut self, engine: &Engine, s: u32) -> bool {
-        let Some(slot) = self.data.slots.get(s as usize) else {
+        let Some(slot) = self.data.slots.get_mut(s as usize) else {
             return false;
         };
-        let Some((settled, stopped)) = Settled::of(slot, engine, &self.data.names) else {
+        // Taken out to be encoded without them. A settled complaint has no index keys:
+        // its clocks are not running and it has no crossing to come.
+        let clocks = std::mem::take(&mut slot.clocks);
+        let next = std::mem::replace(&mut slot.next_crossing, NONE);
+        let Some((settled, stopped)) = Settled::of(slot, &clocks, engine, &self.data.names) else {
+            slot.clocks = clocks;
+            slot.next_crossing = next;
             return false;
         };
         let (id, ordinal) = (slot.id, slot.ordinal);
-        self.unindex(s);
+        if next != NONE {
+            self.crossings.remove(&(next, ordinal));
+        }
         self.ids.remove(&id, |r| row_id(&self.data, r));
         let last = self.data.slots.len() as u32 - 1;
         if s != last {
