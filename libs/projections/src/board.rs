@@ -16,7 +16,7 @@
 //! Most of a ten-year board is complaints that ended long ago. Once a complaint has ended
 //! and its clocks have stopped (a window clock only opens and closes at its due time), it
 //! is kept settled: without its clocks or index keys, its facts encoded, what the figures
-//! count of it at hand ([`Settled`]); an event of it, or a change of rules, makes it a
+//! count of it at hand (`Settled`); an event of it, or a change of rules, makes it a
 //! slot again. A property test keeps a settling board answering as one that keeps every
 //! complaint whole.
 
@@ -1963,7 +1963,7 @@ impl SlaBoard {
         self.kept.progress().changes()
     }
 
-    /// How many complaints it keeps settled (see [`Settled`]).
+    /// How many complaints it keeps settled: ended, their clocks stopped (see the module).
     pub fn settled(&self) -> usize {
         self.kept.read().data.settled.len()
     }

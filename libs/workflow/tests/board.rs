@@ -195,17 +195,7 @@ proptest! {
 /// a board that keeps it whole.
 #[tokio::test]
 async fn an_ended_complaint_settles_and_a_reopen_brings_it_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(LogTime::from_micros(
-        t("2026-03-02T12:00:00Z").as_microsecond(),
-    )));
-    let log = Arc::new(
-        SledEventLog::open_with_clock(SledConfig::new(dir.path().join("log")), clock.clone())
-            .unwrap(),
-    );
-    let engine = Arc::new(Engine::built_in());
-    let workflow =
-        Workflow::new(log.clone(), clock, Rules::default()).with_regimes(sla::regimes(&engine));
+    let (_dir, log, engine, workflow) = workflow_at_noon();
     let (board, _task) = complaints_projections::spawn(SlaBoard::new(engine.clone()), log.clone());
     let (whole, _task) =
         complaints_projections::spawn(SlaBoard::new(engine).never_settling(), log.clone());
@@ -275,8 +265,9 @@ fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_board_lists_clocks_most_urgent_first_with_figures() {
+/// A workflow on a new sled log whose clock stands at 2026-03-02 12:00 UTC, with the
+/// built-in rules (the directory lives as long as the first value).
+fn workflow_at_noon() -> (tempfile::TempDir, Arc<SledEventLog>, Arc<Engine>, Workflow) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(LogTime::from_micros(
         t("2026-03-02T12:00:00Z").as_microsecond(),
@@ -288,6 +279,12 @@ async fn the_board_lists_clocks_most_urgent_first_with_figures() {
     let engine = Arc::new(Engine::built_in());
     let workflow =
         Workflow::new(log.clone(), clock, Rules::default()).with_regimes(sla::regimes(&engine));
+    (dir, log, engine, workflow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_lists_clocks_most_urgent_first_with_figures() {
+    let (_dir, log, engine, workflow) = workflow_at_noon();
     let (board, _task) = complaints_projections::spawn(SlaBoard::new(engine), log.clone());
     let principal = Principal {
         id: "user:t".into(),
