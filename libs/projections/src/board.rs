@@ -699,10 +699,11 @@ const WINDOW: u8 = 2;
 /// A settled complaint: ended, and every clock stopped or a window (which only opens and
 /// closes at its due time), so that what it adds to the figures and the charts no longer
 /// changes with "now" (once now is past its clocks' stops: [`Data::settled_from`]). Most
-/// of a ten-year board is such complaints; each is kept in about a third of a slot's
-/// room (no clocks, no index keys, its facts encoded): what the figures count of it in
-/// the fields and the head of `bytes`, the rest only for the day an event touches it
-/// again (a reopen, a late rating) or someone asks for its entry. Its clocks are not
+/// of a ten-year board is such complaints. Each is kept in well under a slot's room
+/// (measured at ten years: 226 bytes a complaint, against 361): no clocks, no index keys,
+/// what the figures count of it in the fields and the head of `bytes`, and its facts
+/// encoded after them, for the day an event touches it again (a reopen, a late rating)
+/// or someone asks for its entry. Its clocks are not
 /// kept: they are a function of its facts and the rules, recomputed then (a change of
 /// rules unsettles every complaint first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
