@@ -1119,11 +1119,6 @@ impl Inner {
         .map(|settled| settled.ordinal)
     }
 
-    /// The slot of complaint `id`, if it is not settled.
-    fn slot_of(&self, id: ComplaintId) -> Option<u32> {
-        self.row_of(id).filter(|r| r & SETTLED == 0)
-    }
-
     /// The slot of complaint `id`, unsettling it first if it is settled (an event of it
     /// is about to be applied: it is marked for its clocks to be recomputed).
     fn hot_slot_of(&mut self, id: ComplaintId) -> Result<Option<u32>, DecodeError> {
@@ -1301,15 +1296,13 @@ impl Inner {
             self.recompute(engine, *s);
         }
         if settle {
-            // By id: settling moves a slot.
-            let ids: Vec<[u8; 16]> = dirty
-                .iter()
-                .filter_map(|s| self.data.slots.get(*s as usize).map(|slot| slot.id))
-                .collect();
-            for id in ids {
-                if let Some(s) = self.slot_of(ComplaintId::new(Uuid::from_bytes(id))) {
-                    self.settle(engine, s);
-                }
+            // Highest first: settling slot `s` moves the last slot into it, and every
+            // slot after `s` has been looked at by then.
+            let mut dirty = dirty;
+            dirty.sort_unstable_by(|a, b| b.cmp(a));
+            dirty.dedup();
+            for s in dirty {
+                self.settle(engine, s);
             }
         }
     }

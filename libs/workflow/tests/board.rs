@@ -203,6 +203,14 @@ async fn an_ended_complaint_settles_and_a_reopen_brings_it_back() {
         id: "user:t".into(),
         roles: BTreeSet::from([Role::Handler, Role::Supervisor]),
     };
+    let run = |complaint, command| CommandRequest {
+        effective: None,
+        complaint,
+        command,
+        request_id: Uuid::new_v4(),
+        expected_version: None,
+        principal: principal.clone(),
+    };
     let id = ComplaintId::new(Uuid::from_u128(300));
     let steps = [
         Command::Register(Box::new(common::register(
@@ -228,17 +236,7 @@ async fn an_ended_complaint_settles_and_a_reopen_brings_it_back() {
     ];
     let mut settled = Vec::new();
     for command in steps {
-        workflow
-            .execute(CommandRequest {
-                effective: None,
-                complaint: id,
-                command,
-                request_id: Uuid::new_v4(),
-                expected_version: None,
-                principal: principal.clone(),
-            })
-            .await
-            .unwrap();
+        workflow.execute(run(id, command)).await.unwrap();
         let head = log_head(&log).await;
         board.wait_for(head).await;
         whole.wait_for(head).await;
