@@ -176,3 +176,25 @@ impl RowIndex {
         self.table.clear();
     }
 }
+
+/// `Box<[u8]>` as one run of bytes (postcard's `bytes`, the same on the wire as a
+/// sequence of `u8`), read back in one copy instead of byte by byte.
+pub(crate) mod boxed_bytes {
+    pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Box<[u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Box<[u8]>, E> {
+                Ok(v.into())
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}
