@@ -526,6 +526,28 @@ impl Slot {
         ComplaintId::new(Uuid::from_bytes(self.id))
     }
 
+    /// Applies `f` to every time it holds but its receipt and its clocks' (what
+    /// [`Settled`] stores as offsets from the receipt). A time left out here is stored
+    /// as it is: still exact, only longer.
+    fn each_time(&mut self, mut f: impl FnMut(&mut Micros)) {
+        f(&mut self.acknowledged_at);
+        f(&mut self.answered_at);
+        f(&mut self.ended_at);
+        f(&mut self.next_crossing);
+        if let Some(more) = self.more.as_deref_mut() {
+            f(&mut more.holding_response_at);
+            more.extensions.iter_mut().for_each(|(_, t)| f(t));
+            for p in &mut more.pauses {
+                f(&mut p.from);
+                f(&mut p.until);
+                f(&mut p.recorded_from);
+                f(&mut p.recorded_until);
+            }
+            more.new_facts.iter_mut().for_each(&mut f);
+            more.recorded.iter_mut().for_each(|(_, _, t)| f(t));
+        }
+    }
+
     fn more(&mut self) -> &mut More {
         self.more.get_or_insert_with(Box::default)
     }
@@ -761,7 +783,13 @@ impl Settled {
             counted = counted.checked_add(1)?;
         }
         bytes[0] = counted;
-        postcard::to_extend(slot, bytes).ok().map(|bytes| {
+        // Its times as offsets from its receipt (short varints: most are days after it,
+        // and "none" is one byte, where an absolute time takes eight or nine and "none"
+        // ten), its receipt in the fields.
+        let mut body = slot.clone();
+        body.each_time(|t| *t = offset(*t, slot.received_at));
+        body.received_at = 0;
+        postcard::to_extend(&body, bytes).ok().map(|bytes| {
             let settled = Settled {
                 id: slot.id,
                 ordinal: slot.ordinal,
@@ -807,8 +835,36 @@ impl Settled {
 
     /// Its slot, without clocks (recompute them before use).
     fn slot(&self) -> Result<Slot, DecodeError> {
-        postcard::from_bytes(self.bytes.get(self.slot_start()..).unwrap_or_default())
-            .map_err(|e| DecodeError(format!("a settled complaint of the board: {e}")))
+        let mut slot: Slot =
+            postcard::from_bytes(self.bytes.get(self.slot_start()..).unwrap_or_default())
+                .map_err(|e| DecodeError(format!("a settled complaint of the board: {e}")))?;
+        slot.received_at = self.received_at;
+        slot.each_time(|t| *t = from_offset(*t, self.received_at));
+        Ok(slot)
+    }
+}
+
+/// `t` as [`Settled`] stores it, relative to `base`: `NONE` is 0, a time at or after
+/// `base` is one more than its distance, one before it its (negative) distance. Exact
+/// for every valid time (their distances are far from wrapping).
+fn offset(t: Micros, base: Micros) -> Micros {
+    if t == NONE {
+        return 0;
+    }
+    let d = t.wrapping_sub(base);
+    if d >= 0 {
+        d.wrapping_add(1)
+    } else {
+        d
+    }
+}
+
+/// The time of an [`offset`] from `base`.
+fn from_offset(v: Micros, base: Micros) -> Micros {
+    match v {
+        0 => NONE,
+        v if v > 0 => base.wrapping_add(v - 1),
+        v => base.wrapping_add(v),
     }
 }
 
@@ -2068,5 +2124,21 @@ impl Projection for SlaBoard {
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = engine;
         self.kept.replace(position, inner);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settled_complaints_times_read_back_from_their_offsets() {
+        let (min, max) = (micros(Timestamp::MIN), micros(Timestamp::MAX));
+        for base in [0, 1_733_000_000_000_000, min, max] {
+            for t in [NONE, base, base + 1, base - 1, 0, min, max, 86_400_000_000] {
+                assert_eq!(from_offset(offset(t, base), base), t, "{t} from {base}");
+            }
+            assert_eq!(offset(NONE, base), 0);
+        }
     }
 }

@@ -359,8 +359,13 @@ impl Fold for Inner {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let data: ReportData = postcard::from_bytes(bytes)
+        let mut data: ReportData = postcard::from_bytes(bytes)
             .map_err(|e| DecodeError(format!("reports snapshot: {e}")))?;
+        // Read back, a `Vec` grows by doubling from a cautious start (serde does not trust
+        // a length it reads): the room left over was a third of the lives' size at ten
+        // years (docs/PERFORMANCE.md).
+        data.lives.shrink_to_fit();
+        data.redress.shrink_to_fit();
         let mut inner = Inner {
             data,
             by_id: RowIndex::default(),
