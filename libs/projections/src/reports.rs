@@ -145,6 +145,19 @@ impl Facts {
         })
     }
 
+    /// Whether every fact reads back (a restore checks it: a query stops at the first
+    /// fact that does not, and must not see one missing).
+    fn read_back_whole(&self) -> bool {
+        let mut rest: &[u8] = &self.0;
+        while !rest.is_empty() {
+            match postcard::take_from_bytes::<Packed>(rest) {
+                Ok((_, after)) => rest = after,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
     /// The facts into `buf` (emptied first), for a query to read as a slice.
     fn unpack<'b>(&self, registered: Micros, buf: &'b mut Vec<Fact>) -> &'b [Fact] {
         buf.clear();
@@ -366,6 +379,12 @@ impl Fold for Inner {
         // years (docs/PERFORMANCE.md).
         data.lives.shrink_to_fit();
         data.redress.shrink_to_fit();
+        if let Some(life) = data.lives.iter().find(|l| !l.facts.read_back_whole()) {
+            return Err(DecodeError(format!(
+                "reports snapshot: the facts of complaint {} do not read back",
+                uuid::Uuid::from_bytes(life.id)
+            )));
+        }
         let mut inner = Inner {
             data,
             by_id: RowIndex::default(),
@@ -821,5 +840,41 @@ mod tests {
             },
         );
         assert!(packed.0.len() <= 8, "{} bytes", packed.0.len());
+    }
+
+    #[test]
+    fn a_restore_refuses_facts_that_do_not_read_back() {
+        let mut inner = Inner::default();
+        let mut facts = Facts::default();
+        facts.push(
+            0,
+            Fact {
+                recorded: 5,
+                effective: 5,
+                what: What::Closed,
+            },
+        );
+        assert!(facts.read_back_whole());
+        inner.data.lives.push(Life {
+            id: [7; 16],
+            regime: 0,
+            region: 0,
+            product: 0,
+            category: 0,
+            channel: 0,
+            unit: 0,
+            about_employee: false,
+            regulator: NO_SYM,
+            received_at: 0,
+            registered: 0,
+            facts: facts.clone(),
+        });
+        assert!(Inner::decode(&inner.encode().unwrap()).is_ok());
+        // A variant no fact has, where the fact starts.
+        let mut cut = facts.0.to_vec();
+        cut[0] = 0x7f;
+        inner.data.lives[0].facts = Facts(cut.into_boxed_slice());
+        let refused = Inner::decode(&inner.encode().unwrap()).err().unwrap();
+        assert!(refused.0.contains("do not read back"), "{}", refused.0);
     }
 }
