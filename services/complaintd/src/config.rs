@@ -170,9 +170,10 @@ pub struct Config {
     /// (`COMPLAINTD_LOG_FULL_CHECK_AT_OPEN=true`).
     pub log_full_check_at_open: bool,
     /// The capacity of sled's cache of the log's pages, in MiB (`COMPLAINTD_LOG_CACHE_MIB`;
-    /// default 64). Reads that miss it read the page from the file (through the operating
+    /// default 32). Reads that miss it read the page from the file (through the operating
     /// system's cache); a larger one keeps more of the history's pages in the process (at
-    /// ten years, 256 MiB made the process about 230 MiB larger: docs/PERFORMANCE.md).
+    /// ten years, 256 MiB made the process about 230 MiB larger than 64, and 64 about 38
+    /// MiB larger than 32, with the views of the past as fast: docs/PERFORMANCE.md).
     pub log_cache_mib: u64,
     /// The business's time zone (IANA name, e.g. `Europe/London`): the day the board's
     /// `due_today` counts (`COMPLAINTD_BUSINESS_TIME_ZONE`). Due times themselves follow
@@ -225,7 +226,7 @@ impl Default for Config {
             as_of_checkpoint_every: 500_000,
             log_index_checkpoint_every: 500_000,
             log_full_check_at_open: false,
-            log_cache_mib: 64,
+            log_cache_mib: 32,
             business_time_zone: "UTC".into(),
             otlp_endpoint: None,
         }
