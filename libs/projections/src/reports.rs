@@ -127,15 +127,19 @@ impl Facts {
         }
     }
 
+    /// The packed fact at the start of `rest`, taking it off; `None` at the end, or at
+    /// bytes that do not read (then `rest` stays as it is).
+    fn take(rest: &mut &[u8]) -> Option<Packed> {
+        let (p, after) = postcard::take_from_bytes::<Packed>(rest).ok()?;
+        *rest = after;
+        Some(p)
+    }
+
     /// The facts, in order (`registered` as for [`Facts::push`]).
     fn iter(&self, registered: Micros) -> impl Iterator<Item = Fact> + '_ {
         let mut rest: &[u8] = &self.0;
         std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let (p, after) = postcard::take_from_bytes::<Packed>(rest).ok()?;
-            rest = after;
+            let p = Self::take(&mut rest)?;
             let recorded = registered.wrapping_add(p.recorded);
             Some(Fact {
                 recorded,
@@ -149,13 +153,8 @@ impl Facts {
     /// fact that does not, and must not see one missing).
     fn read_back_whole(&self) -> bool {
         let mut rest: &[u8] = &self.0;
-        while !rest.is_empty() {
-            match postcard::take_from_bytes::<Packed>(rest) {
-                Ok((_, after)) => rest = after,
-                Err(_) => return false,
-            }
-        }
-        true
+        while Self::take(&mut rest).is_some() {}
+        rest.is_empty()
     }
 
     /// The facts into `buf` (emptied first), for a query to read as a slice.
